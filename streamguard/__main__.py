@@ -1,0 +1,5 @@
+import sys
+
+from streamguard.cli import main
+
+sys.exit(main())

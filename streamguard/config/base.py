@@ -1,0 +1,37 @@
+"""Shared building blocks of the config models: strict models and secrets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = ["Section", "read_secret", "secret_field"]
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def read_secret(credential: str, env: str) -> SecretStr | None:
+    """A secret from ``$CREDENTIALS_DIRECTORY/<credential>`` (systemd) or else ``$<env>``."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory:
+        path = Path(directory) / credential
+        if path.is_file():
+            return SecretStr(path.read_text(encoding="utf-8").strip())
+    value = os.environ.get(env)
+    return SecretStr(value.strip()) if value else None
+
+
+def secret_field(credential: str, env: str, description: str) -> Any:
+    """A secret read from the credentials directory or the environment, never from the file."""
+    return Field(
+        default_factory=lambda: read_secret(credential, env),
+        description=f"{description} Read from $CREDENTIALS_DIRECTORY/{credential} or ${env}.",
+        exclude=True,
+    )

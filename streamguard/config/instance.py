@@ -1,0 +1,21 @@
+"""Who this daemon is and where it keeps state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from streamguard.config.base import Section
+
+__all__ = ["InstanceConfig"]
+
+
+class InstanceConfig(Section):
+    id: str = Field(
+        "streamguard", pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Name of this instance."
+    )
+    state_dir: Path = Field(
+        Path("state"),
+        description="Directory for the SQLite database and clips ($STATE_DIRECTORY under systemd).",
+    )

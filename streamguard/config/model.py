@@ -1,0 +1,50 @@
+"""The whole config file, as one model."""
+
+from __future__ import annotations
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from streamguard.config.base import Section
+from streamguard.config.bus import MqttConfig
+from streamguard.config.engine import EngineConfig, LocalEngineConfig
+from streamguard.config.ingest import IngestConfig
+from streamguard.config.instance import InstanceConfig
+from streamguard.config.policy import ProfileConfig
+from streamguard.config.streams import StreamConfig
+
+__all__ = ["Config"]
+
+
+class Config(Section):
+    instance: InstanceConfig = Field(
+        default_factory=InstanceConfig, description="This daemon's name and state directory."
+    )
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Reading sources.")
+    engine: EngineConfig = Field(
+        default_factory=LocalEngineConfig, description="The engine that judges segments."
+    )
+    mqtt: MqttConfig | None = Field(
+        None, description="The alert bus; without it alerts are printed as JSON lines."
+    )
+    profiles: dict[str, ProfileConfig] = Field(
+        default_factory=lambda: {"default": ProfileConfig()},
+        description="Policy profiles by name; streams pick one.",
+    )
+    streams: list[StreamConfig] = Field(
+        default_factory=list, description="Streams attached at start."
+    )
+
+    @field_validator("streams")
+    @classmethod
+    def _streams_are_consistent(
+        cls, streams: list[StreamConfig], info: ValidationInfo
+    ) -> list[StreamConfig]:
+        profiles = info.data.get("profiles", {})
+        seen: set[str] = set()
+        for index, stream in enumerate(streams):
+            if stream.id in seen:
+                raise ValueError(f"[{index}].id {stream.id!r} is used by another stream")
+            seen.add(stream.id)
+            if stream.profile not in profiles:
+                raise ValueError(f"[{index}].profile {stream.profile!r} is not defined in profiles")
+        return streams

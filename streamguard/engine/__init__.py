@@ -1,0 +1,1 @@
+"""Moderation engines: one interface, local and AMS implementations."""

@@ -1,0 +1,27 @@
+"""The interface every moderation engine implements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from streamguard.engine.verdict import Verdict
+from streamguard.ingest.segment import Segment
+
+__all__ = ["Engine"]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Judges segments. ``clip`` is the segment encoded on disk, for engines that need a file.
+
+    ``moderate`` never raises for a segment it could not judge: it returns a ``Verdict``
+    whose outcome says so (failed, skipped) with a reason, so nothing is lost silently.
+    """
+
+    name: str
+    version: str
+
+    async def moderate(self, segment: Segment, clip: Path | None) -> Verdict: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Ingest: sources (PyAV), the segmenter and the encoder."""
