@@ -1,0 +1,112 @@
+"""The SQLite database: one connection, used from one worker thread, never from the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+from streamguard.errors import StreamGuardError
+
+__all__ = ["Database", "StateError"]
+
+T = TypeVar("T")
+
+
+class StateError(StreamGuardError):
+    """The state database could not be opened or written."""
+
+
+class Database:
+    """Owns the SQLite connection and the one thread that touches it.
+
+    Each component declares its tables with ``migrate(component, statements)``; work runs
+    as ``await db.run(fn)`` where ``fn`` receives the connection. Every ``run`` is a
+    transaction: committed when ``fn`` returns, rolled back when it raises.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state.sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._executor, self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_versions"
+                " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open state database {self.path}: {exc}") from exc
+        return conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in one transaction on the database thread."""
+        if self._conn is None:
+            raise StateError("state database is not open")
+        conn = self._conn
+
+        def transaction() -> T:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return result
+            except sqlite3.Error as exc:
+                raise StateError(f"state database {self.path}: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
+
+    async def migrate(self, component: str, statements: list[str]) -> None:
+        """Apply ``statements[n:]`` for a component at schema version ``n``; each is one step."""
+
+        def apply(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT version FROM schema_versions WHERE component = ?", (component,)
+            ).fetchone()
+            version = row[0] if row else 0
+            for statement in statements[version:]:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_versions (component, version) VALUES (?, ?)"
+                " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                (component, len(statements)),
+            )
+
+        await self.run(apply)
