@@ -1,0 +1,83 @@
+"""Encode a segment's audio to wav, mp3 or m4a (AAC) on disk, with its exact duration."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+
+from streamguard.errors import EncodeError
+from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
+
+__all__ = ["Clip", "ClipFormat", "encode_clip", "encode_pcm"]
+
+ClipFormat = Literal["wav", "mp3", "m4a"]
+
+_CODECS: dict[str, tuple[str, str]] = {
+    # format: (container format, codec)
+    "wav": ("wav", "pcm_s16le"),
+    "mp3": ("mp3", "libmp3lame"),
+    "m4a": ("ipod", "aac"),
+}
+
+_FRAME = 1152  # samples per encoder input frame; any size works, this one suits mp3
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """An encoded segment on disk."""
+
+    path: Path
+    format: ClipFormat
+    samples: int
+    sha256: str
+    size: int
+
+    @property
+    def duration(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+
+def encode_pcm(samples: Pcm, path: Path, fmt: ClipFormat, bitrate: int = 32_000) -> Clip:
+    """Encode 16 kHz mono s16 samples to ``path`` (blocking: call it off the event loop).
+
+    mp3 carries a LAME header and m4a an edit list, so decoders trim the encoder's
+    priming and padding and get back exactly ``len(samples)`` samples.
+    """
+    container_format, codec = _CODECS[fmt]
+    tmp = path.with_name(path.name + ".part")
+    try:
+        # A movie timescale of the sample rate makes the m4a edit list sample-exact
+        # (the default, 1/1000 s, rounds a partial tail's duration up to the millisecond).
+        options = {"movie_timescale": str(SAMPLE_RATE)} if fmt == "m4a" else {}
+        with av.open(str(tmp), mode="w", format=container_format, options=options) as container:
+            stream = container.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
+            assert isinstance(stream, av.AudioStream)
+            if fmt != "wav":
+                stream.bit_rate = bitrate
+            data = np.ascontiguousarray(samples, dtype=np.int16)
+            for start in range(0, len(data), _FRAME):
+                piece = data[start : start + _FRAME].reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(piece, format="s16", layout="mono")
+                frame.sample_rate = SAMPLE_RATE
+                frame.pts = start
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+        tmp.replace(path)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise EncodeError(f"cannot encode {fmt} to {path}: {exc}") from exc
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Clip(path, fmt, len(samples), digest, path.stat().st_size)
+
+
+async def encode_clip(samples: Pcm, path: Path, fmt: ClipFormat, bitrate: int = 32_000) -> Clip:
+    """``encode_pcm`` in a worker thread, so the event loop never waits on the encoder."""
+    return await asyncio.to_thread(encode_pcm, samples, path, fmt, bitrate)

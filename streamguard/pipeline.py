@@ -1,0 +1,114 @@
+"""One stream's path from decoded audio to judged segments: segmenter → encoder → engine.
+
+The source hands in ``AudioChunk``s; every segment the segmenter cuts is encoded and judged
+in order, and handed to ``on_result`` with its clip and verdict. Ingest and moderation run
+as two named tasks joined by a bounded queue, so a slow engine slows a file down instead of
+filling memory, and the partial tail is always judged when the audio ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from streamguard.config.ingest import EncodingConfig
+from streamguard.engine.base import Engine
+from streamguard.engine.verdict import Verdict
+from streamguard.errors import EncodeError, StreamGuardError
+from streamguard.ingest.chunk import AudioChunk
+from streamguard.ingest.encoder import Clip, encode_clip
+from streamguard.ingest.segment import Segment
+from streamguard.ingest.segmenter import Segmenter
+
+__all__ = ["SegmentResult", "StreamPipeline"]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentResult:
+    """A segment, its encoded clip (None if encoding failed) and the verdict on it."""
+
+    segment: Segment
+    clip: Clip | None
+    verdict: Verdict
+
+
+class StreamPipeline:
+    """Cuts, encodes and judges one stream's audio; owns its two tasks."""
+
+    def __init__(
+        self,
+        *,
+        stream_id: str,
+        attached_at: datetime,
+        segment_seconds: int,
+        encoding: EncodingConfig,
+        clip_dir: Path,
+        engine: Engine,
+        on_result: Callable[[SegmentResult], Awaitable[None]],
+        queue_size: int = 4,
+    ) -> None:
+        self._stream_id = stream_id
+        self._segmenter = Segmenter(stream_id, attached_at, segment_seconds)
+        self._encoding = encoding
+        self._clip_dir = clip_dir
+        self._engine = engine
+        self._on_result = on_result
+        self._queue: asyncio.Queue[Segment | None] = asyncio.Queue(maxsize=queue_size)
+        self.segments_cut = 0
+
+    @property
+    def pending_seconds(self) -> float:
+        """Audio heard but not yet cut into a segment."""
+        return self._segmenter.pending_seconds
+
+    async def run(self, chunks: AsyncIterable[AudioChunk]) -> None:
+        """Consume ``chunks`` until they end; return once every segment has a result.
+
+        If the source fails, the audio heard before the failure is still cut (as a partial
+        tail), judged and handed on before the error is raised.
+        """
+        self._clip_dir.mkdir(parents=True, exist_ok=True)
+        failure: list[StreamGuardError] = []
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._cut(chunks, failure), name=f"stream[{self._stream_id}].segment")
+            group.create_task(self._judge(), name=f"stream[{self._stream_id}].moderate")
+        if failure:
+            raise failure[0]
+
+    async def _cut(
+        self, chunks: AsyncIterable[AudioChunk], failure: list[StreamGuardError]
+    ) -> None:
+        try:
+            async for chunk in chunks:
+                for segment in self._segmenter.push(chunk):
+                    await self._put(segment)
+        except StreamGuardError as exc:
+            failure.append(exc)
+        tail = self._segmenter.flush()
+        if tail is not None:
+            await self._put(tail)
+        await self._queue.put(None)
+
+    async def _put(self, segment: Segment) -> None:
+        self.segments_cut += 1
+        await self._queue.put(segment)
+
+    async def _judge(self) -> None:
+        while (segment := await self._queue.get()) is not None:
+            clip: Clip | None = None
+            path = self._clip_dir / f"{segment.id}.{self._encoding.format}"
+            try:
+                clip = await encode_clip(
+                    segment.samples, path, self._encoding.format, self._encoding.bitrate
+                )
+            except EncodeError as exc:
+                # Engines that judge the samples themselves still can; the others answer
+                # "failed" for want of a clip. Either way the reason is kept.
+                verdict = await self._engine.moderate(segment, None)
+                verdict = replace(verdict, reason=f"{verdict.reason}; encoding failed: {exc}")
+            else:
+                verdict = await self._engine.moderate(segment, clip.path)
+            await self._on_result(SegmentResult(segment, clip, verdict))
