@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = ["Section", "read_secret", "secret_field"]
 
@@ -15,6 +15,18 @@ class Section(BaseModel):
     """A config section: unknown keys are errors, values are validated on assignment too."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets_in_the_file(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                if field.exclude and name in data:
+                    raise ValueError(
+                        f"{name} is a secret and is not read from the config file: "
+                        f"{field.description}"
+                    )
+        return data
 
 
 def read_secret(credential: str, env: str) -> SecretStr | None:
