@@ -1,0 +1,1 @@
+"""The long-running daemon: supervisors, control API, health, systemd integration."""
