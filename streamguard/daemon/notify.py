@@ -7,6 +7,7 @@ socket named by ``$NOTIFY_SOCKET`` (a path, or ``@name`` in the abstract namespa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 
@@ -37,11 +38,11 @@ class Notifier:
         may be gone during shutdown, and the daemon must not die of it)."""
         if not self._address:
             return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.sendto("\n".join(fields).encode(), self._address)
-            except OSError:
-                pass
+        with (
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+            contextlib.suppress(OSError),
+        ):
+            sock.sendto("\n".join(fields).encode(), self._address)
 
     def ready(self, status: str) -> None:
         self.send("READY=1", f"STATUS={status}")
