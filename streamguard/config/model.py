@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from streamguard.config.api import ApiConfig
 from streamguard.config.base import Section
 from streamguard.config.bus import MqttConfig
 from streamguard.config.engine import EngineConfig, LocalEngineConfig
@@ -30,6 +31,7 @@ class Config(Section):
         default_factory=lambda: {"default": ProfileConfig()},
         description="Policy profiles by name; streams pick one.",
     )
+    api: ApiConfig = Field(default_factory=ApiConfig, description="The control API of the daemon.")
     streams: list[StreamConfig] = Field(
         default_factory=list, description="Streams attached at start."
     )

@@ -1,0 +1,150 @@
+"""The control API's OpenAPI 3.1 document, with the stream schema taken from the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamguard.config.streams import StreamConfig
+
+__all__ = ["OPENAPI"]
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERR = {"$ref": "#/components/schemas/Error"}
+_STATUS = {"$ref": "#/components/schemas/StreamStatus"}
+_STREAM = {"$ref": "#/components/schemas/Stream"}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_AUTH_ERRORS = {"401": _json(_ERR, "missing or wrong bearer token")}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "streamguard control API", "version": "1"},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": _ERROR,
+            "Stream": StreamConfig.model_json_schema(),
+            "StreamStatus": {"type": "object", "additionalProperties": True},
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/healthz": {
+            "get": {"security": [], "responses": {"200": {"description": "process is alive"}}}
+        },
+        "/readyz": {
+            "get": {
+                "security": [],
+                "responses": {
+                    "200": {"description": "bus connected and database writable"},
+                    "503": {"description": "not ready; the body says which check failed"},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {"security": [], "responses": {"200": {"description": "Prometheus text"}}}
+        },
+        "/v1/streams": {
+            "get": {"responses": {"200": _json({"type": "object"}, "every stream's status")}},
+            "post": {
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _STREAM}},
+                },
+                "responses": {
+                    "201": _json(_STATUS, "attached"),
+                    "400": _json(_ERR, "malformed body; details name each field"),
+                    "409": _json(_ERR, "a stream with this id is attached"),
+                    "422": _json(_ERR, "the URL's protocol is not allowed"),
+                    **_AUTH_ERRORS,
+                },
+            },
+        },
+        "/v1/streams/{id}": {
+            "parameters": [_ID],
+            "get": {"responses": {"200": _json(_STATUS, "status"), "404": _json(_ERR, "none")}},
+            "patch": {
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    "200": _json(_STATUS, "changed (the stream restarts if its source changed)"),
+                    "400": _json(_ERR, "malformed body"),
+                    "404": _json(_ERR, "no such stream"),
+                    "422": _json(_ERR, "the URL's protocol is not allowed"),
+                    **_AUTH_ERRORS,
+                },
+            },
+            "delete": {
+                "responses": {
+                    "204": {"description": "detached; its tail was judged"},
+                    "404": _json(_ERR, "none"),
+                }
+            },
+        },
+        "/v1/results": {
+            "get": {
+                "parameters": [
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("stream", "data_id", "label", "min_risk", "since", "until", "limit")
+                ],
+                "responses": {
+                    "200": _json({"type": "object"}, "results"),
+                    "400": _json(_ERR, "bad query"),
+                },
+            }
+        },
+        "/v1/feedback": {
+            "post": {
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["kind"],
+                                "properties": {
+                                    "kind": {"enum": ["false_positive", "missed"]},
+                                    "alert_id": {"type": "string"},
+                                    "incident_id": {"type": "string"},
+                                    "segment_id": {"type": "string"},
+                                    "label": {"type": "string"},
+                                    "note": {"type": "string"},
+                                },
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json({"type": "object"}, "stored"),
+                    "400": _json(_ERR, "invalid"),
+                },
+            },
+            "get": {"responses": {"200": _json({"type": "object"}, "counts by kind and label")}},
+        },
+        "/v1/usage": {
+            "get": {"responses": {"200": _json({"type": "object"}, "minutes per day and label")}}
+        },
+    },
+}

@@ -1,0 +1,156 @@
+"""Every segment's outcome, kept so nothing heard goes unrecorded and results can be queried."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streamguard.engine.verdict import Verdict
+from streamguard.ingest.segment import Segment
+from streamguard.state.db import Database
+
+__all__ = ["ResultQuery", "Results"]
+
+MIGRATIONS = [
+    """CREATE TABLE results (
+        segment_id TEXT PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT NOT NULL,
+        duration REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        suggestion TEXT NOT NULL,
+        label TEXT NOT NULL,
+        score INTEGER NOT NULL,
+        risk TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        verdict TEXT NOT NULL
+    )""",
+    "CREATE INDEX results_stream_time ON results (stream_id, started_at)",
+    "CREATE INDEX results_label ON results (label, started_at)",
+]
+
+RISK_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class ResultQuery:
+    """Filters for ``Results.query``; None means no filter."""
+
+    stream_id: str | None = None
+    segment_id: str | None = None
+    label: str | None = None
+    min_risk: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+
+class Results:
+    """The ``results`` table: one row per segment, written once it has a verdict."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def open(self) -> None:
+        await self._db.migrate("results", MIGRATIONS)
+
+    async def record(self, room_id: str, segment: Segment, verdict: Verdict, risk: str) -> None:
+        row = (
+            segment.id,
+            segment.stream_id,
+            room_id,
+            segment.seq,
+            segment.started_at.isoformat(),
+            segment.ended_at.isoformat(),
+            segment.duration,
+            verdict.outcome.value,
+            verdict.suggestion.value,
+            verdict.label,
+            verdict.score,
+            risk,
+            verdict.engine,
+            verdict.reason,
+            json.dumps(segment.metadata()),
+            json.dumps(verdict.to_json()),
+        )
+        await self._db.run(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row
+            )
+        )
+
+    async def query(self, q: ResultQuery) -> list[dict[str, Any]]:
+        clauses, args = [], list[Any]()
+        for column, value in (
+            ("stream_id", q.stream_id),
+            ("segment_id", q.segment_id),
+            ("label", q.label),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if q.min_risk is not None:
+            allowed = [r for r, n in RISK_ORDER.items() if n >= RISK_ORDER[q.min_risk]]
+            clauses.append(f"risk IN ({','.join('?' * len(allowed))})")
+            args.extend(allowed)
+        if q.since is not None:
+            clauses.append("started_at >= ?")
+            args.append(q.since.astimezone(UTC).isoformat())
+        if q.until is not None:
+            clauses.append("started_at < ?")
+            args.append(q.until.astimezone(UTC).isoformat())
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = (
+            f"SELECT segment, verdict, risk, room_id FROM results {where}"
+            " ORDER BY started_at LIMIT ?"
+        )
+        args.append(q.limit)
+
+        def fetch(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            return [
+                {
+                    "segment": json.loads(row["segment"]),
+                    "verdict": json.loads(row["verdict"]),
+                    "risk": row["risk"],
+                    "room_id": row["room_id"],
+                }
+                for row in conn.execute(sql, args)
+            ]
+
+        return await self._db.run(fetch)
+
+    async def usage(self) -> list[dict[str, Any]]:
+        """Seconds ingested, moderated and skipped per UTC day and label."""
+
+        def fetch(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                """SELECT substr(started_at, 1, 10) AS day, label,
+                          sum(duration) AS ingested,
+                          sum(CASE WHEN outcome = 'moderated' THEN duration ELSE 0 END)
+                              AS moderated,
+                          sum(CASE WHEN outcome = 'no_speech' THEN duration ELSE 0 END) AS silent,
+                          sum(CASE WHEN outcome IN ('skipped_overloaded', 'failed',
+                              'not_moderated') THEN duration ELSE 0 END) AS unjudged
+                   FROM results GROUP BY day, label ORDER BY day, label"""
+            )
+            return [
+                {
+                    "day": r["day"],
+                    "label": r["label"],
+                    "minutes_ingested": round(r["ingested"] / 60, 3),
+                    "minutes_moderated": round(r["moderated"] / 60, 3),
+                    "minutes_skipped_silent": round(r["silent"] / 60, 3),
+                    "minutes_unjudged": round(r["unjudged"] / 60, 3),
+                }
+                for r in rows
+            ]
+
+        return await self._db.run(fetch)
