@@ -9,7 +9,7 @@ RUN python -m venv /opt/streamguard/.venv \
 FROM python:3.11-slim-bookworm
 # PyAV, faster-whisper and the speech model come as wheels: no system packages needed.
 COPY --from=build /opt/streamguard/.venv /opt/streamguard/.venv
-COPY config/streamguard.example.toml /etc/streamguard/streamguard.toml
+COPY config/container.toml /etc/streamguard/streamguard.toml
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/streamguard --create-home streamguard
 ENV PATH=/opt/streamguard/.venv/bin:$PATH \
     STATE_DIRECTORY=/var/lib/streamguard \
