@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
@@ -75,7 +76,7 @@ class _AiohttpServer:
             return transport
         return None
 
-    async def __aenter__(self) -> _AiohttpServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
