@@ -161,7 +161,9 @@ class MonoResampler:
 
 
 def _pcm(frames: list[AudioFrame]) -> list[Pcm]:
-    return [frame.to_ndarray().astype(np.int16, copy=False).reshape(-1) for frame in frames]
+    # The packed s16 plane read directly: to_ndarray() costs four times as much (it stacks
+    # planes), which is a third of the reader's own time. Planes are padded: count samples.
+    return [np.frombuffer(f.planes[0], dtype=np.int16, count=f.samples) for f in frames]
 
 
 class _End:
@@ -480,7 +482,7 @@ class Source:
     def _send_batch(self) -> None:
         if not self._batch_samples:
             return
-        samples = np.concatenate(self._batch) if len(self._batch) > 1 else self._batch[0]
+        samples = np.concatenate(self._batch)  # a copy: the frames' buffers can go
         self._batch = []
         self._batch_samples = 0
         gap = 0.0
