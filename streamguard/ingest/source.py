@@ -163,7 +163,7 @@ class MonoResampler:
 def _pcm(frames: list[AudioFrame]) -> list[Pcm]:
     # The packed s16 plane read directly: to_ndarray() costs four times as much (it stacks
     # planes), which is a third of the reader's own time. Planes are padded: count samples.
-    return [np.frombuffer(f.planes[0], dtype=np.int16, count=f.samples) for f in frames]
+    return [np.frombuffer(memoryview(f.planes[0]), np.int16, f.samples) for f in frames]
 
 
 class _End:
