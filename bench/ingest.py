@@ -162,10 +162,10 @@ def files_part(workdir: Path, seconds: int, runs: int) -> list[str]:
     lines = []
     inputs = {
         "AAC (m4a) 128k": make_input(
-            workdir / f"input-{seconds}.m4a", seconds, ["-c:a", "aac", "-b:a", "128k"]
+            workdir / f"input-{seconds}s.m4a", seconds, ["-c:a", "aac", "-b:a", "128k"]
         ),
         "MP3 128k": make_input(
-            workdir / f"input-{seconds}.mp3", seconds, ["-c:a", "libmp3lame", "-b:a", "128k"]
+            workdir / f"input-{seconds}s.mp3", seconds, ["-c:a", "libmp3lame", "-b:a", "128k"]
         ),
     }
     for label, path in inputs.items():
@@ -364,12 +364,10 @@ def live_part(
     workdir: Path, counts: list[int], ffmpeg_counts: list[int], seconds: float
 ) -> list[str]:
     warmup = 5.0
+    length = int(warmup + seconds + 20)
     media = make_input(
-        workdir / "live-128k.mp3",
-        int(warmup + seconds + 20),
-        ["-c:a", "libmp3lame", "-b:a", "128k"],
+        workdir / f"live-{length}s-128k.mp3", length, ["-c:a", "libmp3lame", "-b:a", "128k"]
     )
-    length = warmup + seconds + 20
     lines = [
         f"### Paced live streams: HTTP MP3 128 kbit/s 44.1 kHz stereo, {seconds:.0f} s "
         f"measured after {warmup:.0f} s warm-up",
@@ -416,8 +414,8 @@ def main() -> None:
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"ingest benchmark, {os.cpu_count()} cores, PyAV {av.__version__}", flush=True)
-    lines = files_part(args.workdir, args.file_seconds, args.runs)
-    print("\n".join(lines), flush=True)
+    if args.file_seconds:
+        print("\n".join(files_part(args.workdir, args.file_seconds, args.runs)), flush=True)
     counts = [int(n) for n in args.streams.split(",") if n]
     ffmpeg_counts = [int(n) for n in args.ffmpeg_streams.split(",") if n]
     if counts or ffmpeg_counts:

@@ -112,6 +112,7 @@ async def test_a_format_change_mid_stream_loses_no_audio(
     async with Source(str(changing), SETTINGS, "room-1") as source:
         chunks = await read_all(source)
     assert source.stats.format_changes == 1
+    assert [chunk.gap_before for chunk in chunks if chunk.discontinuity] == [0.0]
     samples = joined(chunks)
     assert len(samples) / SAMPLE_RATE == pytest.approx(4.0, abs=0.15)
     heard = {run.hz: run.windows for run in tone_runs(samples) if run.windows > 1}

@@ -11,10 +11,17 @@ from pathlib import Path
 import pytest
 
 from streamguard.config.ingest import BackoffConfig, IngestConfig
+from streamguard.errors import SourceError
 from streamguard.ingest.chunk import AudioChunk
 from streamguard.ingest.source import Source, SourceState
 from tests.support.media import encode_staircase, staircase_steps
-from tests.support.media_servers import HlsServer, IcecastServer, NginxRtmp, hls_segments
+from tests.support.media_servers import (
+    HlsServer,
+    IcecastServer,
+    NginxRtmp,
+    PlaylistServer,
+    hls_segments,
+)
 from tests.support.reading import joined, read_until
 
 pytestmark = pytest.mark.slow
@@ -94,6 +101,22 @@ async def test_live_hls_playlist_that_keeps_advancing(tmp_path: Path) -> None:
     # More segments were fetched than the first playlist listed: the reader followed it.
     assert server.segment_requests > server.window
     assert source.stats.reconnects == 0
+
+
+async def test_an_hls_playlist_cannot_send_the_reader_to_local_files(tmp_path: Path) -> None:
+    media = encode_staircase(tmp_path / "steps.wav", 3)
+    segment = hls_segments(media, tmp_path / "hls")[0]
+    local = tmp_path / "hls" / segment.name
+    playlist = (
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f"#EXTINF:{segment.seconds:.6f},\nfile://{local}\n#EXT-X-ENDLIST\n"
+    )
+    settings = SETTINGS.model_copy(update={"max_reconnect_attempts": 1})
+    async with PlaylistServer(playlist) as server, Source(server.url, settings, "hls-2") as source:
+        with pytest.raises(SourceError, match=r"gave up on .*index\.m3u8 after 1 attempts"):
+            await read_until(source, heard_seconds(1))
+    # The segment is real audio: had FFmpeg opened it, something would have been heard.
+    assert source.stats.heard_seconds == 0
 
 
 @pytest.fixture

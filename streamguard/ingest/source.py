@@ -413,7 +413,7 @@ class Source:
                     frames = self._decode(stream, packet)
                     if frames:
                         for frame in frames:
-                            self._add(resampler.feed(frame))
+                            self._resample(resampler, frame)
                         last_audio = time.monotonic()
                     elif time.monotonic() - last_audio > self._settings.stall_timeout:
                         self._count_stall()
@@ -434,11 +434,19 @@ class Source:
                 # the connection, then deliver the last partial batch.
                 if not flushed:
                     for frame in self._decode(stream, None):
-                        self._add(resampler.feed(frame))
+                        self._resample(resampler, frame)
                 self._add(resampler.flush())
-                with self._lock:
-                    self._counters.format_changes += resampler.changes
                 self._send_batch()
+
+    def _resample(self, resampler: MonoResampler, frame: AudioFrame) -> None:
+        changes = resampler.changes
+        pcm = resampler.feed(frame)
+        if resampler.changes != changes:
+            # A new sample rate or layout is a break in the media timeline, not a loss.
+            self._batch_discontinuity = True
+            with self._lock:
+                self._counters.format_changes += 1
+        self._add(pcm)
 
     def _decode(self, stream: AudioStream, packet: Packet[AudioStream] | None) -> list[AudioFrame]:
         try:
@@ -486,7 +494,7 @@ class Source:
         self._batch = []
         self._batch_samples = 0
         gap = 0.0
-        discontinuity = False
+        discontinuity, self._batch_discontinuity = self._batch_discontinuity, False
         if self.live:
             if self._anchor is None:
                 self._anchor = self._anchor_estimate
@@ -495,7 +503,7 @@ class Source:
                     # stamped before what was already delivered: keep the clock monotone.
                     gap = max(0.0, self._anchor - self._audio_end)
                     self._anchor = max(self._anchor, self._audio_end)
-                discontinuity = self._reconnected
+                discontinuity = discontinuity or self._reconnected
                 self._reconnected = False
             start = self._anchor + self._stamped_samples / SAMPLE_RATE
             wall_start = datetime.fromtimestamp(start, UTC)

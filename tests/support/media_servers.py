@@ -23,7 +23,14 @@ from aiohttp import web
 
 from tests.support.net import free_port
 
-__all__ = ["HlsServer", "IcecastServer", "NginxRtmp", "garbage", "hls_segments"]
+__all__ = [
+    "HlsServer",
+    "IcecastServer",
+    "NginxRtmp",
+    "PlaylistServer",
+    "garbage",
+    "hls_segments",
+]
 
 _PACE = 0.05  # seconds between writes of a paced stream
 
@@ -260,6 +267,23 @@ class HlsServer(_AiohttpServer):
             raise web.HTTPNotFound()
         self.segment_requests += 1
         return web.Response(body=published[name].data, content_type="video/mp2t")
+
+
+class PlaylistServer(_AiohttpServer):
+    """Serves one fixed HLS playlist, whatever it names, at ``url``."""
+
+    def __init__(self, playlist: str) -> None:
+        super().__init__()
+        self.playlist = playlist
+        self.url = f"http://127.0.0.1:{self.port}/fixed/index.m3u8"
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/fixed/index.m3u8", self._serve)
+        return app
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.playlist, content_type="application/vnd.apple.mpegurl")
 
 
 class NginxRtmp:
