@@ -314,33 +314,24 @@ async def our_live(url: str, streams: int, warmup: float, seconds: float) -> Liv
     )
 
 
+FFMPEG_OUTPUTS = {
+    "segment": "-c:a libmp3lame -b:a 32k -f segment -segment_time 30 {out}/{i}-%03d.mp3",
+    "null": "-f s16le /dev/null",
+}
+"""What each ffmpeg process does with the stream after decoding it to 16 kHz mono."""
+
+
 def ffmpeg_live(
-    url: str, streams: int, warmup: float, seconds: float
+    url: str, streams: int, warmup: float, seconds: float, output: str
 ) -> tuple[float, float, float]:
     """CPU share, RSS and PSS (KiB) per process of ``streams`` ffmpeg processes."""
     with tempfile.TemporaryDirectory() as out:
         processes = [
             subprocess.Popen(
                 [
-                    "ffmpeg",
-                    "-nostdin",
-                    "-loglevel",
-                    "error",
-                    "-i",
-                    url,
-                    "-ac",
-                    "1",
-                    "-ar",
-                    str(SAMPLE_RATE),
-                    "-c:a",
-                    "libmp3lame",
-                    "-b:a",
-                    "32k",
-                    "-f",
-                    "segment",
-                    "-segment_time",
-                    str(SEGMENT_SECONDS),
-                    f"{out}/{i}-%03d.mp3",
+                    *("ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", url),
+                    *("-ac", "1", "-ar", str(SAMPLE_RATE)),
+                    *FFMPEG_OUTPUTS[output].format(out=out, i=i).split(),
                 ]
             )
             for i in range(streams)
@@ -349,6 +340,9 @@ def ffmpeg_live(
             time.sleep(warmup)
             before = [proc_cpu(p.pid) for p in processes]
             time.sleep(seconds)
+            failed = [p.args for p in processes if p.poll() is not None]
+            if failed:
+                raise RuntimeError(f"ffmpeg exited early: {failed[0]}")
             used = sum(proc_cpu(p.pid) - b for p, b in zip(processes, before, strict=True))
             rss = sum(rss_kib(p.pid) for p in processes) / streams
             pss = sum(pss_kib(p.pid) for p in processes) / streams
@@ -387,11 +381,13 @@ def live_part(
             f"{figures.reconnects} |"
         )
         print(lines[-1], file=sys.stderr, flush=True)
-    for n in ffmpeg_counts:
+    runs = [("segment", n) for n in ffmpeg_counts] + [("null", n) for n in ffmpeg_counts[:1]]
+    for output, n in runs:
         with LiveServer(media, length) as server:
-            cpu, rss, pss = ffmpeg_live(server.url, n, warmup, seconds)
+            cpu, rss, pss = ffmpeg_live(server.url, n, warmup, seconds, output)
+        what = "-f segment mp3" if output == "segment" else "decode+resample to null"
         lines.append(
-            f"| ffmpeg -f segment mp3, 1 process per stream | {n} | {cpu * 100:.2f} | "
+            f"| ffmpeg {what}, 1 process per stream | {n} | {cpu * 100:.2f} | "
             f"{rss / 1024:.1f} MiB RSS ({pss / 1024:.1f} MiB PSS) | - | - | - |"
         )
         print(lines[-1], file=sys.stderr, flush=True)
