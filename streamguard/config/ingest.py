@@ -59,6 +59,22 @@ class IngestConfig(Section):
     backoff: BackoffConfig = Field(
         default_factory=BackoffConfig, description="Reconnect delays of a live source."
     )
+    max_reconnect_attempts: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Consecutive attempts to reopen a live source that bring no audio before it is "
+            "given up as failed; 0 keeps trying for as long as the stream is attached."
+        ),
+    )
+    queue_chunks: int = Field(
+        8,
+        ge=1,
+        description=(
+            "Decoded chunks (about 1 s each) buffered between a source's reader thread and the "
+            "pipeline; when full, the reader waits instead of dropping audio."
+        ),
+    )
     encoding: EncodingConfig = Field(
         default_factory=EncodingConfig, description="How segments are encoded."
     )

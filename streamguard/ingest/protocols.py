@@ -1,0 +1,123 @@
+"""Which sources a stream may read: the protocol allow-list, checked before FFmpeg sees a URL.
+
+Two layers keep a source inside what the config allows. :func:`resolve_source` refuses a URL
+or path whose protocol is not allowed (``data:``, ``ftp:``, ``concat:``, ``subfile:``, a local
+file when ``allow_local_files`` is off ...) with :class:`ProtocolNotAllowed` naming it. Then
+the ``protocol_whitelist`` option it returns stops FFmpeg itself from wandering to other
+protocols while it reads (an HLS playlist naming ``file:`` segments, a redirect to ``ftp:``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from streamguard.config.ingest import IngestConfig
+from streamguard.errors import ProtocolNotAllowed, SourceError
+
+__all__ = ["SourceKind", "SourceTarget", "resolve_source"]
+
+SourceKind = Literal["http", "https", "hls", "rtmp", "rtmps", "rtsp", "file"]
+
+# The FFmpeg protocols each kind of source needs underneath, and nothing else. HTTP sources
+# may turn out to be HLS playlists (FFmpeg probes the content, not the name), so they get
+# what HLS needs (crypto for AES-128 segments); the RTSP demuxer opens rtp/udp/tcp itself.
+_WHITELIST: dict[SourceKind, tuple[str, ...]] = {
+    "http": ("http", "tcp", "crypto"),
+    "https": ("https", "tls", "tcp", "crypto"),
+    "hls": ("http", "https", "tls", "tcp", "crypto"),
+    "rtmp": ("rtmp", "tcp"),
+    "rtmps": ("rtmps", "tls", "tcp"),
+    "rtsp": ("rtsp", "rtp", "udp", "tcp"),
+    "file": ("file",),
+}
+
+_NETWORK_SCHEMES = frozenset({"http", "https", "rtmp", "rtmps", "rtsp"})
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTarget:
+    """A source the config allows, ready for ``av.open(url, format=..., options=...)``.
+
+    ``live`` is true for network sources: they are reopened when they end, since a dropped
+    HTTP connection ends the demuxer exactly like the end of a file does.
+    """
+
+    url: str
+    kind: SourceKind
+    live: bool
+    format: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def _allowed_names(settings: IngestConfig) -> frozenset[str]:
+    names: set[str] = set(settings.allowed_protocols)
+    if settings.allow_local_files:
+        names.add("file")
+    return frozenset(names)
+
+
+def _target(kind: SourceKind, url: str, *, live: bool, fmt: str | None = None) -> SourceTarget:
+    options = {"protocol_whitelist": ",".join(_WHITELIST[kind])}
+    if live:
+        # Probing stops at 0.5 s of media instead of 5 s: an audio-only live stream says all
+        # it has to say in its first frames, and every second of probing is latency.
+        options["analyzeduration"] = "500000"
+    if kind == "rtsp":
+        # Interleaved TCP: one connection the read timeout covers, no UDP ports to open.
+        options["rtsp_transport"] = "tcp"
+    return SourceTarget(url=url, kind=kind, live=live, format=fmt, options=options)
+
+
+def resolve_source(source: str | os.PathLike[str], settings: IngestConfig) -> SourceTarget:
+    """Check a URL or local path against the allow-list and say how to open it.
+
+    Raises :class:`ProtocolNotAllowed` (naming the protocol) for anything the config does not
+    allow, and :class:`SourceError` for a network URL without a host.
+    """
+    allowed = _allowed_names(settings)
+    if isinstance(source, os.PathLike):
+        return _local_file(Path(source), allowed)
+    text = source.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if not scheme:
+        return _local_file(Path(text), allowed)
+    if scheme == "file":
+        return _local_file(Path(parts.path), allowed)
+    if scheme in ("hls+http", "hls+https"):
+        # FFmpeg's old hls+http protocol is not built into PyAV: read the playlist over
+        # plain http(s) and force the HLS demuxer instead.
+        _require("hls", allowed)
+        inner = text.split("+", 1)[1]
+        _require_host(inner)
+        return _target("hls", inner, live=True, fmt="hls")
+    if scheme not in _NETWORK_SCHEMES:
+        raise ProtocolNotAllowed(scheme, allowed)
+    _require_host(text)
+    if scheme in ("http", "https") and parts.path.lower().endswith(".m3u8"):
+        _require("hls", allowed)
+        return _target("hls", text, live=True)
+    _require(scheme, allowed)
+    kind: SourceKind = scheme  # type: ignore[assignment]  # checked against _NETWORK_SCHEMES
+    return _target(kind, text, live=True)
+
+
+def _local_file(path: Path, allowed: frozenset[str]) -> SourceTarget:
+    _require("file", allowed)
+    # An absolute path never starts with a scheme-like prefix, so FFmpeg cannot read
+    # "concat:x" or "subfile:..." into a path that merely contains a colon.
+    return _target("file", str(path.expanduser().absolute()), live=False)
+
+
+def _require(protocol: str, allowed: frozenset[str]) -> None:
+    if protocol not in allowed:
+        raise ProtocolNotAllowed(protocol, allowed)
+
+
+def _require_host(url: str) -> None:
+    if not urlsplit(url).hostname:
+        raise SourceError(f"source URL {url!r} has no host")
