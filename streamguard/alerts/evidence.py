@@ -3,7 +3,8 @@
 Each kept clip lives at ``{directory}/{stream}/{segment id}{suffix}`` next to a
 ``{segment id}.json`` that records its SHA-256, the segment and the verdict (with the
 transcript). Retention deletes evidence older than ``keep_days`` and then the oldest until
-the directory fits ``max_megabytes``. Clips of safe segments are deleted at once. All file
+the directory fits ``max_megabytes`` — never the evidence just kept, which an alert is about
+to point at. Clips of safe segments are deleted at once. All file
 work runs in a worker thread, never on the event loop.
 """
 
@@ -79,7 +80,7 @@ class EvidenceStore:
     async def keep(self, segment: Segment, verdict: Verdict, clip: Path) -> Evidence:
         """Move ``clip`` into the store with its record, then apply retention."""
         evidence = await asyncio.to_thread(self._keep, segment, verdict, clip)
-        await self.prune()
+        await asyncio.to_thread(self._prune, evidence.record_path)
         return evidence
 
     async def discard(self, clip: Path) -> None:
@@ -88,7 +89,7 @@ class EvidenceStore:
 
     async def prune(self) -> int:
         """Apply retention now; return how many clips were deleted."""
-        return await asyncio.to_thread(self._prune)
+        return await asyncio.to_thread(self._prune, None)
 
     def _keep(self, segment: Segment, verdict: Verdict, clip: Path) -> Evidence:
         folder = self.directory / topic_level(segment.stream_id)
@@ -129,7 +130,7 @@ class EvidenceStore:
         os.replace(partial, record)
         return evidence
 
-    def _prune(self) -> int:
+    def _prune(self, just_kept: Path | None) -> int:
         if not self.directory.is_dir():
             return 0
         entries: list[tuple[float, int, list[Path]]] = []
@@ -149,6 +150,8 @@ class EvidenceStore:
         for mtime, size, files in entries:
             if mtime >= cutoff and total <= self.max_bytes:
                 break
+            if files[-1] == just_kept:
+                continue  # the alert about to be sent points at it
             for path in files:
                 path.unlink(missing_ok=True)
             total -= size

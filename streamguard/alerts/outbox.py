@@ -8,6 +8,7 @@ twice, so a segment judged again after a crash does not queue a second copy.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +54,7 @@ class Outbox:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._clock = clock
+        self._emptied = asyncio.Event()
         self.depth = 0
         """Messages waiting now."""
         self.oldest_created_at: float | None = None
@@ -112,6 +114,14 @@ class Outbox:
 
         await self._db.run(delete)
         self.removed_total += len(seqs)
+        if self.depth == 0:
+            self._emptied.set()
+
+    async def wait_empty(self) -> None:
+        """Return once nothing waits in the outbox."""
+        while self.depth:
+            self._emptied.clear()
+            await self._emptied.wait()
 
     def _refresh(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT COUNT(*), MIN(created_at) FROM alerts_outbox").fetchone()

@@ -72,10 +72,27 @@ class Publisher:
         self._drain_deadline = 0.0
         self._retained: dict[str, str] = {}
         self._retained_dirty: set[str] = set()
-        self.state = PublisherState.CONNECTING
+        self._state = PublisherState.CONNECTING
+        self._state_changed = asyncio.Event()
         self.last_error: str | None = None
         self.connects_total = 0
         self.published_total = 0
+
+    @property
+    def state(self) -> PublisherState:
+        """Whether the bus is connected now."""
+        return self._state
+
+    def _set_state(self, state: PublisherState) -> None:
+        self._state = state
+        self._state_changed.set()
+
+    async def wait_state(self, *states: PublisherState) -> PublisherState:
+        """Return once the publisher is in one of ``states``."""
+        while self._state not in states:
+            self._state_changed.clear()
+            await self._state_changed.wait()
+        return self._state
 
     @property
     def protocol(self) -> str:
@@ -109,7 +126,7 @@ class Publisher:
                 async with self._client() as client:
                     failures = 0
                     self.connects_total += 1
-                    self.state = PublisherState.CONNECTED
+                    self._set_state(PublisherState.CONNECTED)
                     self.last_error = None
                     log.info("bus connected (MQTT %s)", self.protocol)
                     await self._session(client)
@@ -125,7 +142,7 @@ class Publisher:
                 self._protocol = aiomqtt.ProtocolVersion.V311
                 continue
             failures += 1
-            self.state = PublisherState.RECONNECTING
+            self._set_state(PublisherState.RECONNECTING)
             self.last_error = error
             delay = self._backoff(failures)
             log.warning("bus unavailable (%s); retrying in %.1f s", error, delay)
@@ -134,7 +151,7 @@ class Publisher:
                     await self._stopping.wait()
             except TimeoutError:
                 pass
-        self.state = PublisherState.STOPPED
+        self._set_state(PublisherState.STOPPED)
 
     def _refused_protocol(self, exc: BaseException) -> bool:
         if self.config.protocol != "auto" or self._protocol is aiomqtt.ProtocolVersion.V311:
@@ -155,9 +172,12 @@ class Publisher:
             qos=1,
             retain=True,
         )
-        return mqtt_client(
+        client = mqtt_client(
             self.config, identifier=self.client_id, protocol=self._protocol, will=will
         )
+        # Up to a full window of publishes awaits its PUBACK by design; not worth a warning.
+        client.pending_calls_threshold = self.config.inflight + 10
+        return client
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._retained_dirty = set(self._retained)
