@@ -21,6 +21,7 @@ from streamguard.config.policy import ProfileConfig
 from streamguard.state.db import Database
 from tests.support.alerts import risky, segment, stream
 from tests.support.broker import Mosquitto
+from tests.support.old_broker import OldBroker
 from tests.support.subscriber import Subscriber
 
 OUTAGE_SECONDS = 5.0
@@ -120,6 +121,24 @@ async def test_mqtt_3_1_1_when_configured(mosquitto: Mosquitto, tmp_path: Path) 
         assert sink.publisher.protocol == "3.1.1"
     assert got.json["alert_id"] == alert.alert_id
     assert got.user_properties == {}
+
+
+async def test_falls_back_to_3_1_1_when_the_broker_refuses_5(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    prefix = unique("fallback")
+    async with (
+        OldBroker(mosquitto.port) as old,
+        Subscriber(mosquitto.port, [f"{prefix}/v1/alerts/+"], unique("c")) as sub,
+        Database(tmp_path / "state.db") as db,
+        MqttAlerts(bus(old.port, prefix), db, "i-1") as sink,
+        Alerting(PROFILES, sink, instance_id="i-1") as alerting,
+    ):
+        (alert,) = await emit_alerts(alerting, 0, 1)
+        (got,) = await sub.wait_until(lambda r: len(r) >= 1)
+        assert sink.publisher.protocol == "3.1.1"
+        assert old.refused_v5 == 1
+    assert got.json["alert_id"] == alert.alert_id
 
 
 async def test_broker_outage_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:

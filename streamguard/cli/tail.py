@@ -67,6 +67,7 @@ async def _tail(config: MqttConfig, args: argparse.Namespace, out: TextIO) -> No
             ) as client:
                 for topic_filter in filters:
                     await client.subscribe(topic_filter, qos=1)
+                print(f"listening on {', '.join(filters)}", file=sys.stderr, flush=True)
                 failures = 0
                 async for message in client.messages:
                     data = json.loads(message.payload)
