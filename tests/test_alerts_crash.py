@@ -8,6 +8,9 @@ import sys
 import uuid
 from pathlib import Path
 
+import jsonschema
+
+from streamguard.alerts.alert import alert_schema
 from streamguard.alerts.topics import Topics
 from tests.support.broker import Mosquitto
 from tests.support.subscriber import Subscriber
@@ -75,11 +78,17 @@ async def test_alerts_waiting_in_the_outbox_survive_sigkill(
         restarted = await Worker.start(db, mosquitto.port, prefix, "--drain")
         await restarted.said("drained")
         assert await restarted.finished() == 0
-        got = await sub.wait_until(lambda r: len({m.json["alert_id"] for m in r}) >= 5)
-    events = [m.json["incident"]["event"] for m in got]
-    segments = [m.json["segment"]["seq"] for m in got]
-    assert (events[0], segments[:5]) == ("new", [0, 1, 2, 3, 4])
-    assert len({m.json["alert_id"] for m in got}) == 5
+        got = await sub.wait_until(lambda r: len({m.json["alert_id"] for m in r}) >= 6)
+    unique = list({m.json["alert_id"]: m.json for m in got}.values())
+    events = [a["incident"]["event"] for a in unique]
+    segments = [a["segment"]["seq"] for a in unique]
+    # The killed run's alerts, then the end of the incident it left open (from the journal).
+    assert events == ["new", "update", "update", "update", "update", "end"]
+    assert segments == [0, 1, 2, 3, 4, 4]
+    assert len({a["incident"]["id"] for a in unique}) == 1
+    assert unique[-1]["incident"]["segments"] == 5
+    for alert in unique:
+        jsonschema.validate(alert, alert_schema())
 
 
 async def test_last_will_marks_a_killed_instance_offline(

@@ -48,8 +48,7 @@ class Alert:
         """The alert for ``event`` of ``incident`` (about its latest segment)."""
         latest = incident.latest
         segment, verdict, decision = latest.segment, latest.verdict, latest.decision
-        key = "\x1f".join((incident.id, event.value, segment.id))
-        alert_id = "alr-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+        alert_id = _alert_id(incident.id, event, segment.id)
         payload: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "alert_id": alert_id,
@@ -112,8 +111,32 @@ class Alert:
         }
         return cls(alert_id, latest.stream.room_id, latest.stream.id, detected_at, payload)
 
+    @classmethod
+    def ended(cls, last: dict[str, Any], instance_id: str, detected_at: datetime) -> Alert:
+        """The ``end`` alert of an incident whose last alert JSON was ``last`` (an incident
+        a previous run left open)."""
+        incident = {**last["incident"], "event": IncidentEvent.END.value}
+        alert_id = _alert_id(incident["id"], IncidentEvent.END, last["segment"]["id"])
+        payload = {
+            **last,
+            "alert_id": alert_id,
+            "instance": instance_id,
+            "incident": incident,
+            "detected_at": _utc(detected_at),
+            "published_at": None,
+            "latency_seconds": None,
+            "stale": False,
+        }
+        stream = last["stream"]
+        return cls(alert_id, stream["room_id"], stream["id"], detected_at, payload)
+
     def to_json(self) -> dict[str, Any]:
         return self.payload
+
+
+def _alert_id(incident_id: str, event: IncidentEvent, segment_id: str) -> str:
+    key = "\x1f".join((incident_id, event.value, segment_id))
+    return "alr-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 def stamp_published(payload: dict[str, Any], now: datetime, stale_after: float) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 stream's profile, keeps or deletes its clip, updates the room's incident and emits the
 ``new``/``update`` alert; a timer task emits ``end`` once an incident has been quiet for its
 profile's ``incident_quiet_seconds`` — also when its stream died. Segments that failed or
-were skipped become health events, never alerts. Open incidents end on shutdown.
+were skipped become health events, never alerts. Open incidents end on shutdown; with a
+database they are also journalled, so incidents a killed run left open end at the next start.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Self
 
 from streamguard.alerts.alert import Alert
 from streamguard.alerts.evidence import EvidenceStore
-from streamguard.alerts.incidents import IncidentEvent, IncidentTracker, Observation
+from streamguard.alerts.incidents import Incident, IncidentEvent, IncidentTracker, Observation
+from streamguard.alerts.journal import IncidentJournal
 from streamguard.alerts.policy import decide
 from streamguard.alerts.sink import AlertSink
 from streamguard.alerts.status import StreamEvent, StreamEventKind
@@ -27,6 +29,7 @@ from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
 from streamguard.engine.verdict import Outcome, Verdict
 from streamguard.ingest.segment import Segment
+from streamguard.state.db import Database
 
 __all__ = ["Alerting"]
 
@@ -46,17 +49,24 @@ class Alerting:
         *,
         instance_id: str,
         evidence: EvidenceStore | None = None,
+        db: Database | None = None,
     ) -> None:
         self.profiles = profiles
         self.sink = sink
         self.instance_id = instance_id
         self.evidence = evidence
         self.incidents = IncidentTracker()
+        self._journal = IncidentJournal(db) if db is not None else None
         self._timer_wake = asyncio.Event()
         self._group = asyncio.TaskGroup()
         self._timer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
+        if self._journal is not None:
+            for last in await self._journal.open():
+                alert = Alert.ended(last, self.instance_id, _now())
+                await self.sink.emit(alert)
+                await self._journal.forget(last["incident"]["id"])
         await self._group.__aenter__()
         self._timer = self._group.create_task(self._run_timer(), name="alerts.incident-timer")
         return self
@@ -72,9 +82,7 @@ class Alerting:
         await self._group.__aexit__(exc_type, exc, tb)
         # Consumers should not be left with incidents that never end.
         for incident in self.incidents.end_all():
-            await self.sink.emit(
-                Alert.of(incident, IncidentEvent.END, self.instance_id, datetime.now(UTC))
-            )
+            await self._end(incident)
 
     async def handle(
         self, stream: StreamConfig, segment: Segment, verdict: Verdict, clip: Path | None
@@ -114,11 +122,20 @@ class Alerting:
             cooldown_seconds=profile.cooldown_seconds,
         )
         self._timer_wake.set()
+        alert = Alert.of(incident, event or IncidentEvent.UPDATE, self.instance_id, _now())
+        if self._journal is not None:
+            # Journalled before the alert is queued: after a crash in between, the incident
+            # still gets its end.
+            await self._journal.record(incident.id, alert.payload)
         if event is None:
             return []
-        alert = Alert.of(incident, event, self.instance_id, datetime.now(UTC))
         await self.sink.emit(alert)
         return [alert]
+
+    async def _end(self, incident: Incident) -> None:
+        await self.sink.emit(Alert.of(incident, IncidentEvent.END, self.instance_id, _now()))
+        if self._journal is not None:
+            await self._journal.forget(incident.id)
 
     async def _run_timer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -133,6 +150,8 @@ class Alerting:
             except TimeoutError:
                 pass
             for incident in self.incidents.expire():
-                await self.sink.emit(
-                    Alert.of(incident, IncidentEvent.END, self.instance_id, datetime.now(UTC))
-                )
+                await self._end(incident)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -82,7 +82,11 @@ class MqttConfig(Section):
         " (and still delivered).",
     )
     inflight: int = Field(
-        32, ge=1, le=1000, description="QoS 1 alerts sent before waiting for their PUBACKs."
+        100,
+        ge=1,
+        le=1000,
+        description="QoS 1 messages sent before waiting for their PUBACKs (a window; after a"
+        " lost connection up to this many may arrive twice).",
     )
     shutdown_drain_seconds: float = Field(
         5.0, ge=0, description="On shutdown, seconds to keep sending the backlog; the rest waits."

@@ -3,6 +3,7 @@
 ``--alerts N`` judges N risky segments into alerts (outbox first), prints ``queued N`` and
 then keeps running until killed; ``--drain`` sends what the outbox holds, prints
 ``drained`` and exits. Either way it prints ``connected`` once the bus connection is up.
+Incidents journalled by a killed run are ended when the next one starts.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ async def main(args: argparse.Namespace) -> None:
     async with (
         Database(Path(args.db)) as db,
         MqttAlerts(config, db, args.instance) as sink,
-        Alerting(profiles, sink, instance_id=args.instance) as alerting,
+        Alerting(profiles, sink, instance_id=args.instance, db=db) as alerting,
     ):
         for seq in range(args.alerts):
             seg = segment("s1", seq)
