@@ -155,6 +155,10 @@ async def test_broker_outage_loses_nothing(mosquitto: Mosquitto, tmp_path: Path)
             mosquitto.stop()
             try:
                 during = await emit_alerts(alerting, 10, 10)
+                # Status set while the bus is away is published once it is back.
+                await sink.status(
+                    StreamStatus("s#1", "room 1", StreamState.RECONNECTING, datetime.now(UTC), "x")
+                )
                 async with asyncio.timeout(30):
                     await sink.publisher.wait_state(PublisherState.RECONNECTING)
                 health = sink.health()
@@ -174,6 +178,10 @@ async def test_broker_outage_loses_nothing(mosquitto: Mosquitto, tmp_path: Path)
     first_seen = list(dict.fromkeys(ids))
     assert first_seen[: len(sent)] == sent  # every alert, in order
     assert len(first_seen) == ended  # duplicates only ever repeat an id
+    status_topic = Topics(prefix).stream_status("s#1")
+    async with Subscriber(mosquitto.port, [status_topic], unique("late")) as late:
+        (status,) = await late.wait_until(lambda r: len(r) >= 1)
+    assert (status.retain, status.json["state"]) == (True, "reconnecting")
     by_id = {m.json["alert_id"]: m.json for m in got}
     assert by_id[during[0].alert_id]["stale"] is True  # waited out the outage
     assert by_id[during[0].alert_id]["latency_seconds"] >= OUTAGE_SECONDS / 2

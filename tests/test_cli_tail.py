@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiomqtt
+
 from streamguard.alerts.alerting import Alerting
 from streamguard.alerts.sink import MqttAlerts
 from streamguard.alerts.status import StreamEvent, StreamEventKind
@@ -43,6 +45,8 @@ async def test_tail_prints_alerts_and_events(mosquitto: Mosquitto, tmp_path: Pat
     seg = segment("s1", 6)
     verdict = risky(seg, keywords=(keyword("idiot"),), text="idiot, you are an idiot")
     now = datetime.now(UTC)
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as stranger:
+        await stranger.publish(f"{prefix}/v1/alerts/x", b"not json", qos=1)
     async with (
         Database(tmp_path / "state.db") as db,
         MqttAlerts(mqtt, db, "i-1") as sink,
@@ -54,7 +58,8 @@ async def test_tail_prints_alerts_and_events(mosquitto: Mosquitto, tmp_path: Pat
             out, _ = await tail.communicate()
     assert tail.returncode == 0
     text = out.decode()
-    event_line, alert_line, incident_line, transcript, keywords, metadata = text.splitlines()
+    junk, event_line, alert_line, incident_line, transcript, keywords, metadata = text.splitlines()
+    assert junk.startswith(f"unreadable message on {prefix}/v1/alerts/x (JSONDecodeError(")
     assert event_line.endswith("EVENT  stream s1 (room room-1) restored: back")
     assert "HIGH   NEW    room room-1 (stream s1)  Abuse/Insult score 95  Block" in alert_line
     assert alert.payload["incident"]["id"] in incident_line

@@ -58,24 +58,20 @@ async def _tail(config: MqttConfig, args: argparse.Namespace, out: TextIO) -> No
     filters = [topics.alerts(args.room) if args.room else topics.all_alerts()]
     if args.events:
         filters.append(topics.all_events())
+    v311, v5 = aiomqtt.ProtocolVersion.V311, aiomqtt.ProtocolVersion.V5
+    protocol = v311 if config.protocol == "3.1.1" else v5
     alerts_seen = 0
     failures = 0
     while True:
         try:
-            async with mqtt_client(
-                config, identifier=None, protocol=aiomqtt.ProtocolVersion.V5
-            ) as client:
+            async with mqtt_client(config, identifier=None, protocol=protocol) as client:
                 for topic_filter in filters:
                     await client.subscribe(topic_filter, qos=1)
                 print(f"listening on {', '.join(filters)}", file=sys.stderr, flush=True)
                 failures = 0
                 async for message in client.messages:
-                    data = json.loads(message.payload)
-                    is_alert = "alert_id" in data
-                    if args.json:
-                        out.write(json.dumps(data, ensure_ascii=False) + "\n")
-                    else:
-                        out.write(describe_alert(data) if is_alert else describe_event(data))
+                    text, is_alert = _render(str(message.topic), message.payload, args.json)
+                    out.write(text)
                     out.flush()
                     alerts_seen += is_alert
                     if args.count is not None and alerts_seen >= args.count:
@@ -85,6 +81,20 @@ async def _tail(config: MqttConfig, args: argparse.Namespace, out: TextIO) -> No
             delay = min(30.0, 2.0 ** min(failures, 5)) * random.uniform(0.8, 1.2)
             print(f"bus: {exc}; reconnecting in {delay:.0f} s", file=sys.stderr)
             await asyncio.sleep(delay)
+
+
+def _render(topic: str, payload: Any, as_json: bool) -> tuple[str, bool]:
+    """The text to print for one message, and whether it was an alert."""
+    try:
+        data = json.loads(payload)
+        if as_json:
+            return json.dumps(data, ensure_ascii=False) + "\n", "alert_id" in data
+        if "alert_id" in data:
+            return describe_alert(data), True
+        return describe_event(data), False
+    except (ValueError, TypeError, KeyError) as exc:
+        # Someone else's message on our topics: show it and keep tailing.
+        return f"unreadable message on {topic} ({exc!r}): {payload!r}\n", False
 
 
 def describe_alert(alert: dict[str, Any]) -> str:
