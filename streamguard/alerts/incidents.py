@@ -25,6 +25,8 @@ __all__ = ["Incident", "IncidentEvent", "IncidentTracker", "Observation"]
 
 
 class IncidentEvent(StrEnum):
+    """What an alert says about its incident."""
+
     NEW = "new"
     UPDATE = "update"
     END = "end"

@@ -33,6 +33,8 @@ _MIGRATIONS = [
 
 
 class MessageKind(StrEnum):
+    """Alerts get publish stamps (published_at, latency, stale); events go out as written."""
+
     ALERT = "alert"
     EVENT = "event"
 

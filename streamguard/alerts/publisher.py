@@ -42,6 +42,8 @@ _UNSUPPORTED_PROTOCOL = {1, 132}
 
 
 class PublisherState(StrEnum):
+    """The bus connection as health and metrics report it."""
+
     CONNECTING = "connecting"
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
