@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from streamguard.cli import check_config
+from streamguard.cli import check_config, tail
 
 __all__ = ["main"]
 
-COMMANDS = (check_config,)
+COMMANDS = (check_config, tail)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

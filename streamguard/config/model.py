@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationInfo, field_validator
 
 from streamguard.config.api import ApiConfig
+from streamguard.config.alerts import EvidenceConfig
 from streamguard.config.base import Section
 from streamguard.config.bus import MqttConfig
 from streamguard.config.engine import EngineConfig, LocalEngineConfig
@@ -26,6 +27,9 @@ class Config(Section):
     )
     mqtt: MqttConfig | None = Field(
         None, description="The alert bus; without it alerts are printed as JSON lines."
+    )
+    evidence: EvidenceConfig = Field(
+        default_factory=EvidenceConfig, description="Clips of risky segments and their retention."
     )
     profiles: dict[str, ProfileConfig] = Field(
         default_factory=lambda: {"default": ProfileConfig()},

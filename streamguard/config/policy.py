@@ -1,17 +1,80 @@
-"""Policy profiles: which verdicts become alerts."""
+"""Policy profiles: which verdicts become alerts, and how incidents are grouped.
+
+In the spirit of the moderation consoles (Alibaba Image Moderation 2.0): each label has a
+medium and a high score threshold; a label that was hit below its medium threshold is low
+risk; the riskiest label wins; a custom-library hit is high; nothing hit is no risk.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from streamguard.config.base import Section
 
-__all__ = ["ProfileConfig"]
+__all__ = ["LabelRule", "ProfileConfig", "RiskName"]
+
+RiskName = Literal["low", "medium", "high"]
+
+
+class LabelRule(Section):
+    """How one label's score maps to a risk level."""
+
+    enabled: bool = Field(True, description="Whether hits of this label count at all.")
+    medium: int = Field(
+        60, ge=0, le=100, description="Score from which a hit of this label is medium risk."
+    )
+    high: int = Field(
+        90, ge=0, le=100, description="Score from which a hit of this label is high risk."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LabelRule:
+        if self.high < self.medium:
+            raise ValueError(f"high ({self.high}) must be >= medium ({self.medium})")
+        return self
 
 
 class ProfileConfig(Section):
+    """One policy profile; streams pick one by name."""
+
     biz_type: str = Field(
         "default",
         pattern=r"^[A-Za-z0-9_]{3,32}$",
         description="AMS BizType this profile maps to (3-32 of letters, digits, _).",
+    )
+    labels: dict[str, LabelRule] = Field(
+        default_factory=dict,
+        description="Rules per engine label (e.g. Porn, Abuse, Ad); others use other_labels.",
+    )
+    other_labels: LabelRule = Field(
+        default_factory=LabelRule, description="Rule for labels not listed in labels."
+    )
+    min_risk: RiskName = Field(
+        "medium", description="Lowest risk level that opens an incident and alerts."
+    )
+    custom_libraries: list[str] = Field(
+        default_factory=list,
+        description="Keyword library ids whose hits are custom-library hits (always high risk),"
+        " like hits labelled Custom.",
+    )
+    ignored_words: list[str] = Field(
+        default_factory=list, description="Keywords whose hits are ignored (case-insensitive)."
+    )
+    exempt_streams: list[str] = Field(
+        default_factory=list, description="Stream ids that never alert."
+    )
+    exempt_rooms: list[str] = Field(default_factory=list, description="Room ids that never alert.")
+    cooldown_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Per room and label: at most one update alert of an open incident this"
+        " often (a rise in risk alerts at once).",
+    )
+    incident_quiet_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="An incident ends after this many seconds without a risky segment,"
+        " also when its stream died.",
     )

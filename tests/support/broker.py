@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,9 @@ class Mosquitto:
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            # Run as whoever starts it: as root, mosquitto would otherwise switch to the
+            # 'mosquitto' user, which cannot write persistence into the test's directory.
+            f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "log_dest stderr\n",

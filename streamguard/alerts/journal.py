@@ -1,0 +1,59 @@
+"""The incident journal: open incidents in SQLite, so that a crashed daemon still ends them.
+
+Each open incident keeps its latest alert JSON. Incidents a previous run left open (it was
+killed, or the machine went down) are ended at the next start with an ``end`` alert built
+from that JSON — the same ``alert_id`` a timely end would have had.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from streamguard.state.db import Database
+
+__all__ = ["IncidentJournal"]
+
+_MIGRATIONS = [
+    """CREATE TABLE alerts_incidents (
+        incident_id TEXT PRIMARY KEY,
+        last_alert TEXT NOT NULL
+    )""",
+]
+
+
+class IncidentJournal:
+    """Open incidents by id, with the JSON of their latest alert."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def open(self) -> list[dict[str, Any]]:
+        """Create the table if needed; return the latest alerts of incidents left open."""
+        await self._db.migrate("alerts_incidents", _MIGRATIONS)
+
+        def load(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute("SELECT last_alert FROM alerts_incidents ORDER BY rowid")
+            return [json.loads(row[0]) for row in rows]
+
+        return await self._db.run(load)
+
+    async def record(self, incident_id: str, last_alert: dict[str, Any]) -> None:
+        """Remember an open incident's latest alert JSON."""
+        text = json.dumps(last_alert, ensure_ascii=False)
+        await self._db.run(
+            lambda conn: conn.execute(
+                "INSERT INTO alerts_incidents (incident_id, last_alert) VALUES (?, ?)"
+                " ON CONFLICT (incident_id) DO UPDATE SET last_alert = excluded.last_alert",
+                (incident_id, text),
+            )
+        )
+
+    async def forget(self, incident_id: str) -> None:
+        """The incident ended (its end alert is in the outbox)."""
+        await self._db.run(
+            lambda conn: conn.execute(
+                "DELETE FROM alerts_incidents WHERE incident_id = ?", (incident_id,)
+            )
+        )

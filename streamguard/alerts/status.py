@@ -1,0 +1,104 @@
+"""Stream status and health events, and this instance's availability on the bus.
+
+Status is retained (the latest per stream); health events are messages, delivered through
+the outbox like alerts. A segment that failed or was skipped is a health event, not an alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "StreamEvent",
+    "StreamEventKind",
+    "StreamState",
+    "StreamStatus",
+    "instance_payload",
+]
+
+SCHEMA_VERSION = "1"
+
+
+class StreamState(StrEnum):
+    """What a stream's source is doing, as the retained status topic shows it."""
+
+    ONLINE = "online"
+    RECONNECTING = "reconnecting"
+    OFFLINE = "offline"
+    SILENT = "silent"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """The latest state of one stream, published retained."""
+
+    stream_id: str
+    room_id: str
+    state: StreamState
+    since: datetime
+    last_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "stream_id": self.stream_id,
+            "room_id": self.room_id,
+            "state": self.state.value,
+            "since": self.since.isoformat(),
+            "last_error": self.last_error,
+        }
+
+
+class StreamEventKind(StrEnum):
+    """Health events of a stream."""
+
+    DOWN = "down"
+    RESTORED = "restored"
+    SILENT = "silent"
+    SEGMENT_FAILED = "segment_failed"
+    SEGMENT_SKIPPED = "segment_skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One health event of a stream; ``event_id`` is stable so consumers can drop duplicates."""
+
+    stream_id: str
+    room_id: str
+    kind: StreamEventKind
+    at: datetime
+    detail: str = ""
+    segment_id: str | None = None
+    silent_seconds: float | None = None
+
+    @property
+    def event_id(self) -> str:
+        key = "\x1f".join((self.stream_id, self.kind, self.at.isoformat(), self.segment_id or ""))
+        return "evt-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": self.event_id,
+            "stream_id": self.stream_id,
+            "room_id": self.room_id,
+            "kind": self.kind.value,
+            "at": self.at.isoformat(),
+            "detail": self.detail,
+            "segment_id": self.segment_id,
+            "silent_seconds": self.silent_seconds,
+        }
+
+
+def instance_payload(instance_id: str, state: str, at: datetime | None) -> dict[str, Any]:
+    """The retained availability message of an instance (``at`` is unknown in a Last Will)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "instance": instance_id,
+        "state": state,
+        "at": at.isoformat() if at else None,
+    }
