@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from streamguard.config.api import ApiConfig
 from streamguard.config.alerts import EvidenceConfig
+from streamguard.config.api import ApiConfig
 from streamguard.config.base import Section
 from streamguard.config.bus import MqttConfig
 from streamguard.config.engine import EngineConfig, LocalEngineConfig

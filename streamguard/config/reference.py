@@ -36,6 +36,10 @@ EXAMPLES: dict[str, Any] = {
 }
 
 
+# The example key shown for tables keyed by name.
+DICT_KEYS = {"profiles": "default", "labels": "Abuse"}
+
+
 def render_reference() -> str:
     lines = [HEADER]
     _render_model(Config, "", lines, commented=False)
@@ -86,8 +90,9 @@ def _render_table(
         out.append(f"{hash_}[[{path}]]")
         _render_model(models[0], path, out, commented=commented or optional)
     elif origin is dict:
-        out.append(f"{hash_}[{path}.default]")
-        _render_model(models[0], path, out, commented=commented or optional)
+        key = DICT_KEYS.get(path.rsplit(".", 1)[-1], "default")
+        out.append(f"{hash_}[{path}.{key}]")
+        _render_model(models[0], f"{path}.{key}", out, commented=commented or optional)
     elif len(models) > 1 and not optional:  # a union chosen by `type`
         default = _default(field)
         chosen = type(default)
