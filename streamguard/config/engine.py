@@ -100,6 +100,15 @@ class LocalEngineConfig(Section):
         gt=1,
         description="Whisper: more repetitive transcripts than this are reported as unreliable.",
     )
+    word_probability_threshold: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description=(
+            "Whisper: transcripts whose mean word probability is below this are reported as "
+            "possible non-English or unintelligible speech."
+        ),
+    )
     language: str = Field(
         "en",
         min_length=2,

@@ -395,10 +395,18 @@ class LocalEngine:
                 return [f"speech not in {config.language} ({transcript.language})"]
             return [] if transcript.text or speech_seconds < 1.0 else [UNINTELLIGIBLE]
         unsure = (
-            transcript.avg_logprob is not None and transcript.avg_logprob < config.logprob_threshold
-        ) or (
-            transcript.compression_ratio is not None
-            and transcript.compression_ratio > config.compression_ratio_threshold
+            (
+                transcript.avg_logprob is not None
+                and transcript.avg_logprob < config.logprob_threshold
+            )
+            or (
+                transcript.compression_ratio is not None
+                and transcript.compression_ratio > config.compression_ratio_threshold
+            )
+            or (
+                transcript.word_probability is not None
+                and transcript.word_probability < config.word_probability_threshold
+            )
         )
         # Speech the gate is sure of but whisper made nothing of is not "clean" either.
         silent_transcript = not transcript.text and speech_seconds >= 1.0

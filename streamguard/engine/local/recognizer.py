@@ -68,6 +68,8 @@ class Transcript:
     """Duration-weighted mean over kept pieces; None when nothing was kept."""
     no_speech_prob: float | None
     compression_ratio: float | None
+    word_probability: float | None
+    """Mean probability of the kept words; None when there are none."""
     suppressed: tuple[str, ...]
     """Pieces dropped as inventions (filler phrases)."""
     audio_seconds: float
@@ -87,6 +89,7 @@ class Transcript:
             "avg_logprob": rounded(self.avg_logprob),
             "no_speech_prob": rounded(self.no_speech_prob),
             "compression_ratio": rounded(self.compression_ratio),
+            "word_probability": rounded(self.word_probability),
             "suppressed": list(self.suppressed),
             "recognised_seconds": round(self.audio_seconds, 3),
             "recognition_seconds": round(self.seconds, 3),
@@ -178,7 +181,7 @@ class Recognizer:
             pieces.append((joined, first / SAMPLE_RATE, (end - first) / SAMPLE_RATE))
             joined += (end - first) / SAMPLE_RATE
         if not audio_parts:
-            return Transcript("", (), "en", 0.0, None, None, None, (), 0.0, 0.0)
+            return Transcript("", (), "en", 0.0, None, None, None, None, (), 0.0, 0.0)
         audio = np.concatenate(audio_parts)
 
         def to_segment_time(t: float) -> float:
@@ -243,6 +246,7 @@ class Recognizer:
             avg_logprob=sum(w * lp for w, lp, _, _ in weights) / total if weights else None,
             no_speech_prob=sum(w * ns for w, _, ns, _ in weights) / total if weights else None,
             compression_ratio=max(cr for *_, cr in weights) if weights else None,
+            word_probability=(sum(w.probability for w in words) / len(words) if words else None),
             suppressed=tuple(suppressed),
             audio_seconds=len(audio) / SAMPLE_RATE,
             seconds=time.perf_counter() - started,

@@ -75,9 +75,10 @@ def _resample(audio: npt.NDArray[np.int16], rate: int) -> Pcm:
 @functools.lru_cache(maxsize=1)
 def _hibari() -> Any:
     try:
-        from hibari import Hibari
+        # hibari ships no type information (and pyproject's override names hibari_tts).
+        from hibari import Hibari  # type: ignore[import-untyped]
     except ImportError as exc:
-        raise SampleError("hibari-tts is not installed (pip install 'streamguard[samples]')") from exc
+        raise SampleError("hibari-tts is missing: pip install 'streamguard[samples]'") from exc
     return Hibari()
 
 
@@ -119,7 +120,7 @@ def noise(seconds: float, seed: int = 0) -> FloatAudio:
     frequencies = np.fft.rfftfreq(count, 1 / SAMPLE_RATE)
     spectrum /= np.sqrt(np.maximum(frequencies, 20.0))
     shaped = np.fft.irfft(spectrum, count)
-    return (shaped / np.sqrt(np.mean(shaped**2))).astype(np.float32)
+    return np.asarray(shaped / np.sqrt(np.mean(shaped**2)), dtype=np.float32)
 
 
 def music(seconds: float, seed: int = 0) -> FloatAudio:
@@ -146,7 +147,7 @@ def music(seconds: float, seed: int = 0) -> FloatAudio:
     out += 0.5 * tone(440.0 * 2 ** (note / 12)) * np.exp(-3 * within)
     kick = np.sin(2 * np.pi * 60 * (t % beat)) * np.exp(-25 * (t % beat))
     out += 0.8 * kick
-    return (out / np.sqrt(np.mean(out**2))).astype(np.float32)
+    return np.asarray(out / np.sqrt(np.mean(out**2)), dtype=np.float32)
 
 
 def mix(speech: Pcm, background: FloatAudio | None, snr_db: float | None) -> Pcm:
@@ -193,6 +194,8 @@ def write_audio(path: Path, samples: Pcm, *, bitrate: int = 32_000) -> None:
         raise SampleError(f"{path}: write .mp3, .m4a or .wav")
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
+        if not isinstance(stream, av.AudioStream):
+            raise SampleError(f"{path}: {codec} is not an audio codec")
         if codec != "pcm_s16le":
             stream.bit_rate = bitrate
         frame_samples = 1152 if codec == "libmp3lame" else 1024
