@@ -315,3 +315,35 @@ def test_verdict_json_carries_hits_and_unsupported() -> None:
         unsupported=("moaning",),
     )
     assert verdict.to_json()["unsupported"] == ["moaning"]
+
+
+async def test_queued_segments_share_a_recognition_pass_and_keep_their_own_words(
+    engine_factory: type[LocalEngine], speech: SpeechCache
+) -> None:
+    texts = [
+        ("hibari", "We are planning a picnic by the river."),
+        ("espeak:en-us", "I am going to kill you tonight."),
+        ("hibari", "The weather has been lovely all week."),
+    ]
+    segments = [
+        segment_of(speech(text, voice), seq=n, lead=1.0 + n)
+        for n, (voice, text) in enumerate(texts)
+    ]
+    async with (
+        engine_factory(LocalEngineConfig(workers=1)) as engine,
+        asyncio.TaskGroup() as group,
+    ):
+        tasks = [
+            group.create_task(engine.moderate(s, None), name=f"segment-{s.seq}") for s in segments
+        ]
+    verdicts = [t.result() for t in tasks]
+    # Worker places are taken in turn: the three gates run first, then one pass recognises all.
+    assert [v.details["transcript"]["batch_size"] for v in verdicts] == [3, 3, 3]
+    assert [v.hit for v in verdicts] == [False, True, False]
+    assert "picnic" in verdicts[0].text
+    assert "kill" in verdicts[1].text
+    assert "kill" not in verdicts[2].text
+    assert "weather" in verdicts[2].text
+    (hit, *_) = verdicts[1].keywords
+    assert hit.time_start is not None
+    assert 1.5 <= hit.time_start <= 2.0 + len(speech(texts[1][1], texts[1][0])) / SAMPLE_RATE

@@ -51,6 +51,16 @@ class LocalEngineConfig(Section):
             "'skipped: overloaded' and a health event is raised."
         ),
     )
+    window_seconds: float = Field(
+        28.0,
+        gt=0,
+        le=30,
+        description=(
+            "Speech of segments waiting for recognition is joined into one whisper window of "
+            "up to this many seconds (whisper's cost is per 30 s window, so this carries "
+            "more rooms per core when segments queue up)."
+        ),
+    )
     cpu_threads: int = Field(
         1, ge=1, le=64, description="Threads the speech model uses inside one worker."
     )

@@ -9,10 +9,12 @@ full is not dropped: it gets a ``skipped_overloaded`` verdict ("skipped: overloa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -22,7 +24,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from streamguard.config.engine import LocalEngineConfig
-from streamguard.engine.local.gate import SpeechDetector, SpeechGate, SpeechRegion, SpeechReport
+from streamguard.engine.local.gate import SpeechDetector, SpeechGate, SpeechRegion
 from streamguard.engine.local.keywords import KeywordMatch, LibrarySet
 from streamguard.engine.local.recognizer import Recognizer, Transcript
 from streamguard.engine.verdict import KeywordHit, Outcome, Suggestion, Verdict
@@ -98,6 +100,27 @@ class EngineCounters:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
+@dataclass(frozen=True, slots=True)
+class _Gated:
+    """What the gate stage found: speech regions (None = no speech) and its notes."""
+
+    regions: tuple[SpeechRegion, ...] | None
+    speech_seconds: float
+    details: dict[str, Any]
+    events: list[HealthEvent]
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Job:
+    """A gated segment waiting for recognition, and where its transcript will arrive."""
+
+    segment: Segment
+    regions: tuple[SpeechRegion, ...]
+    speech: float
+    transcript: asyncio.Future[Transcript]
+
+
 @dataclass(slots=True)
 class _Judgement:
     verdict: Verdict
@@ -153,8 +176,9 @@ class LocalEngine:
         self._reload_lock = threading.Lock()
         self._next_reload_check = time.monotonic() + config.reload_seconds
         self._closed = False
-        self._waiting = 0
+        self._admitted = 0
         self._running = 0
+        self._ready: deque[_Job] = deque()
         self._counts: dict[str, int] = dict.fromkeys(
             ("segments", "moderated", "no_speech", "skipped", "failed", "gate_failures", "hits"), 0
         )
@@ -194,7 +218,7 @@ class LocalEngine:
             failed=self._counts["failed"],
             gate_failures=self._counts["gate_failures"],
             hits=self._counts["hits"],
-            backlog_depth=self._waiting,
+            backlog_depth=self._backlog_depth,
             backlog_limit=self.config.backlog,
             running=self._running,
             audio_seconds=self._seconds["audio"],
@@ -221,18 +245,33 @@ class LocalEngine:
         if self._on_health is not None:
             self._on_health(event)
 
+    @property
+    def _backlog_depth(self) -> int:
+        return self._admitted - self._running
+
+    @contextlib.asynccontextmanager
+    async def _worker(self) -> AsyncIterator[None]:
+        """Hold one of the ``workers`` places while work of this segment runs on a thread."""
+        async with self._slots:
+            self._running += 1
+            try:
+                yield
+            finally:
+                self._running -= 1
+
     async def moderate(self, segment: Segment, clip: Path | None) -> Verdict:
         """Judge ``segment`` (its samples; ``clip`` is not needed). Never raises for a segment."""
         self._counts["segments"] += 1
         if self._closed:
             self._counts["failed"] += 1
             return self._verdict(segment, Outcome.FAILED, "failed: engine closed")
-        if self._waiting >= self.config.backlog:
+        depth = self._backlog_depth
+        if depth >= self.config.backlog:
             self._counts["skipped"] += 1
             self._raise(
                 HealthEvent(
                     HealthKind.OVERLOADED,
-                    f"backlog full ({self._waiting} waiting, {self._running} running); "
+                    f"backlog full ({depth} waiting, {self._running} running); "
                     f"segment {segment.id} skipped",
                     segment.id,
                 )
@@ -241,18 +280,11 @@ class LocalEngine:
                 segment,
                 Outcome.SKIPPED_OVERLOADED,
                 "skipped: overloaded",
-                details={"backlog_depth": self._waiting, "backlog_limit": self.config.backlog},
+                details={"backlog_depth": depth, "backlog_limit": self.config.backlog},
             )
-        self._waiting += 1
+        self._admitted += 1
         try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-        self._running += 1
-        try:
-            judgement = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._judge, segment
-            )
+            judgement = await self._judge(segment)
         except Exception as exc:
             # The Engine contract: a segment that could not be judged is recorded, not raised.
             self._counts["failed"] += 1
@@ -260,10 +292,64 @@ class LocalEngine:
             self._raise(HealthEvent(HealthKind.RECOGNITION_FAILED, reason, segment.id))
             return self._verdict(segment, Outcome.FAILED, reason)
         finally:
-            self._running -= 1
-            self._slots.release()
+            self._admitted -= 1
         self._account(judgement)
         return judgement.verdict
+
+    async def _judge(self, segment: Segment) -> _Judgement:
+        loop = asyncio.get_running_loop()
+        async with self._worker():
+            gated = await loop.run_in_executor(self._executor, self._gate, segment)
+        if gated.regions is None:
+            verdict = self._verdict(
+                segment,
+                Outcome.NO_SPEECH,
+                "no speech",
+                unsupported=ALWAYS_UNSUPPORTED,
+                details=gated.details,
+            )
+            return _Judgement(verdict, segment.duration, 0.0, 0.0, gated.seconds, gated.events)
+        job = _Job(
+            segment, gated.regions, sum(r.duration for r in gated.regions), loop.create_future()
+        )
+        self._ready.append(job)
+        try:
+            while not job.transcript.done():
+                async with self._worker():
+                    if not job.transcript.done():
+                        await self._recognise(self._take_batch())
+            transcript = job.transcript.result()
+        finally:
+            if job in self._ready:
+                self._ready.remove(job)
+        return self._assess(segment, gated, transcript)
+
+    def _take_batch(self) -> list[_Job]:
+        """The oldest ready segment, and the next ones while their speech fits one window."""
+        batch = [self._ready.popleft()]
+        total = batch[0].speech
+        while self._ready and total + self._ready[0].speech <= self.config.window_seconds:
+            total += self._ready[0].speech
+            batch.append(self._ready.popleft())
+        return batch
+
+    async def _recognise(self, batch: list[_Job]) -> None:
+        """Recognise a batch on a worker thread and hand each segment its transcript."""
+        items = [(job.segment.samples, job.regions) for job in batch]
+        try:
+            transcripts = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.recognizer.transcribe_many, items
+            )
+        except asyncio.CancelledError:
+            # Whoever ran the batch was cancelled: the other segments in it go back in line.
+            self._ready.extendleft(reversed([j for j in batch if not j.transcript.done()]))
+            raise
+        except Exception as exc:
+            for job in batch:
+                job.transcript.set_exception(exc)
+            return
+        for job, transcript in zip(batch, transcripts, strict=True):
+            job.transcript.set_result(transcript)
 
     def _account(self, judgement: _Judgement) -> None:
         verdict = judgement.verdict
@@ -296,18 +382,15 @@ class LocalEngine:
                 for error in self.libraries.errors.values()
             ]
 
-    def _judge(self, segment: Segment) -> _Judgement:
-        """Runs on a worker thread: gate, recognise, match."""
+    def _gate(self, segment: Segment) -> _Gated:
+        """Runs on a worker thread: reload changed libraries, then find the speech."""
         started = time.perf_counter()
         events = self._refresh_libraries()
-        duration = segment.duration
         details: dict[str, Any] = {}
-        report: SpeechReport | None
         try:
             report = self.gate.detect(segment.samples)
         except Exception as exc:
             # Fail open: a broken gate must not let a segment through unjudged.
-            report = None
             details["gate_error"] = f"{type(exc).__name__}: {exc}"
             events.append(
                 HealthEvent(
@@ -316,31 +399,23 @@ class LocalEngine:
                     segment.id,
                 )
             )
-        if report is not None:
-            details["gate"] = report.to_json()
-            if not report.has_speech:
-                verdict = self._verdict(
-                    segment,
-                    Outcome.NO_SPEECH,
-                    "no speech",
-                    unsupported=ALWAYS_UNSUPPORTED,
-                    details=details,
-                )
-                busy = time.perf_counter() - started
-                return _Judgement(verdict, duration, 0.0, 0.0, busy, events)
-            regions: tuple[SpeechRegion, ...] = report.regions
-            speech_seconds = report.speech_seconds
-        else:
-            regions = (SpeechRegion(0.0, duration),)
-            speech_seconds = duration
-        transcript = self.recognizer.transcribe(segment.samples, regions)
+            whole = (SpeechRegion(0.0, segment.duration),)
+            return _Gated(whole, segment.duration, details, events, time.perf_counter() - started)
+        details["gate"] = report.to_json()
+        regions = report.regions if report.has_speech else None
+        seconds = time.perf_counter() - started
+        return _Gated(regions, report.speech_seconds, details, events, seconds)
+
+    def _assess(self, segment: Segment, gated: _Gated, transcript: Transcript) -> _Judgement:
+        """The verdict on a recognised segment: keyword hits and what could not be judged."""
+        details = dict(gated.details)
         details["transcript"] = transcript.to_json()
         matcher = self.libraries.matcher
         if self.libraries.errors:
             details["library_errors"] = [str(e) for e in self.libraries.errors.values()]
         matches = matcher.match(transcript.text)
         hits = tuple(self._hit(m, transcript) for m in matches)
-        unsupported = (*ALWAYS_UNSUPPORTED, *self._unsupported(transcript, speech_seconds))
+        unsupported = (*ALWAYS_UNSUPPORTED, *self._unsupported(transcript, gated.speech_seconds))
         fields: dict[str, Any] = {"text": transcript.text, "unsupported": unsupported}
         if hits:
             top = max(hits, key=lambda h: h.score)
@@ -353,8 +428,8 @@ class LocalEngine:
                 "hit": True,
                 "keywords": hits,
             }
-        busy_seconds = time.perf_counter() - started
-        details["seconds"] = round(busy_seconds, 3)
+        busy = gated.seconds + transcript.seconds
+        details["seconds"] = round(busy, 3)
         verdict = self._verdict(
             segment,
             Outcome.MODERATED,
@@ -363,7 +438,12 @@ class LocalEngine:
             **fields,
         )
         return _Judgement(
-            verdict, duration, speech_seconds, transcript.audio_seconds, busy_seconds, events
+            verdict,
+            segment.duration,
+            gated.speech_seconds,
+            transcript.audio_seconds,
+            busy,
+            gated.events,
         )
 
     @staticmethod

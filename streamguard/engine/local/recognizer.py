@@ -13,10 +13,11 @@ no-speech probability drops more, and known filler phrases left on their own are
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,9 @@ class Transcript:
     audio_seconds: float
     """Seconds of audio recognised (the speech regions, joined)."""
     seconds: float
-    """Wall-clock seconds recognition took."""
+    """Wall-clock seconds recognition took (this segment's share of its pass)."""
+    batch_size: int = 1
+    """How many segments shared the recognition pass."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready summary for verdict details (the text itself is in the verdict)."""
@@ -93,6 +96,7 @@ class Transcript:
             "suppressed": list(self.suppressed),
             "recognised_seconds": round(self.audio_seconds, 3),
             "recognition_seconds": round(self.seconds, 3),
+            "batch_size": self.batch_size,
         }
 
 
@@ -168,86 +172,142 @@ class Recognizer:
 
     def transcribe(self, samples: Pcm, regions: Sequence[SpeechRegion]) -> Transcript:
         """Recognise ``regions`` of ``samples``; word times are seconds into ``samples``."""
+        return self.transcribe_many([(samples, regions)])[0]
+
+    def transcribe_many(
+        self, items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]]
+    ) -> list[Transcript]:
+        """Recognise the speech regions of several segments in one pass, one transcript each.
+
+        Whisper's cost is per 30 s window whatever it holds, so the speech of several
+        segments joined into one window costs about what one segment's would. Each word goes
+        back to the segment its middle falls in, with times on that segment's timeline.
+        """
         started = time.perf_counter()
         model = self.load()
-        pieces: list[tuple[float, float, float]] = []  # (joined start, segment start, length)
+        pieces: list[_Piece] = []
         audio_parts = []
         joined = 0.0
-        for region in regions:
-            first, end = int(region.start * SAMPLE_RATE), int(region.end * SAMPLE_RATE)
-            if end <= first:
-                continue
-            audio_parts.append(samples[first:end].astype(np.float32) / 32768.0)
-            pieces.append((joined, first / SAMPLE_RATE, (end - first) / SAMPLE_RATE))
-            joined += (end - first) / SAMPLE_RATE
-        if not audio_parts:
-            return Transcript("", (), "en", 0.0, None, None, None, None, (), 0.0, 0.0)
-        audio = np.concatenate(audio_parts)
-
-        def to_segment_time(t: float) -> float:
-            for joined_start, segment_start, length in reversed(pieces):
-                if t >= joined_start:
-                    return segment_start + min(t - joined_start, length)
-            return pieces[0][1]
-
-        multilingual = bool(model.model.is_multilingual)
-        segments, info = model.transcribe(
-            audio,
-            language=None if multilingual else "en",
-            beam_size=self.beam_size,
-            # One temperature: deterministic output and bounded CPU on hard audio.
-            temperature=0.0,
-            word_timestamps=True,
-            condition_on_previous_text=False,
-            vad_filter=False,
-            no_speech_threshold=self.no_speech_threshold,
-            log_prob_threshold=self.logprob_threshold,
-            compression_ratio_threshold=self.compression_ratio_threshold,
-        )
-        text = ""
-        words: list[Word] = []
-        suppressed: list[str] = []
-        weights: list[tuple[float, float, float, float]] = []
-        for piece in segments:
-            if _filler_key(piece.text) in self.fillers:
-                suppressed.append(piece.text.strip())
-                continue
-            weights.append(
-                (
-                    max(float(piece.end - piece.start), 0.01),
-                    float(piece.avg_logprob),
-                    float(piece.no_speech_prob),
-                    float(piece.compression_ratio),
-                )
-            )
-            for word in piece.words or ():
-                spoken = word.word.strip()
-                if not spoken:
+        for item, (samples, regions) in enumerate(items):
+            for region in regions:
+                first = int(region.start * SAMPLE_RATE)
+                end = min(int(region.end * SAMPLE_RATE), len(samples))
+                if end <= first:
                     continue
-                if text:
-                    text += " "
-                words.append(
-                    Word(
-                        text=spoken,
-                        start=round(to_segment_time(float(word.start)), 3),
-                        end=round(to_segment_time(float(word.end)), 3),
-                        probability=float(word.probability),
-                        text_start=len(text),
-                        text_end=len(text) + len(spoken),
-                    )
+                audio_parts.append(samples[first:end].astype(np.float32) / 32768.0)
+                length = (end - first) / SAMPLE_RATE
+                pieces.append(_Piece(item, joined, first / SAMPLE_RATE, length))
+                joined += length
+        results = [_Collected() for _ in items]
+        for piece in pieces:
+            results[piece.item].audio_seconds += piece.length
+        language, language_probability = "en", 0.0
+        if audio_parts:
+            starts = [p.joined_start for p in pieces]
+
+            def piece_at(t: float) -> _Piece:
+                return pieces[max(0, bisect.bisect_right(starts, t) - 1)]
+
+            multilingual = bool(model.model.is_multilingual)
+            segments, info = model.transcribe(
+                np.concatenate(audio_parts),
+                language=None if multilingual else "en",
+                beam_size=self.beam_size,
+                # One temperature: deterministic output and bounded CPU on hard audio.
+                temperature=0.0,
+                word_timestamps=True,
+                condition_on_previous_text=False,
+                vad_filter=False,
+                no_speech_threshold=self.no_speech_threshold,
+                log_prob_threshold=self.logprob_threshold,
+                compression_ratio_threshold=self.compression_ratio_threshold,
+            )
+            for whisper_piece in segments:
+                middle = float(whisper_piece.start + whisper_piece.end) / 2
+                if _filler_key(whisper_piece.text) in self.fillers:
+                    results[piece_at(middle).item].suppressed.append(whisper_piece.text.strip())
+                    continue
+                stats = (
+                    max(float(whisper_piece.end - whisper_piece.start), 0.01),
+                    float(whisper_piece.avg_logprob),
+                    float(whisper_piece.no_speech_prob),
+                    float(whisper_piece.compression_ratio),
                 )
-                text += spoken
-        total = sum(w for w, *_ in weights)
+                touched: set[int] = set()
+                for word in whisper_piece.words or ():
+                    word_start, word_end = float(word.start), float(word.end)
+                    home = piece_at((word_start + word_end) / 2)
+                    touched.add(home.item)
+                    results[home.item].add_word(
+                        word.word.strip(),
+                        home.segment_time(word_start),
+                        home.segment_time(word_end),
+                        float(word.probability),
+                    )
+                for item in touched or {piece_at(middle).item}:
+                    results[item].stats.append(stats)
+            language, language_probability = info.language, float(info.language_probability)
+        # Wall time is shared: each segment is charged an equal part of the pass.
+        seconds = (time.perf_counter() - started) / max(1, len(items))
+        return [r.transcript(language, language_probability, seconds, len(items)) for r in results]
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """One speech region of one segment, placed in the joined audio."""
+
+    item: int
+    joined_start: float
+    segment_start: float
+    length: float
+
+    def segment_time(self, joined_time: float) -> float:
+        offset = min(max(joined_time - self.joined_start, 0.0), self.length)
+        return round(self.segment_start + offset, 3)
+
+
+@dataclass
+class _Collected:
+    """One segment's share of a recognition pass, gathered before it becomes a Transcript."""
+
+    text: str = ""
+    words: list[Word] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
+    stats: list[tuple[float, float, float, float]] = field(default_factory=list)
+    audio_seconds: float = 0.0
+
+    def add_word(self, spoken: str, start: float, end: float, probability: float) -> None:
+        if not spoken:
+            return
+        if self.text:
+            self.text += " "
+        self.words.append(
+            Word(spoken, start, end, probability, len(self.text), len(self.text) + len(spoken))
+        )
+        self.text += spoken
+
+    def transcript(
+        self, language: str, language_probability: float, seconds: float, batch_size: int
+    ) -> Transcript:
+        stats = self.stats
+        total = sum(weight for weight, *_ in stats)
+
+        def weighted(index: int) -> float | None:
+            return sum(s[0] * s[index] for s in stats) / total if stats else None
+
         return Transcript(
-            text=text,
-            words=tuple(words),
-            language=info.language,
-            language_probability=float(info.language_probability),
-            avg_logprob=sum(w * lp for w, lp, _, _ in weights) / total if weights else None,
-            no_speech_prob=sum(w * ns for w, _, ns, _ in weights) / total if weights else None,
-            compression_ratio=max(cr for *_, cr in weights) if weights else None,
-            word_probability=(sum(w.probability for w in words) / len(words) if words else None),
-            suppressed=tuple(suppressed),
-            audio_seconds=len(audio) / SAMPLE_RATE,
-            seconds=time.perf_counter() - started,
+            text=self.text,
+            words=tuple(self.words),
+            language=language,
+            language_probability=language_probability,
+            avg_logprob=weighted(1),
+            no_speech_prob=weighted(2),
+            compression_ratio=max(s[3] for s in stats) if stats else None,
+            word_probability=(
+                sum(w.probability for w in self.words) / len(self.words) if self.words else None
+            ),
+            suppressed=tuple(self.suppressed),
+            audio_seconds=self.audio_seconds,
+            seconds=seconds,
+            batch_size=batch_size,
         )
