@@ -9,25 +9,135 @@ from pydantic import Field, SecretStr
 
 from streamguard.config.base import Section, secret_field
 
-__all__ = ["AmsEngineConfig", "EngineConfig", "LocalEngineConfig"]
+__all__ = ["DEFAULT_FILLERS", "AmsEngineConfig", "EngineConfig", "LocalEngineConfig"]
+
+DEFAULT_FILLERS = (
+    "you",
+    "thank you",
+    "thanks",
+    "thank you for watching",
+    "thanks for watching",
+    "thank you so much for watching",
+    "please subscribe",
+    "bye",
+)
+"""Phrases whisper is known to invent on silence and music ("you", "Thank you.")."""
 
 
 class LocalEngineConfig(Section):
+    """The embedded offline engine: speech gate, whisper recognition, keyword libraries."""
+
     type: Literal["local"] = "local"
     model: str = Field(
         "tiny.en",
         description=(
             "Whisper model: 'tiny.en' (shipped offline), another faster-whisper model name "
-            "(needs internet once), or a path to a CTranslate2 model directory."
+            "already in the Hugging Face cache (nothing is downloaded), or a path to a "
+            "CTranslate2 model directory. A multilingual model adds language detection."
         ),
     )
     libraries: list[Path] = Field(
         default_factory=list,
         description="Keyword library files (TOML). Empty = the shipped English default library.",
     )
-    workers: int = Field(1, ge=1, le=64, description="Segments recognised at the same time.")
+    workers: int = Field(
+        2, ge=1, le=64, description="Segments judged at the same time (one thread each)."
+    )
     backlog: int = Field(
-        32, ge=1, description="Segments that may wait for recognition before new ones are skipped."
+        32,
+        ge=1,
+        description=(
+            "Segments that may wait for a worker; beyond it a segment is recorded as "
+            "'skipped: overloaded' and a health event is raised."
+        ),
+    )
+    window_seconds: float = Field(
+        28.0,
+        gt=0,
+        le=30,
+        description=(
+            "Speech of segments waiting for recognition is joined into one whisper window of "
+            "up to this many seconds (whisper's cost is per 30 s window, so this carries "
+            "more rooms per core when segments queue up)."
+        ),
+    )
+    cpu_threads: int = Field(
+        1, ge=1, le=64, description="Threads the speech model uses inside one worker."
+    )
+    compute_type: str = Field(
+        "int8", description="CTranslate2 compute type of the speech model (int8 is fastest on CPU)."
+    )
+    beam_size: int = Field(1, ge=1, le=10, description="Whisper beam size (1 = greedy, cheapest).")
+    speech_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Speech gate: silero probability above which a frame is speech.",
+    )
+    energy_floor_dbfs: float = Field(
+        -55.0,
+        le=0,
+        description=(
+            "Speech gate pre-check: 32 ms frames quieter than this (RMS dBFS) are silence "
+            "without running the speech model."
+        ),
+    )
+    min_speech_seconds: float = Field(
+        0.25, ge=0, description="Speech gate: shorter bursts of speech are ignored."
+    )
+    min_silence_seconds: float = Field(
+        0.5, ge=0, description="Speech gate: shorter pauses do not split a speech region."
+    )
+    speech_pad_seconds: float = Field(
+        0.2, ge=0, le=2, description="Speech gate: seconds of context kept around each region."
+    )
+    no_speech_threshold: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="Whisper: a piece above this no-speech probability (and unsure) is dropped.",
+    )
+    logprob_threshold: float = Field(
+        -1.0,
+        le=0,
+        description=(
+            "Whisper: transcripts whose mean token log-probability is below this are reported "
+            "as possible non-English or unintelligible speech."
+        ),
+    )
+    compression_ratio_threshold: float = Field(
+        2.4,
+        gt=1,
+        description="Whisper: more repetitive transcripts than this are reported as unreliable.",
+    )
+    word_probability_threshold: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description=(
+            "Whisper: transcripts whose mean word probability is below this are reported as "
+            "possible non-English or unintelligible speech."
+        ),
+    )
+    language: str = Field(
+        "en",
+        min_length=2,
+        description=(
+            "Language the libraries are written for; with a multilingual model, speech "
+            "detected as another language is reported as not judged."
+        ),
+    )
+    fillers: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_FILLERS),
+        description=(
+            "Phrases whisper invents on non-speech ('you', 'Thank you.'); a recognised piece "
+            "saying only one of these is dropped."
+        ),
+    )
+    reload_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How often library files are checked for changes (reloaded without restart).",
     )
 
 

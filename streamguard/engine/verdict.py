@@ -45,6 +45,8 @@ class KeywordHit:
     time_start: float | None = None
     """Seconds from the start of the segment, when the engine knows them."""
     time_end: float | None = None
+    heard: str = ""
+    """The text as written or heard (e.g. "k1ll y0u" for the keyword "kill you")."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,7 @@ class KeywordHit:
             "text_end": self.text_end,
             "time_start": self.time_start,
             "time_end": self.time_end,
+            "heard": self.heard,
         }
 
 

@@ -1,0 +1,1 @@
+"""Keyword library files shipped with streamguard (package data)."""
