@@ -340,9 +340,9 @@ def ffmpeg_live(
             time.sleep(warmup)
             before = [proc_cpu(p.pid) for p in processes]
             time.sleep(seconds)
-            failed = [p.args for p in processes if p.poll() is not None]
+            failed = [p.returncode for p in processes if p.poll() is not None]
             if failed:
-                raise RuntimeError(f"ffmpeg exited early: {failed[0]}")
+                raise RuntimeError(f"{len(failed)} ffmpeg readers exited early, codes {failed}")
             used = sum(proc_cpu(p.pid) - b for p, b in zip(processes, before, strict=True))
             rss = sum(rss_kib(p.pid) for p in processes) / streams
             pss = sum(pss_kib(p.pid) for p in processes) / streams

@@ -75,6 +75,11 @@ class IngestConfig(Section):
             "pipeline; when full, the reader waits instead of dropping audio."
         ),
     )
+    silent_minutes: float = Field(
+        10.0,
+        gt=0,
+        description="A stream with no speech for this long is reported silent (status and event).",
+    )
     encoding: EncodingConfig = Field(
         default_factory=EncodingConfig, description="How segments are encoded."
     )

@@ -17,5 +17,13 @@ class InstanceConfig(Section):
     )
     state_dir: Path = Field(
         Path("state"),
-        description="Directory for the SQLite database and clips ($STATE_DIRECTORY under systemd).",
+        description=(
+            "Directory for the SQLite database and clips; a relative path is taken under "
+            "$STATE_DIRECTORY when systemd sets it."
+        ),
+    )
+    shutdown_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="On SIGTERM, how long partial tails may take to be judged before exit.",
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import Field, ValidationInfo, field_validator
 
 from streamguard.config.alerts import EvidenceConfig
@@ -39,6 +42,14 @@ class Config(Section):
     streams: list[StreamConfig] = Field(
         default_factory=list, description="Streams attached at start."
     )
+
+    def state_path(self) -> Path:
+        """``instance.state_dir``; a relative one lives under ``$STATE_DIRECTORY`` (systemd)."""
+        configured = self.instance.state_dir
+        base = os.environ.get("STATE_DIRECTORY")
+        if configured.is_absolute() or not base:
+            return configured
+        return Path(base.split(":")[0]) / configured
 
     @field_validator("streams")
     @classmethod

@@ -1,0 +1,166 @@
+"""``streamguard moderate URL-or-FILE``: one stream in the foreground, results as JSON lines.
+
+stdout gets one JSON object per line: ``{"type": "segment", ...}`` for every segment (its
+metadata, clip and verdict) and, when no ``[mqtt]`` broker is configured, every alert the
+policy raises, exactly as it would be published (``alert.v1`` schema, with ``alert_id``).
+With a broker configured, alerts go to the bus through the durable outbox instead.
+stderr gets a progress bar for files of known duration, or a status line for live
+streams. Ctrl-C stops reading; the partial tail is still judged and printed, exit code 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import tempfile
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+import av
+
+from streamguard.alerts.alerting import Alerting
+from streamguard.alerts.sink import AlertSink, JsonLinesAlerts, MqttAlerts
+from streamguard.config import Config, load_config
+from streamguard.config.streams import StreamConfig
+from streamguard.engine.factory import open_engine
+from streamguard.errors import ConfigError, StreamGuardError
+from streamguard.ingest.source import Source
+from streamguard.pipeline import SegmentResult, StreamPipeline
+from streamguard.state.db import Database
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "moderate", help="moderate one stream or file in the foreground, JSON lines out"
+    )
+    parser.add_argument("source", help="URL (http, https, HLS, RTMP, RTSP) or local file")
+    parser.add_argument("--segment", type=int, choices=(15, 30, 60), help="segment seconds")
+    parser.add_argument("-c", "--config", type=Path, help="config file (default: built-ins)")
+    parser.add_argument("--stream-id", default="cli", help="stream id used in segment ids")
+    parser.add_argument("--keep-clips", type=Path, metavar="DIR", help="keep encoded clips in DIR")
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress/status line on stderr (auto: when stderr is a terminal)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config) if args.config else Config()
+        stream = StreamConfig(id=args.stream_id, url=args.source, segment_seconds=args.segment)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_moderate(config, stream, args))
+    except StreamGuardError as exc:
+        print(f"streamguard: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespace) -> int:
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    async with AsyncExitStack() as stack:
+        clip_dir = args.keep_clips or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="streamguard-"))
+        )
+        source = Source(stream.url, config.ingest, stream.id)
+        duration = None if source.live else await asyncio.to_thread(_duration, stream.url)
+        sink: AlertSink
+        if config.mqtt is not None:
+            db = await stack.enter_async_context(Database(config.state_path() / "streamguard.db"))
+            sink = await stack.enter_async_context(MqttAlerts(config.mqtt, db, config.instance.id))
+        else:
+            sink = JsonLinesAlerts(sys.stdout, sys.stderr)
+        alerting = await stack.enter_async_context(
+            Alerting(config.profiles, sink, instance_id=config.instance.id)
+        )
+        engine = await stack.enter_async_context(open_engine(config.engine))
+        await stack.enter_async_context(source)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, source.detach)
+        stack.callback(loop.remove_signal_handler, signal.SIGINT)
+
+        async def emit(result: SegmentResult) -> None:
+            line = {
+                "type": "segment",
+                **result.segment.metadata(),
+                "clip": None
+                if result.clip is None
+                else {
+                    "format": result.clip.format,
+                    "sha256": result.clip.sha256,
+                    "bytes": result.clip.size,
+                },
+                "verdict": result.verdict.to_json(),
+            }
+            print(json.dumps(line), flush=True)
+            await alerting.handle(stream, result.segment, result.verdict, None)
+
+        pipeline = StreamPipeline(
+            stream_id=stream.id,
+            attached_at=source.attached_at,
+            segment_seconds=stream.segment_seconds or config.ingest.segment_seconds,
+            encoding=config.ingest.encoding,
+            clip_dir=clip_dir,
+            engine=engine,
+            on_result=emit,
+        )
+        async with asyncio.TaskGroup() as group:
+            work = group.create_task(pipeline.run(source), name=f"stream[{stream.id}]")
+            if show:
+                group.create_task(
+                    _progress(source, pipeline, duration, work, sys.stderr),
+                    name=f"stream[{stream.id}].progress",
+                )
+    return 0
+
+
+def _duration(url: str) -> float | None:
+    """Seconds of a file's audio, when its container says (blocking)."""
+    try:
+        with av.open(url) as container:
+            return None if container.duration is None else container.duration / 1_000_000
+    except (av.FFmpegError, OSError):
+        return None
+
+
+async def _progress(
+    source: Source,
+    pipeline: StreamPipeline,
+    duration: float | None,
+    work: asyncio.Task[None],
+    out: TextIO,
+) -> None:
+    """Redraw one line on stderr until the work is done."""
+    while not work.done():
+        stats = source.stats
+        if duration:
+            share = min(1.0, stats.heard_seconds / duration)
+            bar = "#" * int(share * 30)
+            line = (
+                f"[{bar:<30}] {share:4.0%} {stats.heard_seconds:7.1f}/{duration:.1f} s"
+                f"  segments {pipeline.segments_cut}"
+            )
+        else:
+            line = (
+                f"{stats.state.value:<12} heard {stats.heard_seconds:8.1f} s"
+                f"  segments {pipeline.segments_cut}  reconnects {stats.reconnects}"
+                f"  corrupt {stats.corrupt_packets}"
+                + (f"  last error: {stats.last_error}" if stats.last_error else "")
+            )
+        out.write("\r\x1b[K" + line)
+        out.flush()
+        await asyncio.wait([work], timeout=0.5)
+    out.write("\n")
+    out.flush()
