@@ -47,3 +47,13 @@ def test_json_log_lines_carry_the_bound_stream_id() -> None:
     assert entry["stream_id"] == "room-9"
     assert entry["attempt"] == 3
     assert entry["level"] == "warning"
+
+
+def test_notifier_never_blocks_when_nobody_reads(tmp_path: Path) -> None:
+    path = tmp_path / "full.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        notifier = Notifier({"NOTIFY_SOCKET": str(path)})
+        for _ in range(10_000):  # far more than a socket buffer holds
+            notifier.send("WATCHDOG=1")
+        assert server.recv(4096) == b"WATCHDOG=1"

@@ -116,6 +116,8 @@ async def _errors(
 ) -> web.StreamResponse:
     try:
         return await handler(request)
+    except _BadRequest as exc:
+        return _problem(400, exc.code, exc.message, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -132,12 +134,14 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-class _BadRequest(web.HTTPBadRequest):
+class _BadRequest(Exception):
+    """A request the API refuses with 400; the middleware turns it into the error body."""
+
     def __init__(self, code: str, message: str, details: Any = None) -> None:
-        body = {"error": {"code": code, "message": message}}
-        if details is not None:
-            body["error"]["details"] = details
-        super().__init__(text=json.dumps(body), content_type="application/json")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
 
 
 def _validation_details(exc: ValidationError) -> list[dict[str, str]]:

@@ -38,10 +38,12 @@ class Notifier:
         may be gone during shutdown, and the daemon must not die of it)."""
         if not self._address:
             return
+        # Never block the event loop on systemd: a full socket buffer drops the datagram.
         with (
             socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
             contextlib.suppress(OSError),
         ):
+            sock.setblocking(False)
             sock.sendto("\n".join(fields).encode(), self._address)
 
     def ready(self, status: str) -> None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +36,11 @@ class DaemonProcess:
         self.notify.settimeout(0.2)
         self.watchdog_usec = watchdog_usec
         self.messages: list[str] = []
+        # Read the socket all the time, as systemd does: the daemon drops notifications
+        # rather than block when nobody reads them.
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read_forever, name="notify-reader")
+        self._reader.start()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "daemon.log"
 
@@ -60,17 +66,17 @@ class DaemonProcess:
             )
         self.wait_for_message("READY=1", timeout)
 
-    def read_messages(self) -> None:
-        while True:
+    def _read_forever(self) -> None:
+        while not self._closed.is_set():
             try:
                 self.messages.extend(self.notify.recv(4096).decode().splitlines())
             except TimeoutError:
-                return
+                continue
 
     def wait_for_message(self, wanted: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.read_messages()
+            time.sleep(0.1)
             if wanted in self.messages:
                 return
             if self.process is not None and self.process.poll() is not None:
@@ -98,6 +104,8 @@ class DaemonProcess:
 
     def close(self) -> None:
         self.kill()
+        self._closed.set()
+        self._reader.join()
         self.notify.close()
 
     def request(
