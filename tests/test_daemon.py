@@ -289,6 +289,14 @@ async def test_two_rooms_attached_through_the_api_alert_on_mqtt(
                 if m.topic.endswith("/status") and m.json["state"] == "online"
             }
             assert online == {"room-a", "room-b"}
+            _, metrics = await asyncio.to_thread(daemon.request, "GET", "/metrics", token=None)
+            published = [
+                float(line.split()[-1])
+                for line in metrics.splitlines()
+                if line.startswith("streamguard_alerts_published_total")
+            ]
+            assert published
+            assert published[0] >= 2
             daemon.signal(signal.SIGTERM)
             assert await asyncio.to_thread(daemon.wait) == 0
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from streamguard.alerts.alerting import Alerting
 from streamguard.alerts.evidence import EvidenceStore
+from streamguard.alerts.outbox import MessageKind, OutboxMessage
 from streamguard.alerts.policy import decide
 from streamguard.alerts.sink import AlertSink, JsonLinesAlerts, MqttAlerts
 from streamguard.alerts.status import StreamEvent, StreamEventKind, StreamState, StreamStatus
@@ -92,8 +94,12 @@ class Daemon:
             sink: AlertSink
             readiness: dict[str, Check] = {"database": _database_check(db)}
             if config.mqtt is not None:
+                def acked(messages: Sequence[OutboxMessage]) -> None:
+                    alerts = sum(1 for m in messages if m.kind is MessageKind.ALERT)
+                    self.metrics.alerts_published.inc(alerts)
+
                 mqtt = await stack.enter_async_context(
-                    MqttAlerts(config.mqtt, db, config.instance.id)
+                    MqttAlerts(config.mqtt, db, config.instance.id, on_acked=acked)
                 )
                 sink = mqtt
                 self.metrics.watch_outbox(
