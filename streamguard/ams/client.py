@@ -57,9 +57,8 @@ class RetryPolicy:
 
     def delay(self, retry: int, rng: random.Random) -> float:
         """Backoff before retry number ``retry`` (0-based): exponential, half of it jittered."""
-        ceiling = min(self.max_delay, self.base_delay * 2**retry)
-        jitter: float = rng.uniform(0, ceiling / 2)
-        return ceiling / 2 + jitter
+        ceiling = min(self.max_delay, self.base_delay * 2.0**retry)
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 class AmsClient:
