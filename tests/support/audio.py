@@ -62,6 +62,7 @@ def encode(samples: Pcm, path: Path) -> Path:
     codec = {".wav": "pcm_s16le", ".mp3": "libmp3lame"}[path.suffix]
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
+        assert isinstance(stream, av.AudioStream)
         if codec == "libmp3lame":
             stream.bit_rate = 32_000
         frame_format = "s16p" if codec == "libmp3lame" else "s16"
