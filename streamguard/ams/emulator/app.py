@@ -212,6 +212,17 @@ class AmsEmulator:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
+    def release_stuck(self) -> int:
+        """Let every stuck task run after all (as if AMS recovered); returns how many."""
+        stuck = [
+            t for t in self.tasks.values() if t.fault is TaskFault.STUCK and t.status == "RUNNING"
+        ]
+        for task in stuck:
+            task.fault = None
+            task.status = "PENDING"
+            self._queue.put_nowait(task)
+        return len(stuck)
+
     # --- HTTP ------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
