@@ -10,6 +10,7 @@ refused); an unknown outcome is raised for the caller to reconcile.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import random
@@ -212,7 +213,9 @@ class AmsClient:
         )
         self.calls[action] = self.calls.get(action, 0) + 1
         try:
-            async with self._session.post(self.endpoint, data=body, headers=headers) as response:
+            # A BytesIO payload keeps large bodies (sync task audio) from blocking the loop.
+            payload = io.BytesIO(body)
+            async with self._session.post(self.endpoint, data=payload, headers=headers) as response:
                 raw = await response.read()
                 status = response.status
         except aiohttp.ClientConnectorError as exc:
