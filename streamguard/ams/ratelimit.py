@@ -45,8 +45,13 @@ class RateLimiter:
     async def acquire(self) -> None:
         """Wait until a token is available and take it."""
         async with self._lock:
-            while not self.try_acquire():
-                await self._sleep((1 - self._tokens) / self.rate)
+            if self.try_acquire():
+                return
+            await self._sleep((1 - self._tokens) / self.rate)
+            # The token is ours after that wait; taking it outright (the balance may dip a
+            # rounding error below zero) avoids re-checking forever on float residue.
+            self._refill()
+            self._tokens -= 1
 
     def _refill(self) -> None:
         now = self._clock()
