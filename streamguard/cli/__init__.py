@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from streamguard.cli import check_config
+from streamguard.cli import check_config, emulator
 
 __all__ = ["main"]
 
-COMMANDS = (check_config,)
+COMMANDS = (check_config, emulator)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
