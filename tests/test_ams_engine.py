@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 
 from streamguard.ams.client import AmsClient
@@ -95,8 +96,45 @@ async def test_live_source_segments_get_verdicts_from_fetched_clips(tmp_path: Pa
     assert stack.creates >= 2
     assert sum(stack.emulator.stats.tasks_by_data_id.values()) == 12
     assert rows == {SegmentState.DONE: 12}
+    assert stack.emulator.stats.callbacks >= 12  # results were pushed, signed with the Seed
     # Pass verdicts came from one DescribeTasks page; details only for the hits
     assert stack.emulator.stats.handled["DescribeTaskDetail"] <= 3 + 3
+
+
+async def test_callbacks_settle_tasks_without_polling(tmp_path: Path) -> None:
+    segments = live_segments("room-cb", ["tone", "noise", "noise"])
+    async with (
+        ams_stack(tmp_path / "clips", options={"processing_factor": 0.01}) as stack,
+        Database(tmp_path / "state.db") as db,
+        engine_for(stack, db, callback_grace=60.0) as engine,
+    ):
+        verdicts = await moderate_all(engine, segments)
+        settled = engine.callbacks_settled
+    assert [v.suggestion for v in verdicts] == [Suggestion.BLOCK, Suggestion.PASS, Suggestion.PASS]
+    assert verdicts[0].keywords[0].keyword == "marker"
+    assert settled == 3
+    assert stack.emulator.stats.calls["DescribeTasks"] == 0
+    assert stack.emulator.stats.calls["DescribeTaskDetail"] == 0
+
+
+async def test_forged_callbacks_are_refused(tmp_path: Path) -> None:
+    async with (
+        ams_stack(tmp_path / "clips") as stack,
+        Database(tmp_path / "state.db") as db,
+        engine_for(stack, db),
+    ):
+        body = b'{"TaskId": "w-audio-x", "Status": "FINISH", "Suggestion": "Pass"}'
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                stack.clips.callback_url,
+                data=body,
+                headers={"X-Signature": "0" * 64},
+                timeout=aiohttp.ClientTimeout(total=5),
+            ) as response,
+        ):
+            status = response.status
+    assert status == 403
 
 
 async def test_encoded_mp3_clip_and_60s_segment_judged_in_slices(tmp_path: Path) -> None:
@@ -108,7 +146,7 @@ async def test_encoded_mp3_clip_and_60s_segment_judged_in_slices(tmp_path: Path)
     async with (
         ams_stack(clips) as stack,
         Database(tmp_path / "state.db") as db,
-        engine_for(stack, db) as engine,
+        engine_for(stack, db, callbacks=False) as engine,  # polled: every slice is shown
     ):
         (verdict,) = await moderate_all(engine, [segment], [clip])
     assert verdict.suggestion is Suggestion.BLOCK

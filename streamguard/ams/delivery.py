@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Self
@@ -19,9 +19,14 @@ from typing import Self
 from aiohttp import web
 from yarl import URL
 
-__all__ = ["ClipServer"]
+__all__ = ["CALLBACK_PATH", "CallbackHandler", "ClipServer"]
 
 _PREFIX = "/clips/"
+CALLBACK_PATH = "/ams/callback"
+MAX_CALLBACK_BYTES = 4 * 1024 * 1024
+
+CallbackHandler = Callable[[bytes, Mapping[str, str]], Awaitable[int]]
+"""Handles an AMS callback (raw body, headers) and returns the HTTP status to answer."""
 
 
 class ClipServer:
@@ -52,14 +57,22 @@ class ClipServer:
         self.port = port
         self._clock = clock
         self._runner: web.AppRunner | None = None
-        self.app = web.Application()
+        self.app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
         self.app.router.add_get(_PREFIX + "{name:.+}", self._serve)
+        self.app.router.add_post(CALLBACK_PATH, self._callback)
+        self.on_callback: CallbackHandler | None = None
+        """Set by the AMS engine to receive task results AMS pushes (404 while unset)."""
         self.fetches = 0
         """Clips served (successful GETs), for tests and the benchmark."""
 
     @property
     def base_url(self) -> str:
         return self.public_base_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def callback_url(self) -> str:
+        """Where AMS should POST task results (the same listener, so the same reachability)."""
+        return self.base_url + CALLBACK_PATH
 
     async def __aenter__(self) -> Self:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -118,3 +131,10 @@ class ClipServer:
             raise web.HTTPNotFound()
         self.fetches += 1
         return web.FileResponse(path)
+
+    async def _callback(self, request: web.Request) -> web.StreamResponse:
+        handler = self.on_callback
+        if handler is None:
+            raise web.HTTPNotFound()
+        body = await request.read()
+        return web.Response(status=await handler(body, request.headers))

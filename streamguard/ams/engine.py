@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import random
 import secrets
 import shutil
 import time
 import wave
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +36,7 @@ from types import TracebackType
 from typing import Self
 
 import aiohttp
+from pydantic import ValidationError
 
 from streamguard.ams import verdicts
 from streamguard.ams.client import AmsClient, RetryPolicy
@@ -45,10 +48,11 @@ from streamguard.ams.models import (
     StorageInfo,
     SyncTaskRequest,
     TaskData,
+    TaskDetail,
     TaskFilter,
     TaskInput,
 )
-from streamguard.ams.signing import Credentials
+from streamguard.ams.signing import Credentials, callback_signature
 from streamguard.ams.tracking import SegmentState, TaskStore, TrackedSegment
 from streamguard.config.engine import AmsEngineConfig
 from streamguard.engine.verdict import Suggestion, Verdict
@@ -134,6 +138,9 @@ class AmsEngine:
         self._clock = clock
         self._tick = tick
         self._rng = random.Random()
+        self._seed = ""
+        self.callbacks_settled = 0
+        """Tasks settled by an AMS callback rather than by polling."""
         self._waiters: dict[str, list[asyncio.Future[Verdict]]] = {}
         self._wake = asyncio.Event()
         self._in_flight: set[str] = set()
@@ -158,6 +165,9 @@ class AmsEngine:
                 self._client = await self._stack.enter_async_context(self._build_client())
             if self._clips is None:
                 self._clips = await self._stack.enter_async_context(self._build_clips())
+            if self.config.callbacks and self.config.mode == "async":
+                self._seed = self._callback_seed()
+                self.clips.on_callback = self._on_callback
             group = asyncio.TaskGroup()
             await group.__aenter__()
             self._group = group
@@ -182,6 +192,8 @@ class AmsEngine:
     async def aclose(self) -> None:
         """Stop polling and submitting (state stays in the database) and close owned parts."""
         group, self._group = self._group, None
+        if self._clips is not None and self._clips.on_callback == self._on_callback:
+            self._clips.on_callback = None
         try:
             if group is not None:
                 for task in self._loops:
@@ -193,6 +205,14 @@ class AmsEngine:
                     waiter.cancel()
             self._waiters.clear()
             await self._stack.aclose()
+
+    def _callback_seed(self) -> str:
+        """The callback Seed: derived from the URL key, so it survives restarts."""
+        key = self.config.url_signing_key
+        if key is None:
+            return secrets.token_hex(16)
+        material = key.get_secret_value().encode()
+        return hmac.new(material, b"ams-callback-seed", hashlib.sha256).hexdigest()[:32]
 
     def _build_client(self) -> AmsClient:
         config = self.config
@@ -372,6 +392,8 @@ class AmsEngine:
                 ],
                 biz_type=rows[0].biz_type,
                 type="AUDIO",
+                callback_url=self.clips.callback_url if self._seed else None,
+                seed=self._seed or None,
             )
             try:
                 answer = await self.client.create_tasks(request)
@@ -405,7 +427,9 @@ class AmsEngine:
             self._in_flight.difference_update(ids)
 
     def _first_poll(self, row: TrackedSegment) -> float:
-        return self._clock() + row.duration * self.config.processing_ratio
+        expected = row.duration * self.config.processing_ratio
+        grace = self.config.callback_grace if self._seed else 0.0
+        return self._clock() + expected + grace
 
     async def _retry_submit(self, row: TrackedSegment, error: str) -> None:
         current = await self.store.get(row.segment_id)
@@ -514,6 +538,13 @@ class AmsEngine:
                 await self._finish(row, verdicts.from_summary(row.segment_id, summary), "FINISH")
                 return
         detail = await self.client.describe_task_detail(row.task_id, show_all_segments=True)
+        if detail.status in ("FINISH", "ERROR", "CANCELLED"):
+            await self._settle(row, detail)
+        else:
+            await self._still_running(row, detail.status)
+
+    async def _settle(self, row: TrackedSegment, detail: TaskDetail) -> None:
+        """A task ended (learned by poll or callback): verdict, re-delivery, or failure."""
         if detail.status == "FINISH":
             await self._finish(row, verdicts.from_detail(row.segment_id, detail), "FINISH")
         elif detail.status == "ERROR":
@@ -526,10 +557,26 @@ class AmsEngine:
                 self._wake.set()
             else:
                 await self._fail(row, f"AMS {error} (after {row.deliveries} deliveries)", "ERROR")
-        elif detail.status == "CANCELLED":
-            await self._fail(row, f"AMS task {row.task_id} was cancelled", "CANCELLED")
         else:
-            await self._still_running(row, detail.status)
+            await self._fail(row, f"AMS task {row.task_id} was cancelled", "CANCELLED")
+
+    async def _on_callback(self, body: bytes, headers: Mapping[str, str]) -> int:
+        """A result AMS pushed: checked against the Seed, then settled like a poll answer."""
+        expected = callback_signature(self._seed, body)
+        if not hmac.compare_digest(headers.get("X-Signature", ""), expected):
+            return 403
+        try:
+            detail = TaskDetail.model_validate_json(body)
+        except ValidationError:
+            return 400
+        if detail.status not in ("FINISH", "ERROR", "CANCELLED"):
+            return 200  # a slice's progress; the final callback carries the result
+        row = await self.store.by_task(detail.task_id)
+        if row is None or row.state != SegmentState.PENDING:
+            return 200  # not (yet) recorded as accepted: polling will settle it
+        self.callbacks_settled += 1
+        await self._settle(row, detail)
+        return 200
 
     async def _still_running(self, row: TrackedSegment, status: str) -> None:
         now = self._clock()

@@ -44,6 +44,7 @@ MIGRATIONS = [
     )
     """,
     "CREATE INDEX ams_segments_state ON ams_segments (state, due_at)",
+    "CREATE INDEX ams_segments_task ON ams_segments (task_id)",
 ]
 
 
@@ -105,6 +106,17 @@ class TaskStore:
         def read(conn: sqlite3.Connection) -> TrackedSegment | None:
             row = conn.execute(
                 "SELECT * FROM ams_segments WHERE segment_id = ?", (segment_id,)
+            ).fetchone()
+            return TrackedSegment.from_row(row) if row else None
+
+        return await self._db.run(read)
+
+    async def by_task(self, task_id: str) -> TrackedSegment | None:
+        """The segment whose current AMS task is ``task_id``."""
+
+        def read(conn: sqlite3.Connection) -> TrackedSegment | None:
+            row = conn.execute(
+                "SELECT * FROM ams_segments WHERE task_id = ?", (task_id,)
             ).fetchone()
             return TrackedSegment.from_row(row) if row else None
 

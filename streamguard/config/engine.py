@@ -129,6 +129,18 @@ class AmsEngineConfig(Section):
         ge=1,
         description="Create attempts per segment (throttled or unknown outcome) before failing.",
     )
+    callbacks: bool = Field(
+        True,
+        description=(
+            "Ask AMS to POST each task's result to <public_base_url>/ams/callback (signed "
+            "with a Seed); polling then only catches callbacks that did not arrive."
+        ),
+    )
+    callback_grace: float = Field(
+        5.0,
+        ge=0,
+        description="With callbacks, seconds past the expected processing time before polling.",
+    )
     fetch_pass_details: bool = Field(
         False,
         description=(

@@ -53,6 +53,7 @@ def engine_config(endpoint: str, **overrides: Any) -> AmsEngineConfig:
         "poll_interval": 0.05,
         "poll_interval_max": 0.2,
         "task_deadline": 30.0,
+        "callback_grace": 0.2,
         "request_timeout": 2.0,
         "biz_type": "streamguard_test",
     }
@@ -87,9 +88,8 @@ async def ams_stack(
     """Start emulator + clip server + client; ``faults`` switch the emulator's misbehaviour."""
     judge = ToneEngine()
     sleeps = no_sleep()
-    emulator_options = EmulatorOptions(
-        keys=KEYS, slice_seconds=15, processing_factor=0.0, **(options or {})
-    )
+    settings: dict[str, Any] = {"slice_seconds": 15, "processing_factor": 0.0, **(options or {})}
+    emulator_options = EmulatorOptions(keys=KEYS, **settings)
     async with AsyncExitStack() as stack:
         emulator = await stack.enter_async_context(
             AmsEmulator(judge, emulator_options, faults, host="127.0.0.1", port=0)
