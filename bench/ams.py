@@ -10,7 +10,9 @@ from signed URLs) to the AMS emulator (15 s slices, about 4x real time). Prints:
 
 The corpus is about 40% speech: per stream, runs of "speech" (loud noise, sometimes the
 marker tone the judging fake flags) alternate with near-silence. The gate here is a plain
-energy gate behind ``SpeechGate``; the daemon's real VAD-based gate can be swapped in.
+energy gate behind ``SpeechGate``; the daemon's real VAD-based gate can be swapped in. Only
+a segment's speech span is sent (``AmsEngine.moderate(..., speech_span=...)``); ``--whole``
+sends whole segments instead.
 The emulator's on-demand concurrency is raised (``--concurrency``, AMS default 10) because
 100 streams need about 10 tasks in flight on average (as a ticket would raise it).
 """
@@ -47,20 +49,32 @@ SECRET_KEY = "benchmark-secret-key"
 
 
 class SpeechGate(Protocol):
-    """Decides whether a segment is worth sending to a billed engine."""
+    """Finds the part of a segment worth sending to a billed engine (None: no speech)."""
 
-    def is_speech(self, segment: Segment) -> bool: ...
+    def speech_span(self, segment: Segment) -> tuple[float, float] | None: ...
 
 
 class EnergyGate:
-    """Speech when the segment's RMS is above a level (a stand-in for the VAD gate)."""
+    """Speech where 0.5 s frames are louder than an RMS level (a stand-in for the VAD gate).
+
+    The span runs from the first to the last loud frame, padded by one frame each side.
+    """
+
+    frame = SAMPLE_RATE // 2
 
     def __init__(self, rms_threshold: float = 500.0) -> None:
         self.rms_threshold = rms_threshold
 
-    def is_speech(self, segment: Segment) -> bool:
-        samples = segment.samples.astype(np.float64)
-        return float(np.sqrt(np.mean(samples**2))) >= self.rms_threshold
+    def speech_span(self, segment: Segment) -> tuple[float, float] | None:
+        count = len(segment.samples) // self.frame
+        frames = segment.samples[: count * self.frame].astype(np.float64).reshape(count, -1)
+        loud = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) >= self.rms_threshold)
+        if len(loud) == 0:
+            return None
+        start = max(0, int(loud[0]) - 1) * self.frame / SAMPLE_RATE
+        last = int(loud[-1]) + 2  # frames up to and including the padding frame
+        end = segment.duration if last >= count else last * self.frame / SAMPLE_RATE
+        return start, end
 
 
 @dataclass
@@ -151,8 +165,10 @@ async def run(args: argparse.Namespace) -> None:
         production_end = loop_start + (args.segments + 1) * seconds
         calls_at: dict[str, int] = {}
 
-        async def judge(segment: Segment, ended: float) -> None:
-            verdict = await engine.moderate(segment, None, biz_type="bench_rooms")
+        async def judge(segment: Segment, span: tuple[float, float], ended: float) -> None:
+            verdict = await engine.moderate(
+                segment, None, biz_type="bench_rooms", speech_span=None if args.whole else span
+            )
             tally.latencies.append(time.monotonic() - ended)
             tally.outcomes[verdict.outcome.value] = tally.outcomes.get(verdict.outcome.value, 0) + 1
             if verdict.outcome is Outcome.MODERATED and verdict.suggestion is Suggestion.BLOCK:
@@ -180,12 +196,13 @@ async def run(args: argparse.Namespace) -> None:
                 tally.segments += 1
                 tally.ingested_seconds += seconds
                 tally.speech_seconds += speech / SAMPLE_RATE
-                if gate.is_speech(segment):
+                span = gate.speech_span(segment)
+                if span is not None:
                     tally.sent += 1
                     if steady_from <= time.monotonic() <= production_end:
                         tally.steady_sent += 1
                     group.create_task(
-                        judge(segment, time.monotonic()), name=f"bench.judge[{segment.id}]"
+                        judge(segment, span, time.monotonic()), name=f"bench.judge[{segment.id}]"
                     )
 
         async def snapshot() -> None:
@@ -244,6 +261,9 @@ def main() -> None:
     parser.add_argument("--batch-window", type=float, default=1.5)
     parser.add_argument("--mean-run", type=float, default=60.0, help="mean speech run, s")
     parser.add_argument("--no-callbacks", action="store_true", help="poll only")
+    parser.add_argument(
+        "--whole", action="store_true", help="send whole segments, not just their speech span"
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -23,7 +23,7 @@ from streamguard.ingest.segment import Segment
 from streamguard.ingest.segmenter import Segmenter
 from streamguard.state.db import Database
 from tests.support.ams import SECRET_ID, AmsStack, ams_stack, engine_config
-from tests.support.audio import encode, make_segment, noise, tone
+from tests.support.audio import encode, make_segment, noise, silence, tone
 from tests.support.waiting import eventually
 
 ATTACHED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -135,6 +135,21 @@ async def test_forged_callbacks_are_refused(tmp_path: Path) -> None:
         ):
             status = response.status
     assert status == 403
+
+
+async def test_only_the_speech_span_is_sent_and_billed(tmp_path: Path) -> None:
+    segment = make_segment("room-span", 3, np.concatenate([silence(10.0), tone(5.0)]))
+    async with (
+        ams_stack(tmp_path / "clips") as stack,
+        Database(tmp_path / "state.db") as db,
+        engine_for(stack, db, callbacks=False) as engine,
+    ):
+        verdict = await engine.moderate(segment, None, speech_span=(10.0, 15.0))
+    assert verdict.suggestion is Suggestion.BLOCK
+    assert stack.emulator.stats.billed_seconds == 5.0
+    assert verdict.details["clip_offset"] == 10.0
+    assert [s["offset"] for s in verdict.details["slices"]] == [10.0]
+    assert (verdict.keywords[0].time_start, verdict.keywords[0].time_end) == (10.0, 15.0)
 
 
 async def test_encoded_mp3_clip_and_60s_segment_judged_in_slices(tmp_path: Path) -> None:

@@ -98,12 +98,24 @@ def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_wav(segment: Segment, path: Path) -> None:
+def _span(segment: Segment, span: tuple[float, float] | None) -> tuple[float, float]:
+    """The part of the segment to send, clamped to it (the whole segment by default)."""
+    if span is None:
+        return 0.0, segment.duration
+    start = min(max(0.0, span[0]), segment.duration)
+    end = min(max(start, span[1]), segment.duration)
+    if end - start <= 0:
+        raise ValueError(f"speech_span {span} holds no audio of segment {segment.id}")
+    return start, end
+
+
+def _write_wav(segment: Segment, path: Path, span: tuple[float, float]) -> None:
+    first, last = (round(t * SAMPLE_RATE) for t in span)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
-        out.writeframes(segment.samples.astype("<i2").tobytes())
+        out.writeframes(segment.samples[first:last].astype("<i2").tobytes())
 
 
 class AmsEngine:
@@ -246,12 +258,20 @@ class AmsEngine:
     # --- the Engine interface --------------------------------------------------------------
 
     async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
+        self,
+        segment: Segment,
+        clip: Path | None,
+        *,
+        biz_type: str | None = None,
+        speech_span: tuple[float, float] | None = None,
     ) -> Verdict:
         """Judge one segment (``biz_type``: the stream's profile; default from config).
 
-        A segment already tracked is never submitted again: its stored verdict is returned,
-        or its pending task awaited. Never raises for a segment AMS could not judge.
+        ``speech_span`` (seconds within the segment) limits what is sent, and so billed, to
+        the part the speech gate heard speech in; a given ``clip`` must then hold just that
+        span. Verdict times stay relative to the segment. A segment already tracked is never
+        submitted again: its stored verdict is returned, or its pending task awaited. Never
+        raises for a segment AMS could not judge.
         """
         tracked = await self.store.get(segment.id)
         if tracked is not None and tracked.state in SegmentState.TERMINAL:
@@ -262,17 +282,19 @@ class AmsEngine:
         self._waiters.setdefault(segment.id, []).append(waiter)
         try:
             if tracked is None:
+                span = _span(segment, speech_span)
                 if self.config.mode == "sync":
-                    return await self._moderate_sync(segment, clip, biz_type)
-                path, owned = await self._place_clip(segment, clip)
+                    return await self._moderate_sync(segment, clip, biz_type, span)
+                path, owned = await self._place_clip(segment, clip, span)
                 await self.store.add(
                     segment.id,
                     segment.stream_id,
                     biz_type or self.config.biz_type,
                     str(path),
                     owned,
-                    segment.duration,
+                    span[1] - span[0],
                     self._clock(),
+                    clip_offset=span[0],
                 )
                 self._wake.set()
             return await waiter
@@ -283,7 +305,9 @@ class AmsEngine:
             if not waiters:
                 self._waiters.pop(segment.id, None)
 
-    async def _place_clip(self, segment: Segment, clip: Path | None) -> tuple[Path, bool]:
+    async def _place_clip(
+        self, segment: Segment, clip: Path | None, span: tuple[float, float]
+    ) -> tuple[Path, bool]:
         """The clip inside the served directory: as given, copied in, or written as WAV."""
         root = self.clips.root
         if clip is not None:
@@ -294,10 +318,11 @@ class AmsEngine:
             await asyncio.to_thread(shutil.copyfile, clip, target)
             return target, True
         target = root / f"{segment.id}.wav"
-        await asyncio.to_thread(_write_wav, segment, target)
+        await asyncio.to_thread(_write_wav, segment, target, span)
         return target, True
 
     async def _finish(self, row: TrackedSegment, verdict: Verdict, status: str | None) -> None:
+        verdict = verdicts.shifted(verdict, row.clip_offset)
         await self.store.finish(row.segment_id, verdict, self._clock(), status)
         if row.owned_clip:
             await asyncio.to_thread(Path(row.clip).unlink, missing_ok=True)
@@ -315,17 +340,24 @@ class AmsEngine:
     # --- sync mode -------------------------------------------------------------------------
 
     async def _moderate_sync(
-        self, segment: Segment, clip: Path | None, biz_type: str | None
+        self, segment: Segment, clip: Path | None, biz_type: str | None, span: tuple[float, float]
     ) -> Verdict:
         now = self._clock()
         suffix = clip.suffix.lstrip(".").lower() if clip is not None else ""
         if clip is None or suffix not in ("wav", "mp3", "m4a"):
-            path, owned = await self._place_clip(segment, None)
+            path, owned = await self._place_clip(segment, None, span)
             suffix = "wav"
         else:
             path, owned = clip, False
         await self.store.add(
-            segment.id, segment.stream_id, biz_type, str(path), owned, segment.duration, now
+            segment.id,
+            segment.stream_id,
+            biz_type,
+            str(path),
+            owned,
+            span[1] - span[0],
+            now,
+            clip_offset=span[0],
         )
         await self.store.mark_submitting([segment.id], now)
         row = await self.store.get(segment.id)

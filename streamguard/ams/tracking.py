@@ -28,6 +28,7 @@ MIGRATIONS = [
         clip TEXT NOT NULL,
         owned_clip INTEGER NOT NULL,
         duration REAL NOT NULL,
+        clip_offset REAL NOT NULL DEFAULT 0,
         state TEXT NOT NULL,
         task_id TEXT,
         ams_status TEXT,
@@ -69,6 +70,8 @@ class TrackedSegment:
     clip: str
     owned_clip: bool
     duration: float
+    clip_offset: float
+    """Seconds into the segment where the clip starts (the clip may hold only its speech)."""
     state: str
     task_id: str | None
     ams_status: str | None
@@ -149,13 +152,14 @@ class TaskStore:
         owned_clip: bool,
         duration: float,
         now: float,
+        clip_offset: float = 0.0,
     ) -> None:
         """Record the intent to submit a segment (state ``queued``)."""
         await self._db.run(
             lambda conn: conn.execute(
                 "INSERT INTO ams_segments (segment_id, stream_id, biz_type, clip, owned_clip,"
-                " duration, state, created_at, updated_at, due_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " duration, clip_offset, state, created_at, updated_at, due_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     segment_id,
                     stream_id,
@@ -163,6 +167,7 @@ class TaskStore:
                     clip,
                     int(owned_clip),
                     duration,
+                    clip_offset,
                     SegmentState.QUEUED,
                     now,
                     now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from streamguard.ams.models import (
@@ -21,6 +22,7 @@ __all__ = [
     "from_json",
     "from_summary",
     "from_sync",
+    "shifted",
     "suggestion",
 ]
 
@@ -203,3 +205,23 @@ def from_json(data: dict[str, Any]) -> Verdict:
         task_id=data["task_id"],
         details=data["details"],
     )
+
+
+def shifted(verdict: Verdict, offset: float) -> Verdict:
+    """Times of a verdict on a clip that starts ``offset`` s into the segment, made relative
+    to the segment."""
+    if not offset:
+        return verdict
+    keywords = tuple(
+        replace(
+            hit,
+            time_start=None if hit.time_start is None else hit.time_start + offset,
+            time_end=None if hit.time_end is None else hit.time_end + offset,
+        )
+        for hit in verdict.keywords
+    )
+    details = dict(verdict.details)
+    if "slices" in details:
+        details["slices"] = [{**s, "offset": s["offset"] + offset} for s in details["slices"]]
+    details["clip_offset"] = offset
+    return replace(verdict, keywords=keywords, details=details)
