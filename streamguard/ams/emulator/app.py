@@ -235,7 +235,10 @@ class AmsEmulator:
             answer = {"Error": {"Code": exc.code, "Message": exc.message}}
         except _HttpFault as exc:
             return web.Response(status=503, text=str(exc), content_type="text/html")
-        return web.json_response({"Response": {**answer, "RequestId": request_id}})
+        envelope = {"Response": {**answer, "RequestId": request_id}}
+        # Exactly "application/json", no charset: the official SDKs parse errors only then.
+        body = json.dumps(envelope, ensure_ascii=False).encode("utf-8")
+        return web.Response(body=body, content_type="application/json")
 
     async def _dispatch(self, request: web.Request) -> dict[str, Any]:
         if request.method != "POST":
