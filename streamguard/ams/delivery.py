@@ -67,6 +67,7 @@ class ClipServer:
 
     @property
     def base_url(self) -> str:
+        """Where clip URLs point: the public base URL, else the listen address."""
         return self.public_base_url or f"http://{self.host}:{self.port}"
 
     @property

@@ -162,11 +162,13 @@ class AmsEngine:
 
     @property
     def client(self) -> AmsClient:
+        """The AMS client in use (given, or built from the config on entry)."""
         assert self._client is not None, "AmsEngine is not open"
         return self._client
 
     @property
     def clips(self) -> ClipServer:
+        """The clip server in use (given, or built from the config on entry)."""
         assert self._clips is not None, "AmsEngine is not open"
         return self._clips
 
@@ -202,7 +204,11 @@ class AmsEngine:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop polling and submitting (state stays in the database) and close owned parts."""
+        """Stop polling and submitting and close owned parts.
+
+        State stays in the database: the next engine on it resumes every unfinished
+        segment. ``moderate`` calls still waiting are cancelled.
+        """
         group, self._group = self._group, None
         if self._clips is not None and self._clips.on_callback == self._on_callback:
             self._clips.on_callback = None

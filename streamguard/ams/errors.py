@@ -58,6 +58,7 @@ class AmsNetworkError(AmsRetryableError):
 
     @property
     def unprocessed(self) -> bool:
+        """True when the request never reached the server."""
         return not self.sent
 
 

@@ -244,6 +244,7 @@ class AudioSegment(_Response):
 
     @property
     def offset_seconds(self) -> float:
+        """``OffsetTime`` as a number (0 when unparseable)."""
         try:
             return float(self.offset_time)
         except ValueError:

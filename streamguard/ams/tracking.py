@@ -88,11 +88,13 @@ class TrackedSegment:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TrackedSegment:
+        """Build from a ``SELECT *`` row."""
         data = dict(row)
         data["owned_clip"] = bool(data["owned_clip"])
         return cls(**data)
 
     def stored_verdict(self) -> dict[str, Any] | None:
+        """The final verdict's JSON, once there is one."""
         return json.loads(self.verdict) if self.verdict else None
 
 
@@ -103,9 +105,12 @@ class TaskStore:
         self._db = db
 
     async def migrate(self) -> None:
+        """Create or upgrade the table."""
         await self._db.migrate(COMPONENT, MIGRATIONS)
 
     async def get(self, segment_id: str) -> TrackedSegment | None:
+        """The segment's row, if it was ever handed to the engine."""
+
         def read(conn: sqlite3.Connection) -> TrackedSegment | None:
             row = conn.execute(
                 "SELECT * FROM ams_segments WHERE segment_id = ?", (segment_id,)

@@ -41,6 +41,7 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``emulator`` subcommand."""
     parser = subparsers.add_parser(
         "emulator",
         help="run the AMS 2020-12-29 emulator",
@@ -146,6 +147,7 @@ async def serve(
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the emulator until interrupted; 2 on bad flags or missing credentials."""
     try:
         options = build_options(args, os.environ)
         faults = build_faults(args)

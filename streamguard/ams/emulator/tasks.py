@@ -167,6 +167,7 @@ class EmulatedTask:
         return str(top["Label"])
 
     def media_info(self) -> dict[str, Any]:
+        """``MediaInfo``: the audio judged so far, its Duration in ms."""
         return {
             "Codecs": "",
             "Duration": round(self.duration * 1000),
