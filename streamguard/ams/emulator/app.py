@@ -117,7 +117,8 @@ class AmsEmulator:
     """The emulator service: ``async with AmsEmulator(engine, options, host=..., port=...)``.
 
     ``faults`` may be replaced at any time; ``tasks`` and ``stats`` are for inspection.
-    ``clock`` is the server's wall clock (signature expiry, task times).
+    ``clock`` is the server's wall clock (signature expiry, task times); ``monotonic`` paces
+    the rate limit.
     """
 
     def __init__(
@@ -129,6 +130,7 @@ class AmsEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.options = options
@@ -138,6 +140,7 @@ class AmsEmulator:
         self.tasks: dict[str, EmulatedTask] = {}
         self.stats = EmulatorStats()
         self._clock = clock
+        self._monotonic = monotonic
         self._limiters: dict[str, RateLimiter] = {}
         self._queue: asyncio.LifoQueue[EmulatedTask] = asyncio.LifoQueue()
         self._live_stops: dict[str, threading.Event] = {}
@@ -264,7 +267,7 @@ class AmsEmulator:
             raise ApiError("InvalidAction", f"The action `{action}` does not exist.")
         self.stats.calls[action] += 1
         limiter = self._limiters.setdefault(
-            secret_id, RateLimiter(self.options.requests_per_second)
+            secret_id, RateLimiter(self.options.requests_per_second, clock=self._monotonic)
         )
         if not limiter.try_acquire():
             raise ApiError(
