@@ -48,6 +48,7 @@ class StreamPipeline:
         clip_dir: Path,
         engine: Engine,
         on_result: Callable[[SegmentResult], Awaitable[None]],
+        biz_type: Callable[[], str | None] = lambda: None,
         queue_size: int = 4,
     ) -> None:
         self._stream_id = stream_id
@@ -56,6 +57,7 @@ class StreamPipeline:
         self._clip_dir = clip_dir
         self._engine = engine
         self._on_result = on_result
+        self._biz_type = biz_type
         self._queue: asyncio.Queue[Segment | None] = asyncio.Queue(maxsize=queue_size)
         self.segments_cut = 0
 
@@ -107,8 +109,8 @@ class StreamPipeline:
             except EncodeError as exc:
                 # Engines that judge the samples themselves still can; the others answer
                 # "failed" for want of a clip. Either way the reason is kept.
-                verdict = await self._engine.moderate(segment, None)
+                verdict = await self._engine.moderate(segment, None, biz_type=self._biz_type())
                 verdict = replace(verdict, reason=f"{verdict.reason}; encoding failed: {exc}")
             else:
-                verdict = await self._engine.moderate(segment, clip.path)
+                verdict = await self._engine.moderate(segment, clip.path, biz_type=self._biz_type())
             await self._on_result(SegmentResult(segment, clip, verdict))

@@ -10,29 +10,27 @@ import numpy as np
 import pytest
 
 from streamguard.config.ingest import EncodingConfig
-from streamguard.engine.verdict import Suggestion
+from streamguard.engine.verdict import Outcome, Suggestion
 from streamguard.errors import SourceError
 from streamguard.ingest.chunk import SAMPLE_RATE, AudioChunk
 from streamguard.ingest.segment import SegmentFlag
 from streamguard.pipeline import SegmentResult, StreamPipeline
-from tests.support.engines import LoudnessEngine
+from tests.support.engines import ToneEngine
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 async def chunks(levels: list[int], fail_after: bool = False) -> AsyncIterator[AudioChunk]:
-    """One second per level: silence (0) or a loud tone."""
+    """One second per level: silence (0) or the 1 kHz marker tone the test engine blocks."""
     for i, level in enumerate(levels):
         t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
-        samples = (np.sin(2 * np.pi * 300 * t) * level).astype(np.int16)
+        samples = (np.sin(2 * np.pi * 1000 * t) * level).astype(np.int16)
         yield AudioChunk(samples, T0 + timedelta(seconds=i))
     if fail_after:
         raise SourceError("connection refused")
 
 
-def pipeline(
-    tmp_path: Path, engine: LoudnessEngine, results: list[SegmentResult]
-) -> StreamPipeline:
+def pipeline(tmp_path: Path, engine: ToneEngine, results: list[SegmentResult]) -> StreamPipeline:
     async def collect(result: SegmentResult) -> None:
         results.append(result)
 
@@ -48,25 +46,26 @@ def pipeline(
 
 
 async def test_every_segment_is_judged_in_order_with_its_clip(tmp_path: Path) -> None:
-    engine, results = LoudnessEngine(), list[SegmentResult]()
+    engine, results = ToneEngine(), list[SegmentResult]()
     await pipeline(tmp_path, engine, results).run(chunks([0] * 15 + [9000] * 15 + [0] * 4))
     assert [r.segment.seq for r in results] == [0, 1, 2]
-    assert [r.verdict.suggestion for r in results] == [
-        Suggestion.PASS,
-        Suggestion.BLOCK,
-        Suggestion.PASS,
+    assert [r.verdict.outcome for r in results] == [
+        Outcome.NO_SPEECH,
+        Outcome.MODERATED,
+        Outcome.NO_SPEECH,
     ]
+    assert results[1].verdict.suggestion is Suggestion.BLOCK
     assert SegmentFlag.PARTIAL in results[-1].segment.flags
     assert results[-1].segment.duration == 4.0
     for result in results:
         assert result.clip is not None
         assert result.clip.path.exists()
         assert result.verdict.segment_id == result.segment.id
-    assert [seen[1] for seen in engine.seen] == [r.clip.path for r in results if r.clip]
+    assert engine.judged == [r.segment.id for r in results]
 
 
 async def test_source_failure_still_judges_what_was_heard(tmp_path: Path) -> None:
-    engine, results = LoudnessEngine(), list[SegmentResult]()
+    engine, results = ToneEngine(), list[SegmentResult]()
     with pytest.raises(SourceError, match="connection refused"):
         await pipeline(tmp_path, engine, results).run(chunks([9000] * 20, fail_after=True))
     assert [r.segment.duration for r in results] == [15.0, 5.0]

@@ -76,16 +76,21 @@ async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespa
         )
         source = Source(stream.url, config.ingest, stream.id)
         duration = None if source.live else await asyncio.to_thread(_duration, stream.url)
+        # Durable state only matters with a bus (the outbox) or AMS (tasks in flight).
+        durable = config.mqtt is not None or config.engine.type == "ams"
+        state_dir = config.state_path() if durable else clip_dir
+        db = await stack.enter_async_context(Database(state_dir / "streamguard.db"))
         sink: AlertSink
         if config.mqtt is not None:
-            db = await stack.enter_async_context(Database(config.state_path() / "streamguard.db"))
             sink = await stack.enter_async_context(MqttAlerts(config.mqtt, db, config.instance.id))
         else:
             sink = JsonLinesAlerts(sys.stdout, sys.stderr)
         alerting = await stack.enter_async_context(
             Alerting(config.profiles, sink, instance_id=config.instance.id)
         )
-        engine = await stack.enter_async_context(open_engine(config.engine))
+        engine = await stack.enter_async_context(
+            open_engine(config.engine, db=db, state_dir=state_dir)
+        )
         await stack.enter_async_context(source)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, source.detach)

@@ -160,6 +160,104 @@ class AmsEngineConfig(Section):
     requests_per_second: float = Field(
         20.0, gt=0, description="Client-side rate limit across all AMS calls."
     )
+    language: Literal["zh-CN", "en-US"] | None = Field(
+        None, description="X-TC-Language: the language of AMS error messages."
+    )
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to AMS.")
+    request_timeout: float = Field(
+        15.0, gt=0, description="Seconds for one AMS request, from connect to the last byte."
+    )
+    retry_attempts: int = Field(
+        5, ge=1, le=20, description="Attempts per AMS call for retryable errors (throttling …)."
+    )
+    retry_total_seconds: float = Field(
+        30.0, gt=0, description="Time budget across the attempts of one AMS call."
+    )
+    mode: Literal["async", "sync"] = Field(
+        "async",
+        description=(
+            "async: CreateAudioModerationTask batches and polling; sync: one "
+            "CreateAudioModerationSyncTask per segment (CN site only, segments <= 60 s)."
+        ),
+    )
+    biz_type: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_]{3,32}$",
+        description="BizType when the stream's profile gives none; unset = AMS default policy.",
+    )
+    public_base_url: str = Field(
+        "",
+        description=(
+            "Base URL at which AMS reaches this daemon's clip server (e.g. "
+            "https://clips.example.com); empty = http://<delivery_listen>."
+        ),
+    )
+    delivery_listen: str = Field(
+        "127.0.0.1:8780",
+        pattern=r"^[^:\s]+:\d{1,5}$",
+        description="HOST:PORT the clip server listens on (AMS fetches segments from it).",
+    )
+    clips_dir: Path | None = Field(
+        None, description="Directory of served clips; default <state dir>/ams-clips."
+    )
+    url_signing_key: SecretStr | None = secret_field(
+        "streamguard-url-key",
+        "STREAMGUARD_URL_SIGNING_KEY",
+        "HMAC key for clip URLs; unset = a random key per process (URLs die with it).",
+    )
+    url_ttl: float = Field(
+        3600.0, gt=0, description="Seconds a signed clip URL stays valid (AMS fetches at once)."
+    )
+    batch_window: float = Field(
+        0.5,
+        ge=0,
+        le=10,
+        description="Seconds to gather segments into one Create call (up to batch_size).",
+    )
+    batch_size: int = Field(10, ge=1, le=10, description="Tasks per Create call (AMS max 10).")
+    processing_ratio: float = Field(
+        0.27,
+        gt=0,
+        description=(
+            "Expected AMS processing seconds per audio second (about 4x real time): the "
+            "first poll of a task waits this times the segment length."
+        ),
+    )
+    poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between polls of a task once it is expected done."
+    )
+    poll_interval_max: float = Field(
+        5.0, gt=0, description="Polls of a slow task back off up to this many seconds."
+    )
+    task_deadline: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds after acceptance when an unfinished task is cancelled and failed.",
+    )
+    max_submit_attempts: int = Field(
+        6,
+        ge=1,
+        description="Create attempts per segment (throttled or unknown outcome) before failing.",
+    )
+    callbacks: bool = Field(
+        True,
+        description=(
+            "Ask AMS to POST each task's result to <public_base_url>/ams/callback (signed "
+            "with a Seed); polling then only catches callbacks that did not arrive."
+        ),
+    )
+    callback_grace: float = Field(
+        5.0,
+        ge=0,
+        description="With callbacks, seconds past the expected processing time before polling.",
+    )
+    fetch_pass_details: bool = Field(
+        False,
+        description=(
+            "Also fetch DescribeTaskDetail (transcript) for tasks AMS passed; costs one call "
+            "per segment. Off: Pass verdicts come from the DescribeTasks summary."
+        ),
+    )
 
 
 EngineConfig = Annotated[LocalEngineConfig | AmsEngineConfig, Field(discriminator="type")]

@@ -94,6 +94,7 @@ class Daemon:
             sink: AlertSink
             readiness: dict[str, Check] = {"database": _database_check(db)}
             if config.mqtt is not None:
+
                 def acked(messages: Sequence[OutboxMessage]) -> None:
                     alerts = sum(1 for m in messages if m.kind is MessageKind.ALERT)
                     self.metrics.alerts_published.inc(alerts)
@@ -118,7 +119,9 @@ class Daemon:
                     db=db,
                 )
             )
-            engine = await stack.enter_async_context(open_engine(config.engine))
+            engine = await stack.enter_async_context(
+                open_engine(config.engine, db=db, state_dir=state_dir)
+            )
 
             async def on_result(stream: StreamConfig, result: SegmentResult) -> None:
                 decision = decide(self.config.profiles[stream.profile], stream, result.verdict)
@@ -169,6 +172,7 @@ class Daemon:
                     on_state=on_state,
                     metrics=self.metrics,
                     api_allows_files=config.api.allow_local_files,
+                    biz_type=lambda stream: self.config.profiles[stream.profile].biz_type,
                 )
             )
             token = config.api.token.get_secret_value() if config.api.token else None

@@ -41,6 +41,7 @@ RESTART_DELAY = 5.0
 POLL_SECONDS = 1.0
 
 ResultHandler = Callable[[StreamConfig, SegmentResult], Awaitable[None]]
+BizType = Callable[[StreamConfig], str]
 StateHandler = Callable[[StreamConfig, str, str | None], Awaitable[None]]
 
 _OUTCOME_SECONDS = {
@@ -65,8 +66,10 @@ class StreamRunner:
         on_result: ResultHandler,
         on_state: StateHandler,
         metrics: Metrics,
+        biz_type: BizType,
     ) -> None:
         self.config = config
+        self._biz_type = biz_type
         self._ingest = ingest
         self._engine = engine
         self._clip_dir = clip_dir
@@ -134,6 +137,7 @@ class StreamRunner:
             clip_dir=self._clip_dir,
             engine=self._engine,
             on_result=self._result,
+            biz_type=lambda: self._biz_type(self.config),
         )
         async with source:
             self._source = source
@@ -236,7 +240,9 @@ class Streams:
         on_state: StateHandler,
         metrics: Metrics,
         api_allows_files: bool,
+        biz_type: BizType,
     ) -> None:
+        self._biz_type = biz_type
         self._ingest = ingest
         self._api_ingest = ingest.model_copy(
             update={"allow_local_files": ingest.allow_local_files and api_allows_files}
@@ -338,6 +344,7 @@ class Streams:
             on_result=self._on_result,
             on_state=self._on_state,
             metrics=self._metrics,
+            biz_type=self._biz_type,
         )
         self._runners[stream.id] = runner
         task = self._group.create_task(runner.run(), name=f"stream[{stream.id}]")

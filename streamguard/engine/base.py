@@ -15,13 +15,17 @@ __all__ = ["Engine"]
 class Engine(Protocol):
     """Judges segments. ``clip`` is the segment encoded on disk, for engines that need a file.
 
-    ``moderate`` never raises for a segment it could not judge: it returns a ``Verdict``
-    whose outcome says so (failed, skipped) with a reason, so nothing is lost silently.
+    ``biz_type`` is the AMS BizType of the stream's policy profile; engines without such
+    policies ignore it. ``moderate`` never raises for a segment it could not judge: it
+    returns a ``Verdict`` whose outcome says so (failed, skipped) with a reason, so nothing
+    is lost silently.
     """
 
     name: str
     version: str
 
-    async def moderate(self, segment: Segment, clip: Path | None) -> Verdict: ...
+    async def moderate(
+        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
+    ) -> Verdict: ...
 
     async def aclose(self) -> None: ...

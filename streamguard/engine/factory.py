@@ -4,20 +4,31 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+from streamguard.ams.engine import AmsEngine
 from streamguard.config.engine import AmsEngineConfig, LocalEngineConfig
 from streamguard.engine.base import Engine
-from streamguard.engine.local import LocalEngine
-from streamguard.errors import EngineError
+from streamguard.engine.gated import GatedEngine
+from streamguard.engine.local import LocalEngine, SpeechGate
+from streamguard.state.db import Database
 
 __all__ = ["open_engine"]
 
 
 @asynccontextmanager
-async def open_engine(config: LocalEngineConfig | AmsEngineConfig) -> AsyncIterator[Engine]:
-    """Yield the engine ``config`` describes; close it on exit."""
+async def open_engine(
+    config: LocalEngineConfig | AmsEngineConfig, *, db: Database, state_dir: Path
+) -> AsyncIterator[Engine]:
+    """Yield the engine ``config`` describes; close it on exit.
+
+    AMS is always behind the speech gate (silent segments are not billed); its task state
+    lives in ``db`` so a restart polls what was submitted instead of submitting it again.
+    """
     if isinstance(config, LocalEngineConfig):
-        async with LocalEngine(config) as engine:
-            yield engine
+        async with LocalEngine(config) as local:
+            yield local
         return
-    raise EngineError("the AMS engine is not available in this build")
+    async with AmsEngine(config, db, state_dir=state_dir) as ams:
+        gated = GatedEngine(ams, SpeechGate())
+        yield gated

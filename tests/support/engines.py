@@ -1,4 +1,9 @@
-"""Engines we own for tests of the stages around an engine (a fake at our own seam)."""
+"""A deterministic engine fake at our own seam (``streamguard.engine.base.Engine``).
+
+It judges real decoded audio by simple rules: quiet audio has no speech; audio dominated by
+a 1 kHz marker tone is an "Abuse" hit with a keyword from a test library; anything else
+loud is clean speech. The emulator and tests use it where the local engine would judge.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +11,77 @@ from pathlib import Path
 
 import numpy as np
 
-from streamguard.engine.verdict import Outcome, Suggestion, Verdict
+from streamguard.engine.verdict import KeywordHit, Outcome, Suggestion, Verdict
+from streamguard.ingest.chunk import SAMPLE_RATE
 from streamguard.ingest.segment import Segment
 
-__all__ = ["LoudnessEngine"]
+__all__ = ["ToneEngine"]
+
+MARKER_HZ = 1000.0
+TRANSCRIPT = "you said marker word"
 
 
-class LoudnessEngine:
-    """Blocks segments whose RMS exceeds a threshold; records what it was asked to judge."""
+class ToneEngine:
+    """Block when a 1 kHz tone dominates, no speech when quiet, Pass otherwise."""
 
-    name = "loudness"
-    version = "test"
+    name = "tone-fake"
+    version = "1"
 
-    def __init__(self, threshold: float = 1000.0) -> None:
-        self.threshold = threshold
-        self.seen: list[tuple[str, Path | None]] = []
+    def __init__(self, silence_rms: float = 300.0) -> None:
+        self.silence_rms = silence_rms
+        self.judged: list[str] = []
+        self.closed = False
 
-    async def moderate(self, segment: Segment, clip: Path | None) -> Verdict:
-        self.seen.append((segment.id, clip))
-        rms = float(np.sqrt(np.mean(segment.samples.astype(np.float64) ** 2)))
-        loud = rms > self.threshold
+    async def moderate(
+        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
+    ) -> Verdict:
+        self.judged.append(segment.id)
+        samples = segment.samples.astype(np.float64)
+        rms = float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
+        if rms < self.silence_rms:
+            return Verdict(
+                segment_id=segment.id,
+                outcome=Outcome.NO_SPEECH,
+                engine=self.name,
+                engine_version=self.version,
+                reason="no speech",
+            )
+        spectrum = np.abs(np.fft.rfft(samples)) ** 2
+        freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+        band = (freqs > MARKER_HZ - 20) & (freqs < MARKER_HZ + 20)
+        if spectrum[band].sum() > 0.5 * spectrum.sum():
+            start = TRANSCRIPT.index("marker")
+            return Verdict(
+                segment_id=segment.id,
+                outcome=Outcome.MODERATED,
+                engine=self.name,
+                engine_version=self.version,
+                suggestion=Suggestion.BLOCK,
+                label="Abuse",
+                sub_label="Insult",
+                score=91,
+                hit=True,
+                text=TRANSCRIPT,
+                keywords=(
+                    KeywordHit(
+                        keyword="marker",
+                        library_id="lib-test-1",
+                        library_name="test library",
+                        label="Abuse",
+                        sub_label="Insult",
+                        score=91,
+                        text_start=start,
+                        text_end=start + len("marker"),
+                    ),
+                ),
+            )
         return Verdict(
             segment_id=segment.id,
             outcome=Outcome.MODERATED,
             engine=self.name,
             engine_version=self.version,
-            suggestion=Suggestion.BLOCK if loud else Suggestion.PASS,
-            label="Abuse" if loud else "Normal",
-            score=min(100, int(rms / 100)),
-            hit=loud,
+            text="hello there",
         )
 
     async def aclose(self) -> None:
-        return None
+        self.closed = True

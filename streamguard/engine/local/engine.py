@@ -259,8 +259,13 @@ class LocalEngine:
             finally:
                 self._running -= 1
 
-    async def moderate(self, segment: Segment, clip: Path | None) -> Verdict:
-        """Judge ``segment`` (its samples; ``clip`` is not needed). Never raises for a segment."""
+    async def moderate(
+        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
+    ) -> Verdict:
+        """Judge ``segment`` (its samples; ``clip`` and ``biz_type`` are not needed).
+
+        Never raises for a segment.
+        """
         self._counts["segments"] += 1
         if self._closed:
             self._counts["failed"] += 1

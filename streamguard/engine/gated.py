@@ -1,0 +1,90 @@
+"""The speech gate in front of a billed engine: silent segments never reach it.
+
+Voice rooms are mostly silence; AMS bills every audio minute it is sent. ``GatedEngine``
+judges silent segments itself (Pass, outcome ``no_speech``, reason "no speech"), sends the
+rest with the span that holds speech, and counts the seconds it kept from the bill. If the
+gate fails it fails open: the whole segment is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
+
+from streamguard.engine.local.gate import SpeechDetector, SpeechReport
+from streamguard.engine.verdict import Outcome, Verdict
+from streamguard.ingest.segment import Segment
+
+__all__ = ["GatedEngine", "SpanEngine"]
+
+
+class SpanEngine(Protocol):
+    """An engine that can be sent only part of a segment (``AmsEngine``)."""
+
+    name: str
+    version: str
+
+    async def moderate(
+        self,
+        segment: Segment,
+        clip: Path | None,
+        *,
+        biz_type: str | None = None,
+        speech_span: tuple[float, float] | None = None,
+    ) -> Verdict: ...
+
+    async def aclose(self) -> None: ...
+
+
+class GatedEngine:
+    """``inner`` behind a speech gate; an ``Engine`` itself."""
+
+    def __init__(self, inner: SpanEngine, gate: SpeechDetector) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.name = inner.name
+        self.version = inner.version
+        self.seconds_saved = 0.0
+        """Audio seconds not sent to the billed engine: silent segments and silent edges."""
+        self.gate_failures = 0
+
+    async def moderate(
+        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
+    ) -> Verdict:
+        try:
+            report: SpeechReport = await asyncio.to_thread(self.gate.detect, segment.samples)
+        except Exception as exc:  # the gate is a model: whatever it raises, fail open
+            self.gate_failures += 1
+            verdict = await self.inner.moderate(segment, clip, biz_type=biz_type)
+            note = {"gate_error": f"{type(exc).__name__}: {exc}"}
+            return _with_details(verdict, note)
+        if not report.has_speech:
+            self.seconds_saved += segment.duration
+            return Verdict(
+                segment_id=segment.id,
+                outcome=Outcome.NO_SPEECH,
+                engine=self.name,
+                engine_version=self.version,
+                reason="no speech",
+                details={"gate": report.to_json()},
+            )
+        start, end = report.regions[0].start, min(report.regions[-1].end, segment.duration)
+        whole = start <= 0 and end >= segment.duration
+        self.seconds_saved += segment.duration - (end - start)
+        verdict = await self.inner.moderate(
+            segment,
+            clip if whole else None,  # a partial span is cut from the samples by the engine
+            biz_type=biz_type,
+            speech_span=None if whole else (start, end),
+        )
+        return _with_details(verdict, {"gate": report.to_json()})
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _with_details(verdict: Verdict, extra: Mapping[str, object]) -> Verdict:
+    return replace(verdict, details={**verdict.details, **extra})
