@@ -7,6 +7,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from streamguard.config.ingest import BackoffConfig, IngestConfig
 from streamguard.errors import SourceError
 from streamguard.ingest.chunk import AudioChunk
 from streamguard.ingest.source import Source, SourceState
-from tests.support.media import encode_staircase, staircase_steps
+from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
 from tests.support.media_servers import IcecastServer
 from tests.support.net import free_port
 from tests.support.reading import GUARD_SECONDS, joined, read_all, read_until
@@ -111,6 +112,28 @@ async def test_garbage_mid_stream_is_skipped_and_counted(icecast: IcecastServer)
     assert stats.corrupt_packets > 0
     assert stats.reconnects == 0
     assert_monotone_without_repeats(chunks)
+
+
+async def test_a_sample_rate_change_mid_broadcast_is_heard_through(tmp_path: Path) -> None:
+    # 3 s at 44.1 kHz, then the same bitrate at 22.05 kHz, as one live MP3 stream.
+    first = encode_tone(tmp_path / "a.mp3", 500, 3, rate=44_100).read_bytes()
+    second = encode_tone(tmp_path / "b.mp3", 1500, 3, rate=22_050).read_bytes()
+    server = IcecastServer(first + second, 6.0)
+
+    def enough(chunks: list[AudioChunk]) -> bool:
+        return any(run.hz == 1500 and run.windows >= 6 for run in tone_runs(joined(chunks)))
+
+    async with server, Source(server.url, SETTINGS, "radio-2") as source:
+        chunks = await read_until(source, enough)
+    stats = source.stats
+    assert stats.format_changes == 1
+    assert (stats.reconnects, stats.gaps) == (0, ())
+    assert sum(chunk.discontinuity for chunk in chunks) == 1
+    heard = {run.hz: run.windows for run in tone_runs(joined(chunks)) if run.windows > 1}
+    # The listener joined at the start of the broadcast: all of the first part was heard
+    # (12 quarter-seconds, less codec priming), then the second.
+    assert heard[500] >= 11
+    assert heard[1500] >= 6
 
 
 async def test_an_unreachable_host_is_retried_then_given_up_with_the_reason() -> None:

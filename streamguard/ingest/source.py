@@ -475,8 +475,8 @@ class Source:
             if self._batch_samples >= CHUNK_SAMPLES:
                 self._send_batch()
             return
-        now = time.time()
         if self._anchor is None:
+            now = time.time()
             if self._first_audio_at is None:
                 self._first_audio_at = now
             self._anchor_estimate = min(
