@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from streamguard.config.ingest import BackoffConfig, IngestConfig
-from streamguard.errors import SourceError
+from streamguard.errors import SourceError, SourceTimeout
 from streamguard.ingest.chunk import AudioChunk
 from streamguard.ingest.source import Source, SourceState
 from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
@@ -168,3 +168,17 @@ async def test_an_unreachable_host_keeps_being_retried_and_reported_until_detach
         source.detach()
         assert await reader == []
     assert source.stats.state is SourceState.ENDED
+
+
+async def test_a_server_that_accepts_but_never_answers_times_out_on_open() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # hold the connection open, answer nothing
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = SETTINGS.model_copy(update={"open_timeout": 0.5, "max_reconnect_attempts": 2})
+    async with server, Source(f"http://127.0.0.1:{port}/live", settings, "radio-1") as source:
+        with pytest.raises(SourceTimeout, match="timed out"):
+            await read_all(source)
+    assert source.stats.connects == 0

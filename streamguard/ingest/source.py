@@ -15,8 +15,9 @@ The reader never closes a container from another thread (unsafe while a read blo
 FFmpeg). Every blocking step is bounded instead: ``av.open(timeout=(open, read))`` bounds the
 open/probe and every packet read, and the read bound is never longer than the stall timeout,
 so a socket that stays open but sends nothing is given up within the stall timeout. PyAV 18
-offers no interrupt callback of our own, so :meth:`Source.detach` takes effect at the next
-packet, within that read bound.
+offers no interrupt callback of our own (its ``timeout`` installs FFmpeg's), so
+:meth:`Source.detach` takes effect at the next packet: within the read bound while reading,
+within the open timeout while connecting, at once while waiting to reconnect.
 
 Backpressure: the hand-off holds ``IngestConfig.queue_chunks`` chunks (about 1 s each). When
 it is full the reader waits, so a file is read no faster than the pipeline consumes it. A
@@ -360,10 +361,12 @@ class Source:
                 self._counters.state = SourceState.RECONNECTING
             limit = self._settings.max_reconnect_attempts
             if limit and failures >= limit:
-                raise SourceError(
+                # A caller can still tell "nobody answers in time" from "refused".
+                kind = SourceTimeout if isinstance(error, SourceTimeout) else SourceError
+                raise kind(
                     f"gave up on {self.target.url} after {failures} attempts without audio: "
                     f"{reason}"
-                )
+                ) from error
             delay = reconnect_delay(self._settings.backoff, failures, self._rng) if failures else 0
             log.warning(
                 "stream %s: %s; reopening in %.2f s (attempt %d)",
