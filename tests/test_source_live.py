@@ -16,13 +16,13 @@ from streamguard.ingest.chunk import AudioChunk
 from streamguard.ingest.source import Source, SourceState
 from tests.support.media import encode_staircase, staircase_steps
 from tests.support.media_servers import (
+    FixedServer,
     HlsServer,
     IcecastServer,
     NginxRtmp,
-    PlaylistServer,
     hls_segments,
 )
-from tests.support.reading import joined, read_until
+from tests.support.reading import joined, read_all, read_until
 
 pytestmark = pytest.mark.slow
 
@@ -112,11 +112,21 @@ async def test_an_hls_playlist_cannot_send_the_reader_to_local_files(tmp_path: P
         f"#EXTINF:{segment.seconds:.6f},\nfile://{local}\n#EXT-X-ENDLIST\n"
     )
     settings = SETTINGS.model_copy(update={"max_reconnect_attempts": 1})
-    async with PlaylistServer(playlist) as server, Source(server.url, settings, "hls-2") as source:
+    server = FixedServer("index.m3u8", playlist, "application/vnd.apple.mpegurl")
+    async with server, Source(server.url, settings, "hls-2") as source:
         with pytest.raises(SourceError, match=r"gave up on .*index\.m3u8 after 1 attempts"):
             await read_until(source, heard_seconds(1))
     # The segment is real audio: had FFmpeg opened it, something would have been heard.
     assert source.stats.heard_seconds == 0
+
+
+async def test_a_recording_over_http_read_as_not_live_ends_at_its_end(tmp_path: Path) -> None:
+    media = encode_staircase(tmp_path / "steps.mp3", 3).read_bytes()
+    server = FixedServer("recording.mp3", media, "audio/mpeg")
+    async with server, Source(server.url, SETTINGS, "rec-1", live=False) as source:
+        chunks = await read_all(source)
+    assert staircase_steps(joined(chunks)) == [0, 1, 2]
+    assert (server.requests, source.stats.reconnects) == (1, 0)
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from aiohttp import web
 from tests.support.net import free_port
 
 __all__ = [
+    "FixedServer",
     "HlsServer",
     "IcecastServer",
     "NginxRtmp",
-    "PlaylistServer",
     "garbage",
     "hls_segments",
 ]
@@ -269,21 +269,24 @@ class HlsServer(_AiohttpServer):
         return web.Response(body=published[name].data, content_type="video/mp2t")
 
 
-class PlaylistServer(_AiohttpServer):
-    """Serves one fixed HLS playlist, whatever it names, at ``url``."""
+class FixedServer(_AiohttpServer):
+    """Serves one fixed body (a recording, a playlist ...) at ``url``, as a plain web server."""
 
-    def __init__(self, playlist: str) -> None:
+    def __init__(self, name: str, body: bytes | str, content_type: str) -> None:
         super().__init__()
-        self.playlist = playlist
-        self.url = f"http://127.0.0.1:{self.port}/fixed/index.m3u8"
+        self.body = body.encode() if isinstance(body, str) else body
+        self.content_type = content_type
+        self.url = f"http://127.0.0.1:{self.port}/fixed/{name}"
+        self.requests = 0
 
     def _app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/fixed/index.m3u8", self._serve)
+        app.router.add_get("/fixed/{name}", self._serve)
         return app
 
     async def _serve(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.playlist, content_type="application/vnd.apple.mpegurl")
+        self.requests += 1
+        return web.Response(body=self.body, content_type=self.content_type)
 
 
 class NginxRtmp:
