@@ -103,6 +103,30 @@ async def test_live_hls_playlist_that_keeps_advancing(tmp_path: Path) -> None:
     assert source.stats.reconnects == 0
 
 
+async def test_an_hls_segment_lost_upstream_is_a_gap_without_a_reconnect(tmp_path: Path) -> None:
+    media = encode_staircase(tmp_path / "steps.wav", 20)
+    segments = hls_segments(media, tmp_path / "hls")
+    lost = segments[4]  # media second 4 never reaches the playlist
+    async with (
+        HlsServer(segments[:4] + segments[5:]) as server,
+        Source(server.url, SETTINGS, "hls-3") as source,
+    ):
+        chunks = await read_until(source, heard_seconds(6))
+    stats = source.stats
+    assert stats.reconnects == 0
+    assert [gap.seconds for gap in stats.gaps] == pytest.approx([lost.seconds], abs=0.05)
+    gapped = [chunk for chunk in chunks if chunk.gap_before > 0]
+    assert len(gapped) == 1
+    assert gapped[0].discontinuity
+    # The stamps leave room for the lost second, and nothing else is missing or repeated.
+    for before, after in itertools.pairwise(chunks):
+        end = before.wall_start + timedelta(seconds=before.duration)
+        assert (after.wall_start - end).total_seconds() == pytest.approx(after.gap_before, abs=1e-5)
+    steps = staircase_steps(joined(chunks))
+    assert 4 not in steps
+    assert steps == [*range(steps[0], 4), *range(5, steps[-1] + 1)]
+
+
 async def test_an_hls_playlist_cannot_send_the_reader_to_local_files(tmp_path: Path) -> None:
     media = encode_staircase(tmp_path / "steps.wav", 3)
     segment = hls_segments(media, tmp_path / "hls")[0]

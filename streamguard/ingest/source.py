@@ -78,6 +78,9 @@ _SETTLE_SECONDS = 1.0
 
 _HAND_OFF_POLL = 0.2  # seconds between checks of the close flag while the hand-off is full
 
+_TIMELINE_TOLERANCE = 0.5  # media timestamps may wobble by this much without meaning a break
+_MAX_SKIPPED = 60.0  # a forward jump larger than this is a reset timeline, not lost audio
+
 
 class SourceState(StrEnum):
     """Where a source is in its life, as a status line or a retained bus topic shows it."""
@@ -248,6 +251,8 @@ class Source:
         self._stamped_samples = 0  # of those, already stamped into delivered chunks
         self._audio_end: float | None = None  # wall time just after the last delivered sample
         self._reconnected = False
+        self._media_next: float | None = None  # media time the next decoded frame should have
+        self._skipped = 0.0  # media seconds the demuxer skipped, not yet in a chunk's gap
 
     # -- the asyncio side -------------------------------------------------------------------
 
@@ -387,6 +392,8 @@ class Source:
         self._anchor = None
         self._anchor_estimate = float("inf")
         self._first_audio_at = None
+        self._media_next = None
+        self._skipped = 0.0
         try:
             container = av.open(
                 target.url,
@@ -442,6 +449,7 @@ class Source:
                 self._send_batch()
 
     def _resample(self, resampler: MonoResampler, frame: AudioFrame) -> None:
+        self._follow_timeline(frame)
         changes = resampler.changes
         pcm = resampler.feed(frame)
         if resampler.changes != changes:
@@ -464,6 +472,25 @@ class Source:
             with self._lock:
                 self._counters.corrupt_packets += 1
             return []
+
+    def _follow_timeline(self, frame: AudioFrame) -> None:
+        """Notice audio the demuxer skipped inside one connection, from a jump in the media
+        timestamps: HLS drops segments it could not fetch, or that slid out of the playlist
+        while the reader was behind. Stamps are by sample count, so the skipped time must be
+        added to them, and it is a gap like a reconnect's."""
+        at = frame.time
+        if at is None or not frame.sample_rate:
+            return
+        expected, self._media_next = self._media_next, at + frame.samples / frame.sample_rate
+        if expected is None or abs(at - expected) < _TIMELINE_TOLERANCE:
+            return
+        jump = at - expected
+        if self.live and self._anchor is not None and 0 < jump <= _MAX_SKIPPED:
+            self._send_batch()  # the audio before the jump keeps its own stamps
+            self._skipped += jump
+        # Otherwise the timeline was reset (an HLS discontinuity, a file's odd timestamps):
+        # a break worth flagging, but not audio we know to be lost.
+        self._batch_discontinuity = True
 
     def _count_stall(self) -> None:
         with self._lock:
@@ -508,6 +535,10 @@ class Source:
                     self._anchor = max(self._anchor, self._audio_end)
                 discontinuity = discontinuity or self._reconnected
                 self._reconnected = False
+            if self._skipped:
+                gap += self._skipped
+                self._anchor += self._skipped
+                self._skipped = 0.0
             start = self._anchor + self._stamped_samples / SAMPLE_RATE
             wall_start = datetime.fromtimestamp(start, UTC)
             self._stamped_samples += len(samples)
