@@ -7,6 +7,7 @@ publishing ffmpeg are real child processes.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import random
 import re
@@ -46,7 +47,7 @@ def garbage(seed: int = 0, size: int = 3000) -> bytes:
     return rng.randbytes(size) + fake_mp3 + fake_adts
 
 
-class _AiohttpServer:
+class _AiohttpServer(abc.ABC):
     """An aiohttp app on a fixed loopback port that can be killed (connections reset) and
     started again on the same port."""
 
@@ -56,8 +57,9 @@ class _AiohttpServer:
         self._open: set[asyncio.Transport] = set()
         self.closed = asyncio.Event()  # set while killed: silent handlers return then
 
+    @abc.abstractmethod
     def _app(self) -> web.Application:
-        raise NotImplementedError
+        """The routes this server answers."""
 
     async def start(self) -> None:
         """Listen (again) on the same port."""
