@@ -7,14 +7,15 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from streamguard.config.ingest import BackoffConfig, IngestConfig
-from streamguard.errors import SourceError
+from streamguard.errors import SourceError, SourceTimeout
 from streamguard.ingest.chunk import AudioChunk
 from streamguard.ingest.source import Source, SourceState
-from tests.support.media import encode_staircase, staircase_steps
+from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
 from tests.support.media_servers import IcecastServer
 from tests.support.net import free_port
 from tests.support.reading import GUARD_SECONDS, joined, read_all, read_until
@@ -67,7 +68,9 @@ async def test_a_killed_server_is_reconnected_and_the_gap_flagged(icecast: Iceca
     async def kill_and_restart(chunks: list[AudioChunk]) -> None:
         if len(chunks) == 2:
             await icecast.kill()
-            await asyncio.sleep(1.5)  # the broadcast goes on without us
+            # The broadcast goes on without us. Down 2.5 s, less the 0.5 s the server bursts
+            # on connect: at least 2 s are never heard, which always spans a whole step.
+            await asyncio.sleep(2.5)
             await icecast.start()
 
     async with Source(icecast.url, SETTINGS, "radio-1") as source:
@@ -80,6 +83,7 @@ async def test_a_killed_server_is_reconnected_and_the_gap_flagged(icecast: Iceca
     assert [gap.seconds for gap in stats.gaps] == [gapped[0].gap_before]
     assert_monotone_without_repeats(chunks)
     # The audio of the downtime is missing, not invented: the staircase skips a step.
+    assert gapped[0].gap_before > 1.5  # about 2 s; stamps are estimates, to some ms
     steps = staircase_steps(joined(chunks))
     assert steps[-1] - steps[0] >= len(steps)
 
@@ -109,8 +113,30 @@ async def test_garbage_mid_stream_is_skipped_and_counted(icecast: IcecastServer)
         chunks = await read_until(source, enough)
     stats = source.stats
     assert stats.corrupt_packets > 0
-    assert stats.reconnects == 0
+    assert (stats.reconnects, stats.gaps) == (0, ())
     assert_monotone_without_repeats(chunks)
+
+
+async def test_a_sample_rate_change_mid_broadcast_is_heard_through(tmp_path: Path) -> None:
+    # 3 s at 44.1 kHz, then the same bitrate at 22.05 kHz, as one live MP3 stream.
+    first = encode_tone(tmp_path / "a.mp3", 500, 3, rate=44_100).read_bytes()
+    second = encode_tone(tmp_path / "b.mp3", 1500, 3, rate=22_050).read_bytes()
+    server = IcecastServer(first + second, 6.0)
+
+    def enough(chunks: list[AudioChunk]) -> bool:
+        return any(run.hz == 1500 and run.windows >= 6 for run in tone_runs(joined(chunks)))
+
+    async with server, Source(server.url, SETTINGS, "radio-2") as source:
+        chunks = await read_until(source, enough)
+    stats = source.stats
+    assert stats.format_changes == 1
+    assert (stats.reconnects, stats.gaps) == (0, ())
+    assert sum(chunk.discontinuity for chunk in chunks) == 1
+    heard = {run.hz: run.windows for run in tone_runs(joined(chunks)) if run.windows > 1}
+    # The listener joined at the start of the broadcast: all of the first part was heard
+    # (12 quarter-seconds, less codec priming), then the second.
+    assert heard[500] >= 11
+    assert heard[1500] >= 6
 
 
 async def test_an_unreachable_host_is_retried_then_given_up_with_the_reason() -> None:
@@ -142,3 +168,17 @@ async def test_an_unreachable_host_keeps_being_retried_and_reported_until_detach
         source.detach()
         assert await reader == []
     assert source.stats.state is SourceState.ENDED
+
+
+async def test_a_server_that_accepts_but_never_answers_times_out_on_open() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # hold the connection open, answer nothing
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = SETTINGS.model_copy(update={"open_timeout": 0.5, "max_reconnect_attempts": 2})
+    async with server, Source(f"http://127.0.0.1:{port}/live", settings, "radio-1") as source:
+        with pytest.raises(SourceTimeout, match="timed out"):
+            await read_all(source)
+    assert source.stats.connects == 0

@@ -16,13 +16,13 @@ from streamguard.ingest.chunk import AudioChunk
 from streamguard.ingest.source import Source, SourceState
 from tests.support.media import encode_staircase, staircase_steps
 from tests.support.media_servers import (
+    FixedServer,
     HlsServer,
     IcecastServer,
     NginxRtmp,
-    PlaylistServer,
     hls_segments,
 )
-from tests.support.reading import joined, read_until
+from tests.support.reading import joined, read_all, read_until
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +103,30 @@ async def test_live_hls_playlist_that_keeps_advancing(tmp_path: Path) -> None:
     assert source.stats.reconnects == 0
 
 
+async def test_an_hls_segment_lost_upstream_is_a_gap_without_a_reconnect(tmp_path: Path) -> None:
+    media = encode_staircase(tmp_path / "steps.wav", 20)
+    segments = hls_segments(media, tmp_path / "hls")
+    lost = segments[4]  # media second 4 never reaches the playlist
+    async with (
+        HlsServer(segments[:4] + segments[5:]) as server,
+        Source(server.url, SETTINGS, "hls-3") as source,
+    ):
+        chunks = await read_until(source, heard_seconds(6))
+    stats = source.stats
+    assert stats.reconnects == 0
+    assert [gap.seconds for gap in stats.gaps] == pytest.approx([lost.seconds], abs=0.05)
+    gapped = [chunk for chunk in chunks if chunk.gap_before > 0]
+    assert len(gapped) == 1
+    assert gapped[0].discontinuity
+    # The stamps leave room for the lost second, and nothing else is missing or repeated.
+    for before, after in itertools.pairwise(chunks):
+        end = before.wall_start + timedelta(seconds=before.duration)
+        assert (after.wall_start - end).total_seconds() == pytest.approx(after.gap_before, abs=1e-5)
+    steps = staircase_steps(joined(chunks))
+    assert 4 not in steps
+    assert steps == [*range(steps[0], 4), *range(5, steps[-1] + 1)]
+
+
 async def test_an_hls_playlist_cannot_send_the_reader_to_local_files(tmp_path: Path) -> None:
     media = encode_staircase(tmp_path / "steps.wav", 3)
     segment = hls_segments(media, tmp_path / "hls")[0]
@@ -112,11 +136,21 @@ async def test_an_hls_playlist_cannot_send_the_reader_to_local_files(tmp_path: P
         f"#EXTINF:{segment.seconds:.6f},\nfile://{local}\n#EXT-X-ENDLIST\n"
     )
     settings = SETTINGS.model_copy(update={"max_reconnect_attempts": 1})
-    async with PlaylistServer(playlist) as server, Source(server.url, settings, "hls-2") as source:
+    server = FixedServer("index.m3u8", playlist, "application/vnd.apple.mpegurl")
+    async with server, Source(server.url, settings, "hls-2") as source:
         with pytest.raises(SourceError, match=r"gave up on .*index\.m3u8 after 1 attempts"):
             await read_until(source, heard_seconds(1))
     # The segment is real audio: had FFmpeg opened it, something would have been heard.
     assert source.stats.heard_seconds == 0
+
+
+async def test_a_recording_over_http_read_as_not_live_ends_at_its_end(tmp_path: Path) -> None:
+    media = encode_staircase(tmp_path / "steps.mp3", 3).read_bytes()
+    server = FixedServer("recording.mp3", media, "audio/mpeg")
+    async with server, Source(server.url, SETTINGS, "rec-1", live=False) as source:
+        chunks = await read_all(source)
+    assert staircase_steps(joined(chunks)) == [0, 1, 2]
+    assert (server.requests, source.stats.reconnects) == (1, 0)
 
 
 @pytest.fixture

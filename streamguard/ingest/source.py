@@ -15,8 +15,9 @@ The reader never closes a container from another thread (unsafe while a read blo
 FFmpeg). Every blocking step is bounded instead: ``av.open(timeout=(open, read))`` bounds the
 open/probe and every packet read, and the read bound is never longer than the stall timeout,
 so a socket that stays open but sends nothing is given up within the stall timeout. PyAV 18
-offers no interrupt callback of our own, so :meth:`Source.detach` takes effect at the next
-packet, within that read bound.
+offers no interrupt callback of our own (its ``timeout`` installs FFmpeg's), so
+:meth:`Source.detach` takes effect at the next packet: within the read bound while reading,
+within the open timeout while connecting, at once while waiting to reconnect.
 
 Backpressure: the hand-off holds ``IngestConfig.queue_chunks`` chunks (about 1 s each). When
 it is full the reader waits, so a file is read no faster than the pipeline consumes it. A
@@ -76,6 +77,9 @@ _SETTLE_SECONDS = 1.0
 # way the audio arrives.
 
 _HAND_OFF_POLL = 0.2  # seconds between checks of the close flag while the hand-off is full
+
+_TIMELINE_TOLERANCE = 0.5  # media timestamps may wobble by this much without meaning a break
+_MAX_SKIPPED = 60.0  # a forward jump larger than this is a reset timeline, not lost audio
 
 
 class SourceState(StrEnum):
@@ -247,6 +251,8 @@ class Source:
         self._stamped_samples = 0  # of those, already stamped into delivered chunks
         self._audio_end: float | None = None  # wall time just after the last delivered sample
         self._reconnected = False
+        self._media_next: float | None = None  # media time the next decoded frame should have
+        self._skipped = 0.0  # media seconds the demuxer skipped, not yet in a chunk's gap
 
     # -- the asyncio side -------------------------------------------------------------------
 
@@ -360,10 +366,12 @@ class Source:
                 self._counters.state = SourceState.RECONNECTING
             limit = self._settings.max_reconnect_attempts
             if limit and failures >= limit:
-                raise SourceError(
+                # A caller can still tell "nobody answers in time" from "refused".
+                kind = SourceTimeout if isinstance(error, SourceTimeout) else SourceError
+                raise kind(
                     f"gave up on {self.target.url} after {failures} attempts without audio: "
                     f"{reason}"
-                )
+                ) from error
             delay = reconnect_delay(self._settings.backoff, failures, self._rng) if failures else 0
             log.warning(
                 "stream %s: %s; reopening in %.2f s (attempt %d)",
@@ -384,6 +392,8 @@ class Source:
         self._anchor = None
         self._anchor_estimate = float("inf")
         self._first_audio_at = None
+        self._media_next = None
+        self._skipped = 0.0
         try:
             container = av.open(
                 target.url,
@@ -439,6 +449,7 @@ class Source:
                 self._send_batch()
 
     def _resample(self, resampler: MonoResampler, frame: AudioFrame) -> None:
+        self._follow_timeline(frame)
         changes = resampler.changes
         pcm = resampler.feed(frame)
         if resampler.changes != changes:
@@ -462,6 +473,25 @@ class Source:
                 self._counters.corrupt_packets += 1
             return []
 
+    def _follow_timeline(self, frame: AudioFrame) -> None:
+        """Notice audio the demuxer skipped inside one connection, from a jump in the media
+        timestamps: HLS drops segments it could not fetch, or that slid out of the playlist
+        while the reader was behind. Stamps are by sample count, so the skipped time must be
+        added to them, and it is a gap like a reconnect's."""
+        at = frame.time
+        if at is None or not frame.sample_rate:
+            return
+        expected, self._media_next = self._media_next, at + frame.samples / frame.sample_rate
+        if expected is None or abs(at - expected) < _TIMELINE_TOLERANCE:
+            return
+        jump = at - expected
+        if self.live and self._anchor is not None and 0 < jump <= _MAX_SKIPPED:
+            self._send_batch()  # the audio before the jump keeps its own stamps
+            self._skipped += jump
+        # Otherwise the timeline was reset (an HLS discontinuity, a file's odd timestamps):
+        # a break worth flagging, but not audio we know to be lost.
+        self._batch_discontinuity = True
+
     def _count_stall(self) -> None:
         with self._lock:
             self._counters.stalls += 1
@@ -475,8 +505,8 @@ class Source:
             if self._batch_samples >= CHUNK_SAMPLES:
                 self._send_batch()
             return
-        now = time.time()
         if self._anchor is None:
+            now = time.time()
             if self._first_audio_at is None:
                 self._first_audio_at = now
             self._anchor_estimate = min(
@@ -505,6 +535,10 @@ class Source:
                     self._anchor = max(self._anchor, self._audio_end)
                 discontinuity = discontinuity or self._reconnected
                 self._reconnected = False
+            if self._skipped:
+                gap += self._skipped
+                self._anchor += self._skipped
+                self._skipped = 0.0
             start = self._anchor + self._stamped_samples / SAMPLE_RATE
             wall_start = datetime.fromtimestamp(start, UTC)
             self._stamped_samples += len(samples)

@@ -7,6 +7,7 @@ publishing ffmpeg are real child processes.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import random
 import re
@@ -24,10 +25,10 @@ from aiohttp import web
 from tests.support.net import free_port
 
 __all__ = [
+    "FixedServer",
     "HlsServer",
     "IcecastServer",
     "NginxRtmp",
-    "PlaylistServer",
     "garbage",
     "hls_segments",
 ]
@@ -46,7 +47,7 @@ def garbage(seed: int = 0, size: int = 3000) -> bytes:
     return rng.randbytes(size) + fake_mp3 + fake_adts
 
 
-class _AiohttpServer:
+class _AiohttpServer(abc.ABC):
     """An aiohttp app on a fixed loopback port that can be killed (connections reset) and
     started again on the same port."""
 
@@ -56,8 +57,9 @@ class _AiohttpServer:
         self._open: set[asyncio.Transport] = set()
         self.closed = asyncio.Event()  # set while killed: silent handlers return then
 
+    @abc.abstractmethod
     def _app(self) -> web.Application:
-        raise NotImplementedError
+        """The routes this server answers."""
 
     async def start(self) -> None:
         """Listen (again) on the same port."""
@@ -269,21 +271,24 @@ class HlsServer(_AiohttpServer):
         return web.Response(body=published[name].data, content_type="video/mp2t")
 
 
-class PlaylistServer(_AiohttpServer):
-    """Serves one fixed HLS playlist, whatever it names, at ``url``."""
+class FixedServer(_AiohttpServer):
+    """Serves one fixed body (a recording, a playlist ...) at ``url``, as a plain web server."""
 
-    def __init__(self, playlist: str) -> None:
+    def __init__(self, name: str, body: bytes | str, content_type: str) -> None:
         super().__init__()
-        self.playlist = playlist
-        self.url = f"http://127.0.0.1:{self.port}/fixed/index.m3u8"
+        self.body = body.encode() if isinstance(body, str) else body
+        self.content_type = content_type
+        self.url = f"http://127.0.0.1:{self.port}/fixed/{name}"
+        self.requests = 0
 
     def _app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/fixed/index.m3u8", self._serve)
+        app.router.add_get("/fixed/{name}", self._serve)
         return app
 
     async def _serve(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.playlist, content_type="application/vnd.apple.mpegurl")
+        self.requests += 1
+        return web.Response(body=self.body, content_type=self.content_type)
 
 
 class NginxRtmp:
