@@ -19,6 +19,8 @@ from typing import Self
 from aiohttp import web
 from yarl import URL
 
+from streamguard.serving import start_site
+
 __all__ = ["CALLBACK_PATH", "CallbackHandler", "ClipServer"]
 
 _PREFIX = "/clips/"
@@ -77,13 +79,7 @@ class ClipServer:
 
     async def __aenter__(self) -> Self:
         self.root.mkdir(parents=True, exist_ok=True)
-        runner = web.AppRunner(self.app, shutdown_timeout=2.0)
-        await runner.setup()
-        self._runner = runner
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        if self.port == 0:
-            self.port = runner.addresses[0][1]
+        self._runner, self.port = await start_site(self.app, self.host, self.port)
         return self
 
     async def __aexit__(

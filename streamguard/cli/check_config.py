@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from streamguard.config import load_config
-from streamguard.errors import ConfigError
+from streamguard.cli.common import config_or_report
 
 __all__ = ["register"]
 
@@ -20,12 +18,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+    config = config_or_report(args.config)
+    if config is None:
         return 1
     print(f"{args.config}: OK ({len(config.streams)} stream(s), engine {config.engine.type})")
     return 0

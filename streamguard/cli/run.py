@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streamguard.config import load_config
+from streamguard.cli.common import config_or_report
 from streamguard.daemon.daemon import Daemon
-from streamguard.errors import ConfigError, StreamGuardError
+from streamguard.errors import StreamGuardError
 from streamguard.logs import configure_logging
 
 __all__ = ["register"]
@@ -25,11 +25,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
+    config = config_or_report(args.config)
+    if config is None:
         return 2
     try:
         return asyncio.run(Daemon(args.config, config).run())

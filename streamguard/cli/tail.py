@@ -19,9 +19,8 @@ import aiomqtt
 
 from streamguard.alerts.bus import mqtt_client
 from streamguard.alerts.topics import Topics
-from streamguard.config import load_config
+from streamguard.cli.common import config_or_report
 from streamguard.config.bus import MqttConfig
-from streamguard.errors import ConfigError
 
 __all__ = ["describe_alert", "describe_event", "register"]
 
@@ -37,11 +36,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
+    config = config_or_report(args.config)
+    if config is None:
         return 1
     if config.mqtt is None:
         print(f"{args.config}: mqtt: no broker configured, nothing to tail", file=sys.stderr)

@@ -18,8 +18,6 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
-
 from streamguard.alerts.alerting import Alerting
 from streamguard.alerts.evidence import EvidenceStore
 from streamguard.alerts.outbox import MessageKind, OutboxMessage
@@ -36,6 +34,7 @@ from streamguard.daemon.streams import Streams
 from streamguard.engine.factory import open_engine
 from streamguard.errors import ConfigError, StreamGuardError
 from streamguard.pipeline import SegmentResult
+from streamguard.serving import start_site
 from streamguard.state.db import Database
 from streamguard.state.results import Results
 
@@ -184,12 +183,8 @@ class Daemon:
                 readiness=readiness,
                 token=token,
             )
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
+            runner, self.api_port = await start_site(app, config.api.host, config.api.port)
             stack.push_async_callback(runner.cleanup)
-            site = web.TCPSite(runner, config.api.host, config.api.port)
-            await site.start()
-            self.api_port = runner.addresses[0][1]
             for stream in config.streams:
                 await streams.attach(stream, from_api=False)
             status = f"{len(config.streams)} stream(s); API on {config.api.host}:{self.api_port}"

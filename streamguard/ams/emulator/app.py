@@ -52,6 +52,7 @@ from streamguard.engine.verdict import Outcome, Verdict
 from streamguard.errors import StreamGuardError
 from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
 from streamguard.ingest.segment import Segment
+from streamguard.serving import start_site
 
 __all__ = ["EMULATOR_KEY", "AmsEmulator", "EmulatorOptions", "EmulatorStats", "create_app"]
 
@@ -160,13 +161,7 @@ class AmsEmulator:
         return f"http://{self.host}:{self.port}"
 
     async def __aenter__(self) -> Self:
-        runner = web.AppRunner(self.app, shutdown_timeout=2.0)
-        await runner.setup()
-        self._runner = runner
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        if self.port == 0:
-            self.port = runner.addresses[0][1]
+        self._runner, self.port = await start_site(self.app, self.host, self.port)
         return self
 
     async def __aexit__(
