@@ -12,13 +12,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import av
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamguard.engine.local.samples import room
-from streamguard.ingest.encoder import encode_pcm
 from tests.support.broker import Mosquitto
 from tests.support.daemon import DaemonProcess
 from tests.support.media_servers import IcecastServer
@@ -34,22 +31,6 @@ stall_timeout = 3
 initial = 0.2
 maximum = 1.0
 """
-
-
-@pytest.fixture(scope="session")
-def room_mp3(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample room (neutral talk, then "Shut up, you idiot. I will kill you.")."""
-    path = tmp_path_factory.mktemp("room") / "room.mp3"
-    encode_pcm(room(), path, "mp3", 64_000)
-    return path
-
-
-@pytest.fixture(scope="session")
-def room_media(room_mp3: Path) -> tuple[bytes, float]:
-    """The sample room's mp3 bytes and its length in seconds, for a broadcast server."""
-    with av.open(str(room_mp3)) as container:
-        assert container.duration is not None
-        return room_mp3.read_bytes(), container.duration / 1_000_000
 
 
 @pytest.fixture(scope="module")

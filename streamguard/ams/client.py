@@ -37,6 +37,7 @@ from streamguard.ams.models import (
 )
 from streamguard.ams.ratelimit import RateLimiter
 from streamguard.ams.signing import Credentials, authorization_header
+from streamguard.errors import AmsError
 
 __all__ = ["API_VERSION", "SERVICE", "AmsClient", "RetryPolicy"]
 
@@ -103,6 +104,8 @@ class AmsClient:
         self._session: aiohttp.ClientSession | None = None
         self.calls: dict[str, int] = {}
         """HTTP requests sent, by action (every attempt counts)."""
+        self.outcomes: dict[tuple[str, str], int] = {}
+        """Attempts by (action, result code): "OK", an API error code, or a network error."""
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
@@ -189,6 +192,17 @@ class AmsClient:
                 await self._sleep(delay)
 
     async def _attempt(self, action: str, body: bytes) -> dict[str, Any]:
+        """One request, counted by its result code."""
+        try:
+            answer = await self._send(action, body)
+        except AmsError as exc:
+            key = (action, exc.code)
+            self.outcomes[key] = self.outcomes.get(key, 0) + 1
+            raise
+        self.outcomes[(action, "OK")] = self.outcomes.get((action, "OK"), 0) + 1
+        return answer
+
+    async def _send(self, action: str, body: bytes) -> dict[str, Any]:
         if self._session is None:
             raise RuntimeError("AmsClient is not open: use 'async with AmsClient(...)'")
         await self.limiter.acquire()

@@ -24,6 +24,7 @@ from streamguard.alerts.outbox import MessageKind, OutboxMessage
 from streamguard.alerts.policy import decide
 from streamguard.alerts.sink import AlertSink, JsonLinesAlerts, MqttAlerts
 from streamguard.alerts.status import StreamEvent, StreamEventKind, StreamState, StreamStatus
+from streamguard.ams.engine import AmsEngine
 from streamguard.config import Config, load_config
 from streamguard.config.streams import StreamConfig
 from streamguard.daemon.api import Check, build_api
@@ -32,6 +33,7 @@ from streamguard.daemon.metrics import Metrics
 from streamguard.daemon.notify import Notifier
 from streamguard.daemon.streams import Streams
 from streamguard.engine.factory import open_engine
+from streamguard.engine.gated import GatedEngine
 from streamguard.errors import ConfigError, StreamGuardError
 from streamguard.pipeline import SegmentResult
 from streamguard.serving import start_site
@@ -121,6 +123,9 @@ class Daemon:
             engine = await stack.enter_async_context(
                 open_engine(config.engine, db=db, state_dir=state_dir)
             )
+            if isinstance(engine, GatedEngine) and isinstance(engine.inner, AmsEngine):
+                ams = engine.inner
+                self.metrics.watch_ams(lambda: ams.client.outcomes)
 
             async def on_result(stream: StreamConfig, result: SegmentResult) -> None:
                 decision = decide(self.config.profiles[stream.profile], stream, result.verdict)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
 
@@ -33,12 +35,8 @@ class Metrics:
             buckets=(0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300),
             registry=r,
         )
-        self.ams_calls = Counter(
-            "streamguard_ams_calls",
-            "AMS API calls by action and result code.",
-            ["action", "code"],
-            registry=r,
-        )
+        self._ams_outcomes: Callable[[], Mapping[tuple[str, str], int]] = dict
+        r.register(_AmsCalls(lambda: self._ams_outcomes()))
         self.outbox_depth = Gauge(
             "streamguard_outbox_depth", "Messages waiting in the outbox.", registry=r
         )
@@ -54,7 +52,28 @@ class Metrics:
             "streamguard_source_reconnects", "Source reconnects, all streams.", registry=r
         )
 
+    def watch_ams(self, outcomes: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Report the AMS client's own call counts (by action and result code) at scrape time."""
+        self._ams_outcomes = outcomes
+
     def watch_outbox(self, depth: Callable[[], float], oldest_age: Callable[[], float]) -> None:
         """Read the outbox gauges at scrape time rather than keeping copies in step."""
         self.outbox_depth.set_function(depth)
         self.outbox_oldest_age.set_function(oldest_age)
+
+
+class _AmsCalls(Collector):
+    """``streamguard_ams_calls_total{action,code}``, read from the AMS client's counts."""
+
+    def __init__(self, outcomes: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._outcomes = outcomes
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "streamguard_ams_calls",
+            "AMS API calls by action and result code.",
+            labels=["action", "code"],
+        )
+        for (action, code), count in sorted(self._outcomes().items()):
+            family.add_metric([action, code], count)
+        yield family

@@ -25,8 +25,17 @@ TOKEN = "test-token-0123456789"
 class DaemonProcess:
     """``streamguard run`` in a child process; ``start`` waits for READY=1 on the socket."""
 
-    def __init__(self, workdir: Path, config: str, *, watchdog_usec: int = 2_000_000) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: str,
+        *,
+        watchdog_usec: int = 2_000_000,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.extra_env = env or {}
         self.port = free_port()
         self.config_path = workdir / "streamguard.toml"
         self.write_config(config)
@@ -55,6 +64,7 @@ class DaemonProcess:
             "STREAMGUARD_API_TOKEN": TOKEN,
             "NOTIFY_SOCKET": str(self.notify_path),
             "WATCHDOG_USEC": str(self.watchdog_usec),
+            **self.extra_env,
         }
         env.pop("WATCHDOG_PID", None)
         with self.log_path.open("ab") as log:
