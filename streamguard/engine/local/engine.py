@@ -168,6 +168,7 @@ class LocalEngine:
             min_speech=config.min_speech_seconds,
             min_silence=config.min_silence_seconds,
             pad=config.speech_pad_seconds,
+            stride=config.gate_stride,
         )
         self.version = f"streamguard {metadata.version('streamguard')}; {self.recognizer.version}"
         self._on_health = on_health
