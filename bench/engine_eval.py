@@ -131,9 +131,11 @@ async def _timed(engine: LocalEngine, segment: Segment) -> tuple[Verdict, float]
 
 async def accuracy(engine: LocalEngine, voices: Sequence[str]) -> list[Accuracy]:
     """Recall and precision of keyword hits over flagged and neutral utterances."""
+    # Each flagged sentence in two voices (a natural and a robotic one, or two robotic ones).
     flagged = [
-        (speak(text, voices[n % len(voices)]), library, text)
+        (speak(text, voices[(n + shift) % len(voices)]), library, text)
         for n, (text, library) in enumerate(FLAGGED)
+        for shift in (0, 2)
     ]
     neutral = [speak(text, voices[(n + 1) % len(voices)]) for n, text in enumerate(NEUTRAL)]
     results = []
@@ -152,7 +154,7 @@ async def accuracy(engine: LocalEngine, voices: Sequence[str]) -> list[Accuracy]
                     result.false_positive += 1
                 assert result.misses is not None
                 result.misses.append(f"{text!r} heard as {verdict.text!r}")
-        for seq, speech in enumerate(neutral, start=100):
+        for seq, speech in enumerate(neutral, start=1000):
             segment = _utterance_segment(speech, condition, seq, seq)
             verdict, cpu = await _timed(engine, segment)
             result.cpu_seconds += cpu
@@ -160,7 +162,7 @@ async def accuracy(engine: LocalEngine, voices: Sequence[str]) -> list[Accuracy]
             if verdict.hit:
                 result.false_positive += 1
                 assert result.misses is not None
-                result.misses.append(f"neutral {NEUTRAL[seq - 100]!r} heard as {verdict.text!r}")
+                result.misses.append(f"neutral {NEUTRAL[seq - 1000]!r} heard as {verdict.text!r}")
         results.append(result)
     return results
 
@@ -269,8 +271,9 @@ def report(
         f"{beam_size}, 1 worker, 1 thread; "
         "2-core VM shared with other jobs, so CPU figures are pessimistic).",
         "",
-        f"Utterances: {len(FLAGGED)} flagged and {len(NEUTRAL)} neutral sentences, voices "
-        "rotating over hibari-tts (natural) and three espeak-ng voices (robotic), each in a "
+        f"Utterances: {len(FLAGGED)} flagged sentences in two voices each and {len(NEUTRAL)} "
+        "neutral sentences, voices rotating over hibari-tts (natural) and three espeak-ng "
+        "voices (robotic), each in a "
         "segment with 1 s of margin. A flagged utterance counts as found when a keyword of "
         "its intended library is hit; precision counts every hit on a neutral utterance (or "
         "a wrong-library hit) as false.",
