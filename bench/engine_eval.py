@@ -319,6 +319,10 @@ def report(
         "",
         f"Keyword matching alone (default library): {keyword_speed:,.0f} transcript lines/s.",
         "",
+        "Against the targets:",
+        "",
+        *_targets(results, alerts, loads),
+        "",
         "Misses and false hits (what whisper heard):",
         "",
     ]
@@ -326,6 +330,41 @@ def report(
         for miss in r.misses or []:
             lines.append(f"- {r.condition}: {miss}")
     return "\n".join(lines) + "\n"
+
+
+def _targets(
+    results: list[Accuracy], alerts: list[FalseAlerts], loads: list[RoomLoad]
+) -> list[str]:
+    by_condition = {r.condition: r for r in results}
+    worst_10db = min(by_condition["10 dB noise"].recall, by_condition["10 dB music"].recall)
+    worst_alerts = max(a.per_hour for a in alerts if a.source != "silence")
+    best_rooms = max(load.rooms_per_core for load in loads)
+
+    def line(name: str, measured: str, met: bool) -> str:
+        return f"- {name}: {measured} — {'met' if met else 'NOT met'}"
+
+    return [
+        line(
+            "recall >= 90% clean",
+            f"{by_condition['clean'].recall:.0%}",
+            by_condition["clean"].recall >= 0.9,
+        ),
+        line(
+            "recall >= 75% at 10 dB",
+            f"{worst_10db:.0%} (worse of noise and music)",
+            worst_10db >= 0.75,
+        ),
+        line(
+            "<= 1 false alert per stream-hour on music/noise",
+            f"{worst_alerts:.1f}",
+            worst_alerts <= 1.0,
+        ),
+        line(
+            ">= 25 voice rooms per core",
+            f"{best_rooms:.1f} (rooms arriving together)",
+            best_rooms >= 25,
+        ),
+    ]
 
 
 def keyword_lines_per_second(engine: LocalEngine) -> float:
