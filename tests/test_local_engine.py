@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import pytest
 from streamguard.config.engine import LocalEngineConfig
 from streamguard.engine.local import HealthEvent, HealthKind, LocalEngine, Recognizer, SpeechGate
 from streamguard.engine.local.engine import UNINTELLIGIBLE
-from streamguard.engine.local.gate import SpeechReport
+from streamguard.engine.local.gate import SpeechRegion, SpeechReport
+from streamguard.engine.local.recognizer import Transcript
 from streamguard.engine.local.samples import ROOM_SCRIPT, music, noise, room, write_audio
 from streamguard.engine.verdict import Outcome, Suggestion, Verdict
 from streamguard.ingest.chunk import SAMPLE_RATE, AudioChunk, Pcm
@@ -347,3 +349,29 @@ async def test_queued_segments_share_a_recognition_pass_and_keep_their_own_words
     (hit, *_) = verdicts[1].keywords
     assert hit.time_start is not None
     assert 1.5 <= hit.time_start <= 2.0 + len(speech(texts[1][1], texts[1][0])) / SAMPLE_RATE
+
+
+class GermanModel(Recognizer):
+    """A multilingual recogniser that hears German (a fake at our own seam: no multilingual
+    model is available offline)."""
+
+    @property
+    def multilingual(self) -> bool:
+        return True
+
+    def transcribe_many(
+        self, items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]]
+    ) -> list[Transcript]:
+        text = "Guten Tag, ich heiße Anna."
+        return [Transcript(text, (), "de", 0.97, -0.3, 0.1, 1.1, 0.9, (), 3.0, 0.1) for _ in items]
+
+
+async def test_multilingual_model_reports_the_language_it_cannot_judge(
+    speech: SpeechCache,
+) -> None:
+    segment = segment_of(speech("Good morning everyone.", "hibari"))
+    async with LocalEngine(recognizer=GermanModel()) as engine:
+        verdict = await engine.moderate(segment, None)
+    assert verdict.outcome is Outcome.MODERATED
+    assert verdict.unsupported == ("moaning", "screams", "non-English speech (de)")
+    assert not verdict.hit

@@ -82,6 +82,15 @@ class LocalEngineConfig(Section):
             "without running the speech model."
         ),
     )
+    gate_stride: int = Field(
+        2,
+        ge=1,
+        le=4,
+        description=(
+            "Speech gate: the model judges every Nth 32 ms frame (2 halves the gate's CPU "
+            "with little change in what it finds; 1 judges every frame)."
+        ),
+    )
     min_speech_seconds: float = Field(
         0.25, ge=0, description="Speech gate: shorter bursts of speech are ignored."
     )

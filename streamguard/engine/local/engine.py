@@ -79,10 +79,10 @@ class EngineCounters:
     gate_failures: int
     hits: int
     backlog_depth: int
-    """Segments waiting for a worker now."""
+    """Segments admitted and waiting now (for the gate, or for recognition after it)."""
     backlog_limit: int
     running: int
-    """Segments being judged now."""
+    """Segments whose work is on a worker thread now (a shared whisper pass counts each)."""
     audio_seconds: float
     """Audio of every segment that reached a worker."""
     speech_seconds: float
@@ -168,6 +168,7 @@ class LocalEngine:
             min_speech=config.min_speech_seconds,
             min_silence=config.min_silence_seconds,
             pad=config.speech_pad_seconds,
+            stride=config.gate_stride,
         )
         self.version = f"streamguard {metadata.version('streamguard')}; {self.recognizer.version}"
         self._on_health = on_health
@@ -177,6 +178,8 @@ class LocalEngine:
         self._next_reload_check = time.monotonic() + config.reload_seconds
         self._closed = False
         self._admitted = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._running = 0
         self._ready: deque[_Job] = deque()
         self._counts: dict[str, int] = dict.fromkeys(
@@ -203,8 +206,9 @@ class LocalEngine:
         await asyncio.get_running_loop().run_in_executor(self._executor, self.recognizer.load)
 
     async def aclose(self) -> None:
-        """Refuse new segments and wait for the ones being judged."""
+        """Refuse new segments, let every segment already admitted finish, stop the workers."""
         self._closed = True
+        await self._idle.wait()
         await asyncio.to_thread(self._executor.shutdown, True)
 
     @property
@@ -250,14 +254,13 @@ class LocalEngine:
         return self._admitted - self._running
 
     @contextlib.asynccontextmanager
-    async def _worker(self) -> AsyncIterator[None]:
-        """Hold one of the ``workers`` places while work of this segment runs on a thread."""
-        async with self._slots:
-            self._running += 1
-            try:
-                yield
-            finally:
-                self._running -= 1
+    async def _busy(self, segments: int) -> AsyncIterator[None]:
+        """Count ``segments`` as running (not waiting) while their work is on a thread."""
+        self._running += segments
+        try:
+            yield
+        finally:
+            self._running -= segments
 
     async def moderate(
         self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
@@ -288,6 +291,7 @@ class LocalEngine:
                 details={"backlog_depth": depth, "backlog_limit": self.config.backlog},
             )
         self._admitted += 1
+        self._idle.clear()
         try:
             judgement = await self._judge(segment)
         except Exception as exc:
@@ -298,12 +302,14 @@ class LocalEngine:
             return self._verdict(segment, Outcome.FAILED, reason)
         finally:
             self._admitted -= 1
+            if not self._admitted:
+                self._idle.set()
         self._account(judgement)
         return judgement.verdict
 
     async def _judge(self, segment: Segment) -> _Judgement:
         loop = asyncio.get_running_loop()
-        async with self._worker():
+        async with self._slots, self._busy(1):
             gated = await loop.run_in_executor(self._executor, self._gate, segment)
         if gated.regions is None:
             verdict = self._verdict(
@@ -320,7 +326,7 @@ class LocalEngine:
         self._ready.append(job)
         try:
             while not job.transcript.done():
-                async with self._worker():
+                async with self._slots:
                     if not job.transcript.done():
                         await self._recognise(self._take_batch())
             transcript = job.transcript.result()
@@ -342,9 +348,10 @@ class LocalEngine:
         """Recognise a batch on a worker thread and hand each segment its transcript."""
         items = [(job.segment.samples, job.regions) for job in batch]
         try:
-            transcripts = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.recognizer.transcribe_many, items
-            )
+            async with self._busy(len(batch)):
+                transcripts = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self.recognizer.transcribe_many, items
+                )
         except asyncio.CancelledError:
             # Whoever ran the batch was cancelled: the other segments in it go back in line.
             self._ready.extendleft(reversed([j for j in batch if not j.transcript.done()]))
