@@ -1,0 +1,78 @@
+"""``streamguard moderate``: real verdicts and alerts as JSON lines; Ctrl-C keeps the tail."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support.media_servers import IcecastServer
+
+COMMAND = [sys.executable, "-m", "streamguard", "moderate"]
+
+
+def lines_of(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_a_file_gets_real_verdicts_and_alerts(room_mp3: Path) -> None:
+    result = subprocess.run(
+        [*COMMAND, str(room_mp3), "--segment", "15", "--progress", "always"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out = lines_of(result.stdout)
+    segments = [line for line in out if line.get("type") == "segment"]
+    alerts = [line for line in out if "alert_id" in line]
+    assert [s["seq"] for s in segments] == [0, 1, 2]
+    assert [s["duration"] for s in segments[:2]] == [15.0, 15.0]
+    assert segments[-1]["flags"] == ["partial"]
+    verdicts = [s["verdict"] for s in segments]
+    assert [v["suggestion"] for v in verdicts] == ["Pass", "Block", "Pass"]
+    assert verdicts[1]["label"] == "Abuse"
+    assert {k["library_id"] for k in verdicts[1]["keywords"]} >= {"en-threats"}
+    assert all("moaning" in v["unsupported"] for v in verdicts)
+    assert [a["incident"]["event"] for a in alerts] == ["new", "end"]
+    assert alerts[0]["segment"]["id"] == segments[1]["segment_id"]
+    assert "100%" in result.stderr  # the progress bar reached the end
+
+
+async def test_ctrl_c_on_a_live_stream_still_judges_the_partial_tail(
+    tmp_path: Path, room_media: tuple[bytes, float]
+) -> None:
+    media, seconds = room_media
+    async with IcecastServer(media, seconds) as server:  # real-time pace
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            server.url,
+            "--segment",
+            "15",
+            "--progress",
+            "always",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        assert process.stderr is not None
+        async with asyncio.timeout(120):
+            first = json.loads(await process.stdout.readline())
+        assert first["seq"] == 0
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(60):
+            rest, errors = await asyncio.gather(process.stdout.read(), process.stderr.read())
+            code = await process.wait()
+    assert code == 0, errors.decode()
+    segments = [line for line in lines_of(rest.decode()) if line.get("type") == "segment"]
+    assert [s["seq"] for s in segments] == [1]
+    tail = segments[0]
+    assert tail["flags"] == ["partial"]
+    assert 0 < tail["duration"] < 15
+    assert tail["verdict"]["outcome"] in ("moderated", "no_speech")
+    assert "online" in errors.decode()  # the live status line
