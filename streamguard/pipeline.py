@@ -16,7 +16,7 @@ from pathlib import Path
 
 from streamguard.config.ingest import EncodingConfig
 from streamguard.engine.base import Engine
-from streamguard.engine.verdict import Verdict
+from streamguard.engine.verdict import Outcome, Verdict
 from streamguard.errors import EncodeError, StreamGuardError
 from streamguard.ingest.chunk import AudioChunk
 from streamguard.ingest.encoder import Clip, encode_clip
@@ -59,6 +59,7 @@ class StreamPipeline:
         self._on_result = on_result
         self._biz_type = biz_type
         self._queue: asyncio.Queue[Segment | None] = asyncio.Queue(maxsize=queue_size)
+        self._judging: Segment | None = None
         self.segments_cut = 0
 
     @property
@@ -98,8 +99,32 @@ class StreamPipeline:
         self.segments_cut += 1
         await self._queue.put(segment)
 
+    async def abandon(self, reason: str) -> None:
+        """After ``run`` was cancelled: record every segment still without a verdict (the
+        one being judged, the queued ones, the audio not yet cut) as failed with ``reason``."""
+        left = [self._judging] if self._judging is not None else []
+        while not self._queue.empty():
+            queued = self._queue.get_nowait()
+            if queued is not None:
+                left.append(queued)
+        tail = self._segmenter.flush()
+        if tail is not None:
+            self.segments_cut += 1
+            left.append(tail)
+        self._judging = None
+        for segment in left:
+            verdict = Verdict(
+                segment_id=segment.id,
+                outcome=Outcome.FAILED,
+                engine=self._engine.name,
+                engine_version=self._engine.version,
+                reason=reason,
+            )
+            await self._on_result(SegmentResult(segment, None, verdict))
+
     async def _judge(self) -> None:
         while (segment := await self._queue.get()) is not None:
+            self._judging = segment
             clip: Clip | None = None
             path = self._clip_dir / f"{segment.id}.{self._encoding.format}"
             try:
@@ -113,4 +138,5 @@ class StreamPipeline:
                 verdict = replace(verdict, reason=f"{verdict.reason}; encoding failed: {exc}")
             else:
                 verdict = await self._engine.moderate(segment, clip.path, biz_type=self._biz_type())
+            self._judging = None
             await self._on_result(SegmentResult(segment, clip, verdict))

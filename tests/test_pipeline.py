@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,10 +11,10 @@ import numpy as np
 import pytest
 
 from streamguard.config.ingest import EncodingConfig
-from streamguard.engine.verdict import Outcome, Suggestion
+from streamguard.engine.verdict import Outcome, Suggestion, Verdict
 from streamguard.errors import SourceError
 from streamguard.ingest.chunk import SAMPLE_RATE, AudioChunk
-from streamguard.ingest.segment import SegmentFlag
+from streamguard.ingest.segment import Segment, SegmentFlag
 from streamguard.pipeline import SegmentResult, StreamPipeline
 from tests.support.engines import ToneEngine
 
@@ -70,3 +71,46 @@ async def test_source_failure_still_judges_what_was_heard(tmp_path: Path) -> Non
         await pipeline(tmp_path, engine, results).run(chunks([9000] * 20, fail_after=True))
     assert [r.segment.duration for r in results] == [15.0, 5.0]
     assert all(r.verdict.suggestion is Suggestion.BLOCK for r in results)
+
+
+class StuckEngine(ToneEngine):
+    """Never answers: a verdict that cannot arrive before the shutdown deadline."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.judging = asyncio.Event()
+
+    async def moderate(
+        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
+    ) -> Verdict:
+        self.judged.append(segment.id)
+        self.judging.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_cancelled_pipeline_records_every_segment_without_a_verdict(tmp_path: Path) -> None:
+    engine, results = StuckEngine(), list[SegmentResult]()
+    stream = pipeline(tmp_path, engine, results)
+    levels = [9000] * 50  # 3 full segments and a 5 s tail
+
+    all_heard = asyncio.Event()
+
+    async def audio() -> AsyncIterator[AudioChunk]:
+        async for chunk in chunks(levels):
+            yield chunk
+        all_heard.set()  # the last chunk has been cut by now
+        await asyncio.Event().wait()  # a live source: more audio may come
+
+    task = asyncio.create_task(stream.run(audio()), name="stream[room-7]")
+    await all_heard.wait()
+    await engine.judging.wait()
+    assert stream.pending_seconds == 5
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await stream.abandon("shutdown deadline passed before a verdict")
+    assert [r.segment.seq for r in results] == [0, 1, 2, 3]
+    assert [r.segment.duration for r in results] == [15.0, 15.0, 15.0, 5.0]
+    assert all(r.verdict.outcome is Outcome.FAILED for r in results)
+    assert {r.verdict.reason for r in results} == {"shutdown deadline passed before a verdict"}

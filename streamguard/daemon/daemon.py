@@ -205,9 +205,11 @@ class Daemon:
                     await asyncio.wait_for(streams.wait_stopped(), config.instance.shutdown_seconds)
                 except TimeoutError:
                     log.error(
-                        "shutdown deadline of %.0f s passed with segments in flight",
+                        "shutdown deadline of %.0f s passed with segments in flight; "
+                        "recording them as failed",
                         config.instance.shutdown_seconds,
                     )
+                    await streams.cancel_all()
                 watchdog.cancel()
         log.info("stopped")
 

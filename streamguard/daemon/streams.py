@@ -146,6 +146,11 @@ class StreamRunner:
             await self._set_state("connecting")
             try:
                 await pipeline.run(self._watch(source))
+            except asyncio.CancelledError:
+                # The shutdown deadline passed: what has no verdict yet is recorded as failed
+                # (an AMS task already submitted is polled again by the next start).
+                await pipeline.abandon("shutdown deadline passed before a verdict")
+                raise
             finally:
                 self._source = None
         return not source.live
@@ -282,6 +287,14 @@ class Streams:
             self._monitor.cancel()
         for runner in self._runners.values():
             runner.stop()
+
+    async def cancel_all(self) -> None:
+        """Cancel every runner (after the shutdown deadline) and wait for them to record."""
+        tasks = [task for task in self._tasks.values() if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def wait_stopped(self) -> None:
         """Wait until every runner's task has finished."""
