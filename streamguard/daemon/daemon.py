@@ -34,6 +34,7 @@ from streamguard.daemon.notify import Notifier
 from streamguard.daemon.streams import Streams
 from streamguard.engine.factory import open_engine
 from streamguard.engine.gated import GatedEngine
+from streamguard.engine.verdict import Verdict
 from streamguard.errors import ConfigError, StreamGuardError
 from streamguard.pipeline import SegmentResult
 from streamguard.serving import start_site
@@ -120,14 +121,28 @@ class Daemon:
                     db=db,
                 )
             )
+            known: dict[str, StreamConfig] = {s.id: s for s in config.streams}
+
+            async def on_late_verdict(verdict: Verdict) -> None:
+                stream_id = await results.stream_of(verdict.segment_id)
+                stream = known.get(stream_id or "")
+                risk = "none"
+                if stream is not None and stream.profile in self.config.profiles:
+                    risk = decide(self.config.profiles[stream.profile], stream, verdict).risk.value
+                if not await results.replace_verdict(verdict, risk):
+                    log.warning("late verdict for unknown segment %s", verdict.segment_id)
+
             engine = await stack.enter_async_context(
-                open_engine(config.engine, db=db, state_dir=state_dir)
+                open_engine(
+                    config.engine, db=db, state_dir=state_dir, on_late_verdict=on_late_verdict
+                )
             )
             if isinstance(engine, GatedEngine) and isinstance(engine.inner, AmsEngine):
                 ams = engine.inner
                 self.metrics.watch_ams(lambda: ams.client.outcomes)
 
             async def on_result(stream: StreamConfig, result: SegmentResult) -> None:
+                known[stream.id] = stream
                 decision = decide(self.config.profiles[stream.profile], stream, result.verdict)
                 await results.record(
                     stream.room_id, result.segment, result.verdict, decision.risk.value

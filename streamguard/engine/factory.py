@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -11,6 +11,7 @@ from streamguard.config.engine import AmsEngineConfig, LocalEngineConfig
 from streamguard.engine.base import Engine
 from streamguard.engine.gated import GatedEngine
 from streamguard.engine.local import LocalEngine, SpeechGate
+from streamguard.engine.verdict import Verdict
 from streamguard.state.db import Database
 
 __all__ = ["open_engine"]
@@ -18,17 +19,23 @@ __all__ = ["open_engine"]
 
 @asynccontextmanager
 async def open_engine(
-    config: LocalEngineConfig | AmsEngineConfig, *, db: Database, state_dir: Path
+    config: LocalEngineConfig | AmsEngineConfig,
+    *,
+    db: Database,
+    state_dir: Path,
+    on_late_verdict: Callable[[Verdict], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Engine]:
     """Yield the engine ``config`` describes; close it on exit.
 
     AMS is always behind the speech gate (silent segments are not billed); its task state
     lives in ``db`` so a restart polls what was submitted instead of submitting it again.
+    ``on_late_verdict`` receives verdicts nobody waits for any more: AMS tasks of an
+    earlier run, settled after a restart.
     """
     if isinstance(config, LocalEngineConfig):
         async with LocalEngine(config) as local:
             yield local
         return
-    async with AmsEngine(config, db, state_dir=state_dir) as ams:
+    async with AmsEngine(config, db, state_dir=state_dir, on_verdict=on_late_verdict) as ams:
         gated = GatedEngine(ams, SpeechGate())
         yield gated

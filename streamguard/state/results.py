@@ -87,6 +87,40 @@ class Results:
             )
         )
 
+    async def stream_of(self, segment_id: str) -> str | None:
+        """The stream a recorded segment belongs to (None if it was never recorded)."""
+        row = await self._db.run(
+            lambda conn: conn.execute(
+                "SELECT stream_id FROM results WHERE segment_id = ?", (segment_id,)
+            ).fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    async def replace_verdict(self, verdict: Verdict, risk: str) -> bool:
+        """Put a late verdict (e.g. an AMS task settled after a restart) on its segment's row,
+        replacing the "failed" one recorded at shutdown; False if the segment is unknown."""
+        values = (
+            verdict.outcome.value,
+            verdict.suggestion.value,
+            verdict.label,
+            verdict.score,
+            risk,
+            verdict.engine,
+            verdict.reason,
+            json.dumps(verdict.to_json()),
+            verdict.segment_id,
+        )
+        changed = await self._db.run(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE results SET outcome = ?, suggestion = ?, label = ?, score = ?, risk = ?,"
+                    " engine = ?, reason = ?, verdict = ? WHERE segment_id = ?",
+                    values,
+                ).rowcount
+            )
+        )
+        return bool(changed)
+
     async def query(self, q: ResultQuery) -> list[dict[str, Any]]:
         clauses, args = [], list[Any]()
         for column, value in (
