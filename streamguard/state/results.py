@@ -113,8 +113,8 @@ class Results:
         changed = await self._db.run(
             lambda conn: (
                 conn.execute(
-                    "UPDATE results SET outcome = ?, suggestion = ?, label = ?, score = ?, risk = ?,"
-                    " engine = ?, reason = ?, verdict = ? WHERE segment_id = ?",
+                    "UPDATE results SET outcome = ?, suggestion = ?, label = ?, score = ?,"
+                    " risk = ?, engine = ?, reason = ?, verdict = ? WHERE segment_id = ?",
                     values,
                 ).rowcount
             )

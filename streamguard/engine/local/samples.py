@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
+from streamguard.ingest.encoder import ClipFormat, encode_pcm
 
 __all__ = [
     "ESPEAK_VOICES",
@@ -188,26 +189,12 @@ def room(
 
 
 def write_audio(path: Path, samples: Pcm, *, bitrate: int = 32_000) -> None:
-    """Encode ``samples`` to ``path``; the container (mp3, m4a, wav ...) follows the suffix."""
-    codec = {".mp3": "libmp3lame", ".m4a": "aac", ".wav": "pcm_s16le"}.get(path.suffix)
-    if codec is None:
+    """Encode ``samples`` to ``path``; the format (mp3, m4a or wav) follows the suffix."""
+    formats: dict[str, ClipFormat] = {".mp3": "mp3", ".m4a": "m4a", ".wav": "wav"}
+    fmt = formats.get(path.suffix)
+    if fmt is None:
         raise SampleError(f"{path}: write .mp3, .m4a or .wav")
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
-        if not isinstance(stream, av.AudioStream):
-            raise SampleError(f"{path}: {codec} is not an audio codec")
-        if codec != "pcm_s16le":
-            stream.bit_rate = bitrate
-        frame_samples = 1152 if codec == "libmp3lame" else 1024
-        for first in range(0, len(samples), frame_samples):
-            chunk = samples[first : first + frame_samples].reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = first
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    encode_pcm(samples, path, fmt, bitrate)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
