@@ -60,6 +60,8 @@ class StreamPipeline:
         self._biz_type = biz_type
         self._queue: asyncio.Queue[Segment | None] = asyncio.Queue(maxsize=queue_size)
         self._judging: Segment | None = None
+        self._delivering: SegmentResult | None = None
+        self._unqueued: list[Segment] = []  # cut, waiting for room in the queue
         self.segments_cut = 0
 
     @property
@@ -86,32 +88,38 @@ class StreamPipeline:
     ) -> None:
         try:
             async for chunk in chunks:
-                for segment in self._segmenter.push(chunk):
-                    await self._put(segment)
+                await self._put(self._segmenter.push(chunk))
         except StreamGuardError as exc:
             failure.append(exc)
         tail = self._segmenter.flush()
-        if tail is not None:
-            await self._put(tail)
+        await self._put([tail] if tail is not None else [])
         await self._queue.put(None)
 
-    async def _put(self, segment: Segment) -> None:
-        self.segments_cut += 1
-        await self._queue.put(segment)
+    async def _put(self, segments: list[Segment]) -> None:
+        """Queue cut segments; until queued they wait in ``_unqueued`` (see ``abandon``)."""
+        self.segments_cut += len(segments)
+        self._unqueued.extend(segments)
+        while self._unqueued:
+            await self._queue.put(self._unqueued[0])
+            self._unqueued.pop(0)
 
     async def abandon(self, reason: str) -> None:
         """After ``run`` was cancelled: record every segment still without a verdict (the
         one being judged, the queued ones, the audio not yet cut) as failed with ``reason``."""
+        delivering, self._delivering = self._delivering, None
+        if delivering is not None:  # judged, but its delivery was cut short: finish it
+            await self._on_result(delivering)
         left = [self._judging] if self._judging is not None else []
         while not self._queue.empty():
             queued = self._queue.get_nowait()
             if queued is not None:
                 left.append(queued)
+        left += self._unqueued
         tail = self._segmenter.flush()
         if tail is not None:
             self.segments_cut += 1
             left.append(tail)
-        self._judging = None
+        self._judging, self._unqueued = None, []
         for segment in left:
             verdict = Verdict(
                 segment_id=segment.id,
@@ -139,4 +147,6 @@ class StreamPipeline:
             else:
                 verdict = await self._engine.moderate(segment, clip.path, biz_type=self._biz_type())
             self._judging = None
-            await self._on_result(SegmentResult(segment, clip, verdict))
+            self._delivering = SegmentResult(segment, clip, verdict)
+            await self._on_result(self._delivering)
+            self._delivering = None

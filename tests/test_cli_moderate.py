@@ -76,3 +76,19 @@ async def test_ctrl_c_on_a_live_stream_still_judges_the_partial_tail(
     assert 0 < tail["duration"] < 15
     assert tail["verdict"]["outcome"] in ("moderated", "no_speech")
     assert "online" in errors.decode()  # the live status line
+
+
+def test_bad_arguments_get_clear_errors(tmp_path: Path) -> None:
+    cases = [
+        (["x.wav", "--stream-id", "a b"], "--stream-id: String should match pattern"),
+        (["x.wav", "--profile", "kids"], "--profile 'kids' is not one of default"),
+        ([str(tmp_path / "missing.wav")], "cannot open"),
+        (["ftp://127.0.0.1/a.mp3"], "protocol 'ftp' is not allowed"),
+    ]
+    for arguments, message in cases:
+        result = subprocess.run(
+            [*COMMAND, *arguments], capture_output=True, text=True, check=False, timeout=60
+        )
+        assert result.returncode in (1, 2), result.stderr
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr

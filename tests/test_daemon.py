@@ -36,8 +36,8 @@ maximum = 1.0
 @pytest.fixture(scope="module")
 def api_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     daemon = DaemonProcess(tmp_path_factory.mktemp("api-daemon"), FAST_INGEST)
-    daemon.start()
     try:
+        daemon.start()
         yield daemon
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0
@@ -49,7 +49,8 @@ def api_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProce
 def test_notify_protocol_ready_and_watchdog(api_daemon: DaemonProcess) -> None:
     assert "READY=1" in api_daemon.messages
     api_daemon.wait_for_message("WATCHDOG=1", 10)  # WATCHDOG_USEC=2 s: a ping every second
-    assert any(m.startswith("STATUS=") for m in api_daemon.messages)
+    ready = api_daemon.messages.index("READY=1")
+    assert api_daemon.messages[ready + 1].startswith("STATUS=0 stream(s); API on 127.0.0.1:")
 
 
 def test_health_metrics_and_openapi_need_no_token(api_daemon: DaemonProcess) -> None:
@@ -114,6 +115,29 @@ def test_api_refuses_protocols_off_the_allow_list(
     assert api_daemon.request("GET", "/v1/streams/refused")[0] == 404
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"id": "nohost", "url": "http://"}, 422, "invalid_source"),
+        ({"id": "badurl", "url": "http://[::1"}, 422, "invalid_source"),
+        ({"id": "kids", "url": "http://127.0.0.1:9/x", "profile": "kids"}, 422, "unknown_profile"),
+    ],
+)
+def test_streams_the_daemon_cannot_run_are_refused(
+    api_daemon: DaemonProcess, body: dict[str, str], status: int, code: str
+) -> None:
+    got, reply = api_daemon.request("POST", "/v1/streams", body)
+    assert (got, reply["error"]["code"]) == (status, code), reply
+    assert api_daemon.request("GET", f"/v1/streams/{body['id']}")[0] == 404
+
+
+def test_deeply_nested_json_is_a_400(api_daemon: DaemonProcess) -> None:
+    raw = b"[" * 30_000 + b"]" * 30_000
+    status, body = api_daemon.request("POST", "/v1/streams", raw=raw)
+    assert status == 400
+    assert body["error"]["code"] == "malformed_json"
+
+
 def test_attach_read_change_detach(api_daemon: DaemonProcess) -> None:
     stream = {"id": "lobby", "url": "http://127.0.0.1:9/live.mp3", "room": "r1"}
     status, body = api_daemon.request("POST", "/v1/streams", stream)
@@ -144,7 +168,14 @@ def test_feedback_is_stored_and_counted(api_daemon: DaemonProcess) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", ["min_risk=extreme", "since=yesterday", "since=2026-01-01T00:00:00", "limit=0"]
+    "query",
+    [
+        "min_risk=extreme",
+        "since=yesterday",
+        "since=2026-01-01T00:00:00",
+        "limit=0",
+        "since=0001-01-01T00:00:00%2B01:00",
+    ],
 )
 def test_bad_result_queries_are_400(api_daemon: DaemonProcess, query: str) -> None:
     status, body = api_daemon.request("GET", f"/v1/results?{query}")
@@ -165,10 +196,23 @@ BODIES = st.one_of(
         {
             "id": st.text(alphabet=string.ascii_letters + "-_#@ ", min_size=1, max_size=45),
             "url": st.sampled_from(
-                ["http://127.0.0.1:9/x", "rtsp://127.0.0.1:9/x", "tcp://1.2.3.4:5", "", "x"]
+                [
+                    "http://127.0.0.1:9/x",
+                    "rtsp://127.0.0.1:9/x",
+                    "tcp://1.2.3.4:5",
+                    "",
+                    "x",
+                    "http://",
+                    "http://[::1",
+                    "rtmp://",
+                    "hls+http://127.0.0.1:9/a.m3u8",
+                ]
             ),
         },
-        optional={"segment_seconds": st.sampled_from([15, 30, 60, 0, "15"])},
+        optional={
+            "segment_seconds": st.sampled_from([15, 30, 60, 0, "15"]),
+            "profile": st.sampled_from(["default", "kids", ""]),
+        },
     ),
 )
 

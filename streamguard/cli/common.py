@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from streamguard.config import Config, load_config
-from streamguard.errors import ConfigError
+from streamguard.errors import ConfigError, StreamGuardError
 
-__all__ = ["config_or_report"]
+__all__ = ["config_or_report", "report_failure"]
 
 
 def config_or_report(path: Path) -> Config | None:
@@ -20,3 +20,25 @@ def config_or_report(path: Path) -> Config | None:
             print(f"{path}: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return None
+
+
+def report_failure(exc: StreamGuardError | ExceptionGroup[Exception]) -> int:
+    """Print a run's failure (raised inside task groups, so maybe grouped) and return 1;
+    anything that is not a ``StreamGuardError`` is a bug and is raised on."""
+    if isinstance(exc, ExceptionGroup):
+        ours, rest = exc.split(StreamGuardError)
+        if rest is not None:
+            raise exc
+        errors = list(_leaves(ours)) if ours is not None else []
+    else:
+        errors = [exc]
+    for error in errors:
+        print(f"streamguard: {error}", file=sys.stderr)
+    return 1
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import av
+from pydantic import ValidationError
 
 from streamguard.alerts.alerting import Alerting
 from streamguard.alerts.sink import AlertSink, JsonLinesAlerts, MqttAlerts
-from streamguard.config import Config, load_config
+from streamguard.cli.common import config_or_report, report_failure
+from streamguard.config import Config
 from streamguard.config.streams import StreamConfig
 from streamguard.engine.factory import open_engine
-from streamguard.errors import ConfigError, StreamGuardError
+from streamguard.errors import StreamGuardError
 from streamguard.ingest.source import Source
 from streamguard.pipeline import SegmentResult, StreamPipeline
 from streamguard.state.db import Database
@@ -43,6 +45,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--segment", type=int, choices=(15, 30, 60), help="segment seconds")
     parser.add_argument("-c", "--config", type=Path, help="config file (default: built-ins)")
     parser.add_argument("--stream-id", default="cli", help="stream id used in segment ids")
+    parser.add_argument("--profile", default="default", help="policy profile (from the config)")
     parser.add_argument("--keep-clips", type=Path, metavar="DIR", help="keep encoded clips in DIR")
     parser.add_argument(
         "--progress",
@@ -54,18 +57,31 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = config_or_report(args.config) if args.config else Config()
+    if config is None:
+        return 2
     try:
-        config = load_config(args.config) if args.config else Config()
-        stream = StreamConfig(id=args.stream_id, url=args.source, segment_seconds=args.segment)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"config: {problem}", file=sys.stderr)
+        stream = StreamConfig(
+            id=args.stream_id, url=args.source, segment_seconds=args.segment, profile=args.profile
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = {"id": "--stream-id", "segment_seconds": "--segment"}.get(
+                str(error["loc"][0]), str(error["loc"][0])
+            )
+            print(f"streamguard moderate: {field}: {error['msg']}", file=sys.stderr)
+        return 2
+    if stream.profile not in config.profiles:
+        known = ", ".join(sorted(config.profiles))
+        print(
+            f"streamguard moderate: --profile {stream.profile!r} is not one of {known}",
+            file=sys.stderr,
+        )
         return 2
     try:
         return asyncio.run(_moderate(config, stream, args))
-    except StreamGuardError as exc:
-        print(f"streamguard: {exc}", file=sys.stderr)
-        return 1
+    except (StreamGuardError, ExceptionGroup) as exc:
+        return report_failure(exc)
 
 
 async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespace) -> int:
@@ -120,6 +136,7 @@ async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespa
             clip_dir=clip_dir,
             engine=engine,
             on_result=emit,
+            biz_type=lambda: config.profiles[stream.profile].biz_type,
         )
         async with asyncio.TaskGroup() as group:
             work = group.create_task(pipeline.run(source), name=f"stream[{stream.id}]")

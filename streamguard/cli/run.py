@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
-from streamguard.cli.common import config_or_report
+from streamguard.cli.common import config_or_report, report_failure
 from streamguard.daemon.daemon import Daemon
 from streamguard.errors import StreamGuardError
 from streamguard.logs import configure_logging
@@ -30,6 +29,5 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         return asyncio.run(Daemon(args.config, config).run())
-    except StreamGuardError as exc:
-        print(f"streamguard: {exc}", file=sys.stderr)
-        return 1
+    except (StreamGuardError, ExceptionGroup) as exc:
+        return report_failure(exc)

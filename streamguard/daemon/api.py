@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -20,14 +20,11 @@ from pydantic import ValidationError
 from streamguard.config.streams import StreamConfig
 from streamguard.daemon.feedback import Feedback, FeedbackError
 from streamguard.daemon.openapi import OPENAPI
-from streamguard.errors import ProtocolNotAllowed
+from streamguard.daemon.refusals import ShuttingDown, StreamConflict, UnknownProfile
+from streamguard.errors import ProtocolNotAllowed, StreamGuardError
 from streamguard.state.results import RISK_ORDER, ResultQuery, Results
 
 __all__ = ["StreamConflict", "StreamControl", "build_api"]
-
-
-class StreamConflict(Exception):
-    """An attach names a stream id that is already attached."""
 
 
 class StreamControl(Protocol):
@@ -91,6 +88,19 @@ def _problem(status: int, code: str, message: str, details: Any = None) -> web.R
     return web.json_response(body, status=status)
 
 
+def _refusal(exc: StreamGuardError) -> web.Response:
+    """The answer to a stream the daemon will not run, by why."""
+    if isinstance(exc, StreamConflict):
+        return _problem(409, "stream_exists", str(exc))
+    if isinstance(exc, ProtocolNotAllowed):
+        return _problem(422, "protocol_not_allowed", str(exc))
+    if isinstance(exc, ShuttingDown):
+        return _problem(503, "shutting_down", str(exc))
+    if isinstance(exc, UnknownProfile):
+        return _problem(422, "unknown_profile", str(exc))
+    return _problem(422, "invalid_source", str(exc))
+
+
 def _auth(token: str | None) -> Any:
     @web.middleware
     async def middleware(
@@ -127,8 +137,8 @@ async def _errors(
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _BadRequest("malformed_json", f"body is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep
+        raise _BadRequest("malformed_json", f"body is not usable JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise _BadRequest("malformed_json", "body must be a JSON object")
     return body
@@ -195,10 +205,8 @@ class _Handlers:
         stream = self._stream_from(await _json_body(request))
         try:
             await self.streams.attach(stream)
-        except StreamConflict as exc:
-            return _problem(409, "stream_exists", str(exc))
-        except ProtocolNotAllowed as exc:
-            return _problem(422, "protocol_not_allowed", str(exc))
+        except StreamGuardError as exc:
+            return _refusal(exc)
         return web.json_response(self.streams.status(stream.id), status=201)
 
     async def read_stream(self, request: web.Request) -> web.Response:
@@ -218,8 +226,8 @@ class _Handlers:
         stream = self._stream_from({**current.model_dump(), **body})
         try:
             await self.streams.change(stream)
-        except ProtocolNotAllowed as exc:
-            return _problem(422, "protocol_not_allowed", str(exc))
+        except StreamGuardError as exc:
+            return _refusal(exc)
         return web.json_response(self.streams.status(stream_id))
 
     async def delete_stream(self, request: web.Request) -> web.Response:
@@ -280,7 +288,10 @@ def _time(value: str | None, name: str) -> datetime | None:
         raise ValueError(f"{name} must be an ISO 8601 time, got {value!r}") from exc
     if parsed.tzinfo is None:
         raise ValueError(f"{name} must carry a time zone (e.g. Z or +00:00)")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{name} is out of range: {value!r}") from exc
 
 
 def _int(value: str, name: str, low: int, high: int) -> int:

@@ -67,22 +67,27 @@ class Daemon:
         self.metrics = Metrics()
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
+        self._signalled = asyncio.Event()  # set with either of the two above
         self.api_port: int | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for signum, handler in (
-            (signal.SIGTERM, self._stop.set),
-            (signal.SIGINT, self._stop.set),
-            (signal.SIGHUP, self._reload.set),
+        for signum, event in (
+            (signal.SIGTERM, self._stop),
+            (signal.SIGINT, self._stop),
+            (signal.SIGHUP, self._reload),
         ):
-            loop.add_signal_handler(signum, handler)
+            loop.add_signal_handler(signum, self._on_signal, event)
         try:
             await self._serve()
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
         return 0
+
+    def _on_signal(self, event: asyncio.Event) -> None:
+        event.set()
+        self._signalled.set()
 
     async def _serve(self) -> None:
         config = self.config
@@ -93,6 +98,9 @@ class Daemon:
             await results.open()
             feedback = Feedback(db)
             await feedback.open()
+            await db.migrate(
+                "daemon", ["CREATE TABLE daemon_heartbeat (id INTEGER PRIMARY KEY, at TEXT)"]
+            )
             sink: AlertSink
             readiness: dict[str, Check] = {"database": _database_check(db)}
             if config.mqtt is not None:
@@ -139,7 +147,8 @@ class Daemon:
             )
             if isinstance(engine, GatedEngine) and isinstance(engine.inner, AmsEngine):
                 ams = engine.inner
-                self.metrics.watch_ams(lambda: ams.client.outcomes)
+                gated = engine
+                self.metrics.watch_ams(lambda: ams.client.outcomes, lambda: gated.seconds_saved)
 
             async def on_result(stream: StreamConfig, result: SegmentResult) -> None:
                 known[stream.id] = stream
@@ -150,15 +159,20 @@ class Daemon:
                 clip = result.clip.path if result.clip else None
                 await alerting.handle(stream, result.segment, result.verdict, clip)
 
-            last_states: dict[str, str] = {}
+            health = _StreamHealth()
 
             async def on_state(stream: StreamConfig, state: str, error: str | None) -> None:
-                before = last_states.get(stream.id)
-                last_states[stream.id] = state
-                if before is not None:
-                    self.metrics.streams.labels(before).dec()
-                self.metrics.streams.labels(state).inc()
-                event = _health_event(before, state)
+                # The retained status first: it is what a consumer sees as current.
+                await sink.status(
+                    StreamStatus(
+                        stream_id=stream.id,
+                        room_id=stream.room_id,
+                        state=_BUS_STATES.get(state, StreamState.OFFLINE),
+                        since=datetime.now(UTC),
+                        last_error=error,
+                    )
+                )
+                event = health.event(stream.id, state)
                 if event is not None:
                     await sink.event(
                         StreamEvent(
@@ -172,15 +186,6 @@ class Daemon:
                             else None,
                         )
                     )
-                await sink.status(
-                    StreamStatus(
-                        stream_id=stream.id,
-                        room_id=stream.room_id,
-                        state=_BUS_STATES.get(state, StreamState.OFFLINE),
-                        since=datetime.now(UTC),
-                        last_error=error,
-                    )
-                )
 
             streams = await stack.enter_async_context(
                 Streams(
@@ -192,8 +197,10 @@ class Daemon:
                     metrics=self.metrics,
                     api_allows_files=config.api.allow_local_files,
                     biz_type=lambda stream: self.config.profiles[stream.profile].biz_type,
+                    profiles=lambda: self.config.profiles,
                 )
             )
+            self.metrics.watch_streams(lambda: [s["state"] for s in streams.statuses()])
             token = config.api.token.get_secret_value() if config.api.token else None
             app = build_api(
                 streams=streams,
@@ -215,6 +222,7 @@ class Daemon:
                 await self._wait_for_stop(streams, alerting)
                 self.notifier.stopping("judging partial tails, flushing alerts")
                 log.info("stopping")
+                streams.drain()
                 streams.stop_all()
                 try:
                     await asyncio.wait_for(streams.wait_stopped(), config.instance.shutdown_seconds)
@@ -229,16 +237,12 @@ class Daemon:
         log.info("stopped")
 
     async def _wait_for_stop(self, streams: Streams, alerting: Alerting) -> None:
-        while not self._stop.is_set():
-            stop = asyncio.ensure_future(self._stop.wait())
-            reload = asyncio.ensure_future(self._reload.wait())
-            try:
-                await asyncio.wait([stop, reload], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stop.cancel()
-                reload.cancel()
-                await asyncio.gather(stop, reload, return_exceptions=True)
-            if self._reload.is_set() and not self._stop.is_set():
+        while True:
+            await self._signalled.wait()
+            self._signalled.clear()
+            if self._stop.is_set():
+                return
+            if self._reload.is_set():
                 self._reload.clear()
                 await self._apply_reload(streams, alerting)
 
@@ -251,43 +255,77 @@ class Daemon:
             self.notifier.status(f"reload refused: {len(exc.problems)} problem(s)")
             return
         old = self.config
+        orphaned = sorted(
+            status["id"]
+            for status in streams.statuses()
+            if status["profile"] not in new.profiles
+            and status["id"] not in {s.id for s in new.streams}
+        )
+        if orphaned:
+            log.error("reload refused: streams %s use profiles the new config drops", orphaned)
+            self.notifier.status("reload refused: profiles in use were removed")
+            return
         for section in ("instance", "ingest", "engine", "mqtt", "evidence", "api"):
             if getattr(old, section) != getattr(new, section):
                 log.warning("reload: [%s] changed; it takes effect after a restart", section)
         alerting.profiles = new.profiles
-        self.config = old.model_copy(update={"profiles": new.profiles, "streams": new.streams})
+        self.config = old.model_copy(update={"profiles": new.profiles})
         wanted = {s.id: s for s in new.streams}
-        before = {s.id: s for s in old.streams}
-        try:
-            for stream_id in before.keys() - wanted.keys():
-                await streams.detach(stream_id)
-            for stream_id, stream in wanted.items():
-                if stream_id not in before:
-                    await streams.attach(stream, from_api=False)
-                elif before[stream_id] != stream:
-                    await streams.change(stream, from_api=False)
-        except StreamGuardError as exc:
-            log.error("reload: %s", exc)
-        log.info("reloaded: %d stream(s)", len(wanted))
-        self.notifier.status(f"reloaded: {len(wanted)} stream(s)")
+        applied = {s.id: s for s in old.streams}
+        failed = 0
+        for stream_id in applied.keys() - wanted.keys():
+            await streams.detach(stream_id)
+            del applied[stream_id]
+        for stream_id, stream in wanted.items():
+            if applied.get(stream_id) == stream:
+                continue
+            try:  # each stream on its own: one refusal does not stop the others
+                await streams.change(stream, from_api=False)
+            except StreamGuardError as exc:
+                failed += 1
+                log.error("reload: stream %s not applied: %s", stream_id, exc)
+                continue
+            applied[stream_id] = stream
+        # What was applied, so the next reload diffs against reality and retries the rest.
+        self.config = self.config.model_copy(update={"streams": list(applied.values())})
+        summary = f"reloaded: {len(applied)} stream(s)" + (f", {failed} refused" if failed else "")
+        log.info(summary)
+        self.notifier.status(summary)
 
 
-def _health_event(before: str | None, state: str) -> StreamEventKind | None:
-    """The health event of a stream going from ``before`` to ``state``, if any."""
-    up = ("online", "silent")
-    if before in up and state in ("reconnecting", "restarting", "failed"):
-        return StreamEventKind.DOWN
-    if state == "online" and before in ("reconnecting", "restarting"):
-        return StreamEventKind.RESTORED
-    if state == "silent":
-        return StreamEventKind.SILENT
-    return None
+class _StreamHealth:
+    """Turns stream state changes into health events: down once when audio stops, restored
+    once when it is back (whatever states lie between), silent when speech stops."""
+
+    def __init__(self) -> None:
+        self._down: set[str] = set()
+
+    def event(self, stream_id: str, state: str) -> StreamEventKind | None:
+        if state in ("reconnecting", "restarting", "failed"):
+            if stream_id in self._down:
+                return None
+            self._down.add(stream_id)
+            return StreamEventKind.DOWN
+        if state == "online" and stream_id in self._down:
+            self._down.discard(stream_id)
+            return StreamEventKind.RESTORED
+        if state == "silent":
+            return StreamEventKind.SILENT
+        if state in ("stopped", "ended"):
+            self._down.discard(stream_id)
+        return None
 
 
 def _database_check(db: Database) -> Check:
     async def check() -> tuple[bool, str]:
         try:
-            await db.run(lambda conn: conn.execute("CREATE TEMP TABLE IF NOT EXISTS ping (x)"))
+            # A real write to the database file: a full or read-only disk fails here.
+            await db.run(
+                lambda conn: conn.execute(
+                    "INSERT OR REPLACE INTO daemon_heartbeat (id, at) VALUES (1, ?)",
+                    (datetime.now(UTC).isoformat(),),
+                )
+            )
         except StreamGuardError as exc:
             return False, str(exc)
         return True, "writable"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter as CountOf
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
@@ -17,7 +18,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.streams = Gauge("streamguard_streams", "Streams by state.", ["state"], registry=r)
+        self._stream_states: Callable[[], list[str]] = list
+        self._ams_outcomes: Callable[[], Mapping[tuple[str, str], int]] = dict
+        self._gate_saved: Callable[[], float] = lambda: 0.0
+        r.register(_Collected(self))
         self.audio_seconds = Counter(
             "streamguard_audio_seconds",
             "Audio seconds by what happened to them (ingested, moderated, skipped_silent, "
@@ -35,8 +39,6 @@ class Metrics:
             buckets=(0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300),
             registry=r,
         )
-        self._ams_outcomes: Callable[[], Mapping[tuple[str, str], int]] = dict
-        r.register(_AmsCalls(lambda: self._ams_outcomes()))
         self.outbox_depth = Gauge(
             "streamguard_outbox_depth", "Messages waiting in the outbox.", registry=r
         )
@@ -52,9 +54,19 @@ class Metrics:
             "streamguard_source_reconnects", "Source reconnects, all streams.", registry=r
         )
 
-    def watch_ams(self, outcomes: Callable[[], Mapping[tuple[str, str], int]]) -> None:
-        """Report the AMS client's own call counts (by action and result code) at scrape time."""
+    def watch_ams(
+        self,
+        outcomes: Callable[[], Mapping[tuple[str, str], int]],
+        gate_saved: Callable[[], float],
+    ) -> None:
+        """Report the AMS client's call counts (by action and result code) and the audio
+        seconds the speech gate kept from the bill, read at scrape time."""
         self._ams_outcomes = outcomes
+        self._gate_saved = gate_saved
+
+    def watch_streams(self, states: Callable[[], list[str]]) -> None:
+        """Count attached streams by state at scrape time (detached ones drop out)."""
+        self._stream_states = states
 
     def watch_outbox(self, depth: Callable[[], float], oldest_age: Callable[[], float]) -> None:
         """Read the outbox gauges at scrape time rather than keeping copies in step."""
@@ -62,18 +74,30 @@ class Metrics:
         self.outbox_oldest_age.set_function(oldest_age)
 
 
-class _AmsCalls(Collector):
-    """``streamguard_ams_calls_total{action,code}``, read from the AMS client's counts."""
+class _Collected(Collector):
+    """Metrics read from their owners when Prometheus scrapes, not kept in step by hand."""
 
-    def __init__(self, outcomes: Callable[[], Mapping[tuple[str, str], int]]) -> None:
-        self._outcomes = outcomes
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        streams = GaugeMetricFamily(
+            "streamguard_streams", "Attached streams by state.", labels=["state"]
+        )
+        for state, count in sorted(CountOf(m._stream_states()).items()):
+            streams.add_metric([state], count)
+        yield streams
+        calls = CounterMetricFamily(
             "streamguard_ams_calls",
             "AMS API calls by action and result code.",
             labels=["action", "code"],
         )
-        for (action, code), count in sorted(self._outcomes().items()):
-            family.add_metric([action, code], count)
-        yield family
+        for (action, code), count in sorted(m._ams_outcomes().items()):
+            calls.add_metric([action, code], count)
+        yield calls
+        yield CounterMetricFamily(
+            "streamguard_gate_saved_seconds",
+            "Audio seconds the speech gate kept from the billed engine (AMS).",
+            value=m._gate_saved(),
+        )

@@ -12,16 +12,22 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from streamguard.config.ingest import IngestConfig
+from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
-from streamguard.daemon.api import StreamConflict
 from streamguard.daemon.metrics import Metrics
+from streamguard.daemon.refusals import (
+    InvalidSource,
+    ShuttingDown,
+    StreamConflict,
+    UnknownProfile,
+)
 from streamguard.engine.base import Engine
 from streamguard.engine.verdict import Outcome
 from streamguard.errors import StreamGuardError
@@ -96,12 +102,18 @@ class StreamRunner:
             self._source.detach()
 
     async def run(self) -> None:
+        """Run the stream, restarting it within the budget, until it ends or is stopped."""
         while not self._stopping.is_set():
             try:
                 ended = await self._run_once()
-            except StreamGuardError as exc:
-                self.last_error = str(exc)
-                self._log.warning("stream failed: %s", exc)
+            except* StreamGuardError as group:
+                self.last_error = "; ".join(str(e) for e in group.exceptions)
+                self._log.warning("stream failed: %s", self.last_error)
+            except* Exception as group:
+                # A bug or a broken dependency in one stream must not take the daemon down:
+                # it costs a restart from the budget, like a source that gave up.
+                self.last_error = "; ".join(f"{type(e).__name__}: {e}" for e in group.exceptions)
+                self._log.error("stream crashed: %s", self.last_error, exc_info=group)
             else:
                 if ended or self._stopping.is_set():
                     await self._set_state("ended" if ended else "stopped")
@@ -174,7 +186,7 @@ class StreamRunner:
     async def poll(self) -> None:
         """Notice a source reconnecting between chunks (no chunk arrives to tell us)."""
         source = self._source
-        if source is not None and self.state == "online":
+        if source is not None and self.state in ("online", "silent"):
             stats = source.stats
             if stats.state is SourceState.RECONNECTING:
                 self.last_error = stats.last_error
@@ -215,6 +227,7 @@ class StreamRunner:
         await self._on_state(self.config, state, self.last_error)
 
     def status(self) -> dict[str, Any]:
+        """The stream's config and how it is doing, for the API."""
         return {
             **self.config.model_dump(),
             "state": self.state,
@@ -246,8 +259,12 @@ class Streams:
         metrics: Metrics,
         api_allows_files: bool,
         biz_type: BizType,
+        profiles: Callable[[], Mapping[str, ProfileConfig]],
     ) -> None:
         self._biz_type = biz_type
+        self._profiles = profiles
+        self._lock = asyncio.Lock()  # one attach/change/detach at a time
+        self._draining = False
         self._ingest = ingest
         self._api_ingest = ingest.model_copy(
             update={"allow_local_files": ingest.allow_local_files and api_allows_files}
@@ -314,38 +331,58 @@ class Streams:
         runner = self._runners.get(stream_id)
         return runner.config if runner else None
 
-    def ids(self) -> set[str]:
-        return set(self._runners)
+    def check(self, stream: StreamConfig, *, from_api: bool = True) -> None:
+        """Refuse a stream this daemon cannot run: protocol off the allow-list (or a URL
+        that is not one), or a profile that is not defined. Raises ``StreamGuardError``."""
+        if self._draining:
+            raise ShuttingDown("the daemon is shutting down")
+        if stream.profile not in self._profiles():
+            raise UnknownProfile(f"profile {stream.profile!r} is not defined in profiles")
+        try:
+            resolve_source(stream.url, self._api_ingest if from_api else self._ingest)
+        except ValueError as exc:  # a URL urllib cannot even parse
+            raise InvalidSource(f"not a usable URL: {exc}") from exc
 
     async def attach(self, stream: StreamConfig, *, from_api: bool = True) -> None:
-        """Start a stream; ``ProtocolNotAllowed`` if its URL may not be read."""
-        task = self._tasks.get(stream.id)
-        if task is not None and not task.done():  # an ended or failed stream may come back
-            raise StreamConflict(f"stream {stream.id!r} is already attached")
-        resolve_source(stream.url, self._api_ingest if from_api else self._ingest)
-        self._start(stream)
+        """Start a stream, after ``check``; ``StreamConflict`` if it runs already."""
+        async with self._lock:
+            self.check(stream, from_api=from_api)
+            task = self._tasks.get(stream.id)
+            if task is not None and not task.done():  # an ended or failed stream may return
+                raise StreamConflict(f"stream {stream.id!r} is already attached")
+            self._start(stream)
 
     async def change(self, stream: StreamConfig, *, from_api: bool = True) -> None:
-        """Apply a changed stream: restart it if its source or segmenting changed."""
-        runner = self._runners[stream.id]
-        resolve_source(stream.url, self._api_ingest if from_api else self._ingest)
-        old = runner.config
-        if (old.url, old.segment_seconds) == (stream.url, stream.segment_seconds):
-            runner.config = stream  # room, profile, metadata: read at each result
-            return
-        await self.detach(stream.id)
-        self._start(stream)
+        """Apply a changed stream (attaching it if it is gone): restart it if its source or
+        segmenting changed, else swap room, profile and metadata in place."""
+        async with self._lock:
+            self.check(stream, from_api=from_api)
+            runner = self._runners.get(stream.id)
+            if runner is not None:
+                old = runner.config
+                if (old.url, old.segment_seconds) == (stream.url, stream.segment_seconds):
+                    runner.config = stream  # read at each result
+                    return
+                await self._detach(stream.id)
+            self._start(stream)
 
     async def detach(self, stream_id: str) -> bool:
         """Stop a stream and wait until its last segment is recorded."""
+        async with self._lock:
+            return await self._detach(stream_id)
+
+    def drain(self) -> None:
+        """Refuse new streams and changes from now on (shutdown has begun)."""
+        self._draining = True
+
+    async def _detach(self, stream_id: str) -> bool:
         runner = self._runners.get(stream_id)
         if runner is None:
             return False
         runner.stop()
         await asyncio.wait([self._tasks[stream_id]])
-        if self._runners.get(stream_id) is runner:
-            del self._runners[stream_id]
-            del self._tasks[stream_id]
+        del self._runners[stream_id]
+        del self._tasks[stream_id]
         return True
 
     def _start(self, stream: StreamConfig) -> None:

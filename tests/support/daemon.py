@@ -48,7 +48,9 @@ class DaemonProcess:
         # Read the socket all the time, as systemd does: the daemon drops notifications
         # rather than block when nobody reads them.
         self._closed = threading.Event()
-        self._reader = threading.Thread(target=self._read_forever, name="notify-reader")
+        self._reader = threading.Thread(
+            target=self._read_forever, name="notify-reader", daemon=True
+        )
         self._reader.start()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "daemon.log"
