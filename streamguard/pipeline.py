@@ -1,5 +1,9 @@
 """One stream's path from decoded audio to judged segments: segmenter → encoder → engine.
 
+Engines that fetch a clip (AMS) get every segment encoded first; engines that judge the
+samples (local) get none, and only the segments they find risky are encoded afterwards, as
+evidence — voice rooms are mostly safe, so most segments are never encoded.
+
 The source hands in ``AudioChunk``s; every segment the segmenter cuts is encoded and judged
 in order, and handed to ``on_result`` with its clip and verdict. Ingest and moderation run
 as two named tasks joined by a bounded queue, so a slow engine slows a file down instead of
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from streamguard.config.ingest import EncodingConfig
 from streamguard.engine.base import Engine
-from streamguard.engine.verdict import Outcome, Verdict
+from streamguard.engine.verdict import Outcome, Suggestion, Verdict
 from streamguard.errors import EncodeError, StreamGuardError
 from streamguard.ingest.chunk import AudioChunk
 from streamguard.ingest.encoder import Clip, encode_clip
@@ -103,6 +107,12 @@ class StreamPipeline:
             await self._queue.put(self._unqueued[0])
             self._unqueued.pop(0)
 
+    async def _encode(self, segment: Segment) -> Clip:
+        path = self._clip_dir / f"{segment.id}.{self._encoding.format}"
+        return await encode_clip(
+            segment.samples, path, self._encoding.format, self._encoding.bitrate
+        )
+
     async def abandon(self, reason: str) -> None:
         """After ``run`` was cancelled: record every segment still without a verdict (the
         one being judged, the queued ones, the audio not yet cut) as failed with ``reason``."""
@@ -134,18 +144,24 @@ class StreamPipeline:
         while (segment := await self._queue.get()) is not None:
             self._judging = segment
             clip: Clip | None = None
-            path = self._clip_dir / f"{segment.id}.{self._encoding.format}"
-            try:
-                clip = await encode_clip(
-                    segment.samples, path, self._encoding.format, self._encoding.bitrate
-                )
-            except EncodeError as exc:
-                # Engines that judge the samples themselves still can; the others answer
-                # "failed" for want of a clip. Either way the reason is kept.
-                verdict = await self._engine.moderate(segment, None, biz_type=self._biz_type())
-                verdict = replace(verdict, reason=f"{verdict.reason}; encoding failed: {exc}")
+            if self._engine.needs_clip:
+                try:
+                    clip = await self._encode(segment)
+                except EncodeError as exc:
+                    # The engine answers "failed" for want of a clip; the reason is kept.
+                    verdict = await self._engine.moderate(segment, None, biz_type=self._biz_type())
+                    verdict = replace(verdict, reason=f"{verdict.reason}; encoding failed: {exc}")
+                else:
+                    verdict = await self._engine.moderate(
+                        segment, clip.path, biz_type=self._biz_type()
+                    )
             else:
-                verdict = await self._engine.moderate(segment, clip.path, biz_type=self._biz_type())
+                verdict = await self._engine.moderate(segment, None, biz_type=self._biz_type())
+                if verdict.hit or verdict.suggestion is not Suggestion.PASS:
+                    try:  # evidence of a risky segment; safe ones are never encoded
+                        clip = await self._encode(segment)
+                    except EncodeError as exc:
+                        verdict = replace(verdict, reason=f"{verdict.reason}; no clip: {exc}")
             self._judging = None
             self._delivering = SegmentResult(segment, clip, verdict)
             await self._on_result(self._delivering)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,9 +59,12 @@ async def test_every_segment_is_judged_in_order_with_its_clip(tmp_path: Path) ->
     assert results[1].verdict.suggestion is Suggestion.BLOCK
     assert SegmentFlag.PARTIAL in results[-1].segment.flags
     assert results[-1].segment.duration == 4.0
+    # The engine judges samples: only the risky segment is encoded, as evidence.
+    assert [r.clip is not None for r in results] == [False, True, False]
+    assert results[1].clip is not None
+    assert results[1].clip.path.exists()
+    assert sorted(os.listdir(tmp_path)) == [f"{results[1].segment.id}.wav"]
     for result in results:
-        assert result.clip is not None
-        assert result.clip.path.exists()
         assert result.verdict.segment_id == result.segment.id
     assert engine.judged == [r.segment.id for r in results]
 
@@ -71,6 +75,30 @@ async def test_source_failure_still_judges_what_was_heard(tmp_path: Path) -> Non
         await pipeline(tmp_path, engine, results).run(chunks([9000] * 20, fail_after=True))
     assert [r.segment.duration for r in results] == [15.0, 5.0]
     assert all(r.verdict.suggestion is Suggestion.BLOCK for r in results)
+
+
+class ClipEngine(ToneEngine):
+    """A ToneEngine that, like AMS, must be given each segment's clip."""
+
+    needs_clip = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clips: list[Path | None] = []
+
+    async def moderate(
+        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
+    ) -> Verdict:
+        self.clips.append(clip)
+        return await super().moderate(segment, clip, biz_type=biz_type)
+
+
+async def test_an_engine_that_needs_clips_gets_every_segment_encoded(tmp_path: Path) -> None:
+    engine, results = ClipEngine(), list[SegmentResult]()
+    await pipeline(tmp_path, engine, results).run(chunks([0] * 15 + [9000] * 5))
+    assert len(results) == 2
+    assert all(clip is not None and clip.exists() for clip in engine.clips)
+    assert [r.clip.path if r.clip else None for r in results] == engine.clips
 
 
 class StuckEngine(ToneEngine):

@@ -127,6 +127,7 @@ class AmsEngine:
     """
 
     name = verdicts.ENGINE_NAME
+    needs_clip = True  # AMS fetches each segment's clip from our signed URL
     version = verdicts.ENGINE_VERSION
 
     def __init__(

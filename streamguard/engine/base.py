@@ -23,6 +23,9 @@ class Engine(Protocol):
 
     name: str
     version: str
+    needs_clip: bool
+    """Whether ``moderate`` needs the encoded clip (AMS fetches it by URL); engines that
+    judge the samples get ``clip=None`` and only risky segments are encoded, as evidence."""
 
     async def moderate(
         self, segment: Segment, clip: Path | None, *, biz_type: str | None = None

@@ -47,6 +47,7 @@ class GatedEngine:
         self.gate = gate
         self.name = inner.name
         self.version = inner.version
+        self.needs_clip = True
         self.seconds_saved = 0.0
         """Audio seconds not sent to the billed engine: silent segments and silent edges."""
         self.gate_failures = 0

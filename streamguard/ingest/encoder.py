@@ -60,6 +60,10 @@ def encode_pcm(samples: Pcm, path: Path, fmt: ClipFormat, bitrate: int = 32_000)
             assert isinstance(stream, av.AudioStream)
             if fmt != "wav":
                 stream.bit_rate = bitrate
+            if fmt == "mp3":
+                # LAME's quality 7: about 1.7x faster than its default, and at 32 kbit/s of
+                # 16 kHz speech no difference a moderator (or a recogniser) would hear.
+                stream.codec_context.options = {"compression_level": "7"}
             data = np.ascontiguousarray(samples, dtype=np.int16)
             for start in range(0, len(data), _FRAME):
                 piece = data[start : start + _FRAME].reshape(1, -1)

@@ -140,6 +140,7 @@ class LocalEngine:
     """
 
     name = "local"
+    needs_clip = False  # judges the samples; clips are made for evidence only
 
     def __init__(
         self,
