@@ -7,10 +7,14 @@ nothing. Two parts, each on inputs it generates itself with the ffmpeg CLI:
    MP3), in audio-seconds per CPU-second:
    (a) our pipeline: ``Source`` (reader thread, decode, resample to 16 kHz mono, hand-off
        to the event loop) into ``Segmenter`` (30 s segments); encoding is NOT included;
+   (a+enc) the product's ``StreamPipeline``: the same ``Source`` into segmenter, encoder to
+       mp3 at the configured 32 kbit/s (off the event loop) and an engine that answers at
+       once, so the row is ingest plus encoding and nothing else;
    (b) a raw PyAV decode + resample loop, the practical limit of (a);
    (c) Debian's ffmpeg CLI cutting the same input into 30 s mp3 segments (``-f segment``),
-       which is what a user would script instead; it includes mp3 encoding. (c') is the
-       same ffmpeg decoding and resampling to a null output, to compare like with like.
+       which is what a user would script instead; it includes mp3 encoding, so (a+enc)/(c)
+       is the like-for-like ratio. (c') is the same ffmpeg decoding and resampling to a null
+       output, to compare with (a).
 2. N paced live streams (Icecast-like HTTP MP3, 128 kbit/s stereo, served at real-time pace
    by a separate server process on loopback): CPU share and resident memory per stream and
    the event loop's stalls (worst and 99th percentile) in one streamguard process, against
@@ -38,10 +42,13 @@ from pathlib import Path
 import av
 from av.audio.resampler import AudioResampler
 
-from streamguard.config.ingest import BackoffConfig, IngestConfig
+from streamguard.config.ingest import BackoffConfig, EncodingConfig, IngestConfig
+from streamguard.engine.verdict import Outcome, Verdict
 from streamguard.ingest.chunk import SAMPLE_RATE
+from streamguard.ingest.segment import Segment
 from streamguard.ingest.segmenter import Segmenter
 from streamguard.ingest.source import Source
+from streamguard.pipeline import SegmentResult, StreamPipeline
 
 SEGMENT_SECONDS = 30
 SETTINGS = IngestConfig(
@@ -109,6 +116,54 @@ def pipeline(path: Path) -> Throughput:
     return Throughput("(a) Source -> Segmenter", audio, time.process_time() - start)
 
 
+class InstantEngine:
+    """Answers every segment at once, so (a+enc) measures ingest and encoding only."""
+
+    name = "bench-instant"
+    version = "1"
+
+    async def moderate(
+        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
+    ) -> Verdict:
+        return Verdict(segment.id, Outcome.NOT_MODERATED, self.name, self.version, reason="bench")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def encoded_pipeline(path: Path) -> Throughput:
+    async def run(clip_dir: Path) -> float:
+        attached = datetime.now(UTC)
+        heard = 0
+        encoded = 0
+
+        async def on_result(result: SegmentResult) -> None:
+            nonlocal heard, encoded
+            heard += len(result.segment.samples)
+            encoded += result.clip is not None
+
+        pipeline = StreamPipeline(
+            stream_id="bench",
+            attached_at=attached,
+            segment_seconds=SEGMENT_SECONDS,
+            encoding=EncodingConfig(format="mp3", bitrate=32_000),
+            clip_dir=clip_dir,
+            engine=InstantEngine(),
+            on_result=on_result,
+        )
+        async with Source(str(path), SETTINGS, "bench", attached_at=attached) as source:
+            await pipeline.run(source)
+        if encoded != pipeline.segments_cut:
+            raise RuntimeError(f"only {encoded} of {pipeline.segments_cut} segments encoded")
+        return heard / SAMPLE_RATE
+
+    with tempfile.TemporaryDirectory() as clip_dir:
+        start = time.process_time()
+        audio = asyncio.run(run(Path(clip_dir)))
+        cpu = time.process_time() - start
+    return Throughput("(a+enc) StreamPipeline: Source -> Segmenter -> mp3 32k", audio, cpu)
+
+
 def raw_pyav(path: Path) -> Throughput:
     start = time.process_time()
     samples = 0
@@ -171,6 +226,7 @@ def files_part(workdir: Path, seconds: int, runs: int) -> list[str]:
     }
     for label, path in inputs.items():
         a = best_of(runs, partial(pipeline, path))
+        ae = best_of(runs, partial(encoded_pipeline, path))
         b = best_of(runs, partial(raw_pyav, path))
         c = best_of(runs, partial(ffmpeg_segment, path, a.audio_seconds))
         c0 = best_of(runs, partial(ffmpeg_null, path, a.audio_seconds))
@@ -178,7 +234,7 @@ def files_part(workdir: Path, seconds: int, runs: int) -> list[str]:
         lines.append("")
         lines.append("| run | audio s | CPU s | audio s per CPU s |")
         lines.append("|---|---:|---:|---:|")
-        for t in (a, b, c, c0):
+        for t in (a, ae, b, c, c0):
             lines.append(
                 f"| {t.name} | {t.audio_seconds:.1f} | {t.cpu_seconds:.2f} | {t.speed:.0f} |"
             )
@@ -186,6 +242,12 @@ def files_part(workdir: Path, seconds: int, runs: int) -> list[str]:
         lines.append(
             f"(a)/(b) = {a.speed / b.speed:.2f} (target >= 0.5); "
             f"(a)/(c) = {a.speed / c.speed:.2f}; (a)/(c') = {a.speed / c0.speed:.2f}"
+        )
+        lines.append("")
+        lines.append(
+            f"(a+enc)/(b) = {ae.speed / b.speed:.2f}; "
+            f"(a+enc)/(c) = {ae.speed / c.speed:.2f} (like for like: both decode, resample, "
+            f"cut and encode mp3 32k)"
         )
         lines.append("")
     return lines
