@@ -117,10 +117,12 @@ def pipeline(path: Path) -> Throughput:
 
 
 class InstantEngine:
-    """Answers every segment at once, so (a+enc) measures ingest and encoding only."""
+    """Answers every segment at once, so (a+enc) measures ingest and encoding only. It asks
+    for every clip, as AMS does: the local engine encodes only risky segments."""
 
     name = "bench-instant"
     version = "1"
+    needs_clip = True
 
     async def moderate(
         self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
