@@ -47,7 +47,10 @@ class GatedEngine:
         self.gate = gate
         self.name = inner.name
         self.version = inner.version
-        self.needs_clip = True
+        # The billed engine writes the span it is sent as 16 kHz WAV itself (256 kbit/s,
+        # inside AMS's documented 128-256 kbit/s), so the pipeline encodes nothing for it
+        # but the evidence of risky segments.
+        self.needs_clip = False
         self.seconds_saved = 0.0
         """Audio seconds not sent to the billed engine: silent segments and silent edges."""
         self.gate_failures = 0
@@ -76,10 +79,7 @@ class GatedEngine:
         whole = start <= 0 and end >= segment.duration
         self.seconds_saved += segment.duration - (end - start)
         verdict = await self.inner.moderate(
-            segment,
-            clip if whole else None,  # a partial span is cut from the samples by the engine
-            biz_type=biz_type,
-            speech_span=None if whole else (start, end),
+            segment, None, biz_type=biz_type, speech_span=None if whole else (start, end)
         )
         return _with_details(verdict, {"gate": report.to_json()})
 
