@@ -69,7 +69,18 @@ async def test_filters_and_late_verdicts(tmp_path: Path) -> None:
         assert [r["segment"]["seq"] for r in s1] == [0, 1]
         later = await results.query(ResultQuery(since=T0 + timedelta(seconds=10)))
         assert [r["segment"]["segment_id"] for r in later] == [second.id]
+        assert await results.prune(T0 + timedelta(seconds=10)) == 2  # s1 seq 0 and s2 seq 0
+        assert [r["segment"]["segment_id"] for r in await results.query(ResultQuery())] == [
+            second.id
+        ]
         usage = await results.usage()
-        minutes = {u["label"]: u for u in usage}
-        assert minutes["Abuse"]["minutes_moderated"] == 0.25
-        assert minutes["Normal"]["minutes_skipped_silent"] == 0.25
+        assert usage == [
+            {
+                "day": "2026-11-22",
+                "label": "Abuse",
+                "minutes_ingested": 0.25,
+                "minutes_moderated": 0.25,
+                "minutes_skipped_silent": 0.0,
+                "minutes_unjudged": 0.0,
+            }
+        ]

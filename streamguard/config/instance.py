@@ -22,6 +22,11 @@ class InstanceConfig(Section):
             "$STATE_DIRECTORY when systemd sets it."
         ),
     )
+    results_keep_days: float = Field(
+        90.0,
+        gt=0,
+        description="Segment results (verdicts) older than this are deleted from the database.",
+    )
     shutdown_seconds: float = Field(
         60.0,
         gt=0,

@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streamguard.alerts.alerting import Alerting
@@ -219,6 +219,10 @@ class Daemon:
             self.notifier.ready(status)
             async with asyncio.TaskGroup() as group:
                 watchdog = group.create_task(self.notifier.watchdog(), name="systemd.watchdog")
+                retention = group.create_task(
+                    _prune_forever(results, config.instance.results_keep_days),
+                    name="state.retention",
+                )
                 await self._wait_for_stop(streams, alerting)
                 self.notifier.stopping("judging partial tails, flushing alerts")
                 log.info("stopping")
@@ -234,6 +238,7 @@ class Daemon:
                     )
                     await streams.cancel_all()
                 watchdog.cancel()
+                retention.cancel()
         log.info("stopped")
 
     async def _wait_for_stop(self, streams: Streams, alerting: Alerting) -> None:
@@ -291,6 +296,18 @@ class Daemon:
         summary = f"reloaded: {len(applied)} stream(s)" + (f", {failed} refused" if failed else "")
         log.info(summary)
         self.notifier.status(summary)
+
+
+PRUNE_EVERY = 3600.0
+
+
+async def _prune_forever(results: Results, keep_days: float) -> None:
+    """Delete results past their retention now and then every hour."""
+    while True:
+        removed = await results.prune(datetime.now(UTC) - timedelta(days=keep_days))
+        if removed:
+            log.info("retention: %d result(s) older than %g days deleted", removed, keep_days)
+        await asyncio.sleep(PRUNE_EVERY)
 
 
 class _StreamHealth:

@@ -87,6 +87,15 @@ class Results:
             )
         )
 
+    async def prune(self, older_than: datetime) -> int:
+        """Delete results of segments that started before ``older_than``; return how many."""
+        cutoff = older_than.astimezone(UTC).isoformat()
+        return await self._db.run(
+            lambda conn: (
+                conn.execute("DELETE FROM results WHERE started_at < ?", (cutoff,)).rowcount
+            )
+        )
+
     async def stream_of(self, segment_id: str) -> str | None:
         """The stream a recorded segment belongs to (None if it was never recorded)."""
         row = await self._db.run(
