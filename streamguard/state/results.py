@@ -71,13 +71,7 @@ class Results:
             segment.started_at.isoformat(),
             segment.ended_at.isoformat(),
             segment.duration,
-            verdict.outcome.value,
-            verdict.suggestion.value,
-            verdict.label,
-            verdict.score,
-            risk,
-            verdict.engine,
-            verdict.reason,
+            *_verdict_columns(verdict, risk),
             json.dumps(segment.metadata()),
             json.dumps(verdict.to_json()),
         )
@@ -109,13 +103,7 @@ class Results:
         """Put a late verdict (e.g. an AMS task settled after a restart) on its segment's row,
         replacing the "failed" one recorded at shutdown; False if the segment is unknown."""
         values = (
-            verdict.outcome.value,
-            verdict.suggestion.value,
-            verdict.label,
-            verdict.score,
-            risk,
-            verdict.engine,
-            verdict.reason,
+            *_verdict_columns(verdict, risk),
             json.dumps(verdict.to_json()),
             verdict.segment_id,
         )
@@ -197,3 +185,16 @@ class Results:
             ]
 
         return await self._db.run(fetch)
+
+
+def _verdict_columns(verdict: Verdict, risk: str) -> tuple[str, str, str, int, str, str, str]:
+    """outcome, suggestion, label, score, risk, engine, reason: the queryable verdict columns."""
+    return (
+        verdict.outcome.value,
+        verdict.suggestion.value,
+        verdict.label,
+        verdict.score,
+        risk,
+        verdict.engine,
+        verdict.reason,
+    )
