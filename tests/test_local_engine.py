@@ -360,7 +360,10 @@ class GermanModel(Recognizer):
         return True
 
     def transcribe_many(
-        self, items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]]
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
     ) -> list[Transcript]:
         text = "Guten Tag, ich heiße Anna."
         return [Transcript(text, (), "de", 0.97, -0.3, 0.1, 1.1, 0.9, (), 3.0, 0.1) for _ in items]

@@ -128,6 +128,43 @@ class LocalEngineConfig(Section):
             "possible non-English or unintelligible speech."
         ),
     )
+    recheck: bool = Field(
+        True,
+        description=(
+            "Second listen: re-hear only the stretches around words whisper was unsure of, "
+            "with the libraries' flag keywords as whisper hotwords, and accept a keyword "
+            "from it only when confirmed (see recheck_word_probability and "
+            "recheck_confirm_probability). Raises keyword recall on misheard words at "
+            "some CPU (docs/benchmarks.md, 'Local engine'); false: one plain pass."
+        ),
+    )
+    recheck_word_probability: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Second listen: plain-pass words below this probability are uncertain; only the "
+            "time around them is re-heard, and only they may be corrected into a keyword."
+        ),
+    )
+    recheck_confirm_probability: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Second listen: a keyword heard in the biased pass counts only when each of its "
+            "words has at least this probability."
+        ),
+    )
+    recheck_context_seconds: float = Field(
+        1.5,
+        ge=0,
+        le=10,
+        description=(
+            "Second listen: seconds of audio re-heard on each side of an uncertain word "
+            "(whisper needs some context to hear a word)."
+        ),
+    )
     language: str = Field(
         "en",
         min_length=2,
