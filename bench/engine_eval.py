@@ -272,30 +272,38 @@ def report(
     loads: list[RoomLoad],
     keyword_speed: float,
     command: str,
-    beam_size: int,
+    config: LocalEngineConfig,
 ) -> str:
     lines = [
         "## Local engine",
         "",
         f"Command: `{command}` "
         f"(measured {datetime.now(UTC):%Y-%m-%d}, whisper tiny.en int8, beam size "
-        f"{beam_size}, 1 worker, 1 thread; "
-        "2-core VM shared with other jobs, so CPU figures are pessimistic).",
+        f"{config.beam_size}, 1 worker, 1 thread; second listen "
+        + (
+            f"on: recheck_word_probability {config.recheck_word_probability:g}, "
+            f"recheck_context_seconds {config.recheck_context_seconds:g}, "
+            f"recheck_confirm_probability {config.recheck_confirm_probability:g}; "
+            if config.recheck
+            else "off; "
+        )
+        + "2-core VM shared with other jobs, so CPU figures are pessimistic).",
         "",
         f"Utterances: {len(FLAGGED)} flagged sentences in two voices each and {len(NEUTRAL)} "
         "neutral sentences, voices rotating over hibari-tts (natural) and three espeak-ng "
         "voices (robotic), each in a "
         "segment with 1 s of margin. A flagged utterance counts as found when a keyword of "
         "its intended library is hit; precision counts every hit on a neutral utterance (or "
-        "a wrong-library hit) as false.",
+        'a wrong-library hit) as false. "by second listen" counts hits only the second '
+        "listen found.",
         "",
-        "| condition | recall | precision | CPU s / audio s |",
-        "|---|---|---|---|",
+        "| condition | recall | precision | by second listen | CPU s / audio s |",
+        "|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.condition} | {r.recall:.0%} ({r.true_positive}/{r.flagged}) | "
-            f"{r.precision:.0%} | {r.cpu_seconds / r.audio_seconds:.3f} |"
+            f"{r.precision:.0%} | {r.rechecked} | {r.cpu_seconds / r.audio_seconds:.3f} |"
         )
     lines += [
         "",
@@ -441,7 +449,7 @@ async def main() -> None:
         + f"--minutes {args.minutes:g} "
         f"--rooms-minutes {args.rooms_minutes:g} --write docs/benchmarks.md"
     )
-    section = report(results, alerts, loads, speed, command, config.beam_size)
+    section = report(results, alerts, loads, speed, command, config)
     print(section)
     if args.write:
         write_section(args.write, section)

@@ -91,6 +91,8 @@ class EngineCounters:
     speech_seconds: float
     recognised_seconds: float
     """Audio actually handed to speech recognition (speech regions only)."""
+    rechecked_seconds: float
+    """Audio heard a second time by the second listen (near misses, with context)."""
     no_speech_seconds_saved: float
     """Audio of segments without speech: never recognised (nor billed, on the AMS path)."""
     busy_seconds: float
@@ -142,6 +144,7 @@ class _Judgement:
     recognised_seconds: float
     busy_seconds: float
     events: list[HealthEvent]
+    rechecked_seconds: float = 0.0
 
 
 class LocalEngine:
@@ -199,7 +202,7 @@ class LocalEngine:
             ("segments", "moderated", "no_speech", "skipped", "failed", "gate_failures", "hits"), 0
         )
         self._seconds: dict[str, float] = dict.fromkeys(
-            ("audio", "speech", "recognised", "no_speech", "busy"), 0.0
+            ("audio", "speech", "recognised", "rechecked", "no_speech", "busy"), 0.0
         )
 
     async def __aenter__(self) -> Self:
@@ -241,6 +244,7 @@ class LocalEngine:
             audio_seconds=self._seconds["audio"],
             speech_seconds=self._seconds["speech"],
             recognised_seconds=self._seconds["recognised"],
+            rechecked_seconds=self._seconds["rechecked"],
             no_speech_seconds_saved=self._seconds["no_speech"],
             busy_seconds=self._seconds["busy"],
             library_reloads=self.libraries.reloads,
@@ -426,6 +430,7 @@ class LocalEngine:
         self._seconds["audio"] += judgement.audio_seconds
         self._seconds["speech"] += judgement.speech_seconds
         self._seconds["recognised"] += judgement.recognised_seconds
+        self._seconds["rechecked"] += judgement.rechecked_seconds
         self._seconds["busy"] += judgement.busy_seconds
         for event in judgement.events:
             self._raise(event)
@@ -514,6 +519,7 @@ class LocalEngine:
             transcript.audio_seconds,
             busy,
             gated.events,
+            heard.rechecked_seconds,
         )
 
     @staticmethod

@@ -248,9 +248,9 @@ class NearMiss:
 
 def near_miss_distance(sound: str) -> int:
     """How many sound edits a keyword's consonant skeleton tolerates (none for short ones)."""
-    if len(sound) <= 2:
-        return 0
-    return 1 if len(sound) <= 5 else 2
+    # Looser limits on long skeletons made ordinary phrases near misses ("the river" of
+    # "free followers"); one edit keeps "send news" near "send nudes" and "poured" near "porn".
+    return 0 if len(sound) <= 2 else 1
 
 
 MIN_NEAR_MISS_SOUND = 2
@@ -340,15 +340,6 @@ class KeywordMatcher:
             if len(sound := "".join(sound_key(k) for k in p.keys)) >= MIN_NEAR_MISS_SOUND
         ]
         self._near_cache: dict[tuple[str, int], tuple[_Phrase, ...]] = {}
-
-    @property
-    def flag_keywords(self) -> tuple[str, ...]:
-        """Every flag-library keyword once, in library order (hotwords for a second listen)."""
-        return tuple(
-            dict.fromkeys(
-                k for lib in self.libraries if lib.kind is LibraryKind.FLAG for k in lib.keywords
-            )
-        )
 
     @property
     def keyword_count(self) -> int:

@@ -1,21 +1,24 @@
-"""A second, keyword-biased listen to what whisper was unsure of, accepted only when confirmed.
+"""A second, keyword-biased listen to words that sound like a keyword, accepted only when confirmed.
 
-tiny.en mishears some keywords as common words ("send nudes" → "send you", "porn" →
-"party"). Giving whisper the libraries' keywords as ``hotwords`` finds many of them, but
-on everything it also costs CPU and invents keywords in neutral speech ("a picnic" → "a
-dick pic"). So the biased pass is narrow on both ends:
+tiny.en mishears some keywords as near-sounding words ("free followers" → "three
+followers", "porn" → "party", "send nudes" → "send news"). Giving whisper the libraries'
+keywords as ``hotwords`` on everything finds many of them, but costs 2.4x the CPU and
+invents keywords in neutral speech ("a picnic" → "a dick pic"). So the biased pass is
+narrow on every side:
 
-- **What is re-heard**: only the time around words the plain pass gave a probability below
-  ``recheck_word_probability`` (``uncertain_spans``), within the gate's speech regions.
-  Confident speech is never re-heard, so it costs nothing and cannot gain a hit.
-- **What is accepted** (``merge``): a keyword the biased pass heard, when every word of it
-  has at least ``recheck_confirm_probability`` and every plain-pass word it would replace
-  (a word at the same time that is not one of the keyword's own words) was uncertain. The
-  biased pass may correct only words the plain pass was unsure of.
+- **What is re-heard** (``suspects``, ``spans``): only near misses — runs of words that
+  sound like a flag keyword (``KeywordMatcher.near_misses``, consonant skeletons within one
+  edit) and hold a word whisper gave less than ``recheck_word_probability`` — with
+  ``recheck_context_seconds`` of audio either side. Confident speech is never re-heard.
+- **What whisper is told**: only the keywords nearly heard, as hotwords, not the libraries.
+- **What is accepted** (``merge``): a keyword from the biased pass only when it is the
+  keyword a suspect sounded like, heard at the suspect's time, with each word at least
+  ``recheck_confirm_probability``. Words with no duration (whisper's loops at the end of a
+  window) never count.
 
 An accepted keyword's words replace the plain words at its time in the transcript, so the
 verdict's text, hit offsets and times all describe the corrected transcript; the plain
-text stays in the verdict's details.
+text and each correction are kept in the verdict's ``details.recheck``.
 """
 
 from __future__ import annotations
