@@ -423,6 +423,12 @@ async def main() -> None:
         "--no-recheck", action="store_true", help="one plain whisper pass (recheck = false)"
     )
     parser.add_argument(
+        "--recheck-word-probability",
+        type=float,
+        default=None,
+        help="override recheck_word_probability (second listen)",
+    )
+    parser.add_argument(
         "--conditions",
         default=",".join(CONDITIONS),
         help="comma-separated conditions to measure (default: all)",
@@ -434,6 +440,10 @@ async def main() -> None:
         config = config.model_copy(update={"beam_size": args.beam_size})
     if args.no_recheck:
         config = config.model_copy(update={"recheck": False})
+    if args.recheck_word_probability is not None:
+        config = config.model_copy(
+            update={"recheck_word_probability": args.recheck_word_probability}
+        )
     conditions = [c for c in args.conditions.split(",") if c]
     if unknown := set(conditions) - set(CONDITIONS):
         parser.error(f"--conditions: unknown {sorted(unknown)}; known: {list(CONDITIONS)}")
@@ -446,6 +456,11 @@ async def main() -> None:
         ".venv/bin/python -m bench.engine_eval "
         + (f"--beam-size {args.beam_size} " if args.beam_size is not None else "")
         + ("--no-recheck " if args.no_recheck else "")
+        + (
+            f"--recheck-word-probability {args.recheck_word_probability:g} "
+            if args.recheck_word_probability is not None
+            else ""
+        )
         + f"--minutes {args.minutes:g} "
         f"--rooms-minutes {args.rooms_minutes:g} --write docs/benchmarks.md"
     )
