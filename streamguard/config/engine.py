@@ -139,7 +139,7 @@ class LocalEngineConfig(Section):
         ),
     )
     recheck_word_probability: float = Field(
-        0.5,
+        0.4,
         ge=0,
         le=1,
         description=(
