@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import av
+import faster_whisper
 import numpy as np
 import pytest
 
@@ -437,4 +438,37 @@ async def test_neutral_speech_heard_again_stays_clean(
     verdict = await _judge(engine_factory, segment_of(speech(text, voice), "clean"))
     assert verdict.details["recheck"]["rechecked_seconds"] > 0
     assert verdict.details["recheck"]["corrections"] == []
+    assert not verdict.hit, verdict.text
+
+
+class _BrokenSecondListen(Recognizer):
+    """The session's model for the plain pass; the hotword pass raises (a fake at our seam)."""
+
+    def __init__(self, inner: Recognizer) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def load(self) -> faster_whisper.WhisperModel:
+        return self.inner.load()
+
+    def transcribe_many(
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
+    ) -> list[Transcript]:
+        if hotwords:
+            raise RuntimeError("hotword pass broke")
+        return self.inner.transcribe_many(items)
+
+
+async def test_a_failed_second_listen_keeps_the_plain_verdict(
+    recognizer: Recognizer, speech: SpeechCache
+) -> None:
+    segment = segment_of(speech("Get free followers today.", "espeak:en-us"), "noise10")
+    async with LocalEngine(recognizer=_BrokenSecondListen(recognizer)) as engine:
+        verdict = await engine.moderate(segment, None)
+    assert verdict.outcome is Outcome.MODERATED
+    assert verdict.details["recheck"]["error"] == "RuntimeError: hotword pass broke"
+    assert verdict.text == verdict.details["recheck"]["plain_text"]
     assert not verdict.hit, verdict.text

@@ -134,6 +134,8 @@ class _Heard:
     plain_text: str
     rechecked_seconds: float
     corrections: tuple[recheck.Correction, ...]
+    recheck_error: str | None = None
+    """Why the second listen failed (the plain transcript stands)."""
 
 
 @dataclass(slots=True)
@@ -404,10 +406,19 @@ class LocalEngine:
         # Only the keywords heard nearly: a short prompt biases whisper less elsewhere.
         hotwords = ", ".join(sorted({s.keyword for n in chosen for s in found[n]}))
         items = [(batch[n].segment.samples, spans[n]) for n in chosen]
-        biased = await asyncio.get_running_loop().run_in_executor(
-            self._executor,
-            functools.partial(self.recognizer.transcribe_many, items, hotwords=hotwords),
-        )
+        try:
+            biased = await asyncio.get_running_loop().run_in_executor(
+                self._executor,
+                functools.partial(self.recognizer.transcribe_many, items, hotwords=hotwords),
+            )
+        except Exception as exc:
+            # The plain pass has judged these segments; a failed extra look must not undo it.
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("local engine: second listen failed, plain transcripts stand: %s", error)
+            return [
+                dataclasses.replace(h, recheck_error=error) if n in chosen else h
+                for n, h in enumerate(heard)
+            ]
         for n, again in zip(chosen, biased, strict=True):
             merged, corrections = recheck.merge(
                 transcripts[n], again, matcher, found[n], confirm=config.recheck_confirm_probability
@@ -479,6 +490,8 @@ class LocalEngine:
         transcript = heard.transcript
         details = dict(gated.details)
         details["transcript"] = transcript.to_json()
+        if heard.recheck_error is not None:
+            details["recheck"] = {"error": heard.recheck_error, "plain_text": heard.plain_text}
         if heard.rechecked_seconds:
             details["recheck"] = {
                 "rechecked_seconds": round(heard.rechecked_seconds, 3),
