@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import av
+import faster_whisper
 import numpy as np
 import pytest
 
@@ -360,7 +361,10 @@ class GermanModel(Recognizer):
         return True
 
     def transcribe_many(
-        self, items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]]
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
     ) -> list[Transcript]:
         text = "Guten Tag, ich heiße Anna."
         return [Transcript(text, (), "de", 0.97, -0.3, 0.1, 1.1, 0.9, (), 3.0, 0.1) for _ in items]
@@ -375,3 +379,96 @@ async def test_multilingual_model_reports_the_language_it_cannot_judge(
     assert verdict.outcome is Outcome.MODERATED
     assert verdict.unsupported == ("moaning", "screams", "non-English speech (de)")
     assert not verdict.hit
+
+
+@pytest.mark.parametrize(
+    ("voice", "text", "condition", "keyword", "library", "label"),
+    [
+        # tiny.en hears "Get three followers today." here.
+        ("espeak:en-us", "Get free followers today.", "noise10", "free followers", "en-spam", "Ad"),
+        # ... and "Stop watching Pardon the Cat." here.
+        ("espeak:en-us", "Stop watching porn in the chat.", "clean", "porn", "en-sexual", "Porn"),
+    ],
+)
+async def test_the_second_listen_finds_a_keyword_the_plain_pass_misheard(
+    engine_factory: type[LocalEngine],
+    speech: SpeechCache,
+    voice: str,
+    text: str,
+    condition: str,
+    keyword: str,
+    library: str,
+    label: str,
+) -> None:
+    segment = segment_of(speech(text, voice), condition)
+    async with engine_factory(LocalEngineConfig(recheck=False)) as engine:
+        plain = await engine.moderate(segment, None)
+    async with engine_factory() as engine:
+        verdict = await engine.moderate(segment, None)
+        rechecked = engine.counters.rechecked_seconds
+    assert rechecked == pytest.approx(verdict.details["recheck"]["rechecked_seconds"], abs=1e-3)
+    # One plain pass misses it; the second listen finds it, in the right library.
+    assert not plain.hit, plain.text
+    assert "recheck" not in plain.details
+    assert verdict.hit, verdict.details["recheck"]
+    (hit,) = verdict.keywords
+    assert (hit.keyword, hit.library_id, verdict.label) == (keyword, library, label)
+    assert verdict.text[hit.text_start : hit.text_end] == hit.heard
+    assert hit.time_start is not None
+    assert 1.5 <= hit.time_start < len(segment.samples) / SAMPLE_RATE
+    recheck = verdict.details["recheck"]
+    assert recheck["plain_text"] == plain.text
+    (correction,) = recheck["corrections"]
+    assert correction["keyword"] == keyword
+    assert correction["replaced"] in plain.text
+
+
+@pytest.mark.parametrize(
+    ("voice", "text"),
+    [
+        ("espeak:en-us", "I am learning to play the guitar."),
+        ("espeak:en-us", "The weather has been lovely all week."),
+    ],
+)
+async def test_neutral_speech_heard_again_stays_clean(
+    engine_factory: type[LocalEngine], speech: SpeechCache, voice: str, text: str
+) -> None:
+    # Whisper was unsure of words here that sound like keywords, so they are heard again
+    # with keyword hotwords; the biased pass must not turn neutral speech into a hit.
+    verdict = await _judge(engine_factory, segment_of(speech(text, voice), "clean"))
+    assert verdict.details["recheck"]["rechecked_seconds"] > 0
+    assert verdict.details["recheck"]["corrections"] == []
+    assert not verdict.hit, verdict.text
+
+
+class _BrokenSecondListen(Recognizer):
+    """The session's model for the plain pass; the hotword pass raises (a fake at our seam)."""
+
+    def __init__(self, inner: Recognizer) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def load(self) -> faster_whisper.WhisperModel:
+        return self.inner.load()
+
+    def transcribe_many(
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
+    ) -> list[Transcript]:
+        if hotwords:
+            raise RuntimeError("hotword pass broke")
+        return self.inner.transcribe_many(items)
+
+
+async def test_a_failed_second_listen_keeps_the_plain_verdict(
+    recognizer: Recognizer, speech: SpeechCache
+) -> None:
+    segment = segment_of(speech("Get free followers today.", "espeak:en-us"), "noise10")
+    async with LocalEngine(recognizer=_BrokenSecondListen(recognizer)) as engine:
+        verdict = await engine.moderate(segment, None)
+    assert verdict.outcome is Outcome.MODERATED
+    assert verdict.details["recheck"]["error"] == "RuntimeError: hotword pass broke"
+    assert verdict.text == verdict.details["recheck"]["plain_text"]
+    assert not verdict.hit, verdict.text

@@ -128,6 +128,44 @@ class LocalEngineConfig(Section):
             "possible non-English or unintelligible speech."
         ),
     )
+    recheck: bool = Field(
+        True,
+        description=(
+            "Second listen: when the plain transcript has uncertain words that sound like a "
+            "keyword ('three followers' for 'free followers'), re-hear just that stretch with "
+            "those keywords as whisper hotwords, and count the keyword only if the biased "
+            "pass hears it at that very time. Raises recall on misheard keywords for some "
+            "CPU (docs/benchmarks.md, 'Local engine'); false = one plain pass."
+        ),
+    )
+    recheck_word_probability: float = Field(
+        0.4,
+        ge=0,
+        le=1,
+        description=(
+            "Second listen: a near miss is re-heard only when one of its words has a "
+            "probability below this (lower = fewer second listens, less CPU, less recall)."
+        ),
+    )
+    recheck_confirm_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Second listen: each word of a keyword heard in the biased pass must have at "
+            "least this probability. 0 = trust the time and sound checks alone (whisper "
+            "gives hotword-prompted words low probabilities even when they are right)."
+        ),
+    )
+    recheck_context_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description=(
+            "Second listen: seconds of audio re-heard on each side of a near miss (whisper "
+            "needs some context to hear a word; more costs more CPU)."
+        ),
+    )
     language: str = Field(
         "en",
         min_length=2,

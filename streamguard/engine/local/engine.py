@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -24,6 +26,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from streamguard.config.engine import LocalEngineConfig
+from streamguard.engine.local import recheck
 from streamguard.engine.local.gate import SpeechDetector, SpeechGate, SpeechRegion
 from streamguard.engine.local.keywords import KeywordMatch, LibrarySet
 from streamguard.engine.local.recognizer import Recognizer, Transcript
@@ -88,6 +91,8 @@ class EngineCounters:
     speech_seconds: float
     recognised_seconds: float
     """Audio actually handed to speech recognition (speech regions only)."""
+    rechecked_seconds: float
+    """Audio heard a second time by the second listen (near misses, with context)."""
     no_speech_seconds_saved: float
     """Audio of segments without speech: never recognised (nor billed, on the AMS path)."""
     busy_seconds: float
@@ -118,7 +123,19 @@ class _Job:
     segment: Segment
     regions: tuple[SpeechRegion, ...]
     speech: float
-    transcript: asyncio.Future[Transcript]
+    transcript: asyncio.Future[_Heard]
+
+
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    """A segment's transcript (corrected by the second listen) and what the listen did."""
+
+    transcript: Transcript
+    plain_text: str
+    rechecked_seconds: float
+    corrections: tuple[recheck.Correction, ...]
+    recheck_error: str | None = None
+    """Why the second listen failed (the plain transcript stands)."""
 
 
 @dataclass(slots=True)
@@ -129,6 +146,7 @@ class _Judgement:
     recognised_seconds: float
     busy_seconds: float
     events: list[HealthEvent]
+    rechecked_seconds: float = 0.0
 
 
 class LocalEngine:
@@ -187,7 +205,7 @@ class LocalEngine:
             ("segments", "moderated", "no_speech", "skipped", "failed", "gate_failures", "hits"), 0
         )
         self._seconds: dict[str, float] = dict.fromkeys(
-            ("audio", "speech", "recognised", "no_speech", "busy"), 0.0
+            ("audio", "speech", "recognised", "rechecked", "no_speech", "busy"), 0.0
         )
 
     async def __aenter__(self) -> Self:
@@ -229,6 +247,7 @@ class LocalEngine:
             audio_seconds=self._seconds["audio"],
             speech_seconds=self._seconds["speech"],
             recognised_seconds=self._seconds["recognised"],
+            rechecked_seconds=self._seconds["rechecked"],
             no_speech_seconds_saved=self._seconds["no_speech"],
             busy_seconds=self._seconds["busy"],
             library_reloads=self.libraries.reloads,
@@ -330,11 +349,11 @@ class LocalEngine:
                 async with self._slots:
                     if not job.transcript.done():
                         await self._recognise(self._take_batch())
-            transcript = job.transcript.result()
+            heard = job.transcript.result()
         finally:
             if job in self._ready:
                 self._ready.remove(job)
-        return self._assess(segment, gated, transcript)
+        return self._assess(segment, gated, heard)
 
     def _take_batch(self) -> list[_Job]:
         """The oldest ready segment, and the next ones while their speech fits one window."""
@@ -353,6 +372,7 @@ class LocalEngine:
                 transcripts = await asyncio.get_running_loop().run_in_executor(
                     self._executor, self.recognizer.transcribe_many, items
                 )
+                heard = await self._recheck(batch, transcripts)
         except asyncio.CancelledError:
             # Whoever ran the batch was cancelled: the other segments in it go back in line.
             self._ready.extendleft(reversed([j for j in batch if not j.transcript.done()]))
@@ -361,8 +381,54 @@ class LocalEngine:
             for job in batch:
                 job.transcript.set_exception(exc)
             return
-        for job, transcript in zip(batch, transcripts, strict=True):
-            job.transcript.set_result(transcript)
+        for job, result in zip(batch, heard, strict=True):
+            job.transcript.set_result(result)
+
+    async def _recheck(self, batch: list[_Job], transcripts: list[Transcript]) -> list[_Heard]:
+        """The second listen: re-hear uncertain stretches with keyword hotwords, in one pass.
+
+        The uncertain stretches of every segment in the batch share one biased pass (as
+        their speech shared the plain one), and each segment keeps only confirmed keywords.
+        """
+        config = self.config
+        matcher = self.libraries.matcher
+        found = [
+            recheck.suspects(t, matcher, config.recheck_word_probability) if config.recheck else []
+            for t in transcripts
+        ]
+        spans = [
+            recheck.spans(suspects, job.regions, config.recheck_context_seconds)
+            for job, suspects in zip(batch, found, strict=True)
+        ]
+        chosen = [n for n, stretch in enumerate(spans) if stretch]
+        heard = [_Heard(t, t.text, 0.0, ()) for t in transcripts]
+        if not chosen:
+            return heard
+        # Only the keywords heard nearly: a short prompt biases whisper less elsewhere.
+        hotwords = ", ".join(sorted({s.keyword for n in chosen for s in found[n]}))
+        items = [(batch[n].segment.samples, spans[n]) for n in chosen]
+        try:
+            biased = await asyncio.get_running_loop().run_in_executor(
+                self._executor,
+                functools.partial(self.recognizer.transcribe_many, items, hotwords=hotwords),
+            )
+        except Exception as exc:
+            # The plain pass has judged these segments; a failed extra look must not undo it.
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("local engine: second listen failed, plain transcripts stand: %s", error)
+            return [
+                dataclasses.replace(h, recheck_error=error) if n in chosen else h
+                for n, h in enumerate(heard)
+            ]
+        for n, again in zip(chosen, biased, strict=True):
+            merged, corrections = recheck.merge(
+                transcripts[n], again, matcher, found[n], confirm=config.recheck_confirm_probability
+            )
+            # The biased pass's time is charged to the segment even when nothing changed.
+            if not corrections:
+                merged = dataclasses.replace(merged, seconds=merged.seconds + again.seconds)
+            heard[n] = _Heard(merged, transcripts[n].text, again.audio_seconds, tuple(corrections))
+        return heard
 
     def _account(self, judgement: _Judgement) -> None:
         verdict = judgement.verdict
@@ -376,6 +442,7 @@ class LocalEngine:
         self._seconds["audio"] += judgement.audio_seconds
         self._seconds["speech"] += judgement.speech_seconds
         self._seconds["recognised"] += judgement.recognised_seconds
+        self._seconds["rechecked"] += judgement.rechecked_seconds
         self._seconds["busy"] += judgement.busy_seconds
         for event in judgement.events:
             self._raise(event)
@@ -419,10 +486,19 @@ class LocalEngine:
         seconds = time.perf_counter() - started
         return _Gated(regions, report.speech_seconds, details, events, seconds)
 
-    def _assess(self, segment: Segment, gated: _Gated, transcript: Transcript) -> _Judgement:
+    def _assess(self, segment: Segment, gated: _Gated, heard: _Heard) -> _Judgement:
         """The verdict on a recognised segment: keyword hits and what could not be judged."""
+        transcript = heard.transcript
         details = dict(gated.details)
         details["transcript"] = transcript.to_json()
+        if heard.recheck_error is not None:
+            details["recheck"] = {"error": heard.recheck_error, "plain_text": heard.plain_text}
+        if heard.rechecked_seconds:
+            details["recheck"] = {
+                "rechecked_seconds": round(heard.rechecked_seconds, 3),
+                "plain_text": heard.plain_text,
+                "corrections": [c.to_json() for c in heard.corrections],
+            }
         matcher = self.libraries.matcher
         if self.libraries.errors:
             details["library_errors"] = [str(e) for e in self.libraries.errors.values()]
@@ -457,6 +533,7 @@ class LocalEngine:
             transcript.audio_seconds,
             busy,
             gated.events,
+            heard.rechecked_seconds,
         )
 
     @staticmethod

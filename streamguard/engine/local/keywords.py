@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from streamguard.engine.local.normalize import Token, tokenize
+from streamguard.engine.local.normalize import Token, edit_distance, sound_key, tokenize
 from streamguard.errors import ConfigError, ConfigProblem
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "LibraryError",
     "LibraryKind",
     "LibrarySet",
+    "NearMiss",
     "default_library_path",
     "load_library_file",
 ]
@@ -235,6 +236,29 @@ class KeywordMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class NearMiss:
+    """Words of a text that sound like a keyword without being it ("three followers")."""
+
+    keyword: str
+    library: KeywordLibrary
+    start: int
+    end: int
+    """Character span of the words in the text."""
+
+
+def near_miss_distance(sound: str) -> int:
+    """How many sound edits a keyword's consonant skeleton tolerates (none for short ones)."""
+    # Looser limits on long skeletons made ordinary phrases near misses ("the river" of
+    # "free followers"); one edit keeps "send news" near "send nudes" and "poured" near "porn".
+    return 0 if len(sound) <= 2 else 1
+
+
+MIN_NEAR_MISS_SOUND = 2
+"""Keywords with a shorter consonant skeleton ("idiot" → "t") sound like too many words to
+have near misses."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Phrase:
     keys: tuple[str, ...]
     runs: tuple[tuple[int, ...], ...]
@@ -303,17 +327,64 @@ class KeywordMatcher:
             if lib.kind is LibraryKind.IGNORE
             for k in lib.keywords
         )
-        self._flag = _Index(
+        flag = [
             _phrase(k, lib)
             for lib in libraries
             if lib.kind is LibraryKind.FLAG
             for k in lib.keywords
-        )
+        ]
+        self._flag = _Index(flag)
+        self._sounds = [
+            (sound, len(p.keys), p)
+            for p in flag
+            if len(sound := "".join(sound_key(k) for k in p.keys)) >= MIN_NEAR_MISS_SOUND
+        ]
+        self._near_cache: dict[tuple[str, int], tuple[_Phrase, ...]] = {}
 
     @property
     def keyword_count(self) -> int:
         """How many keywords all libraries hold together."""
         return sum(len(lib.keywords) for lib in self.libraries)
+
+    def _sounding_like(self, sound: str, words: int) -> tuple[_Phrase, ...]:
+        key = (sound, words)
+        found = self._near_cache.get(key)
+        if found is None:
+            found = tuple(
+                phrase
+                for own, length, phrase in self._sounds
+                if length == words
+                and edit_distance(sound, own, limit := near_miss_distance(own)) <= limit
+            )
+            if len(self._near_cache) < 65536:
+                # Conversation repeats its words: most windows were seen before.
+                self._near_cache[key] = found
+        return found
+
+    def near_misses(self, text: str) -> list[NearMiss]:
+        """Runs of words in ``text`` that sound like a flag keyword that ``match`` did not find.
+
+        Sound is compared on consonant skeletons (``normalize.sound_key``), over windows of
+        as many words as the keyword has; short keywords must sound exactly alike. A near
+        miss is a reason to listen again, never a hit by itself.
+        """
+        tokens = tokenize(text)
+        found = {(m.library.id, m.keyword) for m in self.match(text)}
+        sounds = [sound_key(t.keys[0]) for t in tokens]
+        misses: dict[tuple[str, str], NearMiss] = {}
+        longest = max((length for _, length, _ in self._sounds), default=0)
+        for first in range(len(tokens)):
+            for end in range(first + 1, min(first + longest, len(tokens)) + 1):
+                sound = "".join(sounds[first:end])
+                if not sound:
+                    continue
+                for phrase in self._sounding_like(sound, end - first):
+                    key = (phrase.library.id, phrase.keyword)
+                    if key not in found and key not in misses:
+                        misses[key] = NearMiss(
+                            phrase.keyword, phrase.library, tokens[first].start, tokens[end - 1].end
+                        )
+        return list(misses.values())
 
     def match(self, text: str) -> list[KeywordMatch]:
         """Every flag-library keyword in ``text`` once ignore-library words are removed.

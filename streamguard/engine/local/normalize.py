@@ -17,7 +17,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Token", "fold", "tokenize"]
+__all__ = ["Token", "edit_distance", "fold", "sound_key", "tokenize"]
 
 _LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s"}
 # "1" and "|" stand for "i" or "l" ("k1ll", "1ame"): a token holding them has both readings.
@@ -143,3 +143,39 @@ def tokenize(text: str) -> list[Token]:
             i += 1
         tokens.append(_token(word, origin[start], origin[end - 1] + 1))
     return tokens
+
+
+# Spellings of one sound, then sounds speech recognition confuses (voiced/voiceless pairs,
+# "th"/"f" as in "three"/"free"). Vowels, "h", "w" and "y" carry little of what tiny.en
+# gets wrong between near words and are dropped.
+_DIGRAPHS = (("ph", "f"), ("th", "f"), ("ck", "k"), ("sh", "s"), ("ch", "s"), ("qu", "k"))
+_SOUNDS = str.maketrans("bdgvzcqx", "ptkfskks", "aeiouyhw")
+
+
+@functools.lru_cache(maxsize=65536)
+def sound_key(word: str) -> str:
+    """A rough consonant skeleton of a normalised word, for near-miss detection.
+
+    "porn", "poured" and "party" become "prn", "prt", "prt"; "free" and "three" both "fr".
+    Equal or close keys mean the words may sound alike, never that they are the same word.
+    """
+    for spelling, sound in _DIGRAPHS:
+        word = word.replace(spelling, sound)
+    return _collapse(word.translate(_SOUNDS))[0]
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of ``a`` and ``b``, or ``limit + 1`` once it exceeds ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, start=1):
+        current = [i]
+        for j, other in enumerate(b, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
+            )
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return min(previous[-1], limit + 1)

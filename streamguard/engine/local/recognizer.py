@@ -31,7 +31,10 @@ from streamguard.engine.local.normalize import tokenize
 from streamguard.errors import EngineError
 from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
 
-__all__ = ["Recognizer", "Transcript", "Word", "resolve_model"]
+__all__ = ["HOTWORD_TOKENS_PER_SECOND", "Recognizer", "Transcript", "Word", "resolve_model"]
+
+HOTWORD_TOKENS_PER_SECOND = 4.0
+"""Output cap of a hotword-biased pass: speech runs at about 3 tokens a second."""
 
 
 def resolve_model(model: str) -> str:
@@ -175,13 +178,21 @@ class Recognizer:
         return self.transcribe_many([(samples, regions)])[0]
 
     def transcribe_many(
-        self, items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]]
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
     ) -> list[Transcript]:
         """Recognise the speech regions of several segments in one pass, one transcript each.
 
         Whisper's cost is per 30 s window whatever it holds, so the speech of several
         segments joined into one window costs about what one segment's would. Each word goes
         back to the segment its middle falls in, with times on that segment's timeline.
+
+        ``hotwords`` biases whisper towards those words (the second listen of ``recheck``).
+        A biased pass is capped at ``HOTWORD_TOKENS_PER_SECOND`` tokens per second of audio:
+        with hotwords tiny.en tends to loop ("you must have cheated, you must have ..."),
+        and an uncapped loop costs a whole window of decoding.
         """
         started = time.perf_counter()
         model = self.load()
@@ -202,6 +213,13 @@ class Recognizer:
         for piece in pieces:
             results[piece.item].audio_seconds += piece.length
         language, language_probability = "en", 0.0
+        options: dict[str, Any] = {}
+        if hotwords:
+            window = min(joined, 30.0)
+            options = {
+                "hotwords": hotwords,
+                "max_new_tokens": int(4 + HOTWORD_TOKENS_PER_SECOND * window),
+            }
         if audio_parts:
             starts = [p.joined_start for p in pieces]
 
@@ -221,6 +239,7 @@ class Recognizer:
                 no_speech_threshold=self.no_speech_threshold,
                 log_prob_threshold=self.logprob_threshold,
                 compression_ratio_threshold=self.compression_ratio_threshold,
+                **options,
             )
             for whisper_piece in segments:
                 middle = float(whisper_piece.start + whisper_piece.end) / 2
