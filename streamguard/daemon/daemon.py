@@ -71,6 +71,7 @@ class Daemon:
         self.api_port: int | None = None
 
     async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (SIGHUP reloads); return the exit code, 0 when clean."""
         loop = asyncio.get_running_loop()
         for signum, event in (
             (signal.SIGTERM, self._stop),

@@ -47,12 +47,15 @@ class Notifier:
             sock.sendto("\n".join(fields).encode(), self._address)
 
     def ready(self, status: str) -> None:
+        """Tell systemd start-up is done."""
         self.send("READY=1", f"STATUS={status}")
 
     def status(self, status: str) -> None:
+        """Replace the status line ``systemctl status`` shows."""
         self.send(f"STATUS={status}")
 
     def stopping(self, status: str = "stopping") -> None:
+        """Tell systemd shutdown has begun."""
         self.send("STOPPING=1", f"STATUS={status}")
 
     async def watchdog(self) -> None:

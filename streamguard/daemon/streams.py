@@ -300,6 +300,7 @@ class Streams:
                 await runner.poll()
 
     def stop_all(self) -> None:
+        """Ask every stream to stop (their tails are still judged); see ``wait_stopped``."""
         if self._monitor is not None:
             self._monitor.cancel()
         for runner in self._runners.values():
@@ -321,13 +322,16 @@ class Streams:
     # -- StreamControl, for the API and config reloads ----------------------------------
 
     def statuses(self) -> list[dict[str, Any]]:
+        """Every attached stream's status."""
         return [runner.status() for runner in self._runners.values()]
 
     def status(self, stream_id: str) -> dict[str, Any] | None:
+        """One stream's status, or None when it is not attached."""
         runner = self._runners.get(stream_id)
         return runner.status() if runner else None
 
     def config_of(self, stream_id: str) -> StreamConfig | None:
+        """The config a stream runs with, or None when it is not attached."""
         runner = self._runners.get(stream_id)
         return runner.config if runner else None
 

@@ -58,6 +58,7 @@ class GatedEngine:
     async def moderate(
         self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
     ) -> Verdict:
+        """Judge silence here; send speech (just its span) to the billed engine."""
         try:
             report: SpeechReport = await asyncio.to_thread(self.gate.detect, segment.samples)
         except Exception as exc:  # the gate is a model: whatever it raises, fail open

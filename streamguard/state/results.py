@@ -60,9 +60,11 @@ class Results:
         self._db = db
 
     async def open(self) -> None:
+        """Create or migrate the table."""
         await self._db.migrate("results", MIGRATIONS)
 
     async def record(self, room_id: str, segment: Segment, verdict: Verdict, risk: str) -> None:
+        """Store a segment's result (again: the latest record of a segment wins)."""
         row = (
             segment.id,
             segment.stream_id,
@@ -119,6 +121,7 @@ class Results:
         return bool(changed)
 
     async def query(self, q: ResultQuery) -> list[dict[str, Any]]:
+        """Results matching every filter of ``q``, oldest first."""
         clauses, args = [], list[Any]()
         for column, value in (
             ("stream_id", q.stream_id),
