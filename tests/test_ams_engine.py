@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import numpy as np
@@ -22,7 +21,7 @@ from streamguard.ingest.chunk import AudioChunk
 from streamguard.ingest.segment import Segment
 from streamguard.ingest.segmenter import Segmenter
 from streamguard.state.db import Database
-from tests.support.ams import SECRET_ID, AmsStack, ams_stack, engine_config
+from tests.support.ams import SECRET_ID, ams_stack, engine_config, engine_for
 from tests.support.audio import encode, make_segment, noise, silence, tone
 from tests.support.waiting import eventually
 
@@ -52,12 +51,6 @@ async def moderate_all(
             for s, c in zip(segments, clip_list, strict=True)
         ]
     return [t.result() for t in tasks]
-
-
-def engine_for(stack: AmsStack, db: Database, **overrides: Any) -> AmsEngine:
-    return AmsEngine(
-        engine_config(stack.emulator.url, **overrides), db, client=stack.client, clips=stack.clips
-    )
 
 
 async def test_live_source_segments_get_verdicts_from_fetched_clips(tmp_path: Path) -> None:
@@ -137,19 +130,25 @@ async def test_forged_callbacks_are_refused(tmp_path: Path) -> None:
     assert status == 403
 
 
-async def test_only_the_speech_span_is_sent_and_billed(tmp_path: Path) -> None:
-    segment = make_segment("room-span", 3, np.concatenate([silence(10.0), tone(5.0)]))
+async def test_only_the_speech_regions_are_sent_and_billed(tmp_path: Path) -> None:
+    # Marker tone (the fake's "speech") at 2-5 s and 11-13 s, silence between.
+    samples = np.concatenate([silence(2.0), tone(3.0), silence(6.0), tone(2.0), silence(2.0)])
+    segment = make_segment("room-span", 3, samples)
     async with (
         ams_stack(tmp_path / "clips") as stack,
         Database(tmp_path / "state.db") as db,
         engine_for(stack, db, callbacks=False) as engine,
     ):
-        verdict = await engine.moderate(segment, None, speech_span=(10.0, 15.0))
+        verdict = await engine.moderate(segment, None, speech=[(2.0, 5.0), (11.0, 13.0)])
+        (row,) = await engine.store.in_state(SegmentState.DONE)
     assert verdict.suggestion is Suggestion.BLOCK
+    # One task, one 5 s clip: the two pieces joined; the 6 s between them never billed.
     assert stack.emulator.stats.billed_seconds == 5.0
-    assert verdict.details["clip_offset"] == 10.0
-    assert [s["offset"] for s in verdict.details["slices"]] == [10.0]
-    assert (verdict.keywords[0].time_start, verdict.keywords[0].time_end) == (10.0, 15.0)
+    assert row.duration == 5.0
+    assert verdict.details["excerpt"] == [[2.0, 5.0], [11.0, 13.0]]
+    # AMS answers in clip time (one slice, 0-5 s); the verdict is in segment time.
+    assert [s["offset"] for s in verdict.details["slices"]] == [2.0]
+    assert (verdict.keywords[0].time_start, verdict.keywords[0].time_end) == (2.0, 13.0)
 
 
 async def test_encoded_mp3_clip_and_60s_segment_judged_in_slices(tmp_path: Path) -> None:

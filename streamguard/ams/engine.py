@@ -28,7 +28,7 @@ import secrets
 import shutil
 import time
 import wave
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ from streamguard.ams import verdicts
 from streamguard.ams.client import AmsClient, RetryPolicy
 from streamguard.ams.delivery import ClipServer
 from streamguard.ams.errors import AmsError, AmsRetryableError
+from streamguard.ams.excerpt import Excerpt
 from streamguard.ams.models import (
     CreateTasksRequest,
     DescribeTasksRequest,
@@ -98,24 +99,22 @@ def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _span(segment: Segment, span: tuple[float, float] | None) -> tuple[float, float]:
-    """The part of the segment to send, clamped to it (the whole segment by default)."""
-    if span is None:
-        return 0.0, segment.duration
-    start = min(max(0.0, span[0]), segment.duration)
-    end = min(max(start, span[1]), segment.duration)
-    if end - start <= 0:
-        raise ValueError(f"speech_span {span} holds no audio of segment {segment.id}")
-    return start, end
+def _excerpt(segment: Segment, regions: Sequence[tuple[float, float]] | None) -> Excerpt:
+    """The part of the segment to send: ``regions`` clamped to it (the whole by default)."""
+    if regions is None:
+        return Excerpt.whole(segment.duration)
+    excerpt = Excerpt.around(regions, segment.duration, pad=0.0)
+    if excerpt is None:
+        raise ValueError(f"speech regions {regions} hold no audio of segment {segment.id}")
+    return excerpt
 
 
-def _write_wav(segment: Segment, path: Path, span: tuple[float, float]) -> None:
-    first, last = (round(t * SAMPLE_RATE) for t in span)
+def _write_wav(segment: Segment, path: Path, excerpt: Excerpt) -> None:
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
-        out.writeframes(segment.samples[first:last].astype("<i2").tobytes())
+        out.writeframes(excerpt.samples(segment.samples).astype("<i2").tobytes())
 
 
 class AmsEngine:
@@ -270,15 +269,15 @@ class AmsEngine:
         clip: Path | None,
         *,
         biz_type: str | None = None,
-        speech_span: tuple[float, float] | None = None,
+        speech: Sequence[tuple[float, float]] | None = None,
     ) -> Verdict:
         """Judge one segment (``biz_type``: the stream's profile; default from config).
 
-        ``speech_span`` (seconds within the segment) limits what is sent, and so billed, to
-        the part the speech gate heard speech in; a given ``clip`` must then hold just that
-        span. Verdict times stay relative to the segment. A segment already tracked is never
-        submitted again: its stored verdict is returned, or its pending task awaited. Never
-        raises for a segment AMS could not judge.
+        ``speech`` (ordered (start, end) seconds within the segment) limits what is sent, and
+        so billed, to those regions, joined into one clip; the clip is then written here (a
+        given ``clip`` is not used). Verdict times stay relative to the segment. A segment
+        already tracked is never submitted again: its stored verdict is returned, or its
+        pending task awaited. Never raises for a segment AMS could not judge.
         """
         tracked = await self.store.get(segment.id)
         if tracked is not None and tracked.state in SegmentState.TERMINAL:
@@ -289,19 +288,20 @@ class AmsEngine:
         self._waiters.setdefault(segment.id, []).append(waiter)
         try:
             if tracked is None:
-                span = _span(segment, speech_span)
+                excerpt = _excerpt(segment, speech)
+                if speech is not None:
+                    clip = None
                 if self.config.mode == "sync":
-                    return await self._moderate_sync(segment, clip, biz_type, span)
-                path, owned = await self._place_clip(segment, clip, span)
+                    return await self._moderate_sync(segment, clip, biz_type, excerpt)
+                path, owned = await self._place_clip(segment, clip, excerpt)
                 await self.store.add(
                     segment.id,
                     segment.stream_id,
                     biz_type or self.config.biz_type,
                     str(path),
                     owned,
-                    span[1] - span[0],
+                    excerpt,
                     self._clock(),
-                    clip_offset=span[0],
                 )
                 self._wake.set()
             return await waiter
@@ -313,7 +313,7 @@ class AmsEngine:
                 self._waiters.pop(segment.id, None)
 
     async def _place_clip(
-        self, segment: Segment, clip: Path | None, span: tuple[float, float]
+        self, segment: Segment, clip: Path | None, excerpt: Excerpt
     ) -> tuple[Path, bool]:
         """The clip inside the served directory: as given, copied in, or written as WAV."""
         root = self.clips.root
@@ -325,11 +325,11 @@ class AmsEngine:
             await asyncio.to_thread(shutil.copyfile, clip, target)
             return target, True
         target = root / f"{segment.id}.wav"
-        await asyncio.to_thread(_write_wav, segment, target, span)
+        await asyncio.to_thread(_write_wav, segment, target, excerpt)
         return target, True
 
     async def _finish(self, row: TrackedSegment, verdict: Verdict, status: str | None) -> None:
-        verdict = verdicts.shifted(verdict, row.clip_offset)
+        verdict = verdicts.remapped(verdict, row.excerpt())
         await self.store.finish(row.segment_id, verdict, self._clock(), status)
         if row.owned_clip:
             await asyncio.to_thread(Path(row.clip).unlink, missing_ok=True)
@@ -347,12 +347,12 @@ class AmsEngine:
     # --- sync mode -------------------------------------------------------------------------
 
     async def _moderate_sync(
-        self, segment: Segment, clip: Path | None, biz_type: str | None, span: tuple[float, float]
+        self, segment: Segment, clip: Path | None, biz_type: str | None, excerpt: Excerpt
     ) -> Verdict:
         now = self._clock()
         suffix = clip.suffix.lstrip(".").lower() if clip is not None else ""
         if clip is None or suffix not in ("wav", "mp3", "m4a"):
-            path, owned = await self._place_clip(segment, None, span)
+            path, owned = await self._place_clip(segment, None, excerpt)
             suffix = "wav"
         else:
             path, owned = clip, False
@@ -362,9 +362,8 @@ class AmsEngine:
             biz_type,
             str(path),
             owned,
-            span[1] - span[0],
+            excerpt,
             now,
-            clip_offset=span[0],
         )
         await self.store.mark_submitting([segment.id], now)
         row = await self.store.get(segment.id)

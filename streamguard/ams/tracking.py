@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from streamguard.ams.excerpt import Excerpt
 from streamguard.engine.verdict import Outcome, Verdict
 from streamguard.state.db import Database
 
@@ -46,6 +47,9 @@ MIGRATIONS = [
     """,
     "CREATE INDEX ams_segments_state ON ams_segments (state, due_at)",
     "CREATE INDEX ams_segments_task ON ams_segments (task_id)",
+    # The clip may join several pieces of the segment (its speech); empty: one piece that
+    # starts at clip_offset and lasts duration (rows written before pieces were kept).
+    "ALTER TABLE ams_segments ADD COLUMN excerpt TEXT NOT NULL DEFAULT ''",
 ]
 
 
@@ -71,7 +75,7 @@ class TrackedSegment:
     owned_clip: bool
     duration: float
     clip_offset: float
-    """Seconds into the segment where the clip starts (the clip may hold only its speech)."""
+    """Seconds into the segment where the clip starts."""
     state: str
     task_id: str | None
     ams_status: str | None
@@ -85,13 +89,22 @@ class TrackedSegment:
     due_at: float
     last_error: str
     verdict: str | None
+    excerpt_json: str
+    """``Excerpt.to_json`` of the pieces of the segment the clip holds."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TrackedSegment:
         """Build from a ``SELECT *`` row."""
         data = dict(row)
         data["owned_clip"] = bool(data["owned_clip"])
+        data["excerpt_json"] = data.pop("excerpt")
         return cls(**data)
+
+    def excerpt(self) -> Excerpt:
+        """The pieces of the segment the clip holds (times AMS gives are in clip time)."""
+        if self.excerpt_json:
+            return Excerpt.from_json(self.excerpt_json)
+        return Excerpt(((self.clip_offset, self.clip_offset + self.duration),))
 
     def stored_verdict(self) -> dict[str, Any] | None:
         """The final verdict's JSON, once there is one."""
@@ -155,24 +168,24 @@ class TaskStore:
         biz_type: str | None,
         clip: str,
         owned_clip: bool,
-        duration: float,
+        excerpt: Excerpt,
         now: float,
-        clip_offset: float = 0.0,
     ) -> None:
         """Record the intent to submit a segment (state ``queued``)."""
         await self._db.run(
             lambda conn: conn.execute(
                 "INSERT INTO ams_segments (segment_id, stream_id, biz_type, clip, owned_clip,"
-                " duration, clip_offset, state, created_at, updated_at, due_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " duration, clip_offset, excerpt, state, created_at, updated_at, due_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     segment_id,
                     stream_id,
                     biz_type,
                     clip,
                     int(owned_clip),
-                    duration,
-                    clip_offset,
+                    excerpt.duration,
+                    excerpt.start,
+                    excerpt.to_json(),
                     SegmentState.QUEUED,
                     now,
                     now,

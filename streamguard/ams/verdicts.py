@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from streamguard.ams.excerpt import Excerpt
 from streamguard.ams.models import (
     AudioResult,
     SyncTaskResponse,
@@ -22,7 +23,7 @@ __all__ = [
     "from_json",
     "from_summary",
     "from_sync",
-    "shifted",
+    "remapped",
     "suggestion",
 ]
 
@@ -207,21 +208,22 @@ def from_json(data: dict[str, Any]) -> Verdict:
     )
 
 
-def shifted(verdict: Verdict, offset: float) -> Verdict:
-    """Times of a verdict on a clip that starts ``offset`` s into the segment, made relative
-    to the segment."""
-    if not offset:
+def remapped(verdict: Verdict, excerpt: Excerpt) -> Verdict:
+    """Times of a verdict on an excerpt's clip, made relative to the segment."""
+    if excerpt.pieces == ((0.0, excerpt.duration),):
         return verdict
     keywords = tuple(
         replace(
             hit,
-            time_start=None if hit.time_start is None else hit.time_start + offset,
-            time_end=None if hit.time_end is None else hit.time_end + offset,
+            time_start=None if hit.time_start is None else excerpt.segment_time(hit.time_start),
+            time_end=None if hit.time_end is None else excerpt.segment_time(hit.time_end, end=True),
         )
         for hit in verdict.keywords
     )
     details = dict(verdict.details)
     if "slices" in details:
-        details["slices"] = [{**s, "offset": s["offset"] + offset} for s in details["slices"]]
-    details["clip_offset"] = offset
+        details["slices"] = [
+            {**s, "offset": excerpt.segment_time(s["offset"])} for s in details["slices"]
+        ]
+    details["excerpt"] = [list(piece) for piece in excerpt.pieces]
     return replace(verdict, keywords=keywords, details=details)

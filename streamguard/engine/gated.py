@@ -1,19 +1,21 @@
 """The speech gate in front of a billed engine: silent segments never reach it.
 
 Voice rooms are mostly silence; AMS bills every audio minute it is sent. ``GatedEngine``
-judges silent segments itself (Pass, outcome ``no_speech``, reason "no speech"), sends the
-rest with the span that holds speech, and counts the seconds it kept from the bill. If the
-gate fails it fails open: the whole segment is sent.
+judges silent segments itself (Pass, outcome ``no_speech``, reason "no speech"), sends only
+the speech of the rest (each speech run padded by ``pad`` seconds, longer pauses shortened to
+``2 * pad``, joined into one clip), and counts the seconds it kept from the bill. If the gate
+fails it fails open: the whole segment is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from streamguard.ams.excerpt import Excerpt
 from streamguard.engine.local.gate import SpeechDetector, SpeechReport
 from streamguard.engine.verdict import Outcome, Verdict
 from streamguard.ingest.segment import Segment
@@ -33,7 +35,7 @@ class SpanEngine(Protocol):
         clip: Path | None,
         *,
         biz_type: str | None = None,
-        speech_span: tuple[float, float] | None = None,
+        speech: Sequence[tuple[float, float]] | None = None,
     ) -> Verdict: ...
 
     async def aclose(self) -> None: ...
@@ -42,9 +44,10 @@ class SpanEngine(Protocol):
 class GatedEngine:
     """``inner`` behind a speech gate; an ``Engine`` itself."""
 
-    def __init__(self, inner: SpanEngine, gate: SpeechDetector) -> None:
+    def __init__(self, inner: SpanEngine, gate: SpeechDetector, *, pad: float = 0.15) -> None:
         self.inner = inner
         self.gate = gate
+        self.pad = pad
         self.name = inner.name
         self.version = inner.version
         # The billed engine writes the span it is sent as 16 kHz WAV itself (256 kbit/s,
@@ -76,12 +79,15 @@ class GatedEngine:
                 reason="no speech",
                 details={"gate": report.to_json()},
             )
-        start, end = report.regions[0].start, min(report.regions[-1].end, segment.duration)
-        whole = start <= 0 and end >= segment.duration
-        self.seconds_saved += segment.duration - (end - start)
-        verdict = await self.inner.moderate(
-            segment, None, biz_type=biz_type, speech_span=None if whole else (start, end)
-        )
+        runs = [(run.start, run.end) for run in report.runs or report.regions]
+        excerpt = Excerpt.around(runs, segment.duration, pad=self.pad)
+        if excerpt is None or excerpt.is_whole(segment.duration):
+            verdict = await self.inner.moderate(segment, None, biz_type=biz_type)
+        else:
+            self.seconds_saved += segment.duration - excerpt.duration
+            verdict = await self.inner.moderate(
+                segment, None, biz_type=biz_type, speech=excerpt.pieces
+            )
         return _with_details(verdict, {"gate": report.to_json()})
 
     async def aclose(self) -> None:

@@ -15,8 +15,10 @@ from streamguard.ams.client import AmsClient, RetryPolicy
 from streamguard.ams.delivery import ClipServer
 from streamguard.ams.emulator.app import AmsEmulator, EmulatorOptions
 from streamguard.ams.emulator.faults import Faults
+from streamguard.ams.engine import AmsEngine
 from streamguard.ams.signing import Credentials
 from streamguard.config.engine import AmsEngineConfig
+from streamguard.state.db import Database
 from tests.support.engines import ToneEngine
 
 __all__ = ["KEYS", "SECRET_ID", "SECRET_KEY", "AmsStack", "ams_stack", "engine_config", "no_sleep"]
@@ -106,3 +108,10 @@ async def ams_stack(
             )
         )
         yield AmsStack(emulator, clips, client, judge, sleeps)
+
+
+def engine_for(stack: AmsStack, db: Database, **overrides: Any) -> AmsEngine:
+    """An ``AmsEngine`` on ``stack``'s emulator, client and clip server (``overrides``: config)."""
+    return AmsEngine(
+        engine_config(stack.emulator.url, **overrides), db, client=stack.client, clips=stack.clips
+    )

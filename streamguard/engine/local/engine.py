@@ -188,6 +188,7 @@ class LocalEngine:
             min_silence=config.min_silence_seconds,
             pad=config.speech_pad_seconds,
             stride=config.gate_stride,
+            model=config.gate_model,
         )
         self.version = f"streamguard {metadata.version('streamguard')}; {self.recognizer.version}"
         self._on_health = on_health

