@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 from collections.abc import Sequence
@@ -381,33 +382,99 @@ async def test_multilingual_model_reports_the_language_it_cannot_judge(
     assert not verdict.hit
 
 
+class _Misheard(Recognizer):
+    """The session's model, except that the plain pass hears ``swaps`` (a fake at our seam).
+
+    Which words tiny.en mishears, and how sure it is of them, varies with the CPU's float
+    arithmetic; this makes the plain pass's mistake certain so that the second listen,
+    which is the real model on the real audio, is what the test exercises. Each swapped
+    word gets ``probability``; every other word is made sure of (0.99), so suspects come
+    only from the swaps.
+    """
+
+    def __init__(self, inner: Recognizer, swaps: dict[str, str], probability: float = 0.3):
+        super().__init__()
+        self.inner = inner
+        self.swaps = swaps
+        self.probability = probability
+
+    def load(self) -> faster_whisper.WhisperModel:
+        return self.inner.load()
+
+    def transcribe_many(
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
+    ) -> list[Transcript]:
+        heard = self.inner.transcribe_many(items, hotwords=hotwords)
+        return heard if hotwords else [self._mishear(t) for t in heard]
+
+    def _mishear(self, transcript: Transcript) -> Transcript:
+        text, words = "", []
+        for word in transcript.words:
+            bare = word.text.strip(".,!?").lower()
+            spoken, probability = self.swaps.get(bare, word.text), self.probability
+            if bare not in self.swaps:
+                probability = 0.99
+            text += " " if text else ""
+            words.append(
+                dataclasses.replace(
+                    word,
+                    text=spoken,
+                    probability=probability,
+                    text_start=len(text),
+                    text_end=len(text) + len(spoken),
+                )
+            )
+            text += spoken
+        swapped = {w.text.strip(".,!?").lower() for w in transcript.words} & set(self.swaps)
+        assert swapped, f"the real model did not hear {sorted(self.swaps)}: {transcript.text!r}"
+        return dataclasses.replace(transcript, text=text, words=tuple(words))
+
+
 @pytest.mark.parametrize(
-    ("voice", "text", "condition", "keyword", "library", "label"),
+    ("voice", "text", "swaps", "keyword", "library", "label"),
     [
-        # tiny.en hears "Get three followers today." here.
-        ("espeak:en-us", "Get free followers today.", "noise10", "free followers", "en-spam", "Ad"),
-        # ... and "Stop watching Pardon the Cat." here.
-        ("espeak:en-us", "Stop watching porn in the chat.", "clean", "porn", "en-sexual", "Porn"),
+        # Mishearings tiny.en makes with other voices, noise or CPUs: "three followers" ...
+        (
+            "hibari",
+            "Get free followers today.",
+            {"free": "three"},
+            "free followers",
+            "en-spam",
+            "Ad",
+        ),
+        # ... and "party" for "porn".
+        (
+            "hibari",
+            "Stop watching porn in the chat.",
+            {"porn": "party"},
+            "porn",
+            "en-sexual",
+            "Porn",
+        ),
     ],
 )
 async def test_the_second_listen_finds_a_keyword_the_plain_pass_misheard(
-    engine_factory: type[LocalEngine],
+    recognizer: Recognizer,
     speech: SpeechCache,
     voice: str,
     text: str,
-    condition: str,
+    swaps: dict[str, str],
     keyword: str,
     library: str,
     label: str,
 ) -> None:
-    segment = segment_of(speech(text, voice), condition)
-    async with engine_factory(LocalEngineConfig(recheck=False)) as engine:
+    segment = segment_of(speech(text, voice))
+    misheard = _Misheard(recognizer, swaps)
+    async with LocalEngine(LocalEngineConfig(recheck=False), recognizer=misheard) as engine:
         plain = await engine.moderate(segment, None)
-    async with engine_factory() as engine:
+    async with LocalEngine(recognizer=misheard) as engine:
         verdict = await engine.moderate(segment, None)
         rechecked = engine.counters.rechecked_seconds
     assert rechecked == pytest.approx(verdict.details["recheck"]["rechecked_seconds"], abs=1e-3)
-    # One plain pass misses it; the second listen finds it, in the right library.
+    # The plain pass misses it; the second listen finds it, in the right library.
     assert not plain.hit, plain.text
     assert "recheck" not in plain.details
     assert verdict.hit, verdict.details["recheck"]
@@ -415,7 +482,7 @@ async def test_the_second_listen_finds_a_keyword_the_plain_pass_misheard(
     assert (hit.keyword, hit.library_id, verdict.label) == (keyword, library, label)
     assert verdict.text[hit.text_start : hit.text_end] == hit.heard
     assert hit.time_start is not None
-    assert 1.5 <= hit.time_start < len(segment.samples) / SAMPLE_RATE
+    assert 1.0 <= hit.time_start < len(segment.samples) / SAMPLE_RATE
     recheck = verdict.details["recheck"]
     assert recheck["plain_text"] == plain.text
     (correction,) = recheck["corrections"]
@@ -424,25 +491,28 @@ async def test_the_second_listen_finds_a_keyword_the_plain_pass_misheard(
 
 
 @pytest.mark.parametrize(
-    ("voice", "text"),
+    ("voice", "text", "unsure"),
     [
-        ("espeak:en-us", "I am learning to play the guitar."),
-        ("espeak:en-us", "The weather has been lovely all week."),
+        # "play the" sounds like "piss off"; "weather" like "fucker".
+        ("espeak:en-us", "I am learning to play the guitar.", {"play": "play", "the": "the"}),
+        ("hibari", "The weather has been lovely all week.", {"weather": "weather"}),
     ],
 )
 async def test_neutral_speech_heard_again_stays_clean(
-    engine_factory: type[LocalEngine], speech: SpeechCache, voice: str, text: str
+    recognizer: Recognizer, speech: SpeechCache, voice: str, text: str, unsure: dict[str, str]
 ) -> None:
-    # Whisper was unsure of words here that sound like keywords, so they are heard again
-    # with keyword hotwords; the biased pass must not turn neutral speech into a hit.
-    verdict = await _judge(engine_factory, segment_of(speech(text, voice), "clean"))
+    # Whisper was unsure of words that sound like keywords, so they are heard again with
+    # those keywords as hotwords; the biased pass must not turn neutral speech into a hit.
+    segment = segment_of(speech(text, voice))
+    async with LocalEngine(recognizer=_Misheard(recognizer, unsure)) as engine:
+        verdict = await engine.moderate(segment, None)
     assert verdict.details["recheck"]["rechecked_seconds"] > 0
     assert verdict.details["recheck"]["corrections"] == []
     assert not verdict.hit, verdict.text
 
 
 class _BrokenSecondListen(Recognizer):
-    """The session's model for the plain pass; the hotword pass raises (a fake at our seam)."""
+    """A plain pass that mishears; the hotword pass raises (a fake at our seam)."""
 
     def __init__(self, inner: Recognizer) -> None:
         super().__init__()
@@ -465,8 +535,9 @@ class _BrokenSecondListen(Recognizer):
 async def test_a_failed_second_listen_keeps_the_plain_verdict(
     recognizer: Recognizer, speech: SpeechCache
 ) -> None:
-    segment = segment_of(speech("Get free followers today.", "espeak:en-us"), "noise10")
-    async with LocalEngine(recognizer=_BrokenSecondListen(recognizer)) as engine:
+    segment = segment_of(speech("Get free followers today.", "hibari"))
+    broken = _BrokenSecondListen(_Misheard(recognizer, {"free": "three"}))
+    async with LocalEngine(recognizer=broken) as engine:
         verdict = await engine.moderate(segment, None)
     assert verdict.outcome is Outcome.MODERATED
     assert verdict.details["recheck"]["error"] == "RuntimeError: hotword pass broke"
