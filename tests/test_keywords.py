@@ -62,6 +62,14 @@ def _heard(matcher: KeywordMatcher, text: str) -> list[tuple[str, str]]:
         ("b!tch", "bitch", "b!tch"),
         (_fullwidth("idiot"), "idiot", _fullwidth("idiot")),
         ("1d10t", "idiot", "1d10t"),
+        # Whisper writes profanity starred out.
+        ("what the f**k is this", "fuck", "f**k"),
+        ("what the f*** is this", "fuck", "f***"),
+        ("you f***ing idiot", "fucking", "f***ing"),
+        ("total a**hole.", "asshole", "a**hole"),
+        ("sh*t!", "shit", "sh*t"),
+        ("f*u*c*k off", "fuck", "f*u*c*k"),
+        ("an idiot*", "idiot", "idiot"),
     ],
 )
 def test_obfuscated_keywords_are_found_and_point_at_the_original_text(
@@ -80,6 +88,10 @@ def test_obfuscated_keywords_are_found_and_point_at_the_original_text(
         ("5 people and 100 friends", "speople"),
         ("the hell-o world", "hello"),
         ("a b", "ab"),
+        ("f**", "fuck"),
+        ("f***s", "fuck"),
+        ("s**t", "fuck"),
+        ("**uck", "fuck"),
     ],
 )
 def test_matching_respects_word_boundaries(text: str, keyword: str) -> None:
@@ -149,6 +161,26 @@ def test_obfuscations_of_a_keyword_still_match(
     matches = _matcher(keyword).match(text)
     assert [m.keyword for m in matches][:1] == [keyword]
     assert text[matches[0].start : matches[0].end] == " ".join(obfuscated)
+
+
+@given(words, st.data())
+def test_a_masked_word_matches_only_keywords_it_can_spell(word: str, data: st.DataObject) -> None:
+    # Whisper keeps a masked word's first letter and stars some of the rest.
+    starred = (
+        data.draw(st.sets(st.integers(1, len(word) - 1), min_size=1)) if len(word) > 1 else set()
+    )
+    assume(starred)
+    masked = word[0] + "".join("*" if n in starred else c for n, c in enumerate(word) if n)
+    # One trailing "*" is read as a footnote mark, and single letters between single stars
+    # as a word spelled out ("f*u*c*k"), not as masks.
+    assume(not masked.endswith("*") or masked.endswith("**"))
+    assume(not re.fullmatch(r"\w(\*\w){2,}", masked))
+    other = data.draw(words)
+    spells = len(other) == len(word) and all(
+        n in starred or a == b for n, (a, b) in enumerate(zip(word, other, strict=True))
+    )
+    assert [m.keyword for m in _matcher(word).match(f"say {masked} now")] == [word]
+    assert bool(_matcher(other).match(f"say {masked} now")) == spells
 
 
 @given(words, words, words)

@@ -148,7 +148,7 @@ class LocalEngineConfig(Section):
         ),
     )
     recheck_word_probability: float = Field(
-        0.4,
+        0.6,
         ge=0,
         le=1,
         description=(

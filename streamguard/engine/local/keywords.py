@@ -284,6 +284,7 @@ class _Index:
         self._by_first: dict[str, list[_Phrase]] = {}
         for phrase in phrases:
             self._by_first.setdefault(phrase.keys[0], []).append(phrase)
+        self._all = [p for group in self._by_first.values() for p in group]
 
     def __bool__(self) -> bool:
         return bool(self._by_first)
@@ -292,7 +293,11 @@ class _Index:
         """(first token, last token + 1, phrase) for every phrase found in ``tokens``."""
         found = []
         for i, token in enumerate(tokens):
-            candidates = {id(p): p for k in token.keys for p in self._by_first.get(k, ())}
+            if token.masked:
+                # Rare ("f**k"): any phrase may be meant, so all are tried.
+                candidates = {id(p): p for p in self._all}
+            else:
+                candidates = {id(p): p for k in token.keys for p in self._by_first.get(k, ())}
             for phrase in candidates.values():
                 end = i + len(phrase.keys)
                 if end <= len(tokens) and all(

@@ -2,7 +2,9 @@
 
 A text becomes a list of ``Token``s: words folded for case, accents and full-width forms
 (NFKD, combining marks dropped, casefold), leetspeak read back as letters ("k1ll" → "kill"),
-spaced-out letters joined ("f u c k" → "fuck"), and punctuation dropped. Repeated letters are
+spaced-out letters joined ("f u c k" → "fuck"), punctuation dropped, and starred-out
+words as whisper writes profanity ("f**k", "a**hole") kept as masks that match any keyword
+word of their length with the letters they show. Repeated letters are
 compared run by run: a token's ``key`` has every run of one letter collapsed to a single
 letter and ``runs`` remembers how long each run was, so "fuuuuck" matches "fuck" while "as"
 does not match "ass" (see ``Token.covers``). Every token keeps the character span it came
@@ -25,7 +27,9 @@ _AMBIGUOUS = {"1": "il", "|": "il", "!": "i"}
 _MAX_READINGS = 8
 """A token with many ambiguous characters is read at most this many ways (keeps matching fast)."""
 
-_WORD = re.compile(r"(?:[^\W_]|[@$!|])+")
+_WORD = re.compile(r"(?:[^\W_]|[@$!|*])+")
+# "f*u*c*k" inside one word is spelled out; "f**k", "f***ing", "sh*t" are masked (below).
+_STARRED_LETTERS = re.compile(r"[^\W_](?:\*[^\W_]){2,}")
 # Separators allowed between spaced-out letters: "f u c k", "f.u.c.k", "f-u-c-k", "f*u*c*k".
 _SPACED_GAP = re.compile(r"[\s.\-_*~+,]{1,3}")
 _MIN_SPACED = 3
@@ -64,13 +68,23 @@ class Token:
     start: int
     end: int
     """Character span in the original text."""
+    masked: bool = False
+    """A word with letters starred out, as whisper writes profanity ("f**k", "f***ing"):
+    its one key is the word as written, each "*" standing for one letter."""
 
     def covers(self, key: str, runs: tuple[int, ...]) -> bool:
         """Whether this token can be the keyword token ``key`` with letter runs ``runs``.
 
         A doubled letter in the keyword must be at least doubled here ("ass" needs "ss"); a
-        single letter may be repeated any number of times ("fuuuck" is "fuck").
+        single letter may be repeated any number of times ("fuuuck" is "fuck"). A masked
+        token covers a keyword word of its length whose letters agree where it shows them.
         """
+        if self.masked:
+            spelled = "".join(char * count for char, count in zip(key, runs, strict=True))
+            mask = self.keys[0]
+            return len(spelled) == len(mask) and all(
+                shown in ("*", char) for shown, char in zip(mask, spelled, strict=True)
+            )
         for own_key, own_runs in zip(self.keys, self.runs, strict=True):
             if own_key == key and all(
                 have >= min(need, 2) for have, need in zip(own_runs, runs, strict=True)
@@ -106,6 +120,8 @@ def _word_readings(word: str) -> tuple[tuple[str, ...], tuple[tuple[int, ...], .
 
 
 def _token(word: str, start: int, end: int) -> Token:
+    if "*" in word:
+        return Token(keys=(word,), runs=((1,) * len(word),), start=start, end=end, masked=True)
     keys, runs = _word_readings(word)
     return Token(keys=keys, runs=runs, start=start, end=end)
 
@@ -115,14 +131,20 @@ def tokenize(text: str) -> list[Token]:
     folded, origin = fold(text)
     words: list[tuple[str, int, int]] = []
     for match in _WORD.finditer(folded):
-        # "!" and "|" are letters only inside a word ("b!tch"); at its edges they are punctuation.
+        # "!" and "|" are letters only inside a word ("b!tch"); at its edges they are
+        # punctuation, as a leading "*" is (a mask starts with the word's first letter).
         word = match.group()
-        left = len(word) - len(word.lstrip("!|"))
-        word = word.strip("!|")
-        if not word or not any(c.isalnum() for c in word):
+        left = len(word) - len(word.lstrip("!|*"))
+        word = word[left:].rstrip("!|")
+        if word.endswith("*") and not word.endswith("**"):
+            word = word[:-1]  # one trailing "*" is a footnote mark; "f***" is a mask
+        if not any(c.isalnum() for c in word):
             continue
         start = match.start() + left
-        words.append((word, start, start + len(word)))
+        end = start + len(word)
+        if _STARRED_LETTERS.fullmatch(word):
+            word = word.replace("*", "")
+        words.append((word, start, end))
     tokens: list[Token] = []
     i = 0
     while i < len(words):
