@@ -363,6 +363,8 @@ async def test_sighup_applies_the_changed_streams_only(
         daemon = DaemonProcess(tmp_path, config)
         try:
             await asyncio.to_thread(daemon.start)
+            # Streams attach after the daemon reports ready: wait until both are connected.
+            await wait_for(lambda: a.connections and b.connections, 30, "both streams attached")
             connections_before = a.connections
 
             def ids() -> set[str]:
