@@ -18,7 +18,7 @@ from streamguard.ams.signing import Credentials
 from streamguard.ams.tracking import SegmentState
 from streamguard.engine.verdict import Outcome, Suggestion, Verdict
 from streamguard.ingest.chunk import AudioChunk
-from streamguard.ingest.segment import Segment
+from streamguard.ingest.segment import Segment, SegmentInfo
 from streamguard.ingest.segmenter import Segmenter
 from streamguard.state.db import Database
 from tests.support.ams import SECRET_ID, ams_stack, engine_config, engine_for
@@ -256,9 +256,13 @@ async def test_stuck_task_is_cancelled_and_failed_after_the_deadline(tmp_path: P
 async def test_restart_mid_flight_polls_again_and_never_resubmits(tmp_path: Path) -> None:
     segments = live_segments("room-restart", ["tone", "noise", "noise", "tone"])
     recovered: list[Verdict] = []
+    infos: list[SegmentInfo] = []
 
-    async def collect(verdict: Verdict) -> None:
+    async def collect(verdict: Verdict, segment: SegmentInfo | None) -> None:
+        assert segment is not None
+        assert segment.id == verdict.segment_id
         recovered.append(verdict)
+        infos.append(segment)
 
     async with ams_stack(tmp_path / "clips", Faults(stuck_first=4)) as stack:
         async with Database(tmp_path / "state.db") as db:
@@ -295,6 +299,8 @@ async def test_restart_mid_flight_polls_again_and_never_resubmits(tmp_path: Path
         Suggestion.BLOCK, Suggestion.PASS, Suggestion.PASS, Suggestion.BLOCK,
     ]  # fmt: skip
     assert again == by_id[segments[0].id]
+    # Each late verdict comes with its segment as it was heard, for the alert it may raise.
+    assert sorted(infos, key=lambda i: i.seq) == [s.info() for s in segments]
 
 
 async def test_restart_with_create_outcome_unknown_reconciles(tmp_path: Path) -> None:
@@ -313,7 +319,9 @@ async def test_restart_with_create_outcome_unknown_reconciles(tmp_path: Path) ->
         stack.emulator.faults = Faults()
         recovered: list[Verdict] = []
 
-        async def collect(verdict: Verdict) -> None:
+        async def collect(verdict: Verdict, segment: SegmentInfo | None) -> None:
+            assert segment is not None
+            assert segment.id == verdict.segment_id
             recovered.append(verdict)
 
         async with Database(tmp_path / "state.db") as db:

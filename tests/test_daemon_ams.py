@@ -12,13 +12,18 @@ from pathlib import Path
 import numpy as np
 
 from streamguard.ams.emulator.app import AmsEmulator, EmulatorOptions
+from streamguard.ams.emulator.faults import Faults
 from streamguard.engine.local import LocalEngine
 from streamguard.engine.local.samples import room
 from streamguard.ingest.chunk import SAMPLE_RATE
 from streamguard.ingest.encoder import encode_pcm
 from tests.support.ams import KEYS, SECRET_ID, SECRET_KEY
+from tests.support.broker import Mosquitto
 from tests.support.daemon import DaemonProcess
 from tests.support.net import free_port
+from tests.support.subscriber import Subscriber
+
+ENV = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}
 
 
 def rows(daemon: DaemonProcess) -> list[sqlite3.Row]:
@@ -52,8 +57,7 @@ segment_seconds = 15
 id = "ams-room"
 url = "{media}"
 """
-        env = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}
-        daemon = DaemonProcess(tmp_path / "daemon", config, env=env)
+        daemon = DaemonProcess(tmp_path / "daemon", config, env=ENV)
         try:
             await asyncio.to_thread(daemon.start)
 
@@ -78,3 +82,91 @@ url = "{media}"
     # Silence is judged by the gate alone: never submitted, never billed.
     assert submitted == sorted(r["segment_id"] for r in results[:3])
     assert 'streamguard_ams_calls_total{action="CreateAudioModerationTask",code="OK"}' in metrics
+
+
+def tracked(daemon: DaemonProcess) -> list[sqlite3.Row]:
+    path = daemon.workdir / "state" / "streamguard.db"
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute("SELECT * FROM ams_segments ORDER BY created_at").fetchall()
+        except sqlite3.OperationalError:  # the table is not there yet
+            return []
+
+
+async def test_a_verdict_that_settles_after_a_crash_still_alerts(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # AMS holds every task (stuck); the daemon is killed with the abusive segment pending,
+    # and restarted with the room's source gone. When AMS lets the task run, the verdict
+    # nobody awaits any more is recorded and alerted on the bus.
+    media = tmp_path / "abusive.wav"
+    abusive_turn = room()[15 * SAMPLE_RATE : 30 * SAMPLE_RATE]  # "Shut up, you idiot. ..."
+    await asyncio.to_thread(encode_pcm, abusive_turn, media, "wav")
+    async with (
+        LocalEngine() as judge,
+        AmsEmulator(
+            judge, EmulatorOptions(keys=KEYS, slice_seconds=15, processing_factor=0.0)
+        ) as emulator,
+    ):
+        emulator.faults = Faults(stuck_first=100)
+        delivery = f"127.0.0.1:{free_port()}"  # the public clip URL outlives a restart
+
+        def config(url: str) -> str:
+            return f"""
+[engine]
+type = "ams"
+endpoint = "{emulator.url}"
+delivery_listen = "{delivery}"
+batch_window = 0.2
+poll_interval = 0.5
+[ingest]
+segment_seconds = 15
+[mqtt]
+host = "127.0.0.1"
+port = {mosquitto.port}
+topic_prefix = "late"
+[[streams]]
+id = "ams-room"
+room = "late-room"
+url = "{url}"
+"""
+
+        daemon = DaemonProcess(tmp_path / "daemon", config(str(media)), env=ENV)
+        try:
+            async with Subscriber(mosquitto.port, ["late/v1/alerts/#"], "test-late") as bus:
+                await asyncio.to_thread(daemon.start)
+
+                def with_ams() -> bool:
+                    return [r["state"] for r in tracked(daemon)] == ["pending"]
+
+                async with asyncio.timeout(120):
+                    while not await asyncio.to_thread(with_ams):  # noqa: ASYNC110
+                        await asyncio.sleep(0.5)
+                daemon.kill()  # SIGKILL: nobody awaits this verdict any more
+                (row,) = await asyncio.to_thread(tracked, daemon)
+                abusive = row["segment_id"]
+                assert rows(daemon) == []  # no verdict was recorded before the crash
+                daemon.write_config(config(f"http://127.0.0.1:{free_port()}/gone.mp3"))
+                await asyncio.to_thread(daemon.start)  # the same state directory
+                assert emulator.release_stuck() == 1  # AMS recovers
+
+                received = await bus.wait_until(
+                    lambda got: any(m.json["segment"]["id"] == abusive for m in got), 120
+                )
+                daemon.signal(signal.SIGTERM)
+                assert await asyncio.to_thread(daemon.wait) == 0
+        finally:
+            daemon.close()
+    alert = next(m.json for m in received if m.json["segment"]["id"] == abusive)
+    assert (alert["stream"]["id"], alert["stream"]["room_id"]) == ("ams-room", "late-room")
+    assert alert["risk"]["label"] == "Abuse"
+    assert alert["engine"]["name"] == "ams"
+    assert alert["evidence"] is None
+    (recorded,) = rows(daemon)
+    assert (recorded["segment_id"], recorded["suggestion"]) == (abusive, "Block")
+    assert recorded["room_id"] == "late-room"
+    # Submitted once before the crash, never again after it: the restart polled the task.
+    assert emulator.stats.tasks_by_data_id[abusive] == 1

@@ -28,7 +28,7 @@ from streamguard.alerts.status import StreamEvent, StreamEventKind
 from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
 from streamguard.engine.verdict import Outcome, Verdict
-from streamguard.ingest.segment import Segment
+from streamguard.ingest.segment import Segment, SegmentInfo
 from streamguard.state.db import Database
 
 __all__ = ["Alerting"]
@@ -85,7 +85,11 @@ class Alerting:
             await self._end(incident)
 
     async def handle(
-        self, stream: StreamConfig, segment: Segment, verdict: Verdict, clip: Path | None
+        self,
+        stream: StreamConfig,
+        segment: Segment | SegmentInfo,
+        verdict: Verdict,
+        clip: Path | None,
     ) -> list[Alert]:
         """Judge one segment of ``stream``; return the alerts emitted for it.
 

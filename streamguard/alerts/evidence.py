@@ -24,7 +24,7 @@ from typing import Any
 from streamguard.alerts.topics import topic_level
 from streamguard.config.alerts import EvidenceConfig
 from streamguard.engine.verdict import Verdict
-from streamguard.ingest.segment import Segment
+from streamguard.ingest.segment import Segment, SegmentInfo
 
 __all__ = ["Evidence", "EvidenceStore"]
 
@@ -77,7 +77,7 @@ class EvidenceStore:
             base_url=config.base_url,
         )
 
-    async def keep(self, segment: Segment, verdict: Verdict, clip: Path) -> Evidence:
+    async def keep(self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path) -> Evidence:
         """Move ``clip`` into the store with its record, then apply retention."""
         evidence = await asyncio.to_thread(self._keep, segment, verdict, clip)
         await asyncio.to_thread(self._prune, evidence.record_path)
@@ -91,7 +91,7 @@ class EvidenceStore:
         """Apply retention now; return how many clips were deleted."""
         return await asyncio.to_thread(self._prune, None)
 
-    def _keep(self, segment: Segment, verdict: Verdict, clip: Path) -> Evidence:
+    def _keep(self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path) -> Evidence:
         folder = self.directory / topic_level(segment.stream_id)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{segment.id}{clip.suffix}"

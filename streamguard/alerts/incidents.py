@@ -19,7 +19,7 @@ from streamguard.alerts.evidence import Evidence
 from streamguard.alerts.policy import Decision, RiskLevel
 from streamguard.config.streams import StreamConfig
 from streamguard.engine.verdict import Verdict
-from streamguard.ingest.segment import Segment
+from streamguard.ingest.segment import Segment, SegmentInfo
 
 __all__ = ["Incident", "IncidentEvent", "IncidentTracker", "Observation"]
 
@@ -39,7 +39,7 @@ class Observation:
     stream: StreamConfig
     profile: str
     biz_type: str
-    segment: Segment
+    segment: Segment | SegmentInfo
     verdict: Verdict
     decision: Decision
     evidence: Evidence | None

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import random
 import secrets
 import shutil
@@ -59,10 +60,17 @@ from streamguard.config.engine import AmsEngineConfig
 from streamguard.engine.verdict import Suggestion, Verdict
 from streamguard.errors import ConfigError, ConfigProblem
 from streamguard.ingest.chunk import SAMPLE_RATE
-from streamguard.ingest.segment import Segment
+from streamguard.ingest.segment import Segment, SegmentInfo
 from streamguard.state.db import Database
 
-__all__ = ["AmsEngine", "credentials_from_config"]
+__all__ = ["URL_KEY_FILE", "AmsEngine", "LateVerdictHandler", "credentials_from_config"]
+
+URL_KEY_FILE = "ams-url-key"
+"""In the state directory: the clip URL key when none is configured."""
+
+LateVerdictHandler = Callable[[Verdict, SegmentInfo | None], Awaitable[None]]
+"""Takes a verdict nobody awaits any more and its segment (None for rows tracked before
+segments were kept)."""
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +145,15 @@ class AmsEngine:
         state_dir: Path | None = None,
         client: AmsClient | None = None,
         clips: ClipServer | None = None,
-        on_verdict: Callable[[Verdict], Awaitable[None]] | None = None,
+        on_verdict: LateVerdictHandler | None = None,
         clock: Callable[[], float] = time.time,
         tick: float = 0.1,
     ) -> None:
         self.config = config
         self.store = TaskStore(db)
         self._state_dir = state_dir or Path(".")
+        self._key_file = state_dir / URL_KEY_FILE if state_dir is not None else None
+        self._url_key = b""
         self._client = client
         self._clips = clips
         self._on_verdict = on_verdict
@@ -174,6 +184,7 @@ class AmsEngine:
 
     async def __aenter__(self) -> Self:
         await self.store.migrate()
+        self._url_key = await asyncio.to_thread(self._load_url_key)
         try:
             if self._client is None:
                 self._client = await self._stack.enter_async_context(self._build_client())
@@ -224,13 +235,28 @@ class AmsEngine:
             self._waiters.clear()
             await self._stack.aclose()
 
+    def _load_url_key(self) -> bytes:
+        """The clip URL key: configured, else kept in the state directory (created once,
+        owner-only) so that URLs and callback signatures given out before a restart stay
+        valid after it; random per process only without a state directory."""
+        configured = self.config.url_signing_key
+        if configured is not None:
+            return configured.get_secret_value().encode()
+        if self._key_file is None:
+            return secrets.token_hex(32).encode()
+        with contextlib.suppress(FileNotFoundError):
+            return self._key_file.read_bytes()
+        key = secrets.token_hex(32).encode()
+        self._key_file.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(
+            os.open(self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb"
+        ) as out:
+            out.write(key)
+        return key
+
     def _callback_seed(self) -> str:
         """The callback Seed: derived from the URL key, so it survives restarts."""
-        key = self.config.url_signing_key
-        if key is None:
-            return secrets.token_hex(16)
-        material = key.get_secret_value().encode()
-        return hmac.new(material, b"ams-callback-seed", hashlib.sha256).hexdigest()[:32]
+        return hmac.new(self._url_key, b"ams-callback-seed", hashlib.sha256).hexdigest()[:32]
 
     def _build_client(self) -> AmsClient:
         config = self.config
@@ -251,10 +277,9 @@ class AmsEngine:
     def _build_clips(self) -> ClipServer:
         config = self.config
         host, _, port = config.delivery_listen.rpartition(":")
-        key = config.url_signing_key
         return ClipServer(
             config.clips_dir or self._state_dir / "ams-clips",
-            key.get_secret_value().encode() if key else secrets.token_bytes(32),
+            self._url_key,
             public_base_url=config.public_base_url,
             ttl=config.url_ttl,
             host=host,
@@ -295,8 +320,7 @@ class AmsEngine:
                     return await self._moderate_sync(segment, clip, biz_type, excerpt)
                 path, owned = await self._place_clip(segment, clip, excerpt)
                 await self.store.add(
-                    segment.id,
-                    segment.stream_id,
+                    segment.info(),
                     biz_type or self.config.biz_type,
                     str(path),
                     owned,
@@ -338,7 +362,7 @@ class AmsEngine:
             if not waiter.done():
                 waiter.set_result(verdict)
         if not waiters and self._on_verdict is not None:
-            await self._on_verdict(verdict)
+            await self._on_verdict(verdict, row.segment())
 
     async def _fail(self, row: TrackedSegment, reason: str, status: str | None = None) -> None:
         log.warning("AMS: segment %s failed: %s", row.segment_id, reason)
@@ -357,8 +381,7 @@ class AmsEngine:
         else:
             path, owned = clip, False
         await self.store.add(
-            segment.id,
-            segment.stream_id,
+            segment.info(),
             biz_type,
             str(path),
             owned,

@@ -15,6 +15,7 @@ from typing import Any
 
 from streamguard.ams.excerpt import Excerpt
 from streamguard.engine.verdict import Outcome, Verdict
+from streamguard.ingest.segment import SegmentInfo
 from streamguard.state.db import Database
 
 __all__ = ["SegmentState", "TaskStore", "TrackedSegment"]
@@ -50,6 +51,9 @@ MIGRATIONS = [
     # The clip may join several pieces of the segment (its speech); empty: one piece that
     # starts at clip_offset and lasts duration (rows written before pieces were kept).
     "ALTER TABLE ams_segments ADD COLUMN excerpt TEXT NOT NULL DEFAULT ''",
+    # ``SegmentInfo.to_json``: a verdict that settles after a restart is still alerted on.
+    # Empty in rows written before it was kept.
+    "ALTER TABLE ams_segments ADD COLUMN segment TEXT NOT NULL DEFAULT ''",
 ]
 
 
@@ -91,6 +95,8 @@ class TrackedSegment:
     verdict: str | None
     excerpt_json: str
     """``Excerpt.to_json`` of the pieces of the segment the clip holds."""
+    segment_json: str
+    """``SegmentInfo.to_json`` of the segment ('' in rows from before it was kept)."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TrackedSegment:
@@ -98,7 +104,12 @@ class TrackedSegment:
         data = dict(row)
         data["owned_clip"] = bool(data["owned_clip"])
         data["excerpt_json"] = data.pop("excerpt")
+        data["segment_json"] = data.pop("segment")
         return cls(**data)
+
+    def segment(self) -> SegmentInfo | None:
+        """The segment without its audio, when the row holds it."""
+        return SegmentInfo.from_json(self.segment_json) if self.segment_json else None
 
     def excerpt(self) -> Excerpt:
         """The pieces of the segment the clip holds (times AMS gives are in clip time)."""
@@ -163,8 +174,7 @@ class TaskStore:
 
     async def add(
         self,
-        segment_id: str,
-        stream_id: str,
+        segment: SegmentInfo,
         biz_type: str | None,
         clip: str,
         owned_clip: bool,
@@ -174,12 +184,13 @@ class TaskStore:
         """Record the intent to submit a segment (state ``queued``)."""
         await self._db.run(
             lambda conn: conn.execute(
-                "INSERT INTO ams_segments (segment_id, stream_id, biz_type, clip, owned_clip,"
-                " duration, clip_offset, excerpt, state, created_at, updated_at, due_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ams_segments (segment_id, stream_id, segment, biz_type, clip,"
+                " owned_clip, duration, clip_offset, excerpt, state, created_at, updated_at,"
+                " due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    segment_id,
-                    stream_id,
+                    segment.id,
+                    segment.stream_id,
+                    segment.to_json(),
                     biz_type,
                     clip,
                     int(owned_clip),

@@ -259,7 +259,8 @@ class AmsEngineConfig(Section):
     url_signing_key: SecretStr | None = secret_field(
         "streamguard-url-key",
         "STREAMGUARD_URL_SIGNING_KEY",
-        "HMAC key for clip URLs; unset = a random key per process (URLs die with it).",
+        "HMAC key for clip URLs and the callback Seed; unset = a random key kept in the "
+        "state directory (ams-url-key, owner-only), so URLs survive a restart.",
     )
     url_ttl: float = Field(
         3600.0, gt=0, description="Seconds a signed clip URL stays valid (AMS fetches at once)."

@@ -29,12 +29,12 @@ from streamguard.config import Config, load_config
 from streamguard.config.streams import StreamConfig
 from streamguard.daemon.api import Check, build_api
 from streamguard.daemon.feedback import Feedback
+from streamguard.daemon.late import LateVerdicts
 from streamguard.daemon.metrics import Metrics
 from streamguard.daemon.notify import Notifier
 from streamguard.daemon.streams import Streams
 from streamguard.engine.factory import open_engine
 from streamguard.engine.gated import GatedEngine
-from streamguard.engine.verdict import Verdict
 from streamguard.errors import ConfigError, StreamGuardError
 from streamguard.pipeline import SegmentResult
 from streamguard.serving import start_site
@@ -132,19 +132,16 @@ class Daemon:
             )
             known: dict[str, StreamConfig] = {s.id: s for s in config.streams}
 
-            async def on_late_verdict(verdict: Verdict) -> None:
-                stream_id = await results.stream_of(verdict.segment_id)
-                stream = known.get(stream_id or "")
-                risk = "none"
-                if stream is not None and stream.profile in self.config.profiles:
-                    risk = decide(self.config.profiles[stream.profile], stream, verdict).risk.value
-                if not await results.replace_verdict(verdict, risk):
-                    log.warning("late verdict for unknown segment %s", verdict.segment_id)
+            late = LateVerdicts(
+                streams=known,
+                profiles=lambda: self.config.profiles,
+                results=results,
+                alerting=alerting,
+            )
+            self.metrics.watch_late(lambda: late.handled)
 
             engine = await stack.enter_async_context(
-                open_engine(
-                    config.engine, db=db, state_dir=state_dir, on_late_verdict=on_late_verdict
-                )
+                open_engine(config.engine, db=db, state_dir=state_dir, on_late_verdict=late)
             )
             if isinstance(engine, GatedEngine) and isinstance(engine.inner, AmsEngine):
                 ams = engine.inner

@@ -21,6 +21,7 @@ class Metrics:
         self._stream_states: Callable[[], list[str]] = list
         self._ams_outcomes: Callable[[], Mapping[tuple[str, str], int]] = dict
         self._gate_saved: Callable[[], float] = lambda: 0.0
+        self._late_verdicts: Callable[[], int] = lambda: 0
         r.register(_Collected(self))
         self.audio_seconds = Counter(
             "streamguard_audio_seconds",
@@ -64,6 +65,11 @@ class Metrics:
         self._ams_outcomes = outcomes
         self._gate_saved = gate_saved
 
+    def watch_late(self, handled: Callable[[], int]) -> None:
+        """Count verdicts that came after nobody waited for them (AMS tasks settled after a
+        restart), read at scrape time."""
+        self._late_verdicts = handled
+
     def watch_streams(self, states: Callable[[], list[str]]) -> None:
         """Count attached streams by state at scrape time (detached ones drop out)."""
         self._stream_states = states
@@ -100,4 +106,10 @@ class _Collected(Collector):
             "streamguard_gate_saved_seconds",
             "Audio seconds the speech gate kept from the billed engine (AMS).",
             value=m._gate_saved(),
+        )
+        yield CounterMetricFamily(
+            "streamguard_late_verdicts",
+            "Verdicts recorded and alerted on after nobody waited for them (AMS tasks that "
+            "settled after a restart).",
+            value=m._late_verdicts(),
         )

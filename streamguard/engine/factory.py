@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from streamguard.ams.engine import AmsEngine
+from streamguard.ams.engine import AmsEngine, LateVerdictHandler
 from streamguard.config.engine import AmsEngineConfig, LocalEngineConfig
 from streamguard.engine.base import Engine
 from streamguard.engine.gated import GatedEngine
 from streamguard.engine.local import LocalEngine, SpeechGate
-from streamguard.engine.verdict import Verdict
 from streamguard.state.db import Database
 
 __all__ = ["open_engine"]
@@ -23,14 +22,14 @@ async def open_engine(
     *,
     db: Database,
     state_dir: Path,
-    on_late_verdict: Callable[[Verdict], Awaitable[None]] | None = None,
+    on_late_verdict: LateVerdictHandler | None = None,
 ) -> AsyncIterator[Engine]:
     """Yield the engine ``config`` describes; close it on exit.
 
     AMS is always behind the speech gate (silent segments are not billed); its task state
     lives in ``db`` so a restart polls what was submitted instead of submitting it again.
-    ``on_late_verdict`` receives verdicts nobody waits for any more: AMS tasks of an
-    earlier run, settled after a restart.
+    ``on_late_verdict`` receives verdicts nobody waits for any more, with their segment:
+    AMS tasks of an earlier run, settled after a restart.
     """
     if isinstance(config, LocalEngineConfig):
         async with LocalEngine(config) as local:

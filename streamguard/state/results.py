@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streamguard.engine.verdict import Verdict
-from streamguard.ingest.segment import Segment
+from streamguard.ingest.segment import Segment, SegmentInfo
 from streamguard.state.db import Database
 
 __all__ = ["ResultQuery", "Results"]
@@ -63,7 +63,9 @@ class Results:
         """Create or migrate the table."""
         await self._db.migrate("results", MIGRATIONS)
 
-    async def record(self, room_id: str, segment: Segment, verdict: Verdict, risk: str) -> None:
+    async def record(
+        self, room_id: str, segment: Segment | SegmentInfo, verdict: Verdict, risk: str
+    ) -> None:
         """Store a segment's result (again: the latest record of a segment wins)."""
         row = (
             segment.id,

@@ -69,6 +69,8 @@ class DaemonProcess:
             **self.extra_env,
         }
         env.pop("WATCHDOG_PID", None)
+        # A restart must wait for the new process's READY, not find the last run's.
+        self.messages.clear()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streamguard", "run", "-c", str(self.config_path)],

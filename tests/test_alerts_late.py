@@ -1,0 +1,139 @@
+"""Late verdicts (AMS tasks settled after a restart): recorded, and alerted on like any other."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from streamguard.alerts.alerting import Alerting
+from streamguard.alerts.status import StreamEventKind
+from streamguard.config.policy import ProfileConfig
+from streamguard.config.streams import StreamConfig
+from streamguard.daemon.late import LateVerdicts
+from streamguard.engine.verdict import Outcome, Suggestion, Verdict
+from streamguard.ingest.segment import Segment
+from streamguard.state.db import Database
+from streamguard.state.results import Results
+from tests.support.alerts import RecordingSink, risky, segment, stream
+
+PROFILES = {
+    "default": ProfileConfig(cooldown_seconds=0, incident_quiet_seconds=3600),
+    "strict": ProfileConfig(cooldown_seconds=0, incident_quiet_seconds=3600),
+}
+
+
+@dataclass
+class Late:
+    handler: LateVerdicts
+    sink: RecordingSink
+    db: Database
+    streams: dict[str, StreamConfig]
+
+
+@pytest.fixture
+async def late(tmp_path: Path) -> AsyncIterator[Late]:
+    sink = RecordingSink()
+    streams = {"s1": stream("s1", room="room-1", profile="strict")}
+    async with (
+        Database(tmp_path / "state.db") as db,
+        Alerting(PROFILES, sink, instance_id="i-1") as alerting,
+    ):
+        results = Results(db)
+        await results.open()
+        handler = LateVerdicts(
+            streams=streams, profiles=lambda: PROFILES, results=results, alerting=alerting
+        )
+        yield Late(handler, sink, db, streams)
+
+
+def _failed(seg: Segment) -> Verdict:
+    return Verdict(
+        segment_id=seg.id,
+        outcome=Outcome.FAILED,
+        engine="ams",
+        engine_version="test",
+        reason="shutdown: AMS verdict not in before the deadline",
+    )
+
+
+async def _row(db: Database, segment_id: str) -> tuple[str, str, str] | None:
+    row = await db.run(
+        lambda conn: conn.execute(
+            "SELECT outcome, risk, room_id FROM results WHERE segment_id = ?", (segment_id,)
+        ).fetchone()
+    )
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+
+async def test_a_late_risky_verdict_replaces_the_failed_row_and_alerts(late: Late) -> None:
+    seg = segment("s1", seq=3)
+    results = Results(late.db)
+    await results.record("room-1", seg, _failed(seg), "none")  # what shutdown recorded
+    await late.handler(risky(seg), seg.info())
+    assert await _row(late.db, seg.id) == ("moderated", "high", "room-1")
+    (alert,) = late.sink.alerts
+    payload = alert.payload
+    assert (payload["stream"]["id"], payload["stream"]["room_id"]) == ("s1", "room-1")
+    assert payload["stream"]["profile"] == "strict"
+    assert payload["segment"]["id"] == seg.id
+    assert payload["segment"]["ended_at"] == seg.ended_at.isoformat()
+    assert payload["evidence"] is None  # AMS's copy of the clip is gone
+    assert late.handler.handled == 1
+
+
+async def test_a_verdict_that_outlived_its_row_is_recorded_and_alerted(late: Late) -> None:
+    # Killed with SIGKILL: the segment never got a row; its late verdict creates it.
+    seg = segment("s1", seq=4)
+    await late.handler(risky(seg), seg.info())
+    assert await _row(late.db, seg.id) == ("moderated", "high", "room-1")
+    assert [a.payload["segment"]["id"] for a in late.sink.alerts] == [seg.id]
+
+
+async def test_a_stream_no_longer_configured_is_judged_with_the_default_profile(
+    late: Late,
+) -> None:
+    seg = segment("gone", seq=0)
+    await late.handler(risky(seg), seg.info())
+    (alert,) = late.sink.alerts
+    assert alert.payload["stream"]["profile"] == "default"
+    assert alert.payload["stream"]["room_id"] == "gone"
+    assert await _row(late.db, seg.id) == ("moderated", "high", "gone")
+
+
+async def test_a_late_pass_is_recorded_without_alert(late: Late) -> None:
+    seg = segment("s1", seq=5)
+    clean = Verdict(
+        segment_id=seg.id,
+        outcome=Outcome.MODERATED,
+        engine="ams",
+        engine_version="test",
+        suggestion=Suggestion.PASS,
+    )
+    await late.handler(clean, seg.info())
+    assert await _row(late.db, seg.id) == ("moderated", "none", "room-1")
+    assert late.sink.alerts == []
+
+
+async def test_a_late_failure_is_a_health_event(late: Late) -> None:
+    seg = segment("s1", seq=6)
+    await late.handler(_failed(seg), seg.info())
+    assert late.sink.alerts == []
+    (event,) = late.sink.events
+    assert (event.kind, event.segment_id) == (StreamEventKind.SEGMENT_FAILED, seg.id)
+    assert await _row(late.db, seg.id) == ("failed", "none", "room-1")
+
+
+async def test_a_task_tracked_without_its_segment_only_updates_the_row(late: Late) -> None:
+    # Rows tracked before segments were kept with their task: no alert can be built.
+    seg = segment("s1", seq=7)
+    await Results(late.db).record("room-1", seg, _failed(seg), "none")
+    await late.handler(risky(seg), None)
+    assert await _row(late.db, seg.id) == ("moderated", "high", "room-1")
+    assert late.sink.alerts == []
+    unknown = segment("s1", seq=8)
+    await late.handler(risky(unknown), None)
+    assert await _row(late.db, unknown.id) is None
+    assert late.handler.handled == 1
