@@ -543,3 +543,34 @@ async def test_a_failed_second_listen_keeps_the_plain_verdict(
     assert verdict.details["recheck"]["error"] == "RuntimeError: hotword pass broke"
     assert verdict.text == verdict.details["recheck"]["plain_text"]
     assert not verdict.hit, verdict.text
+
+
+class _SlowModel(Recognizer):
+    """Takes a while over each pass, so batches overlap (a fake at our seam)."""
+
+    def transcribe_many(
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
+    ) -> list[Transcript]:
+        threading.Event().wait(0.2)
+        return [Transcript("hello there", (), "en", 1.0, -0.2, 0.1, 1.1, 0.9, (), 1.0, 0.2)] * len(
+            items
+        )
+
+
+async def test_segments_queued_behind_a_running_batch_wait_for_it(speech: SpeechCache) -> None:
+    # With two workers, a segment whose speech is already in a batch another call is
+    # recognising must wait for that batch, not start one of its own on an empty line.
+    spoken = speech("Good morning everyone.", "hibari")
+    segments = [segment_of(spoken, seq=n) for n in range(6)]
+    async with LocalEngine(LocalEngineConfig(workers=2), recognizer=_SlowModel()) as engine:
+        verdicts = await asyncio.gather(
+            *(
+                asyncio.create_task(engine.moderate(s, None), name=f"test.moderate[{s.seq}]")
+                for s in segments
+            )
+        )
+    assert [v.outcome for v in verdicts] == [Outcome.MODERATED] * 6, [v.reason for v in verdicts]
+    assert {v.text for v in verdicts} == {"hello there"}

@@ -159,6 +159,7 @@ class LocalEngine:
 
     name = "local"
     needs_clip = False  # judges the samples; clips are made for evidence only
+    segments_in_flight = 1  # CPU-bound here: more at once would only fill the backlog
 
     def __init__(
         self,
@@ -194,6 +195,8 @@ class LocalEngine:
         self._on_health = on_health
         self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix="engine.local")
         self._slots = asyncio.Semaphore(config.workers)
+        self._batch_ended = asyncio.Event()
+        """Set (and replaced) whenever a recognition batch ends, done or put back in line."""
         self._reload_lock = threading.Lock()
         self._next_reload_check = time.monotonic() + config.reload_seconds
         self._closed = False
@@ -347,8 +350,13 @@ class LocalEngine:
         self._ready.append(job)
         try:
             while not job.transcript.done():
+                if job not in self._ready:
+                    # In a batch another call is recognising: wait for that batch to end (it
+                    # goes back in line if that call is cancelled).
+                    await self._batch_ended.wait()
+                    continue
                 async with self._slots:
-                    if not job.transcript.done():
+                    if job in self._ready:
                         await self._recognise(self._take_batch())
             heard = job.transcript.result()
         finally:
@@ -367,6 +375,14 @@ class LocalEngine:
 
     async def _recognise(self, batch: list[_Job]) -> None:
         """Recognise a batch on a worker thread and hand each segment its transcript."""
+        try:
+            await self._recognise_batch(batch)
+        finally:
+            # Whatever became of the batch, segments waiting on it look again.
+            ended, self._batch_ended = self._batch_ended, asyncio.Event()
+            ended.set()
+
+    async def _recognise_batch(self, batch: list[_Job]) -> None:
         items = [(job.segment.samples, job.regions) for job in batch]
         try:
             async with self._busy(len(batch)):
