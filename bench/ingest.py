@@ -123,6 +123,7 @@ class InstantEngine:
     name = "bench-instant"
     version = "1"
     needs_clip = True
+    segments_in_flight = 1
 
     async def moderate(
         self, segment: Segment, clip: Path | None, *, biz_type: str | None = None

@@ -4,10 +4,13 @@ Engines that fetch a clip (AMS) get every segment encoded first; engines that ju
 samples (local) get none, and only the segments they find risky are encoded afterwards, as
 evidence — voice rooms are mostly safe, so most segments are never encoded.
 
-The source hands in ``AudioChunk``s; every segment the segmenter cuts is encoded and judged
-in order, and handed to ``on_result`` with its clip and verdict. Ingest and moderation run
-as two named tasks joined by a bounded queue, so a slow engine slows a file down instead of
-filling memory, and the partial tail is always judged when the audio ends.
+The source hands in ``AudioChunk``s; every segment the segmenter cuts is encoded and judged,
+and handed to ``on_result`` with its clip and verdict. Ingest and moderation run as two
+named tasks joined by a bounded queue, so a slow engine slows a file down instead of
+filling memory, and the partial tail is always judged when the audio ends. Up to the
+engine's ``segments_in_flight`` segments are judged at once (AMS: several, so one slow
+task does not hold the stream back; the local engine: one, in order); results are handed
+on one at a time, as they are ready.
 """
 
 from __future__ import annotations
@@ -63,8 +66,9 @@ class StreamPipeline:
         self._on_result = on_result
         self._biz_type = biz_type
         self._queue: asyncio.Queue[Segment | None] = asyncio.Queue(maxsize=queue_size)
-        self._judging: Segment | None = None
-        self._delivering: SegmentResult | None = None
+        self._judging: dict[str, Segment] = {}  # with the engine, by id, oldest first
+        self._undelivered: list[SegmentResult] = []  # judged, not yet handed on in full
+        self._delivery = asyncio.Lock()
         self._unqueued: list[Segment] = []  # cut, waiting for room in the queue
         self.segments_cut = 0
 
@@ -114,12 +118,12 @@ class StreamPipeline:
         )
 
     async def abandon(self, reason: str) -> None:
-        """After ``run`` was cancelled: record every segment still without a verdict (the
-        one being judged, the queued ones, the audio not yet cut) as failed with ``reason``."""
-        delivering, self._delivering = self._delivering, None
-        if delivering is not None:  # judged, but its delivery was cut short: finish it
-            await self._on_result(delivering)
-        left = [self._judging] if self._judging is not None else []
+        """After ``run`` was cancelled: record every segment still without a verdict (those
+        being judged, the queued ones, the audio not yet cut) as failed with ``reason``."""
+        undelivered, self._undelivered = self._undelivered, []
+        for result in undelivered:  # judged, but its delivery was cut short: finish it
+            await self._on_result(result)
+        left = list(self._judging.values())
         while not self._queue.empty():
             queued = self._queue.get_nowait()
             if queued is not None:
@@ -129,7 +133,7 @@ class StreamPipeline:
         if tail is not None:
             self.segments_cut += 1
             left.append(tail)
-        self._judging, self._unqueued = None, []
+        self._judging, self._unqueued = {}, []
         for segment in left:
             verdict = Verdict(
                 segment_id=segment.id,
@@ -141,28 +145,46 @@ class StreamPipeline:
             await self._on_result(SegmentResult(segment, None, verdict))
 
     async def _judge(self) -> None:
-        while (segment := await self._queue.get()) is not None:
-            self._judging = segment
-            clip: Clip | None = None
-            if self._engine.needs_clip:
-                try:
-                    clip = await self._encode(segment)
-                except EncodeError as exc:
-                    # The engine answers "failed" for want of a clip; the reason is kept.
-                    verdict = await self._engine.moderate(segment, None, biz_type=self._biz_type())
-                    verdict = replace(verdict, reason=f"{verdict.reason}; encoding failed: {exc}")
-                else:
-                    verdict = await self._engine.moderate(
-                        segment, clip.path, biz_type=self._biz_type()
-                    )
-            else:
+        slots = asyncio.Semaphore(self._engine.segments_in_flight)
+        async with asyncio.TaskGroup() as group:
+            while True:
+                await slots.acquire()
+                segment = await self._queue.get()
+                if segment is None:
+                    break
+                self._judging[segment.id] = segment
+                group.create_task(
+                    self._judge_one(segment, slots),
+                    name=f"stream[{self._stream_id}].moderate[{segment.seq}]",
+                )
+
+    async def _judge_one(self, segment: Segment, slots: asyncio.Semaphore) -> None:
+        try:
+            clip, verdict = await self._verdict(segment)
+        finally:
+            slots.release()
+        result = SegmentResult(segment, clip, verdict)
+        del self._judging[segment.id]
+        self._undelivered.append(result)
+        async with self._delivery:
+            await self._on_result(result)
+        self._undelivered.remove(result)
+
+    async def _verdict(self, segment: Segment) -> tuple[Clip | None, Verdict]:
+        clip: Clip | None = None
+        if self._engine.needs_clip:
+            try:
+                clip = await self._encode(segment)
+            except EncodeError as exc:
+                # The engine answers "failed" for want of a clip; the reason is kept.
                 verdict = await self._engine.moderate(segment, None, biz_type=self._biz_type())
-                if verdict.hit or verdict.suggestion is not Suggestion.PASS:
-                    try:  # evidence of a risky segment; safe ones are never encoded
-                        clip = await self._encode(segment)
-                    except EncodeError as exc:
-                        verdict = replace(verdict, reason=f"{verdict.reason}; no clip: {exc}")
-            self._judging = None
-            self._delivering = SegmentResult(segment, clip, verdict)
-            await self._on_result(self._delivering)
-            self._delivering = None
+                return None, replace(verdict, reason=f"{verdict.reason}; encoding failed: {exc}")
+            verdict = await self._engine.moderate(segment, clip.path, biz_type=self._biz_type())
+            return clip, verdict
+        verdict = await self._engine.moderate(segment, None, biz_type=self._biz_type())
+        if verdict.hit or verdict.suggestion is not Suggestion.PASS:
+            try:  # evidence of a risky segment; safe ones are never encoded
+                clip = await self._encode(segment)
+            except EncodeError as exc:
+                verdict = replace(verdict, reason=f"{verdict.reason}; no clip: {exc}")
+        return clip, verdict

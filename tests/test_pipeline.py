@@ -1,4 +1,4 @@
-"""The pipeline judges every segment in order, the partial tail included, even on failure."""
+"""The pipeline judges every segment, the partial tail included, even on failure."""
 
 from __future__ import annotations
 
@@ -154,3 +154,55 @@ async def test_abandon_also_records_the_uncut_tail(tmp_path: Path) -> None:
         await task
     await stream.abandon("shutdown")
     assert [r.segment.duration for r in results] == [15.0, 5.0]
+
+
+class HeldEngine(ToneEngine):
+    """Judges several segments at once, as AMS does; the first one's answer is held."""
+
+    segments_in_flight = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def moderate(
+        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
+    ) -> Verdict:
+        if segment.seq == 0:
+            await self.release.wait()
+        return await super().moderate(segment, clip, biz_type=biz_type)
+
+
+async def test_a_slow_verdict_does_not_hold_back_the_next_segments(tmp_path: Path) -> None:
+    engine, results = HeldEngine(), list[SegmentResult]()
+    stream = pipeline(tmp_path, engine, results)
+    task = asyncio.create_task(stream.run(chunks([9000] * 45)), name="stream[room-7]")
+    async with asyncio.timeout(10):  # one at a time, this would wait for segment 0 forever
+        while len(results) < 2:  # noqa: ASYNC110 - the pipeline offers no event for this
+            await asyncio.sleep(0.01)
+    assert [r.segment.seq for r in results] == [1, 2]  # judged while segment 0 waits
+    engine.release.set()
+    await task
+    assert [r.segment.seq for r in results] == [1, 2, 0]
+    assert all(r.verdict.suggestion is Suggestion.BLOCK for r in results)
+
+
+class StuckSeveral(StuckEngine):
+    segments_in_flight = 3
+
+
+async def test_abandon_records_every_segment_in_flight(tmp_path: Path) -> None:
+    engine, results = StuckSeveral(), list[SegmentResult]()
+    stream = pipeline(tmp_path, engine, results)
+    # 8 full segments: three with the engine, four in the queue, one waiting for room.
+    task = asyncio.create_task(stream.run(chunks([9000] * 150)), name="stream[room-7]")
+    async with asyncio.timeout(10):
+        while stream.segments_cut < 8 or len(engine.judged) < 3:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await stream.abandon("shutdown")
+    assert sorted(engine.judged) == [r.segment.id for r in results[:3]]
+    assert [r.segment.seq for r in results] == list(range(8))
+    assert {r.verdict.outcome for r in results} == {Outcome.FAILED}

@@ -150,6 +150,7 @@ class AmsEngine:
         tick: float = 0.1,
     ) -> None:
         self.config = config
+        self.segments_in_flight = config.segments_in_flight
         self.store = TaskStore(db)
         self._state_dir = state_dir or Path(".")
         self._key_file = state_dir / URL_KEY_FILE if state_dir is not None else None

@@ -296,6 +296,16 @@ class AmsEngineConfig(Section):
     poll_interval_max: float = Field(
         5.0, gt=0, description="Polls of a slow task back off up to this many seconds."
     )
+    segments_in_flight: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description=(
+            "Segments of one stream waiting for AMS at once, so a slow or stuck task does "
+            "not hold the stream's later segments (and its ingest) back; verdicts are "
+            "recorded as they arrive."
+        ),
+    )
     task_deadline: float = Field(
         300.0,
         gt=0,

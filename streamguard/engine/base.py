@@ -26,6 +26,10 @@ class Engine(Protocol):
     needs_clip: bool
     """Whether ``moderate`` needs the encoded clip (AMS fetches it by URL); engines that
     judge the samples get ``clip=None`` and only risky segments are encoded, as evidence."""
+    segments_in_flight: int
+    """How many segments of one stream are usefully judged at once: 1 for an engine that
+    works on this machine (more would only fill its backlog), more for one that waits on
+    a service (AMS), so a slow answer does not hold the stream's later segments back."""
 
     async def moderate(
         self, segment: Segment, clip: Path | None, *, biz_type: str | None = None

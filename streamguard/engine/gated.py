@@ -28,6 +28,7 @@ class SpanEngine(Protocol):
 
     name: str
     version: str
+    segments_in_flight: int
 
     async def moderate(
         self,
@@ -54,6 +55,7 @@ class GatedEngine:
         # inside AMS's documented 128-256 kbit/s), so the pipeline encodes nothing for it
         # but the evidence of risky segments.
         self.needs_clip = False
+        self.segments_in_flight = inner.segments_in_flight
         self.seconds_saved = 0.0
         """Audio seconds not sent to the billed engine: silent segments and silent edges."""
         self.gate_failures = 0

@@ -27,6 +27,7 @@ class ToneEngine:
     name = "tone-fake"
     version = "1"
     needs_clip = False
+    segments_in_flight = 1
 
     def __init__(self, silence_rms: float = 300.0) -> None:
         self.silence_rms = silence_rms
