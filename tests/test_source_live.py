@@ -1,8 +1,10 @@
 """Live sources over real servers on loopback: Icecast-like HTTP, a live HLS playlist, RTMP
-through nginx. Audio is paced in real time, so each test reads only a few seconds."""
+through nginx, RTSP from gst-rtsp-server. Audio is paced in real time, so each test reads
+only a few seconds."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from tests.support.media_servers import (
     HlsServer,
     IcecastServer,
     NginxRtmp,
+    RtspServer,
     hls_segments,
 )
 from tests.support.reading import joined, read_all, read_until
@@ -173,3 +176,46 @@ async def test_rtmp_through_a_real_nginx_rtmp_server(nginx_rtmp: NginxRtmp, tmp_
     # The first chunks can hold nginx's buffered start; from then on all is consecutive.
     assert_consecutive(chunks)
     assert source.stats.gaps == ()
+
+
+@pytest.fixture
+def rtsp_room(tmp_path: Path) -> Iterator[RtspServer]:
+    server = RtspServer(encode_staircase(tmp_path / "steps.wav", 30), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+async def test_rtsp_from_a_real_rtsp_server(rtsp_room: RtspServer) -> None:
+    async with Source(rtsp_room.url, SETTINGS, "room-rtsp") as source:
+        assert source.target.kind == "rtsp"
+        chunks = await read_until(source, heard_seconds(4))
+    # Opus over RTP, 48 kHz stereo, resampled to 16 kHz mono: every step, in order, no gap.
+    assert_consecutive(chunks)
+    assert source.stats.gaps == ()
+    assert source.stats.reconnects == 0
+
+
+async def test_a_killed_rtsp_server_is_reconnected_and_the_gap_flagged(
+    rtsp_room: RtspServer,
+) -> None:
+    async def kill_and_restart(chunks: list[AudioChunk]) -> None:
+        if len(chunks) == 2:
+            rtsp_room.kill()
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(rtsp_room.start)  # plays the file from its start again
+
+    def heard_after_the_gap(chunks: list[AudioChunk]) -> bool:
+        return any(c.gap_before > 0 for c in chunks[:-3])
+
+    async with Source(rtsp_room.url, SETTINGS, "room-rtsp") as source:
+        chunks = await read_until(source, heard_after_the_gap, kill_and_restart)
+    gap_at = [n for n, chunk in enumerate(chunks) if chunk.gap_before > 0]
+    assert len(gap_at) == 1
+    assert chunks[gap_at[0]].discontinuity
+    assert source.stats.reconnects >= 1
+    assert [gap.seconds for gap in source.stats.gaps] == [chunks[gap_at[0]].gap_before]
+    # After the reconnect the restarted server's audio is heard from its first step.
+    assert staircase_steps(joined(chunks[gap_at[0] :]))[:2] == [0, 1]

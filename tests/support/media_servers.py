@@ -12,7 +12,6 @@ import asyncio
 import random
 import re
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Self
 
 from aiohttp import web
 
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_listening
 
 __all__ = [
     "FixedServer",
@@ -334,16 +333,7 @@ class NginxRtmp:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self._nginx.poll() is not None:
-                    break
-                time.sleep(0.05)
-        raise RuntimeError(f"nginx-rtmp did not listen on {self.port}: see {self.workdir}")
+        wait_listening(self.port, self._nginx, f"nginx-rtmp (see {self.workdir})")
 
     def publish(self, media: Path, name: str) -> subprocess.Popen[bytes]:
         """Publish ``media`` (AAC in m4a) to stream ``name`` at real-time pace."""
@@ -381,3 +371,38 @@ class NginxRtmp:
                     process.wait()
         self._publishers.clear()
         self._nginx = None
+
+
+class RtspServer:
+    """A real RTSP server (gst-rtsp-server, ``tests/support/rtsp_server.py``) on a free
+    loopback port, playing a WAV file as Opus; it can be killed and started again."""
+
+    SCRIPT = Path(__file__).with_name("rtsp_server.py")
+    PYTHON = "/usr/bin/python3"  # Debian's, with PyGObject (python3-gi)
+
+    def __init__(self, media: Path, workdir: Path) -> None:
+        self.media = media
+        self.workdir = workdir
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/room"
+
+    def start(self) -> None:
+        """Start the server and wait until it listens."""
+        with (self.workdir / "rtsp.log").open("ab") as log:
+            self._process = subprocess.Popen(
+                [self.PYTHON, str(self.SCRIPT), str(self.port), str(self.media)],
+                stdout=log,
+                stderr=log,
+            )
+        wait_listening(self.port, self._process, f"the RTSP server (see {self.workdir})")
+
+    def kill(self) -> None:
+        """Stop at once (connections reset), as a crashed server would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._process = None

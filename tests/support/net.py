@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 
-__all__ = ["free_port"]
+__all__ = ["free_port", "wait_listening"]
 
 
 def free_port() -> int:
@@ -13,3 +15,18 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    """Return once something listens on 127.0.0.1:``port``; raise if ``process`` exits or
+    10 s pass first."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}")
