@@ -1,17 +1,19 @@
-"""Late verdicts (AMS tasks settled after a restart): recorded, and alerted on like any other."""
+"""Late verdicts (AMS tasks settled after a restart): recorded, and alerted on like any other,
+in the room the stream was last attached to."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from streamguard.alerts.alert import stamp_published
 from streamguard.alerts.alerting import Alerting
 from streamguard.alerts.status import StreamEventKind
 from streamguard.config.policy import ProfileConfig
-from streamguard.config.streams import StreamConfig
 from streamguard.daemon.late import LateVerdicts
 from streamguard.engine.verdict import Outcome, Suggestion, Verdict
 from streamguard.ingest.segment import Segment
@@ -21,7 +23,9 @@ from tests.support.alerts import RecordingSink, risky, segment, stream
 
 PROFILES = {
     "default": ProfileConfig(cooldown_seconds=0, incident_quiet_seconds=3600),
-    "strict": ProfileConfig(cooldown_seconds=0, incident_quiet_seconds=3600),
+    "strict": ProfileConfig(
+        biz_type="strict_rooms", cooldown_seconds=0, incident_quiet_seconds=3600
+    ),
 }
 
 
@@ -30,23 +34,21 @@ class Late:
     handler: LateVerdicts
     sink: RecordingSink
     db: Database
-    streams: dict[str, StreamConfig]
 
 
 @pytest.fixture
 async def late(tmp_path: Path) -> AsyncIterator[Late]:
     sink = RecordingSink()
-    streams = {"s1": stream("s1", room="room-1", profile="strict")}
     async with (
         Database(tmp_path / "state.db") as db,
         Alerting(PROFILES, sink, instance_id="i-1") as alerting,
     ):
         results = Results(db)
         await results.open()
-        handler = LateVerdicts(
-            streams=streams, profiles=lambda: PROFILES, results=results, alerting=alerting
-        )
-        yield Late(handler, sink, db, streams)
+        handler = LateVerdicts(db, profiles=lambda: PROFILES, results=results, alerting=alerting)
+        await handler.open()
+        await handler.remember([stream("s1", room="room-1", profile="strict")])
+        yield Late(handler, sink, db)
 
 
 def _failed(seg: Segment) -> Verdict:
@@ -92,7 +94,56 @@ async def test_a_verdict_that_outlived_its_row_is_recorded_and_alerted(late: Lat
     assert [a.payload["segment"]["id"] for a in late.sink.alerts] == [seg.id]
 
 
-async def test_a_stream_no_longer_configured_is_judged_with_the_default_profile(
+async def test_a_late_alert_is_dated_at_its_segment_end_and_so_goes_out_stale(
+    late: Late,
+) -> None:
+    seg = segment("s1", seq=2)
+    await late.handler(risky(seg), seg.info())
+    (alert,) = late.sink.alerts
+    assert alert.detected_at == seg.ended_at
+    assert alert.payload["detected_at"] == seg.ended_at.isoformat()
+    published = stamp_published(alert.payload, seg.ended_at + timedelta(minutes=10), 300.0)
+    assert (published["latency_seconds"], published["stale"]) == (600.0, True)
+
+
+async def test_a_stream_the_daemon_no_longer_runs_alerts_in_its_remembered_room(
+    late: Late,
+) -> None:
+    # Attached through the API (or since removed from the config) before the restart.
+    await late.handler.remember([stream("api-1", room="room-9", profile="strict", show="x")])
+    seg = segment("api-1", seq=0)
+    await late.handler(risky(seg), seg.info())
+    (alert,) = late.sink.alerts
+    assert alert.room_id == "room-9"
+    assert alert.payload["stream"] == {
+        "id": "api-1",
+        "room_id": "room-9",
+        "profile": "strict",
+        "biz_type": "strict_rooms",
+        "metadata": {"show": "x"},
+    }
+    assert await _row(late.db, seg.id) == ("moderated", "high", "room-9")
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "profile", "judged_with"),
+    [
+        ("s1", "default", "default"),  # attached again since the fixture: the last one counts
+        ("old", "removed", "default"),  # a profile no longer defined gives way to the default
+    ],
+)
+async def test_a_stream_is_judged_as_last_attached_with_a_profile_that_exists(
+    late: Late, stream_id: str, profile: str, judged_with: str
+) -> None:
+    await late.handler.remember([stream(stream_id, room="room-2", profile=profile)])
+    seg = segment(stream_id, seq=9)
+    await late.handler(risky(seg), seg.info())
+    (alert,) = late.sink.alerts
+    judged = alert.payload["stream"]
+    assert (judged["room_id"], judged["profile"]) == ("room-2", judged_with)
+
+
+async def test_a_stream_never_remembered_gets_its_id_as_room_and_the_default_profile(
     late: Late,
 ) -> None:
     seg = segment("gone", seq=0)

@@ -96,12 +96,13 @@ def tracked(daemon: DaemonProcess) -> list[sqlite3.Row]:
             return []
 
 
-async def test_a_verdict_that_settles_after_a_crash_still_alerts(
+async def test_a_verdict_that_settles_after_a_crash_still_alerts_in_its_room(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     # AMS holds every task (stuck); the daemon is killed with the abusive segment pending,
-    # and restarted with the room's source gone. When AMS lets the task run, the verdict
-    # nobody awaits any more is recorded and alerted on the bus.
+    # and restarted with the room's stream gone from its config. When AMS lets the task run,
+    # the verdict nobody awaits any more is recorded and alerted on the bus, in the room the
+    # stream was attached to, with its metadata, dated at the segment's end.
     media = tmp_path / "abusive.wav"
     abusive_turn = room()[15 * SAMPLE_RATE : 30 * SAMPLE_RATE]  # "Shut up, you idiot. ..."
     await asyncio.to_thread(encode_pcm, abusive_turn, media, "wav")
@@ -113,9 +114,7 @@ async def test_a_verdict_that_settles_after_a_crash_still_alerts(
     ):
         emulator.faults = Faults(stuck_first=100)
         delivery = f"127.0.0.1:{free_port()}"  # the public clip URL outlives a restart
-
-        def config(url: str) -> str:
-            return f"""
+        config = f"""
 [engine]
 type = "ams"
 endpoint = "{emulator.url}"
@@ -128,13 +127,15 @@ segment_seconds = 15
 host = "127.0.0.1"
 port = {mosquitto.port}
 topic_prefix = "late"
+"""
+        stream = f"""
 [[streams]]
 id = "ams-room"
 room = "late-room"
-url = "{url}"
+url = "{media}"
+metadata = {{ show = "night-talk" }}
 """
-
-        daemon = DaemonProcess(tmp_path / "daemon", config(str(media)), env=ENV)
+        daemon = DaemonProcess(tmp_path / "daemon", config + stream, env=ENV)
         try:
             async with Subscriber(mosquitto.port, ["late/v1/alerts/#"], "test-late") as bus:
                 await asyncio.to_thread(daemon.start)
@@ -149,7 +150,7 @@ url = "{url}"
                 (row,) = await asyncio.to_thread(tracked, daemon)
                 abusive = row["segment_id"]
                 assert rows(daemon) == []  # no verdict was recorded before the crash
-                daemon.write_config(config(f"http://127.0.0.1:{free_port()}/gone.mp3"))
+                daemon.write_config(config)  # the stream is no longer configured
                 await asyncio.to_thread(daemon.start)  # the same state directory
                 assert emulator.release_stuck() == 1  # AMS recovers
 
@@ -160,11 +161,20 @@ url = "{url}"
                 assert await asyncio.to_thread(daemon.wait) == 0
         finally:
             daemon.close()
-    alert = next(m.json for m in received if m.json["segment"]["id"] == abusive)
-    assert (alert["stream"]["id"], alert["stream"]["room_id"]) == ("ams-room", "late-room")
+    message = next(m for m in received if m.json["segment"]["id"] == abusive)
+    assert message.topic == "late/v1/alerts/late-room"
+    alert = message.json
+    assert alert["stream"] == {
+        "id": "ams-room",
+        "room_id": "late-room",
+        "profile": "default",
+        "biz_type": "default",
+        "metadata": {"show": "night-talk"},
+    }
     assert alert["risk"]["label"] == "Abuse"
     assert alert["engine"]["name"] == "ams"
-    assert alert["evidence"] is None
+    assert alert["evidence"] is None  # AMS had the only copy of the clip
+    assert alert["detected_at"] == alert["segment"]["ended_at"]  # late: dated at the audio
     (recorded,) = rows(daemon)
     assert (recorded["segment_id"], recorded["suggestion"]) == (abusive, "Block")
     assert recorded["room_id"] == "late-room"

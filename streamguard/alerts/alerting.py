@@ -90,11 +90,14 @@ class Alerting:
         segment: Segment | SegmentInfo,
         verdict: Verdict,
         clip: Path | None,
+        *,
+        detected_at: datetime | None = None,
     ) -> list[Alert]:
         """Judge one segment of ``stream``; return the alerts emitted for it.
 
         The clip (if any) is taken over: kept as evidence when the segment alerts, else
-        deleted. Without an evidence store clips are left where they are.
+        deleted. Without an evidence store clips are left where they are. ``detected_at``
+        dates the alert (default: now); a late verdict's alert is dated at its segment's end.
         """
         profile = self.profiles[stream.profile]
         kind = _HEALTH_EVENTS.get(verdict.outcome)
@@ -126,7 +129,9 @@ class Alerting:
             cooldown_seconds=profile.cooldown_seconds,
         )
         self._timer_wake.set()
-        alert = Alert.of(incident, event or IncidentEvent.UPDATE, self.instance_id, _now())
+        alert = Alert.of(
+            incident, event or IncidentEvent.UPDATE, self.instance_id, detected_at or _now()
+        )
         if self._journal is not None:
             # Journalled before the alert is queued: after a crash in between, the incident
             # still gets its end.

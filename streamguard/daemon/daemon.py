@@ -130,14 +130,13 @@ class Daemon:
                     db=db,
                 )
             )
-            known: dict[str, StreamConfig] = {s.id: s for s in config.streams}
-
             late = LateVerdicts(
-                streams=known,
-                profiles=lambda: self.config.profiles,
-                results=results,
-                alerting=alerting,
+                db, profiles=lambda: self.config.profiles, results=results, alerting=alerting
             )
+            await late.open()
+            # Before the engine starts: a late verdict of a configured stream is judged as
+            # configured now.
+            await late.remember(config.streams)
             self.metrics.watch_late(lambda: late.handled)
 
             engine = await stack.enter_async_context(
@@ -149,7 +148,6 @@ class Daemon:
                 self.metrics.watch_ams(lambda: ams.client.outcomes, lambda: gated.seconds_saved)
 
             async def on_result(stream: StreamConfig, result: SegmentResult) -> None:
-                known[stream.id] = stream
                 decision = decide(self.config.profiles[stream.profile], stream, result.verdict)
                 await results.record(
                     stream.room_id, result.segment, result.verdict, decision.risk.value
@@ -196,6 +194,7 @@ class Daemon:
                     api_allows_files=config.api.allow_local_files,
                     biz_type=lambda stream: self.config.profiles[stream.profile].biz_type,
                     profiles=lambda: self.config.profiles,
+                    on_attach=lambda stream: late.remember([stream]),
                 )
             )
             self.metrics.watch_streams(lambda: [s["state"] for s in streams.statuses()])

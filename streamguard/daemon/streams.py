@@ -37,7 +37,7 @@ from streamguard.ingest.source import Source, SourceState
 from streamguard.logs import stream_logger
 from streamguard.pipeline import SegmentResult, StreamPipeline
 
-__all__ = ["ResultHandler", "StateHandler", "StreamRunner", "Streams"]
+__all__ = ["AttachHandler", "ResultHandler", "StateHandler", "StreamRunner", "Streams"]
 
 log = logging.getLogger("streamguard.streams")
 
@@ -49,6 +49,7 @@ POLL_SECONDS = 1.0
 ResultHandler = Callable[[StreamConfig, SegmentResult], Awaitable[None]]
 BizType = Callable[[StreamConfig], str]
 StateHandler = Callable[[StreamConfig, str, str | None], Awaitable[None]]
+AttachHandler = Callable[[StreamConfig], Awaitable[None]]
 
 _OUTCOME_SECONDS = {
     Outcome.MODERATED: "moderated",
@@ -246,7 +247,11 @@ class StreamRunner:
 
 
 class Streams:
-    """The attached streams, each a named task in one task group owned by this object."""
+    """The attached streams, each a named task in one task group owned by this object.
+
+    ``on_attach`` is awaited with a stream's config each time it is attached or changed,
+    before it runs with it.
+    """
 
     def __init__(
         self,
@@ -260,8 +265,10 @@ class Streams:
         api_allows_files: bool,
         biz_type: BizType,
         profiles: Callable[[], Mapping[str, ProfileConfig]],
+        on_attach: AttachHandler,
     ) -> None:
         self._biz_type = biz_type
+        self._on_attach = on_attach
         self._profiles = profiles
         self._lock = asyncio.Lock()  # one attach/change/detach at a time
         self._draining = False
@@ -354,6 +361,7 @@ class Streams:
             task = self._tasks.get(stream.id)
             if task is not None and not task.done():  # an ended or failed stream may return
                 raise StreamConflict(f"stream {stream.id!r} is already attached")
+            await self._on_attach(stream)
             self._start(stream)
 
     async def change(self, stream: StreamConfig, *, from_api: bool = True) -> None:
@@ -361,6 +369,7 @@ class Streams:
         segmenting changed, else swap room, profile and metadata in place."""
         async with self._lock:
             self.check(stream, from_api=from_api)
+            await self._on_attach(stream)
             runner = self._runners.get(stream.id)
             if runner is not None:
                 old = runner.config
