@@ -59,8 +59,8 @@ class LateVerdicts:
     ``remember`` must see every stream before it runs (the daemon's streams call it on
     attach and change). ``profiles`` gives the current profiles (they change on SIGHUP); a
     stream whose profile is gone is judged with ``default`` (or the first profile), and one
-    never remembered (attached before streams were) also gets its stream id as room id. Both
-    are logged.
+    never remembered (last attached before streams were kept) also gets its stream id as
+    room id. Both are logged.
     """
 
     def __init__(
