@@ -24,14 +24,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from streamguard.alerts.alert import Alert
-from streamguard.alerts.alerting import Alerting
-from streamguard.alerts.outbox import OutboxMessage
-from streamguard.alerts.sink import MqttAlerts
+from streamguard.bus.sink import MqttAlerts
 from streamguard.config.bus import MqttConfig
 from streamguard.config.ingest import BackoffConfig
 from streamguard.config.policy import ProfileConfig
+from streamguard.moderation.alert import Alert
+from streamguard.moderation.alerting import Alerting
 from streamguard.state.db import Database
+from streamguard.state.outbox import OutboxMessage
 from tests.support.alerts import RecordingSink, risky, segment, stream
 from tests.support.broker import Mosquitto
 

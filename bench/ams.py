@@ -16,7 +16,7 @@ emulator (15 s slices, about 4x real time). Prints:
 * segments submitted twice (tasks created per DataId > 1; must be 0).
 
 The corpus is real generated speech, about 40% of the audio: per stream, talk runs
-(utterances from ``streamguard.engine.local.samples.speak``, hibari and espeak-ng voices,
+(utterances from ``streamguard.demo.samples.speak``, hibari and espeak-ng voices,
 with short pauses, over quiet room tone) alternate with non-speech runs (room tone, or music
 or noise loud enough that the gate has to ask the model). Utterances are generated once and
 cached under ``$XDG_CACHE_HOME/streamguard/bench-ams``. "Speech" is the utterances' own
@@ -45,15 +45,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import SecretStr
 
-from streamguard.ams.client import AmsClient
-from streamguard.ams.delivery import ClipServer
-from streamguard.ams.emulator.app import AmsEmulator, EmulatorOptions
-from streamguard.ams.engine import AmsEngine
-from streamguard.ams.signing import Credentials
 from streamguard.config.engine import AmsEngineConfig
-from streamguard.engine.gated import GatedEngine
-from streamguard.engine.local import SpeechGate
-from streamguard.engine.local.samples import (
+from streamguard.core.chunk import SAMPLE_RATE, Pcm
+from streamguard.core.segment import Segment
+from streamguard.core.verdict import Outcome, Verdict
+from streamguard.demo.samples import (
     ESPEAK_VOICES,
     HIBARI_VOICE,
     FloatAudio,
@@ -63,10 +59,14 @@ from streamguard.engine.local.samples import (
     silence,
     speak,
 )
-from streamguard.engine.verdict import Outcome, Verdict
-from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
-from streamguard.ingest.segment import Segment
+from streamguard.emulator.app import AmsEmulator, EmulatorOptions
+from streamguard.engines.ams.delivery import ClipServer
+from streamguard.engines.ams.engine import AmsEngine
+from streamguard.engines.gated import GatedEngine
+from streamguard.engines.local import SpeechGate
 from streamguard.state.db import Database
+from streamguard.tencentcloud.client import AmsClient
+from streamguard.tencentcloud.signing import Credentials
 from tests.support.engines import ToneEngine
 
 SECRET_ID = "AKIDbenchmark0000000000000000000"
@@ -277,7 +277,7 @@ async def run(args: argparse.Namespace) -> None:
         Database(workdir / "state.db") as db,
         AmsEngine(config, db, client=client, clips=clips) as ams,
     ):
-        # What the daemon builds (streamguard.engine.factory): AMS behind the speech gate.
+        # What the daemon builds (streamguard.engines.factory): AMS behind the speech gate.
         engine = GatedEngine(ams, SpeechGate(), pad=config.speech_pad_seconds)
         loop_start = time.monotonic()
         attached = datetime.now(UTC)

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from streamguard.config.engine import LocalEngineConfig
-from streamguard.engine.local import LocalEngine
-from streamguard.engine.local.samples import (
+from streamguard.core.chunk import SAMPLE_RATE, Pcm
+from streamguard.core.segment import Segment
+from streamguard.core.verdict import Outcome, Verdict
+from streamguard.demo.samples import (
     ESPEAK_VOICES,
     HIBARI_VOICE,
     mix,
@@ -32,9 +34,7 @@ from streamguard.engine.local.samples import (
     silence,
     speak,
 )
-from streamguard.engine.verdict import Outcome, Verdict
-from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
-from streamguard.ingest.segment import Segment
+from streamguard.engines.local import LocalEngine
 
 VOICES = (HIBARI_VOICE, *ESPEAK_VOICES)
 FLAGGED = (

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from streamguard.engine.local.gate import FRAME_SAMPLES, GateModel, SpeechGate, SpeechReport
-from streamguard.engine.local.samples import (
+from streamguard.core.chunk import SAMPLE_RATE, Pcm
+from streamguard.demo.samples import (
     ESPEAK_VOICES,
     HIBARI_VOICE,
     mix,
@@ -33,7 +33,7 @@ from streamguard.engine.local.samples import (
     silence,
     speak,
 )
-from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
+from streamguard.engines.gate import FRAME_SAMPLES, GateModel, SpeechGate, SpeechReport
 
 SENTENCES = (
     "Hi everyone, welcome back to the room. Grab a seat and say hello.",

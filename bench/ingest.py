@@ -43,12 +43,12 @@ import av
 from av.audio.resampler import AudioResampler
 
 from streamguard.config.ingest import BackoffConfig, EncodingConfig, IngestConfig
-from streamguard.engine.verdict import Outcome, Verdict
-from streamguard.ingest.chunk import SAMPLE_RATE
-from streamguard.ingest.segment import Segment
+from streamguard.core.chunk import SAMPLE_RATE
+from streamguard.core.segment import Segment
+from streamguard.core.verdict import Outcome, Verdict
 from streamguard.ingest.segmenter import Segmenter
 from streamguard.ingest.source import Source
-from streamguard.pipeline import SegmentResult, StreamPipeline
+from streamguard.streams.pipeline import SegmentResult, StreamPipeline
 
 SEGMENT_SECONDS = 30
 SETTINGS = IngestConfig(

@@ -1,9 +1,7 @@
 """streamguard: attach to live rooms' audio, moderate it in segments, alert on risk."""
 
 from streamguard.config import Config, load_config
-from streamguard.engine.base import Engine
-from streamguard.engine.verdict import KeywordHit, Outcome, Suggestion, Verdict
-from streamguard.errors import (
+from streamguard.core.errors import (
     AmsError,
     BusError,
     ConfigError,
@@ -14,7 +12,9 @@ from streamguard.errors import (
     SourceTimeout,
     StreamGuardError,
 )
-from streamguard.ingest.segment import Segment, SegmentFlag
+from streamguard.core.segment import Segment, SegmentFlag
+from streamguard.core.verdict import KeywordHit, Outcome, Suggestion, Verdict
+from streamguard.engines.base import Engine
 
 __all__ = [
     "AmsError",

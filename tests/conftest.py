@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import pytest
 
-from streamguard.engine.local.samples import room
+from streamguard.demo.samples import room
 from streamguard.ingest.encoder import encode_pcm
 from tests.support.broker import Mosquitto
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from streamguard.config import Config, load_config
-from streamguard.errors import ConfigError, StreamGuardError
+from streamguard.core.errors import ConfigError, StreamGuardError
 
 __all__ = ["config_or_report", "report_failure"]
 

@@ -17,13 +17,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from streamguard.ams.emulator.app import AmsEmulator, EmulatorOptions
-from streamguard.ams.emulator.faults import Faults
-from streamguard.engine.base import Engine
+from streamguard.emulator.app import AmsEmulator, EmulatorOptions
+from streamguard.emulator.faults import Faults
+from streamguard.engines.base import Engine
 
 __all__ = ["register"]
 
-DEFAULT_ENGINE = "streamguard.engine.local:LocalEngine"
+DEFAULT_ENGINE = "streamguard.engines.local:LocalEngine"
 
 
 def _share(text: str) -> float:

@@ -23,16 +23,17 @@ from typing import Any, TextIO
 import av
 from pydantic import ValidationError
 
-from streamguard.alerts.alerting import Alerting
-from streamguard.alerts.sink import AlertSink, JsonLinesAlerts, MqttAlerts
+from streamguard.bus.sink import JsonLinesAlerts, MqttAlerts
 from streamguard.cli.common import config_or_report, report_failure
 from streamguard.config import Config
 from streamguard.config.streams import StreamConfig
-from streamguard.engine.factory import open_engine
-from streamguard.errors import StreamGuardError
+from streamguard.core.errors import StreamGuardError
+from streamguard.engines.factory import open_engine
 from streamguard.ingest.source import Source
-from streamguard.pipeline import SegmentResult, StreamPipeline
+from streamguard.moderation.alerting import Alerting
+from streamguard.moderation.sink import AlertSink
 from streamguard.state.db import Database
+from streamguard.streams.pipeline import SegmentResult, StreamPipeline
 
 __all__ = ["register"]
 

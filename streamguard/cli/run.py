@@ -7,10 +7,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from streamguard.app.daemon import Daemon
 from streamguard.cli.common import config_or_report, report_failure
-from streamguard.daemon.daemon import Daemon
-from streamguard.errors import StreamGuardError
-from streamguard.logs import configure_logging
+from streamguard.core.errors import StreamGuardError
+from streamguard.core.logs import configure_logging
 
 __all__ = ["register"]
 

@@ -17,10 +17,10 @@ from typing import Any, TextIO
 
 import aiomqtt
 
-from streamguard.alerts.bus import mqtt_client
-from streamguard.alerts.topics import Topics
+from streamguard.bus.mqtt import mqtt_client
 from streamguard.cli.common import config_or_report
 from streamguard.config.bus import MqttConfig
+from streamguard.core.topics import Topics
 
 __all__ = ["describe_alert", "describe_event", "register"]
 

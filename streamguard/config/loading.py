@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from streamguard.config.model import Config
-from streamguard.errors import ConfigError, ConfigProblem
+from streamguard.core.errors import ConfigError, ConfigProblem
 
 __all__ = ["load_config", "parse_config"]
 

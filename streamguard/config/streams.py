@@ -6,7 +6,7 @@ from pydantic import Field
 
 from streamguard.config.base import Section
 from streamguard.config.ingest import SegmentSeconds
-from streamguard.ingest.segment import STREAM_ID_PATTERN
+from streamguard.core.segment import STREAM_ID_PATTERN
 
 __all__ = ["StreamConfig"]
 

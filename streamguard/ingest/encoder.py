@@ -11,8 +11,8 @@ from typing import Literal
 import av
 import numpy as np
 
-from streamguard.errors import EncodeError
-from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
+from streamguard.core.chunk import SAMPLE_RATE, Pcm
+from streamguard.core.errors import EncodeError
 
 __all__ = ["Clip", "ClipFormat", "encode_clip", "encode_pcm"]
 

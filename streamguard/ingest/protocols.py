@@ -16,7 +16,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from streamguard.config.ingest import IngestConfig
-from streamguard.errors import ProtocolNotAllowed, SourceError
+from streamguard.core.errors import ProtocolNotAllowed, SourceError
 
 __all__ = ["SourceKind", "SourceTarget", "resolve_source"]
 

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from streamguard.ingest.chunk import SAMPLE_RATE, AudioChunk, Pcm
-from streamguard.ingest.segment import Segment, SegmentFlag
+from streamguard.core.chunk import SAMPLE_RATE, AudioChunk, Pcm
+from streamguard.core.segment import Segment, SegmentFlag
 
 __all__ = ["Segmenter"]
 

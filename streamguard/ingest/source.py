@@ -51,8 +51,8 @@ from av.audio.stream import AudioStream
 from av.packet import Packet
 
 from streamguard.config.ingest import BackoffConfig, IngestConfig
-from streamguard.errors import SourceError, SourceTimeout
-from streamguard.ingest.chunk import SAMPLE_RATE, AudioChunk, Pcm
+from streamguard.core.chunk import SAMPLE_RATE, AudioChunk, Pcm
+from streamguard.core.errors import SourceError, SourceTimeout
 from streamguard.ingest.protocols import SourceTarget, resolve_source
 
 __all__ = [
@@ -195,12 +195,12 @@ class Source:
 
     Use it as ``async with Source(url, settings, stream_id) as source: async for chunk in
     source: ...``. The URL (or local path) is checked against the protocol allow-list at
-    construction and :class:`~streamguard.errors.ProtocolNotAllowed` is raised at once.
+    construction and :class:`~streamguard.core.errors.ProtocolNotAllowed` is raised at once.
 
     A live source that ends, errors or stalls is reopened with capped, jittered exponential
     backoff; the next chunk then carries ``gap_before`` (wall time not covered by heard audio)
     and ``discontinuity``. With ``IngestConfig.max_reconnect_attempts`` set, the iterator
-    raises :class:`~streamguard.errors.SourceError` after that many consecutive opens without
+    raises :class:`~streamguard.core.errors.SourceError` after that many consecutive opens without
     audio. A file ends at its end; one that cannot be opened raises at once.
 
     :meth:`detach` stops reading; the iterator ends after the last decoded audio has been

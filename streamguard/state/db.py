@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
-from streamguard.errors import StreamGuardError
+from streamguard.core.errors import StreamGuardError
 
 __all__ = ["Database", "StateError"]
 

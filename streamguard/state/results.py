@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streamguard.engine.verdict import Verdict
-from streamguard.ingest.segment import Segment, SegmentInfo
+from streamguard.core.segment import Segment, SegmentInfo
+from streamguard.core.verdict import Verdict
 from streamguard.state.db import Database
 
 __all__ = ["ResultQuery", "Results"]

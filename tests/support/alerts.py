@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from streamguard.alerts.alert import Alert
-from streamguard.alerts.status import StreamEvent, StreamStatus
 from streamguard.config.streams import StreamConfig
-from streamguard.engine.verdict import KeywordHit, Outcome, Suggestion, Verdict
-from streamguard.ingest.chunk import SAMPLE_RATE
-from streamguard.ingest.segment import Segment
+from streamguard.core.chunk import SAMPLE_RATE
+from streamguard.core.segment import Segment
+from streamguard.core.status import StreamEvent, StreamStatus
+from streamguard.core.verdict import KeywordHit, Outcome, Suggestion, Verdict
+from streamguard.moderation.alert import Alert
 
 __all__ = ["ATTACHED_AT", "RecordingSink", "keyword", "risky", "segment", "stream"]
 

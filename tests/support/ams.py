@@ -11,14 +11,14 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from streamguard.ams.client import AmsClient, RetryPolicy
-from streamguard.ams.delivery import ClipServer
-from streamguard.ams.emulator.app import AmsEmulator, EmulatorOptions
-from streamguard.ams.emulator.faults import Faults
-from streamguard.ams.engine import AmsEngine
-from streamguard.ams.signing import Credentials
 from streamguard.config.engine import AmsEngineConfig
+from streamguard.emulator.app import AmsEmulator, EmulatorOptions
+from streamguard.emulator.faults import Faults
+from streamguard.engines.ams.delivery import ClipServer
+from streamguard.engines.ams.engine import AmsEngine
 from streamguard.state.db import Database
+from streamguard.tencentcloud.client import AmsClient, RetryPolicy
+from streamguard.tencentcloud.signing import Credentials
 from tests.support.engines import ToneEngine
 
 __all__ = ["KEYS", "SECRET_ID", "SECRET_KEY", "AmsStack", "ams_stack", "engine_config", "no_sleep"]

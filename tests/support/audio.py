@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
-from streamguard.ingest.segment import Segment
+from streamguard.core.chunk import SAMPLE_RATE, Pcm
+from streamguard.core.segment import Segment
 
 __all__ = ["encode", "make_segment", "noise", "silence", "tone"]
 

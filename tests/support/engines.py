@@ -1,4 +1,4 @@
-"""A deterministic engine fake at our own seam (``streamguard.engine.base.Engine``).
+"""A deterministic engine fake at our own seam (``streamguard.engines.base.Engine``).
 
 It judges real decoded audio by simple rules: quiet audio has no speech; audio dominated by
 a 1 kHz marker tone is an "Abuse" hit with a keyword from a test library; anything else
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamguard.engine.verdict import KeywordHit, Outcome, Suggestion, Verdict
-from streamguard.ingest.chunk import SAMPLE_RATE
-from streamguard.ingest.segment import Segment
+from streamguard.core.chunk import SAMPLE_RATE
+from streamguard.core.segment import Segment
+from streamguard.core.verdict import KeywordHit, Outcome, Suggestion, Verdict
 
 __all__ = ["ToneEngine"]
 

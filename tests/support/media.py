@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
+from streamguard.core.chunk import SAMPLE_RATE, Pcm
 
 __all__ = ["ToneRun", "encode_staircase", "encode_tone", "staircase_steps", "tone_runs"]
 

@@ -13,12 +13,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from streamguard.alerts.alerting import Alerting
-from streamguard.alerts.publisher import PublisherState
-from streamguard.alerts.sink import MqttAlerts
+from streamguard.bus.publisher import PublisherState
+from streamguard.bus.sink import MqttAlerts
 from streamguard.config.bus import MqttConfig
 from streamguard.config.ingest import BackoffConfig
 from streamguard.config.policy import ProfileConfig
+from streamguard.moderation.alerting import Alerting
 from streamguard.state.db import Database
 from tests.support.alerts import risky, segment, stream
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from streamguard.ingest.chunk import AudioChunk, Pcm
+from streamguard.core.chunk import AudioChunk, Pcm
 from streamguard.ingest.source import Source
 
 __all__ = ["joined", "read_all", "read_until"]

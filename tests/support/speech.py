@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamguard.engine.local.samples import mix, music, noise, silence, speak
-from streamguard.ingest.chunk import SAMPLE_RATE, Pcm
-from streamguard.ingest.segment import Segment
+from streamguard.core.chunk import SAMPLE_RATE, Pcm
+from streamguard.core.segment import Segment
+from streamguard.demo.samples import mix, music, noise, silence, speak
 
 __all__ = ["CONDITIONS", "SpeechCache", "in_condition", "segment_of"]
 

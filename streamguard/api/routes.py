@@ -1,0 +1,300 @@
+"""The control API: attach and detach rooms, read their status and results, give feedback.
+
+Every route but ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` needs
+``Authorization: Bearer <token>``. Bodies are validated by the same models as the config
+file, so a stream attached here obeys exactly the rules a configured one does.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import ValidationError
+
+from streamguard.api.openapi import OPENAPI
+from streamguard.config.streams import StreamConfig
+from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
+from streamguard.state.feedback import Feedback, FeedbackError
+from streamguard.state.results import RISK_ORDER, ResultQuery, Results
+from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownProfile
+
+__all__ = ["StreamConflict", "StreamControl", "build_api"]
+
+
+class StreamControl(Protocol):
+    """What the API needs from the daemon's streams."""
+
+    def statuses(self) -> list[dict[str, Any]]: ...
+
+    def status(self, stream_id: str) -> dict[str, Any] | None: ...
+
+    def config_of(self, stream_id: str) -> StreamConfig | None: ...
+
+    async def attach(self, stream: StreamConfig) -> None: ...
+
+    async def change(self, stream: StreamConfig) -> None: ...
+
+    async def detach(self, stream_id: str) -> bool: ...
+
+
+Check = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+def build_api(
+    *,
+    streams: StreamControl,
+    results: Results,
+    feedback: Feedback,
+    registry: CollectorRegistry,
+    readiness: dict[str, Check],
+    token: str | None,
+) -> web.Application:
+    """The aiohttp application; the daemon runs it with an ``AppRunner``."""
+    app = web.Application(middlewares=[_errors, _auth(token)], client_max_size=64 * 1024)
+    api = _Handlers(streams, results, feedback, registry, readiness)
+    app.add_routes(
+        [
+            web.get("/healthz", api.healthz),
+            web.get("/readyz", api.readyz),
+            web.get("/metrics", api.metrics),
+            web.get("/openapi.json", api.openapi),
+            web.get("/v1/streams", api.list_streams),
+            web.post("/v1/streams", api.create_stream),
+            web.get("/v1/streams/{id}", api.read_stream),
+            web.patch("/v1/streams/{id}", api.change_stream),
+            web.delete("/v1/streams/{id}", api.delete_stream),
+            web.get("/v1/results", api.query_results),
+            web.post("/v1/feedback", api.give_feedback),
+            web.get("/v1/feedback", api.feedback_counts),
+            web.get("/v1/usage", api.usage),
+        ]
+    )
+    return app
+
+
+PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+def _problem(status: int, code: str, message: str, details: Any = None) -> web.Response:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if details is not None:
+        body["error"]["details"] = details
+    return web.json_response(body, status=status)
+
+
+def _refusal(exc: StreamGuardError) -> web.Response:
+    """The answer to a stream the daemon will not run, by why."""
+    if isinstance(exc, StreamConflict):
+        return _problem(409, "stream_exists", str(exc))
+    if isinstance(exc, ProtocolNotAllowed):
+        return _problem(422, "protocol_not_allowed", str(exc))
+    if isinstance(exc, ShuttingDown):
+        return _problem(503, "shutting_down", str(exc))
+    if isinstance(exc, UnknownProfile):
+        return _problem(422, "unknown_profile", str(exc))
+    return _problem(422, "invalid_source", str(exc))
+
+
+def _auth(token: str | None) -> Any:
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path in PUBLIC:
+            return await handler(request)
+        if token is None:
+            return _problem(401, "no_token_configured", "the API has no token: set api-token")
+        given = request.headers.get("Authorization", "")
+        if not given.startswith("Bearer ") or not hmac.compare_digest(
+            given.removeprefix("Bearer ").encode(), token.encode()
+        ):
+            return _problem(401, "unauthorized", "missing or wrong bearer token")
+        return await handler(request)
+
+    return middleware
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except _BadRequest as exc:
+        return _problem(400, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _problem(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json(loads=json.loads)
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep
+        raise _BadRequest("malformed_json", f"body is not usable JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise _BadRequest("malformed_json", "body must be a JSON object")
+    return body
+
+
+class _BadRequest(Exception):
+    """A request the API refuses with 400; the middleware turns it into the error body."""
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def _validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {
+            "field": ".".join(str(p) for p in e["loc"]) or "(body)",
+            "reason": "unknown field" if e["type"] == "extra_forbidden" else e["msg"],
+        }
+        for e in exc.errors()
+    ]
+
+
+class _Handlers:
+    def __init__(
+        self,
+        streams: StreamControl,
+        results: Results,
+        feedback: Feedback,
+        registry: CollectorRegistry,
+        readiness: dict[str, Check],
+    ) -> None:
+        self.streams = streams
+        self.results = results
+        self.feedback = feedback
+        self.registry = registry
+        self.readiness = readiness
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        checks = {name: await check() for name, check in self.readiness.items()}
+        ready = all(ok for ok, _ in checks.values())
+        body = {
+            "ready": ready,
+            "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()},
+        }
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
+
+    async def list_streams(self, request: web.Request) -> web.Response:
+        return web.json_response({"streams": self.streams.statuses()})
+
+    async def create_stream(self, request: web.Request) -> web.Response:
+        stream = self._stream_from(await _json_body(request))
+        try:
+            await self.streams.attach(stream)
+        except StreamGuardError as exc:
+            return _refusal(exc)
+        return web.json_response(self.streams.status(stream.id), status=201)
+
+    async def read_stream(self, request: web.Request) -> web.Response:
+        status = self.streams.status(request.match_info["id"])
+        if status is None:
+            return _problem(404, "no_such_stream", f"no stream {request.match_info['id']!r}")
+        return web.json_response(status)
+
+    async def change_stream(self, request: web.Request) -> web.Response:
+        stream_id = request.match_info["id"]
+        current = self.streams.config_of(stream_id)
+        if current is None:
+            return _problem(404, "no_such_stream", f"no stream {stream_id!r}")
+        body = await _json_body(request)
+        if body.get("id", stream_id) != stream_id:
+            return _problem(400, "id_mismatch", "a stream's id cannot be changed")
+        stream = self._stream_from({**current.model_dump(), **body})
+        try:
+            await self.streams.change(stream)
+        except StreamGuardError as exc:
+            return _refusal(exc)
+        return web.json_response(self.streams.status(stream_id))
+
+    async def delete_stream(self, request: web.Request) -> web.Response:
+        if not await self.streams.detach(request.match_info["id"]):
+            return _problem(404, "no_such_stream", f"no stream {request.match_info['id']!r}")
+        return web.Response(status=204)
+
+    async def query_results(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            query = ResultQuery(
+                stream_id=q.get("stream"),
+                segment_id=q.get("data_id"),
+                label=q.get("label"),
+                min_risk=_choice(q.get("min_risk"), RISK_ORDER, "min_risk"),
+                since=_time(q.get("since"), "since"),
+                until=_time(q.get("until"), "until"),
+                limit=_int(q.get("limit", "100"), "limit", 1, 1000),
+            )
+        except ValueError as exc:
+            return _problem(400, "bad_query", str(exc))
+        return web.json_response({"results": await self.results.query(query)})
+
+    async def give_feedback(self, request: web.Request) -> web.Response:
+        try:
+            entry = await self.feedback.record(await _json_body(request))
+        except FeedbackError as exc:
+            return _problem(400, "bad_feedback", str(exc))
+        return web.json_response(entry, status=201)
+
+    async def feedback_counts(self, request: web.Request) -> web.Response:
+        return web.json_response({"counts": await self.feedback.counts()})
+
+    async def usage(self, request: web.Request) -> web.Response:
+        return web.json_response({"usage": await self.results.usage()})
+
+    def _stream_from(self, body: dict[str, Any]) -> StreamConfig:
+        try:
+            return StreamConfig.model_validate(body)
+        except ValidationError as exc:
+            raise _BadRequest(
+                "invalid_stream", "the stream is not valid", _validation_details(exc)
+            ) from exc
+
+
+def _choice(value: str | None, allowed: dict[str, int], name: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an ISO 8601 time, got {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise ValueError(f"{name} must carry a time zone (e.g. Z or +00:00)")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{name} is out of range: {value!r}") from exc
+
+
+def _int(value: str, name: str, low: int, high: int) -> int:
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}")
+    return int(value)

@@ -1,0 +1,279 @@
+"""The publisher: drains the outbox to MQTT, and keeps retained status current.
+
+One connection at a time, each with a new ``aiomqtt.Client`` (reusing a client after an
+unexpected disconnect misbehaves). Messages go out QoS 1 in outbox order, up to ``inflight``
+at once, and are removed only after their PUBACK. A failed connection or publish leads to a
+reconnect after a capped, jittered backoff; the backlog then replays in order. A publish
+that raised may still have reached the broker: duplicates carry the same id.
+
+MQTT 5 is used when the broker speaks it (content type, message expiry, user properties);
+with ``protocol = "auto"`` a broker that refuses version 5 is spoken to in 3.1.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from streamguard.bus.mqtt import mqtt_client
+from streamguard.config.bus import MqttConfig
+from streamguard.core.status import instance_payload
+from streamguard.core.topics import Topics
+from streamguard.moderation.alert import stamp_published
+from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage
+
+__all__ = ["Publisher", "PublisherState"]
+
+log = logging.getLogger(__name__)
+
+# CONNACK codes meaning "I do not speak this protocol version" (3.1.1 and 5).
+_UNSUPPORTED_PROTOCOL = {1, 132}
+
+
+class PublisherState(StrEnum):
+    """The bus connection as health and metrics report it."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+
+
+class Publisher:
+    """Owns the bus connection; ``run`` until ``request_stop``, then returns."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        outbox: Outbox,
+        instance_id: str,
+        *,
+        on_acked: Callable[[Sequence[OutboxMessage]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.topic_prefix)
+        self.instance_id = instance_id
+        self.client_id = config.client_id or f"streamguard-{instance_id}"
+        self._outbox = outbox
+        self._on_acked = on_acked
+        v311, v5 = aiomqtt.ProtocolVersion.V311, aiomqtt.ProtocolVersion.V5
+        self._protocol = v311 if config.protocol == "3.1.1" else v5
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._drain_deadline = 0.0
+        self._retained: dict[str, str] = {}
+        self._retained_dirty: set[str] = set()
+        self._state = PublisherState.CONNECTING
+        self._state_changed = asyncio.Event()
+        self.last_error: str | None = None
+        self.connects_total = 0
+        self.published_total = 0
+
+    @property
+    def state(self) -> PublisherState:
+        """Whether the bus is connected now."""
+        return self._state
+
+    def _set_state(self, state: PublisherState) -> None:
+        self._state = state
+        self._state_changed.set()
+
+    async def wait_state(self, *states: PublisherState) -> PublisherState:
+        """Return once the publisher is in one of ``states``."""
+        while self._state not in states:
+            self._state_changed.clear()
+            await self._state_changed.wait()
+        return self._state
+
+    @property
+    def protocol(self) -> str:
+        """The MQTT version in use (or tried next)."""
+        return "5" if self._protocol is aiomqtt.ProtocolVersion.V5 else "3.1.1"
+
+    def wake(self) -> None:
+        """Tell the publisher the outbox has something new."""
+        self._wake.set()
+
+    def set_retained(self, topic: str, payload: str) -> None:
+        """Publish ``payload`` retained on ``topic`` now or at the next connection."""
+        self._retained[topic] = payload
+        self._retained_dirty.add(topic)
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Send the backlog for at most ``shutdown_drain_seconds`` more, then stop."""
+        now = asyncio.get_running_loop().time()
+        self._drain_deadline = now + self.config.shutdown_drain_seconds
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Connect, drain, reconnect on failure; return after ``request_stop``."""
+        failures = 0
+        while not self._stopping.is_set():
+            error: str | None = None
+            fall_back = False
+            try:
+                async with self._client() as client:
+                    failures = 0
+                    self.connects_total += 1
+                    self._set_state(PublisherState.CONNECTED)
+                    self.last_error = None
+                    log.info("bus connected (MQTT %s)", self.protocol)
+                    await self._session(client)
+            except* MqttConnectError as group:
+                error = str(group.exceptions[0])
+                fall_back = self._refused_protocol(group.exceptions[0])
+            except* aiomqtt.MqttError as group:
+                error = str(group.exceptions[0]) or type(group.exceptions[0]).__name__
+            if error is None:
+                break  # the session ended because we are stopping
+            if fall_back:
+                log.warning("broker refused MQTT 5, falling back to 3.1.1: %s", error)
+                self._protocol = aiomqtt.ProtocolVersion.V311
+                continue
+            failures += 1
+            self._set_state(PublisherState.RECONNECTING)
+            self.last_error = error
+            delay = self._backoff(failures)
+            log.warning("bus unavailable (%s); retrying in %.1f s", error, delay)
+            try:
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+            except TimeoutError:
+                pass
+        self._set_state(PublisherState.STOPPED)
+
+    def _refused_protocol(self, exc: BaseException) -> bool:
+        if self.config.protocol != "auto" or self._protocol is aiomqtt.ProtocolVersion.V311:
+            return False
+        rc = exc.rc if isinstance(exc, MqttConnectError) else None
+        code = rc.value if isinstance(rc, ReasonCode) else rc
+        return code in _UNSUPPORTED_PROTOCOL
+
+    def _backoff(self, failures: int) -> float:
+        policy = self.config.reconnect
+        delay = min(policy.maximum, policy.initial * policy.multiplier ** (failures - 1))
+        return delay * (1 + policy.jitter * random.uniform(-1.0, 1.0))
+
+    def _client(self) -> aiomqtt.Client:
+        will = aiomqtt.Will(
+            topic=self.topics.instance(self.instance_id),
+            payload=json.dumps(instance_payload(self.instance_id, "offline", None)),
+            qos=1,
+            retain=True,
+        )
+        client = mqtt_client(
+            self.config, identifier=self.client_id, protocol=self._protocol, will=will
+        )
+        # Up to a full window of publishes awaits its PUBACK by design; not worth a warning.
+        client.pending_calls_threshold = self.config.inflight + 10
+        return client
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        self._retained_dirty = set(self._retained)
+        await self._publish_instance(client, "online")
+        async with asyncio.TaskGroup() as group:
+            watch = group.create_task(self._watch(client), name="bus.watch")
+            await self._drain(client)
+            await self._publish_instance(client, "offline")
+            watch.cancel()
+
+    async def _watch(self, client: aiomqtt.Client) -> None:
+        # We subscribe to nothing: the iterator only ends, raising MqttError, when the
+        # connection drops, which tells an idle publisher to reconnect.
+        async for _ in client.messages:
+            pass
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            await self._publish_retained(client)
+            stopping = self._stopping.is_set()
+            if stopping and loop.time() >= self._drain_deadline:
+                return
+            batch = await self._outbox.peek(self.config.inflight)
+            if batch:
+                await self._publish_batch(client, batch)
+            elif stopping:
+                return
+            else:
+                await self._wake.wait()
+
+    async def _publish_instance(self, client: aiomqtt.Client, state: str) -> None:
+        payload = instance_payload(self.instance_id, state, datetime.now(UTC))
+        await client.publish(
+            self.topics.instance(self.instance_id),
+            json.dumps(payload),
+            qos=1,
+            retain=True,
+            timeout=self.config.timeout,
+        )
+
+    async def _publish_retained(self, client: aiomqtt.Client) -> None:
+        while self._retained_dirty:
+            topic = self._retained_dirty.pop()
+            try:
+                await client.publish(
+                    topic, self._retained[topic], qos=1, retain=True, timeout=self.config.timeout
+                )
+            except aiomqtt.MqttError:
+                self._retained_dirty.add(topic)
+                raise
+
+    async def _publish_batch(self, client: aiomqtt.Client, batch: list[OutboxMessage]) -> None:
+        now = datetime.now(UTC)
+        failures: list[aiomqtt.MqttError | None] = [None] * len(batch)
+
+        async def publish(index: int, message: OutboxMessage) -> None:
+            try:
+                await client.publish(
+                    message.topic,
+                    self._payload(message, now),
+                    qos=1,
+                    properties=self._properties(message),
+                    timeout=self.config.timeout,
+                )
+            except aiomqtt.MqttError as exc:
+                failures[index] = exc
+
+        async with asyncio.TaskGroup() as group:
+            for index, message in enumerate(batch):
+                group.create_task(publish(index, message), name=f"outbox.publish[{message.seq}]")
+        acked = [m for m, failure in zip(batch, failures, strict=True) if failure is None]
+        await self._outbox.remove([m.seq for m in acked])
+        self.published_total += len(acked)
+        if self._on_acked is not None and acked:
+            self._on_acked(acked)
+        failure = next((f for f in failures if f is not None), None)
+        if failure is not None:
+            raise failure
+
+    def _payload(self, message: OutboxMessage, now: datetime) -> str:
+        if message.kind is not MessageKind.ALERT:
+            return message.payload
+        stamped = stamp_published(json.loads(message.payload), now, self.config.stale_after_seconds)
+        return json.dumps(stamped, ensure_ascii=False)
+
+    def _properties(self, message: OutboxMessage) -> Properties | None:
+        if self._protocol is not aiomqtt.ProtocolVersion.V5:
+            return None
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.ContentType = "application/json"
+        if message.kind is MessageKind.ALERT and self.config.message_expiry_seconds:
+            properties.MessageExpiryInterval = self.config.message_expiry_seconds
+        properties.UserProperty = ("message_id", message.message_id)
+        properties.UserProperty = ("kind", message.kind.value)
+        return properties

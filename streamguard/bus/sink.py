@@ -1,0 +1,141 @@
+"""Where alerts go: the two implementations of ``moderation.sink.AlertSink``.
+
+``MqttAlerts`` writes every alert and health event to the outbox and runs the publisher that
+drains it to MQTT; ``JsonLinesAlerts`` prints them as JSON lines when no broker is configured
+(``streamguard moderate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self, TextIO
+
+from streamguard.bus.publisher import Publisher, PublisherState
+from streamguard.config.bus import MqttConfig
+from streamguard.core.status import StreamEvent, StreamStatus
+from streamguard.core.topics import Topics
+from streamguard.moderation.alert import Alert, stamp_published
+from streamguard.state.db import Database
+from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage
+
+__all__ = ["BusHealth", "JsonLinesAlerts", "MqttAlerts"]
+
+
+@dataclass(frozen=True, slots=True)
+class BusHealth:
+    """What the daemon's health and metrics report about the bus."""
+
+    ok: bool
+    state: PublisherState
+    backlog: int
+    oldest_age: float | None
+    last_error: str | None
+    reason: str
+
+
+class MqttAlerts:
+    """Outbox + publisher as one async context manager; ``emit`` returns once stored.
+
+    On exit the backlog is sent for at most ``shutdown_drain_seconds``; what is left waits
+    in the database for the next start.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        db: Database,
+        instance_id: str,
+        *,
+        on_acked: Callable[[Sequence[OutboxMessage]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.topic_prefix)
+        self.outbox = Outbox(db)
+        self.publisher = Publisher(config, self.outbox, instance_id, on_acked=on_acked)
+        self._group = asyncio.TaskGroup()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.outbox.open()
+        await self._group.__aenter__()
+        self._task = self._group.create_task(self.publisher.run(), name="outbox.publisher")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            self.publisher.request_stop()
+            # A connect or publish in progress is bounded by the client timeout.
+            limit = self.config.shutdown_drain_seconds + 2 * self.config.timeout
+            with suppress(TimeoutError):
+                async with asyncio.timeout(limit):
+                    await asyncio.wait({task})
+            task.cancel()
+        await self._group.__aexit__(exc_type, exc, tb)
+
+    async def emit(self, alert: Alert) -> None:
+        payload = json.dumps(alert.to_json(), ensure_ascii=False)
+        topic = self.topics.alerts(alert.room_id)
+        await self.outbox.add(MessageKind.ALERT, alert.alert_id, topic, payload)
+        self.publisher.wake()
+
+    async def event(self, event: StreamEvent) -> None:
+        payload = json.dumps(event.to_json(), ensure_ascii=False)
+        topic = self.topics.stream_events(event.stream_id)
+        await self.outbox.add(MessageKind.EVENT, event.event_id, topic, payload)
+        self.publisher.wake()
+
+    async def status(self, status: StreamStatus) -> None:
+        payload = json.dumps(status.to_json(), ensure_ascii=False)
+        self.publisher.set_retained(self.topics.stream_status(status.stream_id), payload)
+
+    def health(self) -> BusHealth:
+        """Degraded while disconnected or while the oldest waiting alert is stale."""
+        age = self.outbox.oldest_age()
+        state = self.publisher.state
+        if state is not PublisherState.CONNECTED:
+            reason = f"bus {state.value}: {self.publisher.last_error or 'not connected yet'}"
+            ok = False
+        elif age is not None and age > self.config.stale_after_seconds:
+            reason = f"backlog of {self.outbox.depth}, oldest waiting {age:.0f} s"
+            ok = False
+        else:
+            reason = "connected"
+            ok = True
+        return BusHealth(ok, state, self.outbox.depth, age, self.publisher.last_error, reason)
+
+
+class JsonLinesAlerts:
+    """Prints alerts as JSON lines (stamped as published now) and events/status to ``log``."""
+
+    def __init__(self, out: TextIO | None = None, log: TextIO | None = None) -> None:
+        self._out = out or sys.stdout
+        self._log = log or sys.stderr
+
+    async def emit(self, alert: Alert) -> None:
+        stamped = stamp_published(alert.to_json(), datetime.now(UTC), math.inf)
+        self._write(self._out, stamped)
+
+    async def event(self, event: StreamEvent) -> None:
+        self._write(self._log, {"event": event.to_json()})
+
+    async def status(self, status: StreamStatus) -> None:
+        self._write(self._log, {"status": status.to_json()})
+
+    @staticmethod
+    def _write(stream: TextIO, data: object) -> None:
+        stream.write(json.dumps(data, ensure_ascii=False) + "\n")
+        stream.flush()

@@ -1,0 +1,11 @@
+"""The AMS engine adapter: segments to AMS tasks and back to verdicts.
+
+``AmsEngine`` is the ``Engine``; ``ClipServer`` serves segment clips to AMS under signed URLs
+and receives its callbacks. The API client is ``streamguard.tencentcloud``; the emulator
+is ``streamguard.emulator``.
+"""
+
+from streamguard.engines.ams.delivery import ClipServer
+from streamguard.engines.ams.engine import AmsEngine, credentials_from_config
+
+__all__ = ["AmsEngine", "ClipServer", "credentials_from_config"]

@@ -1,0 +1,166 @@
+"""Alerting: from a judged segment to the alerts to emit, through policy and incidents.
+
+``Alerting.handle(stream, segment, verdict, clip)`` decides the segment's risk under the
+stream's profile, keeps or deletes its clip, updates the room's incident and emits the
+``new``/``update`` alert; a timer task emits ``end`` once an incident has been quiet for its
+profile's ``incident_quiet_seconds`` — also when its stream died. Segments that failed or
+were skipped become health events, never alerts. Open incidents end on shutdown; with a
+database they are also journalled, so incidents a killed run left open end at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from streamguard.config.policy import ProfileConfig
+from streamguard.config.streams import StreamConfig
+from streamguard.core.segment import Segment, SegmentInfo
+from streamguard.core.status import StreamEvent, StreamEventKind
+from streamguard.core.verdict import Outcome, Verdict
+from streamguard.moderation.alert import Alert
+from streamguard.moderation.evidence import EvidenceStore
+from streamguard.moderation.incidents import Incident, IncidentEvent, IncidentTracker, Observation
+from streamguard.moderation.policy import decide
+from streamguard.moderation.sink import AlertSink
+from streamguard.state.db import Database
+from streamguard.state.journal import IncidentJournal
+
+__all__ = ["Alerting"]
+
+_HEALTH_EVENTS = {
+    Outcome.FAILED: StreamEventKind.SEGMENT_FAILED,
+    Outcome.SKIPPED_OVERLOADED: StreamEventKind.SEGMENT_SKIPPED,
+}
+
+
+class Alerting:
+    """Policy, incidents and evidence in front of an ``AlertSink``; runs the quiet timer."""
+
+    def __init__(
+        self,
+        profiles: Mapping[str, ProfileConfig],
+        sink: AlertSink,
+        *,
+        instance_id: str,
+        evidence: EvidenceStore | None = None,
+        db: Database | None = None,
+    ) -> None:
+        self.profiles = profiles
+        self.sink = sink
+        self.instance_id = instance_id
+        self.evidence = evidence
+        self.incidents = IncidentTracker()
+        self._journal = IncidentJournal(db) if db is not None else None
+        self._timer_wake = asyncio.Event()
+        self._group = asyncio.TaskGroup()
+        self._timer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._journal is not None:
+            for last in await self._journal.open():
+                alert = Alert.ended(last, self.instance_id, _now())
+                await self.sink.emit(alert)
+                await self._journal.forget(last["incident"]["id"])
+        await self._group.__aenter__()
+        self._timer = self._group.create_task(self._run_timer(), name="alerts.incident-timer")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        await self._group.__aexit__(exc_type, exc, tb)
+        # Consumers should not be left with incidents that never end.
+        for incident in self.incidents.end_all():
+            await self._end(incident)
+
+    async def handle(
+        self,
+        stream: StreamConfig,
+        segment: Segment | SegmentInfo,
+        verdict: Verdict,
+        clip: Path | None,
+        *,
+        detected_at: datetime | None = None,
+    ) -> list[Alert]:
+        """Judge one segment of ``stream``; return the alerts emitted for it.
+
+        The clip (if any) is taken over: kept as evidence when the segment alerts, else
+        deleted. Without an evidence store clips are left where they are. ``detected_at``
+        dates the alert (default: now); a late verdict's alert is dated at its segment's end.
+        """
+        profile = self.profiles[stream.profile]
+        kind = _HEALTH_EVENTS.get(verdict.outcome)
+        if kind is not None:
+            await self.sink.event(
+                StreamEvent(
+                    stream_id=stream.id,
+                    room_id=stream.room_id,
+                    kind=kind,
+                    at=segment.ended_at,
+                    detail=verdict.reason,
+                    segment_id=segment.id,
+                )
+            )
+        decision = decide(profile, stream, verdict)
+        if not decision.alerts:
+            if clip is not None and self.evidence is not None:
+                await self.evidence.discard(clip)
+            return []
+        evidence = None
+        if clip is not None and self.evidence is not None:
+            evidence = await self.evidence.keep(segment, verdict, clip)
+        observation = Observation(
+            stream, stream.profile, profile.biz_type, segment, verdict, decision, evidence
+        )
+        incident, event = self.incidents.observe(
+            observation,
+            quiet_seconds=profile.incident_quiet_seconds,
+            cooldown_seconds=profile.cooldown_seconds,
+        )
+        self._timer_wake.set()
+        alert = Alert.of(
+            incident, event or IncidentEvent.UPDATE, self.instance_id, detected_at or _now()
+        )
+        if self._journal is not None:
+            # Journalled before the alert is queued: after a crash in between, the incident
+            # still gets its end.
+            await self._journal.record(incident.id, alert.payload)
+        if event is None:
+            return []
+        await self.sink.emit(alert)
+        return [alert]
+
+    async def _end(self, incident: Incident) -> None:
+        await self.sink.emit(Alert.of(incident, IncidentEvent.END, self.instance_id, _now()))
+        if self._journal is not None:
+            await self._journal.forget(incident.id)
+
+    async def _run_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._timer_wake.clear()
+            deadline = self.incidents.next_deadline()
+            # The tracker's clock is monotonic, like the loop's, so deadlines map directly.
+            when = None if deadline is None else loop.time() + max(0.0, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout_at(when):
+                    await self._timer_wake.wait()
+            except TimeoutError:
+                pass
+            for incident in self.incidents.expire():
+                await self._end(incident)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

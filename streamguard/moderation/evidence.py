@@ -1,0 +1,159 @@
+"""Evidence: the clips of risky segments, kept with their SHA-256 and transcript.
+
+Each kept clip lives at ``{directory}/{stream}/{segment id}{suffix}`` next to a
+``{segment id}.json`` that records its SHA-256, the segment and the verdict (with the
+transcript). Retention deletes evidence older than ``keep_days`` and then the oldest until
+the directory fits ``max_megabytes`` — never the evidence just kept, which an alert is about
+to point at. Clips of safe segments are deleted at once. All file
+work runs in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamguard.config.alerts import EvidenceConfig
+from streamguard.core.segment import Segment, SegmentInfo
+from streamguard.core.topics import topic_level
+from streamguard.core.verdict import Verdict
+
+__all__ = ["Evidence", "EvidenceStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A kept clip: where it is, its digest and size, and the record beside it."""
+
+    clip_path: Path
+    sha256: str
+    bytes: int
+    record_path: Path
+    clip_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clip_path": str(self.clip_path),
+            "clip_url": self.clip_url,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "record_path": str(self.record_path),
+        }
+
+
+class EvidenceStore:
+    """Keeps risky clips under a retention policy and deletes safe ones."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        keep_seconds: float,
+        max_bytes: int,
+        base_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.directory = directory
+        self.keep_seconds = keep_seconds
+        self.max_bytes = max_bytes
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self._clock = clock
+
+    @classmethod
+    def from_config(cls, config: EvidenceConfig, state_dir: Path) -> EvidenceStore:
+        """The store a config describes (default directory: ``state_dir/evidence``)."""
+        return cls(
+            config.directory or state_dir / "evidence",
+            keep_seconds=config.keep_days * 86_400,
+            max_bytes=int(config.max_megabytes * 1_000_000),
+            base_url=config.base_url,
+        )
+
+    async def keep(self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path) -> Evidence:
+        """Move ``clip`` into the store with its record, then apply retention."""
+        evidence = await asyncio.to_thread(self._keep, segment, verdict, clip)
+        await asyncio.to_thread(self._prune, evidence.record_path)
+        return evidence
+
+    async def discard(self, clip: Path) -> None:
+        """Delete the clip of a safe segment."""
+        await asyncio.to_thread(clip.unlink, missing_ok=True)
+
+    async def prune(self) -> int:
+        """Apply retention now; return how many clips were deleted."""
+        return await asyncio.to_thread(self._prune, None)
+
+    def _keep(self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path) -> Evidence:
+        folder = self.directory / topic_level(segment.stream_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{segment.id}{clip.suffix}"
+        if clip.resolve() != target.resolve():
+            shutil.move(clip, target)
+        digest = hashlib.sha256()
+        with target.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 16), b""):
+                digest.update(block)
+        size = target.stat().st_size
+        record = folder / f"{segment.id}.json"
+        relative = target.relative_to(self.directory).as_posix()
+        evidence = Evidence(
+            clip_path=target,
+            sha256=digest.hexdigest(),
+            bytes=size,
+            record_path=record,
+            clip_url=f"{self.base_url}/{relative}" if self.base_url else None,
+        )
+        # Written to a temporary name first so a crash never leaves half a record.
+        partial = record.with_suffix(".json.partial")
+        partial.write_text(
+            json.dumps(
+                {
+                    "clip": relative,
+                    "sha256": evidence.sha256,
+                    "bytes": size,
+                    "segment": segment.metadata(),
+                    "verdict": verdict.to_json(),
+                },
+                ensure_ascii=False,
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+        os.replace(partial, record)
+        return evidence
+
+    def _prune(self, just_kept: Path | None) -> int:
+        if not self.directory.is_dir():
+            return 0
+        entries: list[tuple[float, int, list[Path]]] = []
+        for record in self.directory.glob("*/*.json"):
+            clips = [p for p in record.parent.glob(f"{record.stem}.*") if p != record]
+            files = [*clips, record]
+            try:
+                mtime = record.stat().st_mtime
+                size = sum(p.stat().st_size for p in files)
+            except FileNotFoundError:
+                continue
+            entries.append((mtime, size, files))
+        entries.sort(key=lambda entry: entry[0])
+        total = sum(size for _, size, _ in entries)
+        cutoff = self._clock() - self.keep_seconds
+        removed = 0
+        for mtime, size, files in entries:
+            if mtime >= cutoff and total <= self.max_bytes:
+                break
+            if files[-1] == just_kept:
+                continue  # the alert about to be sent points at it
+            for path in files:
+                path.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        return removed

@@ -1,0 +1,95 @@
+"""Moderators' feedback on alerts: a false positive, or a miss. Stored and counted."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from streamguard.core.errors import StreamGuardError
+from streamguard.state.db import Database
+
+__all__ = ["Feedback", "FeedbackError"]
+
+KINDS = ("false_positive", "missed")
+TARGETS = ("alert_id", "incident_id", "segment_id")
+
+MIGRATIONS = [
+    """CREATE TABLE feedback (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+]
+
+
+class FeedbackError(StreamGuardError):
+    """Feedback that does not say what it is about, or how."""
+
+
+class Feedback:
+    """The ``feedback`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def open(self) -> None:
+        await self._db.migrate("feedback", MIGRATIONS)
+
+    async def record(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Validate and store one piece of feedback; return it with its id."""
+        unknown = set(body) - {"kind", "label", "note", *TARGETS}
+        if unknown:
+            raise FeedbackError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        kind = body.get("kind")
+        if kind not in KINDS:
+            raise FeedbackError(f"kind must be one of {', '.join(KINDS)}")
+        targets = [t for t in TARGETS if t in body]
+        if len(targets) != 1:
+            raise FeedbackError(f"give exactly one of {', '.join(TARGETS)}")
+        target = targets[0]
+        fields = {
+            "target": body[target],
+            "label": body.get("label", ""),
+            "note": body.get("note", ""),
+        }
+        for name, value in fields.items():
+            if not isinstance(value, str) or len(value) > 2000:
+                raise FeedbackError(f"{name} must be a string of at most 2000 characters")
+        if not fields["target"]:
+            raise FeedbackError(f"{target} must not be empty")
+        entry = {
+            "id": str(uuid.uuid4()),
+            "kind": kind,
+            "target_type": target,
+            "target_id": fields["target"],
+            "label": fields["label"],
+            "note": fields["note"],
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        await self._db.run(
+            lambda conn: conn.execute(
+                "INSERT INTO feedback VALUES (:id, :kind, :target_type, :target_id, :label,"
+                " :note, :created_at)",
+                entry,
+            )
+        )
+        return entry
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Feedback counts by kind and label ("" when no label was given)."""
+
+        def fetch(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            counts: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
+            for row in conn.execute(
+                "SELECT kind, label, count(*) AS n FROM feedback GROUP BY kind, label"
+            ):
+                counts[row["kind"]][row["label"]] = row["n"]
+            return counts
+
+        return await self._db.run(fetch)

@@ -1,0 +1,26 @@
+"""Stream state changes become health events once: down, restored, silent."""
+
+from __future__ import annotations
+
+from streamguard.app.daemon import _StreamHealth
+from streamguard.core.status import StreamEventKind
+
+
+def events(states: list[str]) -> list[StreamEventKind | None]:
+    health = _StreamHealth()
+    return [health.event("s", state) for state in states]
+
+
+def test_down_once_and_restored_after_a_restart() -> None:
+    got = events(["connecting", "online", "reconnecting", "restarting", "connecting", "online"])
+    assert got == [None, None, StreamEventKind.DOWN, None, None, StreamEventKind.RESTORED]
+
+
+def test_a_silent_room_that_drops_is_down_then_restored() -> None:
+    got = events(["online", "silent", "reconnecting", "online"])
+    assert got == [None, StreamEventKind.SILENT, StreamEventKind.DOWN, StreamEventKind.RESTORED]
+
+
+def test_a_clean_stop_is_not_down_and_forgets_the_outage() -> None:
+    got = events(["online", "failed", "stopped", "connecting", "online"])
+    assert got == [None, StreamEventKind.DOWN, None, None, None]

@@ -1,0 +1,94 @@
+"""``streamguard emulator``: a real process serving signed AMS calls; flags switch faults."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from streamguard.cli import emulator as cli
+from streamguard.tencentcloud.client import AmsClient
+from streamguard.tencentcloud.models import DescribeTasksRequest
+from tests.support.ams import CREDENTIALS, SECRET_ID, SECRET_KEY
+from tests.support.net import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    return parser.parse_args(["emulator", *argv])
+
+
+def test_flags_become_options_and_faults() -> None:
+    args = parse(
+        "--listen", "0.0.0.0:9000", "--slice-seconds", "15", "--throttle", "0.3",
+        "--stuck", "0.1", "--latency", "0.5", "--error-tasks", "0.2",
+    )  # fmt: skip
+    options = cli.build_options(
+        args, {"TENCENTCLOUD_SECRET_ID": "id", "TENCENTCLOUD_SECRET_KEY": "key"}
+    )
+    faults = cli.build_faults(args)
+    assert args.listen == ("0.0.0.0", 9000)
+    assert (options.slice_seconds, dict(options.keys)) == (15, {"id": "key"})
+    assert (faults.throttle, faults.stuck, faults.latency, faults.errors) == (0.3, 0.1, 0.5, 0.2)
+
+
+def test_missing_credentials_and_bad_flags_are_clear_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(ValueError, match="TENCENTCLOUD_SECRET_ID"):
+        cli.build_options(parse(), {})
+    with pytest.raises(SystemExit):
+        parse("--throttle", "2")
+    assert "share within 0..1" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="cannot load"):
+        cli.load_engine("tests.support.engines:Nothing")
+
+
+async def wait_for_port(port: int, process: asyncio.subprocess.Process) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            assert process.returncode is None, "the emulator exited early"
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
+async def test_the_command_serves_signed_calls() -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "PYTHONPATH": str(REPO),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streamguard", "emulator", "--listen", f"127.0.0.1:{port}",
+        "--engine", "tests.support.engines:ToneEngine",
+        env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await wait_for_port(port, process)
+        async with AmsClient(f"http://127.0.0.1:{port}", CREDENTIALS) as client:
+            page = await client.describe_tasks(DescribeTasksRequest(limit=3))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            out, err = await process.communicate()
+    assert page.total == 0
+    assert page.request_id
+    assert process.returncode == 0, err.decode()
+    assert b"AMS emulator listening" in out
+    assert SECRET_KEY.encode() not in out + err
