@@ -64,7 +64,7 @@ def _imported_layers(tree: ast.Module) -> Iterator[tuple[int, str]]:
         for name in names:
             parts = name.split(".")
             if parts[0] == "streamguard" and len(parts) > 1 and parts[1] in LAYERS:
-                yield node.lineno, parts[1]
+                yield getattr(node, "lineno", 0), parts[1]
 
 
 def test_every_folder_is_a_known_layer() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -65,6 +66,6 @@ def test_a_config_section_describes_a_schedule() -> None:
 @pytest.mark.parametrize(
     "kwargs", [{"initial": 0}, {"initial": 5, "maximum": 1}, {"multiplier": 0.5}, {"jitter": 2}]
 )
-def test_a_schedule_that_makes_no_sense_is_refused(kwargs: dict[str, float]) -> None:
+def test_a_schedule_that_makes_no_sense_is_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="backoff needs"):
         Backoff(**kwargs)
