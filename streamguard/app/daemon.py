@@ -46,17 +46,6 @@ __all__ = ["Daemon"]
 
 log = logging.getLogger("streamguard.app")
 
-_BUS_STATES = {
-    "connecting": StreamState.RECONNECTING,
-    "online": StreamState.ONLINE,
-    "reconnecting": StreamState.RECONNECTING,
-    "restarting": StreamState.RECONNECTING,
-    "silent": StreamState.SILENT,
-    "ended": StreamState.OFFLINE,
-    "stopped": StreamState.OFFLINE,
-    "failed": StreamState.OFFLINE,
-}
-
 
 class Daemon:
     """The whole daemon for one config file."""
@@ -158,13 +147,13 @@ class Daemon:
 
             health = _StreamHealth()
 
-            async def on_state(stream: StreamConfig, state: str, error: str | None) -> None:
+            async def on_state(stream: StreamConfig, state: StreamState, error: str | None) -> None:
                 # The retained status first: it is what a consumer sees as current.
                 await sink.status(
                     StreamStatus(
                         stream_id=stream.id,
                         room_id=stream.room_id,
-                        state=_BUS_STATES.get(state, StreamState.OFFLINE),
+                        state=state,
                         since=datetime.now(UTC),
                         last_error=error,
                     )
@@ -315,18 +304,18 @@ class _StreamHealth:
     def __init__(self) -> None:
         self._down: set[str] = set()
 
-    def event(self, stream_id: str, state: str) -> StreamEventKind | None:
-        if state in ("reconnecting", "restarting", "failed"):
+    def event(self, stream_id: str, state: StreamState) -> StreamEventKind | None:
+        if state.down:
             if stream_id in self._down:
                 return None
             self._down.add(stream_id)
             return StreamEventKind.DOWN
-        if state == "online" and stream_id in self._down:
+        if state is StreamState.ONLINE and stream_id in self._down:
             self._down.discard(stream_id)
             return StreamEventKind.RESTORED
-        if state == "silent":
+        if state is StreamState.SILENT:
             return StreamEventKind.SILENT
-        if state in ("stopped", "ended"):
+        if state.finished:
             self._down.discard(stream_id)
         return None
 

@@ -24,12 +24,46 @@ SCHEMA_VERSION = "1"
 
 
 class StreamState(StrEnum):
-    """What a stream's source is doing, as the retained status topic shows it."""
+    """Where a stream is in its life: the one vocabulary of sources, runners, the API and
+    the bus. The retained status topic shows the coarser ``published`` form."""
 
+    STARTING = "starting"
+    CONNECTING = "connecting"
     ONLINE = "online"
-    RECONNECTING = "reconnecting"
-    OFFLINE = "offline"
     SILENT = "silent"
+    RECONNECTING = "reconnecting"
+    RESTARTING = "restarting"
+    ENDED = "ended"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @property
+    def published(self) -> str:
+        """What consumers of the retained status see: online, reconnecting, offline, silent."""
+        return _PUBLISHED[self]
+
+    @property
+    def down(self) -> bool:
+        """True while the stream should have audio and has none (a health ``down``)."""
+        return self in (StreamState.RECONNECTING, StreamState.RESTARTING, StreamState.FAILED)
+
+    @property
+    def finished(self) -> bool:
+        """True once the stream's runner has returned for good."""
+        return self in (StreamState.ENDED, StreamState.STOPPED, StreamState.FAILED)
+
+
+_PUBLISHED = {
+    StreamState.STARTING: "reconnecting",
+    StreamState.CONNECTING: "reconnecting",
+    StreamState.ONLINE: "online",
+    StreamState.SILENT: "silent",
+    StreamState.RECONNECTING: "reconnecting",
+    StreamState.RESTARTING: "reconnecting",
+    StreamState.ENDED: "offline",
+    StreamState.STOPPED: "offline",
+    StreamState.FAILED: "offline",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +81,7 @@ class StreamStatus:
             "schema_version": SCHEMA_VERSION,
             "stream_id": self.stream_id,
             "room_id": self.room_id,
-            "state": self.state.value,
+            "state": self.state.published,
             "since": self.since.isoformat(),
             "last_error": self.last_error,
         }

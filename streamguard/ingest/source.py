@@ -38,7 +38,6 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from types import TracebackType
 from typing import cast
 
@@ -53,6 +52,7 @@ from av.packet import Packet
 from streamguard.config.ingest import BackoffConfig, IngestConfig
 from streamguard.core.chunk import SAMPLE_RATE, AudioChunk, Pcm
 from streamguard.core.errors import SourceError, SourceTimeout
+from streamguard.core.status import StreamState
 from streamguard.ingest.protocols import SourceTarget, resolve_source
 
 __all__ = [
@@ -60,7 +60,6 @@ __all__ = [
     "Gap",
     "MonoResampler",
     "Source",
-    "SourceState",
     "SourceStats",
     "reconnect_delay",
 ]
@@ -82,15 +81,6 @@ _TIMELINE_TOLERANCE = 0.5  # media timestamps may wobble by this much without me
 _MAX_SKIPPED = 60.0  # a forward jump larger than this is a reset timeline, not lost audio
 
 
-class SourceState(StrEnum):
-    """Where a source is in its life, as a status line or a retained bus topic shows it."""
-
-    CONNECTING = "connecting"
-    ONLINE = "online"
-    RECONNECTING = "reconnecting"
-    ENDED = "ended"
-
-
 @dataclass(frozen=True, slots=True)
 class Gap:
     """Room audio that was not heard: from ``at`` (UTC) for ``seconds``."""
@@ -108,7 +98,7 @@ class SourceStats:
     (or read) timeout; ``format_changes`` counts mid-stream sample-rate or layout changes.
     """
 
-    state: SourceState
+    state: StreamState
     connects: int
     reconnects: int
     failed_attempts: int
@@ -179,7 +169,7 @@ _END = _End()
 
 @dataclass
 class _Counters:
-    state: SourceState = SourceState.CONNECTING
+    state: StreamState = StreamState.CONNECTING
     connects: int = 0
     failed_attempts: int = 0
     corrupt_packets: int = 0
@@ -330,7 +320,7 @@ class Source:
             final = exc
         finally:
             with self._lock:
-                self._counters.state = SourceState.ENDED
+                self._counters.state = StreamState.ENDED
             self._hand_over(final)
             assert self._loop is not None
             assert self._finished is not None
@@ -363,7 +353,7 @@ class Source:
             with self._lock:
                 self._counters.failed_attempts = failures
                 self._counters.last_error = reason
-                self._counters.state = SourceState.RECONNECTING
+                self._counters.state = StreamState.RECONNECTING
             limit = self._settings.max_reconnect_attempts
             if limit and failures >= limit:
                 # A caller can still tell "nobody answers in time" from "refused".
@@ -409,7 +399,7 @@ class Source:
             stream = container.streams.audio[0]
             with self._lock:
                 self._counters.connects += 1
-                self._counters.state = SourceState.ONLINE
+                self._counters.state = StreamState.ONLINE
             resampler = MonoResampler()
             # demux() is a generator: closing it before the container frees its packet buffer.
             packets = cast("Generator[Packet[AudioStream], None, None]", container.demux(stream))

@@ -25,10 +25,11 @@ from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import StreamGuardError
 from streamguard.core.logs import stream_logger
 from streamguard.core.metrics import Metrics
+from streamguard.core.status import StreamState
 from streamguard.core.verdict import Outcome
 from streamguard.engines.base import Engine
 from streamguard.ingest.protocols import resolve_source
-from streamguard.ingest.source import Source, SourceState
+from streamguard.ingest.source import Source
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
 from streamguard.streams.refusals import (
     InvalidSource,
@@ -48,7 +49,7 @@ POLL_SECONDS = 1.0
 
 ResultHandler = Callable[[StreamConfig, SegmentResult], Awaitable[None]]
 BizType = Callable[[StreamConfig], str]
-StateHandler = Callable[[StreamConfig, str, str | None], Awaitable[None]]
+StateHandler = Callable[[StreamConfig, StreamState, str | None], Awaitable[None]]
 AttachHandler = Callable[[StreamConfig], Awaitable[None]]
 
 _OUTCOME_SECONDS = {
@@ -87,7 +88,7 @@ class StreamRunner:
         self._source: Source | None = None
         self._stopping = asyncio.Event()
         self._restarts: list[float] = []
-        self.state = "starting"
+        self.state = StreamState.STARTING
         self.last_error: str | None = None
         self.last_audio_at: datetime | None = None
         self.reconnects = 0
@@ -117,18 +118,18 @@ class StreamRunner:
                 self._log.error("stream crashed: %s", self.last_error, exc_info=group)
             else:
                 if ended or self._stopping.is_set():
-                    await self._set_state("ended" if ended else "stopped")
+                    await self._set_state(StreamState.ENDED if ended else StreamState.STOPPED)
                     return
             if not self._may_restart():
-                await self._set_state("failed")
+                await self._set_state(StreamState.FAILED)
                 self._log.error("restart budget spent (%d in %.0f s)", RESTARTS, RESTART_WINDOW)
                 return
-            await self._set_state("restarting")
+            await self._set_state(StreamState.RESTARTING)
             try:
                 await asyncio.wait_for(self._stopping.wait(), RESTART_DELAY)
             except TimeoutError:
                 continue
-        await self._set_state("stopped")
+        await self._set_state(StreamState.STOPPED)
 
     def _may_restart(self) -> bool:
         now = time.monotonic()
@@ -156,7 +157,7 @@ class StreamRunner:
             self._source = source
             if self._stopping.is_set():
                 source.detach()
-            await self._set_state("connecting")
+            await self._set_state(StreamState.CONNECTING)
             try:
                 await pipeline.run(self._watch(source))
             except asyncio.CancelledError:
@@ -177,8 +178,8 @@ class StreamRunner:
                 self._metrics.reconnects.inc(stats.reconnects - seen_reconnects)
                 self.reconnects += stats.reconnects - seen_reconnects
                 seen_reconnects = stats.reconnects
-            if self.state not in ("online", "silent"):
-                await self._set_state("online")
+            if self.state not in (StreamState.ONLINE, StreamState.SILENT):
+                await self._set_state(StreamState.ONLINE)
             self.last_error = stats.last_error
             self.last_audio_at = chunk.wall_start + timedelta(seconds=chunk.duration)
             self._metrics.audio_seconds.labels("ingested").inc(chunk.duration)
@@ -187,24 +188,24 @@ class StreamRunner:
     async def poll(self) -> None:
         """Notice a source reconnecting between chunks (no chunk arrives to tell us)."""
         source = self._source
-        if source is not None and self.state in ("online", "silent"):
+        if source is not None and self.state in (StreamState.ONLINE, StreamState.SILENT):
             stats = source.stats
-            if stats.state is SourceState.RECONNECTING:
+            if stats.state is StreamState.RECONNECTING:
                 self.last_error = stats.last_error
-                await self._set_state("reconnecting")
+                await self._set_state(StreamState.RECONNECTING)
 
     async def _track_silence(self, result: SegmentResult) -> None:
         segment = result.segment
         if result.verdict.outcome is not Outcome.NO_SPEECH:
             self._silent_since = None
-            if self.state == "silent":
-                await self._set_state("online")
+            if self.state is StreamState.SILENT:
+                await self._set_state(StreamState.ONLINE)
             return
         if self._silent_since is None:
             self._silent_since = segment.started_at
         silent = (segment.ended_at - self._silent_since).total_seconds()
-        if self.state == "online" and silent >= self._ingest.silent_minutes * 60:
-            await self._set_state("silent")
+        if self.state is StreamState.ONLINE and silent >= self._ingest.silent_minutes * 60:
+            await self._set_state(StreamState.SILENT)
 
     async def _result(self, result: SegmentResult) -> None:
         await self._track_silence(result)
@@ -220,7 +221,7 @@ class StreamRunner:
         self._metrics.engine_latency.labels(verdict.engine).observe(max(0.0, latency))
         await self._on_result(self.config, result)
 
-    async def _set_state(self, state: str) -> None:
+    async def _set_state(self, state: StreamState) -> None:
         if state == self.state:
             return
         self.state = state

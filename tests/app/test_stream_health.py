@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from streamguard.app.daemon import _StreamHealth
-from streamguard.core.status import StreamEventKind
+from streamguard.core.status import StreamEventKind, StreamState
 
 
 def events(states: list[str]) -> list[StreamEventKind | None]:
     health = _StreamHealth()
-    return [health.event("s", state) for state in states]
+    return [health.event("s", StreamState(state)) for state in states]
 
 
 def test_down_once_and_restored_after_a_restart() -> None:

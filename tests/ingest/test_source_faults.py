@@ -14,7 +14,8 @@ import pytest
 from streamguard.config.ingest import BackoffConfig, IngestConfig
 from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import SourceError, SourceTimeout
-from streamguard.ingest.source import Source, SourceState
+from streamguard.core.status import StreamState
+from streamguard.ingest.source import Source
 from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
 from tests.support.media_servers import IcecastServer
 from tests.support.net import free_port
@@ -150,7 +151,7 @@ async def test_an_unreachable_host_is_retried_then_given_up_with_the_reason() ->
     assert url in message
     assert "Connection refused" in message
     stats = source.stats
-    assert (stats.state, stats.connects, stats.failed_attempts) == (SourceState.ENDED, 0, 3)
+    assert (stats.state, stats.connects, stats.failed_attempts) == (StreamState.ENDED, 0, 3)
 
 
 async def test_an_unreachable_host_keeps_being_retried_and_reported_until_detached() -> None:
@@ -162,12 +163,12 @@ async def test_an_unreachable_host_keeps_being_retried_and_reported_until_detach
             while source.stats.failed_attempts < 3:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         stats = source.stats
-        assert stats.state in (SourceState.CONNECTING, SourceState.RECONNECTING)
+        assert stats.state in (StreamState.CONNECTING, StreamState.RECONNECTING)
         assert stats.last_error is not None
         assert "Connection refused" in stats.last_error
         source.detach()
         assert await reader == []
-    assert source.stats.state is SourceState.ENDED
+    assert source.stats.state is StreamState.ENDED
 
 
 async def test_a_server_that_accepts_but_never_answers_times_out_on_open() -> None:

@@ -13,7 +13,8 @@ import pytest
 from streamguard.config.ingest import BackoffConfig, IngestConfig
 from streamguard.core.chunk import SAMPLE_RATE, AudioChunk
 from streamguard.core.errors import ProtocolNotAllowed, SourceError
-from streamguard.ingest.source import MonoResampler, Source, SourceState, reconnect_delay
+from streamguard.core.status import StreamState
+from streamguard.ingest.source import MonoResampler, Source, reconnect_delay
 from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
 from tests.support.media_servers import garbage
 from tests.support.reading import joined, read_all
@@ -39,7 +40,7 @@ async def test_a_file_is_read_whole_as_16k_mono(tmp_path: Path, suffix: str) -> 
         assert (chunk.gap_before, chunk.discontinuity) == (0.0, False)
         offset += len(chunk.samples)
     stats = source.stats
-    assert (stats.state, stats.connects, stats.reconnects) == (SourceState.ENDED, 1, 0)
+    assert (stats.state, stats.connects, stats.reconnects) == (StreamState.ENDED, 1, 0)
     assert stats.heard_seconds == pytest.approx(len(samples) / SAMPLE_RATE)
 
 
@@ -72,7 +73,7 @@ async def test_a_missing_file_is_a_clear_error_not_a_retry(tmp_path: Path) -> No
     async with Source(str(missing), SETTINGS, "room-1") as source:
         with pytest.raises(SourceError, match=r"cannot open .*nowhere\.mp3.*No such file"):
             await read_all(source)
-    assert source.stats.state is SourceState.ENDED
+    assert source.stats.state is StreamState.ENDED
     assert source.stats.connects == 0
 
 

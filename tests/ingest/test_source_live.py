@@ -15,7 +15,8 @@ import pytest
 from streamguard.config.ingest import BackoffConfig, IngestConfig
 from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import SourceError
-from streamguard.ingest.source import Source, SourceState
+from streamguard.core.status import StreamState
+from streamguard.ingest.source import Source
 from tests.support.media import encode_staircase, staircase_steps
 from tests.support.media_servers import (
     FixedServer,
@@ -79,7 +80,7 @@ async def test_http_live_mp3_is_heard_in_order_and_stamped_with_the_wall_clock(
     async with Source(icecast.url, SETTINGS, "radio-1") as source:
         assert source.live
         chunks = await read_until(source, heard_seconds(3))
-        assert source.stats.state in (SourceState.ONLINE, SourceState.ENDED)
+        assert source.stats.state in (StreamState.ONLINE, StreamState.ENDED)
     assert_consecutive(chunks)
     # Live audio is stamped when it was heard: the burst the server sent on connect was
     # audio of the last half second, so the first stamp lies between that and the moment
@@ -91,7 +92,7 @@ async def test_http_live_mp3_is_heard_in_order_and_stamped_with_the_wall_clock(
     )
     stats = source.stats
     assert (stats.connects, stats.reconnects, stats.gaps, stats.corrupt_packets) == (1, 0, (), 0)
-    assert stats.state is SourceState.ENDED
+    assert stats.state is StreamState.ENDED
 
 
 async def test_live_hls_playlist_that_keeps_advancing(tmp_path: Path) -> None:
