@@ -1,11 +1,12 @@
-"""Alerting: from a judged segment to the alerts to emit, through policy and incidents.
+"""Alerting: from a decided segment to the alerts to emit, through incidents and evidence.
 
-``Alerting.handle(stream, segment, verdict, clip)`` decides the segment's risk under the
-stream's profile, keeps or deletes its clip, updates the room's incident and emits the
-``new``/``update`` alert; a timer task emits ``end`` once an incident has been quiet for its
-profile's ``incident_quiet_seconds`` — also when its stream died. Segments that failed or
-were skipped become health events, never alerts. Open incidents end on shutdown; with a
-database they are also journalled, so incidents a killed run left open end at the next start.
+``Alerting.raise_alerts(stream, segment, verdict, decision, clip)`` (called by
+``Outcomes.handle``, which made the decision) keeps or deletes the segment's clip, updates the
+room's incident and emits the ``new``/``update`` alert; the supervised loop
+``alerts.incident-timer`` emits ``end`` once an incident has been quiet for its profile's
+``incident_quiet_seconds`` — also when its stream died. Segments that failed or were skipped
+become health events, never alerts. Open incidents end on shutdown; with a database they are
+also journalled, so incidents a killed run left open end at the next start.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -22,11 +24,12 @@ from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
 from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.status import StreamEvent, StreamEventKind
+from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.core.verdict import Outcome, Verdict
 from streamguard.moderation.alert import Alert
 from streamguard.moderation.evidence import EvidenceStore
 from streamguard.moderation.incidents import Incident, IncidentEvent, IncidentTracker, Observation
-from streamguard.moderation.policy import decide
+from streamguard.moderation.policy import Decision
 from streamguard.moderation.sink import AlertSink
 from streamguard.state.db import Database
 from streamguard.state.journal import IncidentJournal
@@ -50,6 +53,7 @@ class Alerting:
         instance_id: str,
         evidence: EvidenceStore | None = None,
         db: Database | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.profiles = profiles
         self.sink = sink
@@ -58,8 +62,9 @@ class Alerting:
         self.incidents = IncidentTracker()
         self._journal = IncidentJournal(db) if db is not None else None
         self._timer_wake = asyncio.Event()
-        self._group = asyncio.TaskGroup()
-        self._timer: asyncio.Task[None] | None = None
+        self._supervisor = supervisor
+        self._stack = AsyncExitStack()
+        self._timer: Loop | None = None
 
     async def __aenter__(self) -> Self:
         if self._journal is not None:
@@ -67,8 +72,10 @@ class Alerting:
                 alert = Alert.ended(last, self.instance_id, _now())
                 await self.sink.emit(alert)
                 await self._journal.forget(last["incident"]["id"])
-        await self._group.__aenter__()
-        self._timer = self._group.create_task(self._run_timer(), name="alerts.incident-timer")
+        async with AsyncExitStack() as stack:
+            supervisor = await shared_or_own(self._supervisor, stack)
+            self._timer = supervisor.start("alerts.incident-timer", self._run_timer)
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
@@ -78,26 +85,27 @@ class Alerting:
         tb: TracebackType | None,
     ) -> None:
         if self._timer is not None:
-            self._timer.cancel()
-        await self._group.__aexit__(exc_type, exc, tb)
+            await self._timer.stop()
+        await self._stack.aclose()
         # Consumers should not be left with incidents that never end.
         for incident in self.incidents.end_all():
             await self._end(incident)
 
-    async def handle(
+    async def raise_alerts(
         self,
         stream: StreamConfig,
         segment: Segment | SegmentInfo,
         verdict: Verdict,
+        decision: Decision,
         clip: Path | None,
         *,
         detected_at: datetime | None = None,
     ) -> list[Alert]:
-        """Judge one segment of ``stream``; return the alerts emitted for it.
+        """Act on ``decision`` for one segment of ``stream``; return the alerts emitted.
 
         The clip (if any) is taken over: kept as evidence when the segment alerts, else
         deleted. Without an evidence store clips are left where they are. ``detected_at``
-        dates the alert (default: now); a late verdict's alert is dated at its segment's end.
+        dates the alert (default: now).
         """
         profile = self.profiles[stream.profile]
         kind = _HEALTH_EVENTS.get(verdict.outcome)
@@ -112,7 +120,6 @@ class Alerting:
                     segment_id=segment.id,
                 )
             )
-        decision = decide(profile, stream, verdict)
         if not decision.alerts:
             if clip is not None and self.evidence is not None:
                 await self.evidence.discard(clip)

@@ -17,6 +17,7 @@ from streamguard.core.topics import Topics, topic_level
 from streamguard.moderation.alert import Alert, alert_schema, stamp_published
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
+from streamguard.moderation.outcomes import Outcomes
 from tests.support.alerts import RecordingSink, keyword, risky, segment, stream
 
 VALIDATOR = jsonschema.Draft202012Validator(
@@ -45,7 +46,7 @@ async def produce(tmp_path: Path, name: str) -> list[Alert]:
             clip = tmp_path / f"{name}-{seq}.mp3"
             clip.write_bytes(b"audio %d" % seq)
             verdict = risky(seg, keywords=(keyword("idiot"),), text="x" * 500 + " idiot")
-            await alerting.handle(config, seg, verdict, clip)
+            await Outcomes(alerting.profiles, alerting).handle(config, seg, verdict, clip)
     return sink.alerts
 
 
@@ -150,6 +151,6 @@ async def test_clips_of_safe_segments_are_deleted(tmp_path: Path) -> None:
         clip = tmp_path / "safe.mp3"
         clip.write_bytes(b"fine")
         safe = risky(seg, label="Normal", score=0)
-        assert await alerting.handle(stream(), seg, safe, clip) == []
+        assert await Outcomes(alerting.profiles, alerting).handle(stream(), seg, safe, clip) == []
     assert not clip.exists()
     assert not (tmp_path / "ev").exists()

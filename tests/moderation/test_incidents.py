@@ -12,6 +12,7 @@ from streamguard.core.verdict import Outcome
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
 from streamguard.moderation.incidents import IncidentEvent, IncidentTracker, Observation
+from streamguard.moderation.outcomes import Outcomes
 from streamguard.moderation.policy import decide
 from tests.support.alerts import RecordingSink, risky, segment, stream
 
@@ -99,7 +100,7 @@ async def test_quiet_timer_ends_the_incident_of_a_stream_that_died(tmp_path: Pat
             seg = segment(config.id, seq)
             clip = tmp_path / f"{seg.id}.mp3"
             clip.write_bytes(b"clip %d" % seq)
-            await alerting.handle(config, seg, risky(seg), clip)
+            await Outcomes(alerting.profiles, alerting).handle(config, seg, risky(seg), clip)
         # The stream dies here: no more segments. The timer alone must end the incident.
         async with asyncio.timeout(10):
             while len(sink.alerts) < 3:
@@ -120,7 +121,7 @@ async def test_open_incidents_end_on_shutdown() -> None:
     profiles = {"default": ProfileConfig(incident_quiet_seconds=3600)}
     async with Alerting(profiles, sink, instance_id="i1") as alerting:
         seg = segment()
-        await alerting.handle(stream(), seg, risky(seg), None)
+        await Outcomes(alerting.profiles, alerting).handle(stream(), seg, risky(seg), None)
     assert [a.payload["incident"]["event"] for a in sink.alerts] == ["new", "end"]
 
 
@@ -130,7 +131,10 @@ async def test_failed_and_skipped_segments_are_health_events_not_alerts() -> Non
         for seq, outcome in enumerate((Outcome.FAILED, Outcome.SKIPPED_OVERLOADED)):
             seg = segment(seq=seq)
             verdict = risky(seg, label="Custom", outcome=outcome, reason="engine down")
-            assert await alerting.handle(stream(), seg, verdict, None) == []
+            assert (
+                await Outcomes(alerting.profiles, alerting).handle(stream(), seg, verdict, None)
+                == []
+            )
     assert sink.alerts == []
     assert [e.kind for e in sink.events] == [
         StreamEventKind.SEGMENT_FAILED,

@@ -17,6 +17,9 @@ from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.moderation.alert import stamp_published
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.late import LateVerdicts
+from streamguard.moderation.outcomes import Outcomes
+from streamguard.moderation.profiles import Profiles
+from streamguard.state.attached import AttachedStreams
 from streamguard.state.db import Database
 from streamguard.state.results import Results
 from tests.support.alerts import RecordingSink, risky, segment, stream
@@ -32,6 +35,7 @@ PROFILES = {
 @dataclass
 class Late:
     handler: LateVerdicts
+    attached: AttachedStreams
     sink: RecordingSink
     db: Database
 
@@ -45,10 +49,17 @@ async def late(tmp_path: Path) -> AsyncIterator[Late]:
     ):
         results = Results(db)
         await results.open()
-        handler = LateVerdicts(db, profiles=lambda: PROFILES, results=results, alerting=alerting)
-        await handler.open()
-        await handler.remember([stream("s1", room="room-1", profile="strict")])
-        yield Late(handler, sink, db)
+        attached = AttachedStreams(db)
+        await attached.open()
+        profiles = Profiles(PROFILES)
+        handler = LateVerdicts(
+            attached=attached,
+            profiles=profiles,
+            results=results,
+            outcomes=Outcomes(profiles, alerting, results),
+        )
+        await attached.remember([stream("s1", room="room-1", profile="strict")])
+        yield Late(handler, attached, sink, db)
 
 
 def _failed(seg: Segment) -> Verdict:
@@ -110,7 +121,7 @@ async def test_a_stream_the_daemon_no_longer_runs_alerts_in_its_remembered_room(
     late: Late,
 ) -> None:
     # Attached through the API (or since removed from the config) before the restart.
-    await late.handler.remember([stream("api-1", room="room-9", profile="strict", show="x")])
+    await late.attached.remember([stream("api-1", room="room-9", profile="strict", show="x")])
     seg = segment("api-1", seq=0)
     await late.handler(risky(seg), seg.info())
     (alert,) = late.sink.alerts
@@ -135,7 +146,7 @@ async def test_a_stream_the_daemon_no_longer_runs_alerts_in_its_remembered_room(
 async def test_a_stream_is_judged_as_last_attached_with_a_profile_that_exists(
     late: Late, stream_id: str, profile: str, judged_with: str
 ) -> None:
-    await late.handler.remember([stream(stream_id, room="room-2", profile=profile)])
+    await late.attached.remember([stream(stream_id, room="room-2", profile=profile)])
     seg = segment(stream_id, seq=9)
     await late.handler(risky(seg), seg.info())
     (alert,) = late.sink.alerts
