@@ -30,6 +30,7 @@ from streamguard.config.ingest import BackoffConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.moderation.alert import Alert
 from streamguard.moderation.alerting import Alerting
+from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from streamguard.state.outbox import OutboxMessage
 from tests.support.alerts import RecordingSink, risky, segment, stream
@@ -64,7 +65,7 @@ async def make_alerts(count: int, stream_id: str) -> list[Alert]:
     async with Alerting(PROFILES, sink, instance_id="bench") as alerting:
         for seq in range(count):
             seg = segment(stream_id, seq)
-            await alerting.handle(config, seg, risky(seg), None)
+            await Outcomes(alerting.profiles, alerting).handle(config, seg, risky(seg), None)
     return sink.alerts[:count]
 
 
@@ -116,7 +117,9 @@ async def latency(broker: Mosquitto, workdir: Path, rate: float, seconds: float)
             seg = segment("paced", seq)
             verdict = risky(seg)
             at = time.perf_counter()
-            for alert in await alerting.handle(config_, seg, verdict, None):
+            for alert in await Outcomes(alerting.profiles, alerting).handle(
+                config_, seg, verdict, None
+            ):
                 started[alert.alert_id] = at
         await acks.wait_for(len(started))
     latencies = sorted((acks.at[i] - t) * 1000 for i, t in started.items())

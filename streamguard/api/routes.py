@@ -23,6 +23,7 @@ from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
 from streamguard.state.feedback import Feedback, FeedbackError
 from streamguard.state.results import RISK_ORDER, ResultQuery, Results
 from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownProfile
+from streamguard.streams.report import StreamReport
 
 __all__ = ["StreamConflict", "StreamControl", "build_api"]
 
@@ -30,9 +31,9 @@ __all__ = ["StreamConflict", "StreamControl", "build_api"]
 class StreamControl(Protocol):
     """What the API needs from the daemon's streams."""
 
-    def statuses(self) -> list[dict[str, Any]]: ...
+    def reports(self) -> list[StreamReport]: ...
 
-    def status(self, stream_id: str) -> dict[str, Any] | None: ...
+    def report(self, stream_id: str) -> StreamReport | None: ...
 
     def config_of(self, stream_id: str) -> StreamConfig | None: ...
 
@@ -199,7 +200,7 @@ class _Handlers:
         return web.json_response(OPENAPI)
 
     async def list_streams(self, request: web.Request) -> web.Response:
-        return web.json_response({"streams": self.streams.statuses()})
+        return web.json_response({"streams": [r.to_json() for r in self.streams.reports()]})
 
     async def create_stream(self, request: web.Request) -> web.Response:
         stream = self._stream_from(await _json_body(request))
@@ -207,13 +208,13 @@ class _Handlers:
             await self.streams.attach(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
-        return web.json_response(self.streams.status(stream.id), status=201)
+        return web.json_response(self._report(stream.id), status=201)
 
     async def read_stream(self, request: web.Request) -> web.Response:
-        status = self.streams.status(request.match_info["id"])
-        if status is None:
+        report = self.streams.report(request.match_info["id"])
+        if report is None:
             return _problem(404, "no_such_stream", f"no stream {request.match_info['id']!r}")
-        return web.json_response(status)
+        return web.json_response(report.to_json())
 
     async def change_stream(self, request: web.Request) -> web.Response:
         stream_id = request.match_info["id"]
@@ -228,7 +229,11 @@ class _Handlers:
             await self.streams.change(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
-        return web.json_response(self.streams.status(stream_id))
+        return web.json_response(self._report(stream_id))
+
+    def _report(self, stream_id: str) -> dict[str, Any] | None:
+        report = self.streams.report(stream_id)
+        return None if report is None else report.to_json()
 
     async def delete_stream(self, request: web.Request) -> web.Response:
         if not await self.streams.detach(request.match_info["id"]):

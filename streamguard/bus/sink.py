@@ -12,7 +12,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import suppress
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -20,7 +20,8 @@ from typing import Self, TextIO
 
 from streamguard.bus.publisher import Publisher, PublisherState
 from streamguard.config.bus import MqttConfig
-from streamguard.core.status import StreamEvent, StreamStatus
+from streamguard.core.status import InstanceEvent, StreamEvent, StreamStatus
+from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.core.topics import Topics
 from streamguard.moderation.alert import Alert, stamp_published
 from streamguard.state.db import Database
@@ -55,18 +56,22 @@ class MqttAlerts:
         instance_id: str,
         *,
         on_acked: Callable[[Sequence[OutboxMessage]], None] | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(config.topic_prefix)
         self.outbox = Outbox(db)
         self.publisher = Publisher(config, self.outbox, instance_id, on_acked=on_acked)
-        self._group = asyncio.TaskGroup()
-        self._task: asyncio.Task[None] | None = None
+        self._shared = supervisor
+        self._stack = AsyncExitStack()
+        self._loop: Loop | None = None
 
     async def __aenter__(self) -> Self:
         await self.outbox.open()
-        await self._group.__aenter__()
-        self._task = self._group.create_task(self.publisher.run(), name="outbox.publisher")
+        async with AsyncExitStack() as stack:
+            supervisor = await shared_or_own(self._shared, stack)
+            self._loop = supervisor.start("outbox.publisher", self.publisher.run)
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
@@ -75,16 +80,16 @@ class MqttAlerts:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        task = self._task
-        if task is not None and not task.done():
+        loop = self._loop
+        if loop is not None and not loop.task.done():
             self.publisher.request_stop()
             # A connect or publish in progress is bounded by the client timeout.
             limit = self.config.shutdown_drain_seconds + 2 * self.config.timeout
             with suppress(TimeoutError):
                 async with asyncio.timeout(limit):
-                    await asyncio.wait({task})
-            task.cancel()
-        await self._group.__aexit__(exc_type, exc, tb)
+                    await loop.finished()
+            await loop.stop()
+        await self._stack.aclose()
 
     async def emit(self, alert: Alert) -> None:
         payload = json.dumps(alert.to_json(), ensure_ascii=False)
@@ -95,6 +100,13 @@ class MqttAlerts:
     async def event(self, event: StreamEvent) -> None:
         payload = json.dumps(event.to_json(), ensure_ascii=False)
         topic = self.topics.stream_events(event.stream_id)
+        await self.outbox.add(MessageKind.EVENT, event.event_id, topic, payload)
+        self.publisher.wake()
+
+    async def instance_event(self, event: InstanceEvent) -> None:
+        """Deliver a health event of this instance (a loop restarted) through the outbox."""
+        payload = json.dumps(event.to_json(), ensure_ascii=False)
+        topic = self.topics.instance_events(event.instance_id)
         await self.outbox.add(MessageKind.EVENT, event.event_id, topic, payload)
         self.publisher.wake()
 
@@ -130,6 +142,10 @@ class JsonLinesAlerts:
         self._write(self._out, stamped)
 
     async def event(self, event: StreamEvent) -> None:
+        self._write(self._log, {"event": event.to_json()})
+
+    async def instance_event(self, event: InstanceEvent) -> None:
+        """Print a health event of this instance to ``log``."""
         self._write(self._log, {"event": event.to_json()})
 
     async def status(self, status: StreamStatus) -> None:

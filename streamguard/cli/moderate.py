@@ -23,16 +23,14 @@ from typing import Any, TextIO
 import av
 from pydantic import ValidationError
 
-from streamguard.bus.sink import JsonLinesAlerts, MqttAlerts
+from streamguard.app.components import open_components
 from streamguard.cli.common import config_or_report, report_failure
 from streamguard.config import Config
 from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import StreamGuardError
-from streamguard.engines.factory import open_engine
+from streamguard.core.metrics import Metrics
 from streamguard.ingest.source import Source
-from streamguard.moderation.alerting import Alerting
-from streamguard.moderation.sink import AlertSink
-from streamguard.state.db import Database
+from streamguard.moderation.outcomes import Outcomes
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
 
 __all__ = ["register"]
@@ -95,58 +93,53 @@ async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespa
         duration = None if source.live else await asyncio.to_thread(_duration, stream.url)
         # Durable state only matters with a bus (the outbox) or AMS (tasks in flight).
         durable = config.mqtt is not None or config.engine.type == "ams"
-        state_dir = config.state_path() if durable else clip_dir
-        db = await stack.enter_async_context(Database(state_dir / "streamguard.db"))
-        sink: AlertSink
-        if config.mqtt is not None:
-            sink = await stack.enter_async_context(MqttAlerts(config.mqtt, db, config.instance.id))
-        else:
-            sink = JsonLinesAlerts(sys.stdout, sys.stderr)
-        alerting = await stack.enter_async_context(
-            Alerting(config.profiles, sink, instance_id=config.instance.id)
-        )
-        engine = await stack.enter_async_context(
-            open_engine(config.engine, db=db, state_dir=state_dir)
+        parts = await open_components(
+            stack,
+            config,
+            metrics=Metrics(),
+            state_dir=config.state_path() if durable else clip_dir,
+            evidence=False,
         )
         await stack.enter_async_context(source)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, source.detach)
         stack.callback(loop.remove_signal_handler, signal.SIGINT)
-
-        async def emit(result: SegmentResult) -> None:
-            line = {
-                "type": "segment",
-                **result.segment.metadata(),
-                "clip": None
-                if result.clip is None
-                else {
-                    "format": result.clip.format,
-                    "sha256": result.clip.sha256,
-                    "bytes": result.clip.size,
-                },
-                "verdict": result.verdict.to_json(),
-            }
-            print(json.dumps(line), flush=True)
-            await alerting.handle(stream, result.segment, result.verdict, None)
-
         pipeline = StreamPipeline(
             stream_id=stream.id,
             attached_at=source.attached_at,
             segment_seconds=stream.segment_seconds or config.ingest.segment_seconds,
             encoding=config.ingest.encoding,
             clip_dir=clip_dir,
-            engine=engine,
-            on_result=emit,
-            biz_type=lambda: config.profiles[stream.profile].biz_type,
+            engine=parts.engine,
+            on_result=lambda result: _emit(parts.outcomes, stream, result),
+            biz_type=lambda: parts.profiles.biz_type(stream),
         )
-        async with asyncio.TaskGroup() as group:
-            work = group.create_task(pipeline.run(source), name=f"stream[{stream.id}]")
-            if show:
-                group.create_task(
-                    _progress(source, pipeline, duration, work, sys.stderr),
-                    name=f"stream[{stream.id}].progress",
-                )
+        work = parts.supervisor.spawn(f"stream[{stream.id}]", pipeline.run(source))
+        if show:
+            parts.supervisor.spawn(
+                f"stream[{stream.id}].progress",
+                _progress(source, pipeline, duration, work, sys.stderr),
+            )
+        await work
     return 0
+
+
+async def _emit(outcomes: Outcomes, stream: StreamConfig, result: SegmentResult) -> None:
+    """Print the segment's line, then decide, record and alert on it."""
+    line = {
+        "type": "segment",
+        **result.segment.metadata(),
+        "clip": None
+        if result.clip is None
+        else {
+            "format": result.clip.format,
+            "sha256": result.clip.sha256,
+            "bytes": result.clip.size,
+        },
+        "verdict": result.verdict.to_json(),
+    }
+    print(json.dumps(line), flush=True)
+    await outcomes.handle(stream, result.segment, result.verdict, None)
 
 
 def _duration(url: str) -> float | None:

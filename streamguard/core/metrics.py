@@ -54,6 +54,12 @@ class Metrics:
         self.reconnects = Counter(
             "streamguard_source_reconnects", "Source reconnects, all streams.", registry=r
         )
+        self.loop_restarts = Counter(
+            "streamguard_loop_restarts",
+            "Background loops restarted after they raised, by loop name.",
+            ["loop"],
+            registry=r,
+        )
 
     def watch_ams(
         self,

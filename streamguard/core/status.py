@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "InstanceEvent",
+    "InstanceEventKind",
     "StreamEvent",
     "StreamEventKind",
     "StreamState",
@@ -125,6 +127,40 @@ class StreamEvent:
             "detail": self.detail,
             "segment_id": self.segment_id,
             "silent_seconds": self.silent_seconds,
+        }
+
+
+class InstanceEventKind(StrEnum):
+    """Health events of the instance itself."""
+
+    LOOP_RESTARTED = "loop_restarted"
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceEvent:
+    """One health event of this instance, e.g. a background loop that crashed and was
+    restarted; ``event_id`` is stable so consumers can drop duplicates."""
+
+    instance_id: str
+    kind: InstanceEventKind
+    at: datetime
+    loop: str
+    detail: str = ""
+
+    @property
+    def event_id(self) -> str:
+        key = "\x1f".join((self.instance_id, self.kind, self.at.isoformat(), self.loop))
+        return "evt-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": self.event_id,
+            "instance": self.instance_id,
+            "kind": self.kind.value,
+            "at": self.at.isoformat(),
+            "loop": self.loop,
+            "detail": self.detail,
         }
 
 

@@ -58,3 +58,7 @@ class Topics:
     def instance(self, instance_id: str) -> str:
         """Retained availability of one daemon instance, with a Last Will of offline."""
         return f"{self.root}/instances/{topic_level(instance_id)}"
+
+    def instance_events(self, instance_id: str) -> str:
+        """Health events of one instance (a background loop restarted), not retained."""
+        return f"{self.root}/instances/{topic_level(instance_id)}/events"

@@ -1,9 +1,9 @@
-"""The daemon's streams: one supervised runner per attached stream.
+"""``StreamRunner``: one attached stream, from its source to judged segments, supervised.
 
 A runner owns its ``Source`` and ``StreamPipeline``. A live source reconnects by itself; a
 runner restarts the whole stream only when the source gives up or something unexpected
-fails, within a restart budget (``RESTARTS`` in ``RESTART_WINDOW`` seconds), and then
-reports the stream as failed instead of spinning.
+fails, within a restart budget (``RESTARTS`` in ``RESTART_WINDOW`` seconds, ``RESTART_BACKOFF``
+between them), and then reports the stream as failed instead of spinning.
 """
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
 
 from streamguard.config.ingest import IngestConfig
-from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
+from streamguard.core.backoff import Backoff
 from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import StreamGuardError
 from streamguard.core.logs import stream_logger
@@ -28,37 +25,22 @@ from streamguard.core.metrics import Metrics
 from streamguard.core.status import StreamState
 from streamguard.core.verdict import Outcome
 from streamguard.engines.base import Engine
-from streamguard.ingest.protocols import resolve_source
 from streamguard.ingest.source import Source
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
-from streamguard.streams.refusals import (
-    InvalidSource,
-    ShuttingDown,
-    StreamConflict,
-    UnknownProfile,
-)
+from streamguard.streams.report import StreamReport, StreamTally, seconds_kind
 
-__all__ = ["AttachHandler", "ResultHandler", "StateHandler", "StreamRunner", "Streams"]
+__all__ = ["BizType", "ResultHandler", "StateHandler", "StreamRunner"]
 
 log = logging.getLogger("streamguard.streams")
 
 RESTARTS = 5
 RESTART_WINDOW = 600.0
-RESTART_DELAY = 5.0
-POLL_SECONDS = 1.0
+RESTART_BACKOFF = Backoff(initial=5.0, maximum=5.0, jitter=0.2)
+"""The pause before a stream's next life: about 5 s, spread so streams do not restart together."""
 
-ResultHandler = Callable[[StreamConfig, SegmentResult], Awaitable[None]]
-BizType = Callable[[StreamConfig], str]
+ResultHandler = Callable[[StreamConfig, SegmentResult], Awaitable[object]]
+BizType = Callable[[StreamConfig], str | None]
 StateHandler = Callable[[StreamConfig, StreamState, str | None], Awaitable[None]]
-AttachHandler = Callable[[StreamConfig], Awaitable[None]]
-
-_OUTCOME_SECONDS = {
-    Outcome.MODERATED: "moderated",
-    Outcome.NO_SPEECH: "skipped_silent",
-    Outcome.SKIPPED_OVERLOADED: "skipped_overloaded",
-    Outcome.FAILED: "failed",
-    Outcome.NOT_MODERATED: "failed",
-}
 
 
 class StreamRunner:
@@ -75,6 +57,7 @@ class StreamRunner:
         on_state: StateHandler,
         metrics: Metrics,
         biz_type: BizType,
+        restart_backoff: Backoff = RESTART_BACKOFF,
     ) -> None:
         self.config = config
         self._biz_type = biz_type
@@ -84,18 +67,19 @@ class StreamRunner:
         self._on_result = on_result
         self._on_state = on_state
         self._metrics = metrics
+        self._restart_backoff = restart_backoff
         self._log = stream_logger(log, config.id)
         self._source: Source | None = None
         self._stopping = asyncio.Event()
         self._restarts: list[float] = []
+        self._silent_since: datetime | None = None
         self.state = StreamState.STARTING
         self.last_error: str | None = None
-        self.last_audio_at: datetime | None = None
-        self.reconnects = 0
-        self.outcomes: Counter[str] = Counter()
-        self.suggestions: Counter[str] = Counter()
-        self.seconds: dict[str, float] = dict.fromkeys(_OUTCOME_SECONDS.values(), 0.0)
-        self._silent_since: datetime | None = None
+        self.tally = StreamTally()
+
+    def report(self) -> StreamReport:
+        """How the stream is doing now."""
+        return StreamReport(self.config, self.state, self.last_error, self.tally.copy())
 
     def stop(self) -> None:
         """Stop reading; what was heard is still cut, judged and recorded."""
@@ -126,7 +110,8 @@ class StreamRunner:
                 return
             await self._set_state(StreamState.RESTARTING)
             try:
-                await asyncio.wait_for(self._stopping.wait(), RESTART_DELAY)
+                delay = self._restart_backoff.delay(len(self._restarts))
+                await asyncio.wait_for(self._stopping.wait(), delay)
             except TimeoutError:
                 continue
         await self._set_state(StreamState.STOPPED)
@@ -176,12 +161,12 @@ class StreamRunner:
             stats = source.stats
             if stats.reconnects > seen_reconnects:
                 self._metrics.reconnects.inc(stats.reconnects - seen_reconnects)
-                self.reconnects += stats.reconnects - seen_reconnects
+                self.tally.reconnects += stats.reconnects - seen_reconnects
                 seen_reconnects = stats.reconnects
             if self.state not in (StreamState.ONLINE, StreamState.SILENT):
                 await self._set_state(StreamState.ONLINE)
             self.last_error = stats.last_error
-            self.last_audio_at = chunk.wall_start + timedelta(seconds=chunk.duration)
+            self.tally.heard(chunk.wall_start, chunk.duration)
             self._metrics.audio_seconds.labels("ingested").inc(chunk.duration)
             yield chunk
 
@@ -210,12 +195,9 @@ class StreamRunner:
     async def _result(self, result: SegmentResult) -> None:
         await self._track_silence(result)
         verdict = result.verdict
-        self.outcomes[verdict.outcome.value] += 1
-        if verdict.outcome is Outcome.MODERATED:
-            self.suggestions[verdict.suggestion.value] += 1
-        kind = _OUTCOME_SECONDS[verdict.outcome]
-        self.seconds[kind] += result.segment.duration
+        self.tally.judged(verdict, result.segment.duration)
         self._metrics.segments.labels(verdict.outcome.value).inc()
+        kind = seconds_kind(verdict.outcome)
         self._metrics.audio_seconds.labels(kind).inc(result.segment.duration)
         latency = (datetime.now(UTC) - result.segment.ended_at).total_seconds()
         self._metrics.engine_latency.labels(verdict.engine).observe(max(0.0, latency))
@@ -225,191 +207,5 @@ class StreamRunner:
         if state == self.state:
             return
         self.state = state
-        self._log.info("stream %s", state, extra={"state": state})
+        self._log.info("stream %s", state.value, extra={"state": state.value})
         await self._on_state(self.config, state, self.last_error)
-
-    def status(self) -> dict[str, Any]:
-        """The stream's config and how it is doing, for the API."""
-        return {
-            **self.config.model_dump(),
-            "state": self.state,
-            "last_audio_at": self.last_audio_at.isoformat() if self.last_audio_at else None,
-            "reconnects": self.reconnects,
-            "segments": sum(self.outcomes.values()),
-            "outcomes": dict(self.outcomes),
-            "suggestions": dict(self.suggestions),
-            "minutes_moderated": round(self.seconds["moderated"] / 60, 3),
-            "minutes_skipped_silent": round(self.seconds["skipped_silent"] / 60, 3),
-            "minutes_unjudged": round(
-                (self.seconds["skipped_overloaded"] + self.seconds["failed"]) / 60, 3
-            ),
-            "last_error": self.last_error,
-        }
-
-
-class Streams:
-    """The attached streams, each a named task in one task group owned by this object.
-
-    ``on_attach`` is awaited with a stream's config each time it is attached or changed,
-    before it runs with it.
-    """
-
-    def __init__(
-        self,
-        *,
-        ingest: IngestConfig,
-        engine: Engine,
-        clip_dir: Path,
-        on_result: ResultHandler,
-        on_state: StateHandler,
-        metrics: Metrics,
-        api_allows_files: bool,
-        biz_type: BizType,
-        profiles: Callable[[], Mapping[str, ProfileConfig]],
-        on_attach: AttachHandler,
-    ) -> None:
-        self._biz_type = biz_type
-        self._on_attach = on_attach
-        self._profiles = profiles
-        self._lock = asyncio.Lock()  # one attach/change/detach at a time
-        self._draining = False
-        self._ingest = ingest
-        self._api_ingest = ingest.model_copy(
-            update={"allow_local_files": ingest.allow_local_files and api_allows_files}
-        )
-        self._engine = engine
-        self._clip_dir = clip_dir
-        self._on_result = on_result
-        self._on_state = on_state
-        self._metrics = metrics
-        self._runners: dict[str, StreamRunner] = {}
-        self._monitor: asyncio.Task[None] | None = None
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._group = asyncio.TaskGroup()
-
-    async def __aenter__(self) -> Self:
-        await self._group.__aenter__()
-        self._monitor = self._group.create_task(self._poll_forever(), name="streams.monitor")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop_all()
-        await self._group.__aexit__(exc_type, exc, tb)
-
-    async def _poll_forever(self) -> None:
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            for runner in list(self._runners.values()):
-                await runner.poll()
-
-    def stop_all(self) -> None:
-        """Ask every stream to stop (their tails are still judged); see ``wait_stopped``."""
-        if self._monitor is not None:
-            self._monitor.cancel()
-        for runner in self._runners.values():
-            runner.stop()
-
-    async def cancel_all(self) -> None:
-        """Cancel every runner (after the shutdown deadline) and wait for them to record."""
-        tasks = [task for task in self._tasks.values() if not task.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-
-    async def wait_stopped(self) -> None:
-        """Wait until every runner's task has finished."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks.values()))
-
-    # -- StreamControl, for the API and config reloads ----------------------------------
-
-    def statuses(self) -> list[dict[str, Any]]:
-        """Every attached stream's status."""
-        return [runner.status() for runner in self._runners.values()]
-
-    def status(self, stream_id: str) -> dict[str, Any] | None:
-        """One stream's status, or None when it is not attached."""
-        runner = self._runners.get(stream_id)
-        return runner.status() if runner else None
-
-    def config_of(self, stream_id: str) -> StreamConfig | None:
-        """The config a stream runs with, or None when it is not attached."""
-        runner = self._runners.get(stream_id)
-        return runner.config if runner else None
-
-    def check(self, stream: StreamConfig, *, from_api: bool = True) -> None:
-        """Refuse a stream this daemon cannot run: protocol off the allow-list (or a URL
-        that is not one), or a profile that is not defined. Raises ``StreamGuardError``."""
-        if self._draining:
-            raise ShuttingDown("the daemon is shutting down")
-        if stream.profile not in self._profiles():
-            raise UnknownProfile(f"profile {stream.profile!r} is not defined in profiles")
-        try:
-            resolve_source(stream.url, self._api_ingest if from_api else self._ingest)
-        except ValueError as exc:  # a URL urllib cannot even parse
-            raise InvalidSource(f"not a usable URL: {exc}") from exc
-
-    async def attach(self, stream: StreamConfig, *, from_api: bool = True) -> None:
-        """Start a stream, after ``check``; ``StreamConflict`` if it runs already."""
-        async with self._lock:
-            self.check(stream, from_api=from_api)
-            task = self._tasks.get(stream.id)
-            if task is not None and not task.done():  # an ended or failed stream may return
-                raise StreamConflict(f"stream {stream.id!r} is already attached")
-            await self._on_attach(stream)
-            self._start(stream)
-
-    async def change(self, stream: StreamConfig, *, from_api: bool = True) -> None:
-        """Apply a changed stream (attaching it if it is gone): restart it if its source or
-        segmenting changed, else swap room, profile and metadata in place."""
-        async with self._lock:
-            self.check(stream, from_api=from_api)
-            await self._on_attach(stream)
-            runner = self._runners.get(stream.id)
-            if runner is not None:
-                old = runner.config
-                if (old.url, old.segment_seconds) == (stream.url, stream.segment_seconds):
-                    runner.config = stream  # read at each result
-                    return
-                await self._detach(stream.id)
-            self._start(stream)
-
-    async def detach(self, stream_id: str) -> bool:
-        """Stop a stream and wait until its last segment is recorded."""
-        async with self._lock:
-            return await self._detach(stream_id)
-
-    def drain(self) -> None:
-        """Refuse new streams and changes from now on (shutdown has begun)."""
-        self._draining = True
-
-    async def _detach(self, stream_id: str) -> bool:
-        runner = self._runners.get(stream_id)
-        if runner is None:
-            return False
-        runner.stop()
-        await asyncio.wait([self._tasks[stream_id]])
-        del self._runners[stream_id]
-        del self._tasks[stream_id]
-        return True
-
-    def _start(self, stream: StreamConfig) -> None:
-        runner = StreamRunner(
-            stream,
-            ingest=self._ingest,
-            engine=self._engine,
-            clip_dir=self._clip_dir,
-            on_result=self._on_result,
-            on_state=self._on_state,
-            metrics=self._metrics,
-            biz_type=self._biz_type,
-        )
-        self._runners[stream.id] = runner
-        task = self._group.create_task(runner.run(), name=f"stream[{stream.id}]")
-        self._tasks[stream.id] = task

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from streamguard.app.daemon import _StreamHealth
+from streamguard.app.stream_health import StreamHealth
+from streamguard.bus.sink import JsonLinesAlerts
 from streamguard.core.status import StreamEventKind, StreamState
 
 
 def events(states: list[str]) -> list[StreamEventKind | None]:
-    health = _StreamHealth()
+    health = StreamHealth(JsonLinesAlerts(), silent_minutes=5)
     return [health.event("s", StreamState(state)) for state in states]
 
 

@@ -18,6 +18,7 @@ from streamguard.core.status import StreamEvent, StreamEventKind, StreamState, S
 from streamguard.core.topics import Topics
 from streamguard.moderation.alert import Alert
 from streamguard.moderation.alerting import Alerting
+from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from tests.support.alerts import risky, segment, stream
 from tests.support.broker import Mosquitto
@@ -52,7 +53,7 @@ async def emit_alerts(alerting: Alerting, first: int, count: int) -> list[Alert]
     alerts: list[Alert] = []
     for seq in range(first, first + count):
         seg = segment(config.id, seq)
-        alerts += await alerting.handle(config, seg, risky(seg), None)
+        alerts += await Outcomes(alerting.profiles, alerting).handle(config, seg, risky(seg), None)
     return alerts
 
 

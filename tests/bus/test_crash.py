@@ -15,7 +15,7 @@ from streamguard.moderation.alert import alert_schema
 from tests.support.broker import Mosquitto
 from tests.support.subscriber import Subscriber
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Worker:

@@ -14,6 +14,7 @@ from streamguard.config.policy import ProfileConfig
 from streamguard.core.verdict import Outcome
 from streamguard.moderation.alert import alert_schema
 from streamguard.moderation.alerting import Alerting
+from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from streamguard.state.outbox import MessageKind, Outbox
 from tests.support.alerts import risky, segment, stream
@@ -50,9 +51,11 @@ async def test_json_lines_sink_prints_alerts_and_logs_events() -> None:
     sink = JsonLinesAlerts(out, log)
     async with Alerting({"default": ProfileConfig()}, sink, instance_id="cli") as alerting:
         seg = segment()
-        await alerting.handle(stream(), seg, risky(seg), None)
+        await Outcomes(alerting.profiles, alerting).handle(stream(), seg, risky(seg), None)
         failed = segment(seq=1)
-        await alerting.handle(stream(), failed, risky(failed, outcome=Outcome.FAILED), None)
+        await Outcomes(alerting.profiles, alerting).handle(
+            stream(), failed, risky(failed, outcome=Outcome.FAILED), None
+        )
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [a["incident"]["event"] for a in lines] == ["new", "end"]
     for alert in lines:

@@ -17,6 +17,7 @@ from streamguard.config.bus import MqttConfig, MqttTlsConfig
 from streamguard.config.ingest import BackoffConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.moderation.alerting import Alerting
+from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from tests.support.alerts import risky, segment, stream
 from tests.support.broker import Mosquitto
@@ -73,7 +74,9 @@ async def test_alerts_over_verified_tls(
             Alerting(profiles, sink, instance_id="i-1") as alerting,
         ):
             seg = segment()
-            (alert,) = await alerting.handle(stream(), seg, risky(seg), None)
+            (alert,) = await Outcomes(alerting.profiles, alerting).handle(
+                stream(), seg, risky(seg), None
+            )
             async with asyncio.timeout(30):
                 message = await anext(aiter(consumer.messages))
     assert alert.alert_id.encode() in message.payload

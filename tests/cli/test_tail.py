@@ -15,11 +15,12 @@ from streamguard.config.bus import MqttConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.core.status import StreamEvent, StreamEventKind
 from streamguard.moderation.alerting import Alerting
+from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from tests.support.alerts import keyword, risky, segment, stream
 from tests.support.broker import Mosquitto
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_tail_prints_alerts_and_events(mosquitto: Mosquitto, tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ async def test_tail_prints_alerts_and_events(mosquitto: Mosquitto, tmp_path: Pat
         Alerting({"default": ProfileConfig()}, sink, instance_id="i-1") as alerting,
     ):
         await sink.event(StreamEvent("s1", "room-1", StreamEventKind.RESTORED, now, "back"))
-        (alert,) = await alerting.handle(config, seg, verdict, None)
+        (alert,) = await Outcomes(alerting.profiles, alerting).handle(config, seg, verdict, None)
         async with asyncio.timeout(30):
             out, _ = await tail.communicate()
     assert tail.returncode == 0

@@ -12,7 +12,7 @@ from streamguard.config import load_config, parse_config
 from streamguard.config.reference import render_reference
 from streamguard.core.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "streamguard.example.toml"
 
 

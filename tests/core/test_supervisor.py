@@ -101,6 +101,10 @@ async def test_a_failing_report_does_not_stop_the_restarts() -> None:
 
 async def test_one_name_runs_once_at_a_time() -> None:
     async with Supervisor(backoff=QUICK) as supervisor:
-        supervisor.start("x", asyncio.Event().wait)
+        supervisor.start("x", _forever)
         with pytest.raises(RuntimeError, match="already running"):
-            supervisor.start("x", asyncio.Event().wait)
+            supervisor.start("x", _forever)
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()

@@ -19,6 +19,7 @@ from streamguard.config.bus import MqttConfig
 from streamguard.config.ingest import BackoffConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.moderation.alerting import Alerting
+from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from tests.support.alerts import risky, segment, stream
 
@@ -39,7 +40,9 @@ async def main(args: argparse.Namespace) -> None:
     ):
         for seq in range(args.alerts):
             seg = segment("s1", seq)
-            await alerting.handle(stream("s1", "room-1"), seg, risky(seg), None)
+            await Outcomes(alerting.profiles, alerting).handle(
+                stream("s1", "room-1"), seg, risky(seg), None
+            )
         say(f"queued {args.alerts}")
         await sink.publisher.wait_state(PublisherState.CONNECTED)
         say("connected")

@@ -1,0 +1,153 @@
+"""Build every component from the config, once, for ``streamguard run`` and ``moderate``.
+
+    supervisor → database and its stores → alert sink (outbox + MQTT, or JSON lines)
+    → alerting and outcomes (policy, incidents, evidence) → late verdicts → engine
+
+Each component is entered on the caller's ``AsyncExitStack``, so it is torn down in reverse
+order; every background loop runs under the one ``Supervisor``, whose crashes are counted in
+``/metrics`` and published as instance health events.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from streamguard.bus.sink import JsonLinesAlerts, MqttAlerts
+from streamguard.config import Config
+from streamguard.core.metrics import Metrics
+from streamguard.core.status import InstanceEvent, InstanceEventKind
+from streamguard.core.supervisor import Supervisor
+from streamguard.engines.ams.engine import AmsEngine
+from streamguard.engines.base import Engine
+from streamguard.engines.factory import open_engine
+from streamguard.engines.gated import GatedEngine
+from streamguard.moderation.alerting import Alerting
+from streamguard.moderation.evidence import EvidenceStore
+from streamguard.moderation.late import LateVerdicts
+from streamguard.moderation.outcomes import Outcomes
+from streamguard.moderation.profiles import Profiles
+from streamguard.state.attached import AttachedStreams
+from streamguard.state.db import Database
+from streamguard.state.feedback import Feedback
+from streamguard.state.heartbeat import Heartbeat
+from streamguard.state.outbox import MessageKind, OutboxMessage
+from streamguard.state.results import Results
+
+__all__ = ["Components", "open_components"]
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """What the daemon (or ``moderate``) runs with, all entered on one exit stack."""
+
+    supervisor: Supervisor
+    db: Database
+    profiles: Profiles
+    results: Results
+    feedback: Feedback
+    attached: AttachedStreams
+    heartbeat: Heartbeat
+    sink: MqttAlerts | JsonLinesAlerts
+    alerting: Alerting
+    outcomes: Outcomes
+    late: LateVerdicts
+    engine: Engine
+
+
+async def open_components(
+    stack: AsyncExitStack,
+    config: Config,
+    *,
+    metrics: Metrics,
+    state_dir: Path,
+    evidence: bool = True,
+    out: TextIO | None = None,
+) -> Components:
+    """Enter every component on ``stack``; ``evidence=False`` keeps no clips (``moderate``),
+    ``out`` is where alerts go as JSON lines when no broker is configured."""
+    supervisor = await stack.enter_async_context(Supervisor())
+    db = await stack.enter_async_context(Database(state_dir / "streamguard.db"))
+    results, feedback, attached, heartbeat = (
+        Results(db),
+        Feedback(db),
+        AttachedStreams(db),
+        Heartbeat(db),
+    )
+    for store in (results, feedback, attached, heartbeat):
+        await store.open()
+    sink = await _open_sink(stack, config, db, metrics, supervisor, out)
+    supervisor.report_to(_CrashReport(config.instance.id, metrics, sink))
+    profiles = Profiles(config.profiles)
+    alerting = await stack.enter_async_context(
+        Alerting(
+            profiles,
+            sink,
+            instance_id=config.instance.id,
+            evidence=EvidenceStore.from_config(config.evidence, state_dir) if evidence else None,
+            db=db,
+            supervisor=supervisor,
+        )
+    )
+    outcomes = Outcomes(profiles, alerting, results)
+    late = LateVerdicts(attached=attached, profiles=profiles, results=results, outcomes=outcomes)
+    # Before the engine starts: a late verdict of a configured stream is judged as configured.
+    await attached.remember(config.streams)
+    metrics.watch_late(lambda: late.handled)
+    engine = await stack.enter_async_context(
+        open_engine(config.engine, db=db, state_dir=state_dir, on_late_verdict=late)
+    )
+    _watch_engine(engine, metrics)
+    return Components(
+        supervisor, db, profiles, results, feedback, attached, heartbeat, sink, alerting,
+        outcomes, late, engine,
+    )  # fmt: skip
+
+
+async def _open_sink(
+    stack: AsyncExitStack,
+    config: Config,
+    db: Database,
+    metrics: Metrics,
+    supervisor: Supervisor,
+    out: TextIO | None,
+) -> MqttAlerts | JsonLinesAlerts:
+    if config.mqtt is None:
+        return JsonLinesAlerts(out or sys.stdout, sys.stderr)
+
+    def acked(messages: Sequence[OutboxMessage]) -> None:
+        metrics.alerts_published.inc(sum(1 for m in messages if m.kind is MessageKind.ALERT))
+
+    mqtt = await stack.enter_async_context(
+        MqttAlerts(config.mqtt, db, config.instance.id, on_acked=acked, supervisor=supervisor)
+    )
+    metrics.watch_outbox(lambda: mqtt.health().backlog, lambda: mqtt.health().oldest_age or 0.0)
+    return mqtt
+
+
+def _watch_engine(engine: Engine, metrics: Metrics) -> None:
+    if isinstance(engine, GatedEngine) and isinstance(engine.inner, AmsEngine):
+        ams, gated = engine.inner, engine
+        metrics.watch_ams(lambda: ams.client.outcomes, lambda: gated.seconds_saved)
+
+
+class _CrashReport:
+    """A supervised loop crashed: count it and publish an instance health event."""
+
+    def __init__(self, instance_id: str, metrics: Metrics, sink: MqttAlerts | JsonLinesAlerts):
+        self._instance_id = instance_id
+        self._metrics = metrics
+        self._sink = sink
+
+    async def __call__(self, loop: str, exc: BaseException) -> None:
+        self._metrics.loop_restarts.labels(loop).inc()
+        detail = f"{type(exc).__name__}: {exc}"
+        event = InstanceEvent(
+            self._instance_id, InstanceEventKind.LOOP_RESTARTED, datetime.now(UTC), loop, detail
+        )
+        await self._sink.instance_event(event)
