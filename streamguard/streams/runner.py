@@ -93,12 +93,12 @@ class StreamRunner:
             try:
                 ended = await self._run_once()
             except* StreamGuardError as group:
-                self.last_error = "; ".join(str(e) for e in group.exceptions)
+                self.last_error = "; ".join(str(e) for e in _leaves(group))
                 self._log.warning("stream failed: %s", self.last_error)
             except* Exception as group:
                 # A bug or a broken dependency in one stream must not take the daemon down:
                 # it costs a restart from the budget, like a source that gave up.
-                self.last_error = "; ".join(f"{type(e).__name__}: {e}" for e in group.exceptions)
+                self.last_error = "; ".join(f"{type(e).__name__}: {e}" for e in _leaves(group))
                 self._log.error("stream crashed: %s", self.last_error, exc_info=group)
             else:
                 if ended or self._stopping.is_set():
@@ -209,3 +209,11 @@ class StreamRunner:
         self.state = state
         self._log.info("stream %s", state.value, extra={"state": state.value})
         await self._on_state(self.config, state, self.last_error)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions themselves, out of the task groups they were raised through."""
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return leaves
