@@ -17,7 +17,7 @@ from streamguard.tencentcloud.models import DescribeTasksRequest
 from tests.support.ams import CREDENTIALS, SECRET_ID, SECRET_KEY
 from tests.support.net import free_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse(*argv: str) -> argparse.Namespace:
