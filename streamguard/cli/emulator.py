@@ -17,8 +17,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from streamguard.emulator.app import AmsEmulator, EmulatorOptions
-from streamguard.emulator.faults import Faults
+from streamguard.emulator import AmsEmulator, EmulatorOptions, Faults
 from streamguard.engines.base import Engine
 
 __all__ = ["register"]

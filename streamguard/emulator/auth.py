@@ -1,4 +1,5 @@
-"""Checks a request's TC3 signature the way AMS does, answering with its AuthFailure codes."""
+"""Checks a request's TC3 signature the way Tencent Cloud does, answering with its AuthFailure
+codes. The service name is a parameter: every TC3 API signs the same way."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hmac
 from collections.abc import Mapping
 
 from streamguard.tencentcloud.signing import (
+    Authorization,
     canonical_request,
     parse_authorization,
     signature,
@@ -19,7 +21,7 @@ MAX_SKEW_SECONDS = 300
 
 
 class AuthFailure(Exception):
-    """The request is not authentic: ``code`` is the AMS error code to answer with."""
+    """The request is not authentic: ``code`` is the error code to answer with."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -33,12 +35,37 @@ def verify(
     keys: Mapping[str, str],
     now: float,
     tokens: Mapping[str, str] | None = None,
+    *,
+    service: str,
 ) -> str:
     """Return the caller's SecretId, or raise ``AuthFailure`` saying what is wrong.
 
     ``keys`` maps SecretId to SecretKey; ``tokens`` optionally maps SecretId to the STS
-    token it must present. Signed headers are rebuilt from what was received.
+    token it must present; ``service`` is the one the credential scope must name. Signed
+    headers are rebuilt from what was received.
     """
+    auth, timestamp = _authorization(headers)
+    secret_key = keys.get(auth.secret_id)
+    if secret_key is None:
+        raise AuthFailure(
+            "AuthFailure.SecretIdNotFound",
+            "The SecretId is not found, please ensure that your SecretId is correct.",
+        )
+    if abs(now - timestamp) > MAX_SKEW_SECONDS:
+        raise AuthFailure(
+            "AuthFailure.SignatureExpire",
+            f"Signature expired. Timestamp {timestamp} is more than {MAX_SKEW_SECONDS} s away "
+            f"from server time {int(now)}.",
+        )
+    _check_signature(auth, timestamp, secret_key, service, headers, body)
+    required_token = (tokens or {}).get(auth.secret_id)
+    if required_token is not None and headers.get("X-TC-Token") != required_token:
+        raise AuthFailure("AuthFailure.TokenFailure", "The X-TC-Token is missing or invalid.")
+    return auth.secret_id
+
+
+def _authorization(headers: Mapping[str, str]) -> tuple[Authorization, int]:
+    """The parsed Authorization header and X-TC-Timestamp, or InvalidAuthorization."""
     raw = headers.get("Authorization")
     if not raw:
         raise AuthFailure(
@@ -55,23 +82,22 @@ def verify(
         raise AuthFailure(
             "AuthFailure.InvalidAuthorization", "X-TC-Timestamp must be Unix seconds."
         )
-    timestamp = int(stamp)
-    secret_key = keys.get(auth.secret_id)
-    if secret_key is None:
-        raise AuthFailure(
-            "AuthFailure.SecretIdNotFound",
-            "The SecretId is not found, please ensure that your SecretId is correct.",
-        )
-    if abs(now - timestamp) > MAX_SKEW_SECONDS:
-        raise AuthFailure(
-            "AuthFailure.SignatureExpire",
-            f"Signature expired. Timestamp {timestamp} is more than {MAX_SKEW_SECONDS} s away "
-            f"from server time {int(now)}.",
-        )
-    if auth.service != "ams" or auth.date != utc_date(timestamp):
+    return auth, int(stamp)
+
+
+def _check_signature(
+    auth: Authorization,
+    timestamp: int,
+    secret_key: str,
+    service: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> None:
+    """Raise SignatureFailure unless the scope, signed headers and signature are right."""
+    if auth.service != service or auth.date != utc_date(timestamp):
         raise AuthFailure(
             "AuthFailure.SignatureFailure",
-            "The credential scope must be <UTC date of X-TC-Timestamp>/ams/tc3_request.",
+            f"The credential scope must be <UTC date of X-TC-Timestamp>/{service}/tc3_request.",
         )
     if not {"content-type", "host"} <= set(auth.signed_headers):
         raise AuthFailure(
@@ -85,7 +111,3 @@ def verify(
             "The provided credentials could not be validated. "
             "Please check your signature is correct.",
         )
-    required_token = (tokens or {}).get(auth.secret_id)
-    if required_token is not None and headers.get("X-TC-Token") != required_token:
-        raise AuthFailure("AuthFailure.TokenFailure", "The X-TC-Token is missing or invalid.")
-    return auth.secret_id

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from streamguard.cli import emulator as cli
+from streamguard.core.backoff import Backoff
 from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.models import DescribeTasksRequest
 from tests.support.ams import CREDENTIALS, SECRET_ID, SECRET_KEY
@@ -53,13 +54,16 @@ def test_missing_credentials_and_bad_flags_are_clear_errors(
 
 
 async def wait_for_port(port: int, process: asyncio.subprocess.Process) -> None:
+    backoff = Backoff(initial=0.05, maximum=0.5)
     async with asyncio.timeout(30):
+        attempts = 0
         while True:
             assert process.returncode is None, "the emulator exited early"
+            attempts += 1
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
             except OSError:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(backoff.delay(attempts))
                 continue
             writer.close()
             await writer.wait_closed()

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from streamguard.emulator.app import AmsEmulator, EmulatorOptions
-from streamguard.emulator.faults import Faults
+from streamguard.emulator import AmsEmulator, EmulatorOptions, Faults
 from streamguard.tencentcloud.client import AmsClient, RetryPolicy
 from streamguard.tencentcloud.errors import AmsError
 from streamguard.tencentcloud.signing import Credentials, authorization_header, callback_signature
