@@ -14,7 +14,10 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from streamguard.core.segment import Segment, SegmentInfo
+from streamguard.core.verdict import Verdict
 from streamguard.moderation.incidents import Incident, IncidentEvent
+from streamguard.moderation.policy import Decision
 
 __all__ = ["SCHEMA_VERSION", "Alert", "alert_schema", "stamp_published"]
 
@@ -67,42 +70,8 @@ class Alert:
                 "biz_type": latest.biz_type,
                 "metadata": dict(latest.stream.metadata),
             },
-            "segment": {
-                "id": segment.id,
-                "seq": segment.seq,
-                "started_at": _utc(segment.started_at),
-                "ended_at": _utc(segment.ended_at),
-                "media_start": round(segment.media_start, 3),
-                "duration": round(segment.duration, 3),
-                "flags": sorted(segment.flags),
-            },
-            "risk": {
-                "level": decision.risk.value,
-                "suggestion": decision.suggestion.value,
-                "label": decision.label,
-                "sub_label": decision.sub_label,
-                "score": decision.score,
-                "custom_library": decision.custom,
-            },
-            "keywords": [
-                {
-                    "keyword": k.keyword,
-                    "library_id": k.library_id,
-                    "library_name": k.library_name,
-                    "label": k.label,
-                    "sub_label": k.sub_label,
-                    "score": k.score,
-                }
-                for k in decision.keywords
-            ],
-            "transcript_excerpt": _excerpt(
-                verdict.text, decision.keywords[0].text_start if decision.keywords else 0
-            ),
-            "engine": {
-                "name": verdict.engine,
-                "version": verdict.engine_version,
-                "task_id": verdict.task_id,
-            },
+            "segment": _segment_json(segment),
+            **_judgement_json(verdict, decision),
             "evidence": latest.evidence.to_json() if latest.evidence else None,
             "detected_at": _utc(detected_at),
             "published_at": None,
@@ -161,3 +130,48 @@ def _excerpt(text: str, around: int) -> str:
     start = max(0, min(around - EXCERPT_CHARS // 3, len(text) - EXCERPT_CHARS))
     piece = text[start : start + EXCERPT_CHARS]
     return ("…" if start else "") + piece + ("…" if start + EXCERPT_CHARS < len(text) else "")
+
+
+def _segment_json(segment: Segment | SegmentInfo) -> dict[str, Any]:
+    return {
+        "id": segment.id,
+        "seq": segment.seq,
+        "started_at": _utc(segment.started_at),
+        "ended_at": _utc(segment.ended_at),
+        "media_start": round(segment.media_start, 3),
+        "duration": round(segment.duration, 3),
+        "flags": sorted(segment.flags),
+    }
+
+
+def _judgement_json(verdict: Verdict, decision: Decision) -> dict[str, Any]:
+    """The alert's ``risk``, ``keywords``, ``transcript_excerpt`` and ``engine``."""
+    return {
+        "risk": {
+            "level": decision.risk.value,
+            "suggestion": decision.suggestion.value,
+            "label": decision.label,
+            "sub_label": decision.sub_label,
+            "score": decision.score,
+            "custom_library": decision.custom,
+        },
+        "keywords": [
+            {
+                "keyword": k.keyword,
+                "library_id": k.library_id,
+                "library_name": k.library_name,
+                "label": k.label,
+                "sub_label": k.sub_label,
+                "score": k.score,
+            }
+            for k in decision.keywords
+        ],
+        "transcript_excerpt": _excerpt(
+            verdict.text, decision.keywords[0].text_start if decision.keywords else 0
+        ),
+        "engine": {
+            "name": verdict.engine,
+            "version": verdict.engine_version,
+            "task_id": verdict.task_id,
+        },
+    }
