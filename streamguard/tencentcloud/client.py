@@ -1,10 +1,10 @@
 """``AmsClient``: the five AMS 2020-12-29 actions over one aiohttp session, TC3-signed.
 
 Every call is rate limited client-side, bounded by an explicit ``ClientTimeout``, and retried
-only for retryable errors, with jittered exponential backoff bounded by attempts and total
-time. Create calls are not idempotent (each accepted task is billed), so they are retried
-only when the server certainly did nothing (throttled, signature expired, connection
-refused); an unknown outcome is raised for the caller to reconcile.
+only for retryable errors, on a ``Backoff`` schedule bounded by attempts and total time.
+Create calls are not idempotent (each accepted task is billed), so they are retried only
+when the server certainly did nothing (throttled, signature expired, connection refused);
+an unknown outcome is raised for the caller to reconcile.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 from yarl import URL
 
+from streamguard.core.backoff import Backoff
 from streamguard.core.errors import AmsError
 from streamguard.tencentcloud.errors import AmsNetworkError, AmsRetryableError, error_for
 from streamguard.tencentcloud.models import (
@@ -50,17 +51,31 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How hard to retry a retryable failure: attempts, total time, backoff and its cap."""
+    """How hard to retry a retryable failure of one AMS call.
+
+    ``attempts`` (the first one included) and ``total_seconds`` (from the first attempt to
+    the start of the last) bound it; the waits between attempts double from ``initial`` up
+    to ``maximum``, each spread by ``±jitter`` of itself.
+    """
 
     attempts: int = 5
     total_seconds: float = 30.0
-    base_delay: float = 0.25
-    max_delay: float = 5.0
+    initial: float = 0.25
+    maximum: float = 5.0
+    jitter: float = 0.5
+    backoff: Backoff = field(init=False, repr=False, compare=False)
+    """The ``Backoff`` these describe (built once, so a bad policy fails where it is made)."""
 
-    def delay(self, retry: int, rng: random.Random) -> float:
-        """Backoff before retry number ``retry`` (0-based): exponential, half of it jittered."""
-        ceiling = min(self.max_delay, self.base_delay * 2.0**retry)
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+    def __post_init__(self) -> None:
+        schedule = Backoff(
+            initial=self.initial,
+            maximum=self.maximum,
+            multiplier=2.0,
+            jitter=self.jitter,
+            attempts=self.attempts,
+            total_seconds=self.total_seconds,
+        )
+        object.__setattr__(self, "backoff", schedule)
 
 
 class AmsClient:
@@ -170,23 +185,25 @@ class AmsClient:
         """
         started = self._monotonic()
         body = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        retry = 0
+        backoff = self.retry.backoff
+        attempts = 0
         while True:
+            attempts += 1
             try:
                 return await self._attempt(action, body)
             except AmsRetryableError as exc:
-                retry += 1
-                delay = self.retry.delay(retry - 1, self._rng)
+                delay = backoff.delay(attempts, self._rng)
                 safe = idempotent or exc.unprocessed
-                budget_left = self.retry.total_seconds - (self._monotonic() - started)
-                if not safe or retry >= self.retry.attempts or delay > budget_left:
+                # The retry would start after the delay: that is when it must be in budget.
+                elapsed = self._monotonic() - started + delay
+                if not safe or backoff.gives_up(attempts, elapsed):
                     raise
                 log.info(
                     "AMS %s: %s (RequestId %s); retry %d in %.2f s",
                     action,
                     exc.code,
                     exc.request_id,
-                    retry,
+                    attempts,
                     delay,
                 )
                 await self._sleep(delay)

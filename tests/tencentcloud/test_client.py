@@ -3,6 +3,7 @@ retryable errors (never re-sending a Create whose outcome is unknown), rate limi
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -39,10 +40,14 @@ async def test_throttling_is_retried_with_growing_jittered_backoff(tmp_path: Pat
     assert calls == 4
     delays = stack.sleeps.delays
     assert len(delays) == 3
-    policy = stack.client.retry
-    for retry, delay in enumerate(delays):
-        ceiling = min(policy.max_delay, policy.base_delay * 2**retry)
-        assert ceiling / 2 <= delay <= ceiling
+    backoff = stack.client.retry.backoff
+    for retry, delay in enumerate(delays, start=1):
+        base = backoff.initial * backoff.multiplier ** (retry - 1)
+        assert (
+            base * (1 - backoff.jitter)
+            <= delay
+            <= min(backoff.maximum, base * (1 + backoff.jitter))
+        )
 
 
 async def test_a_throttled_create_is_retried_because_nothing_was_done(tmp_path: Path) -> None:
@@ -88,6 +93,44 @@ async def test_connection_refused_is_retried_even_for_create() -> None:
     assert not caught.value.sent
     assert caught.value.code == "ClientNetworkError"
     assert client.calls["CreateAudioModerationTask"] == 3
+
+
+async def test_retries_follow_the_backoff_and_stop_before_the_time_budget() -> None:
+    now = [0.0]
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    policy = RetryPolicy(attempts=10, total_seconds=2.0, initial=0.25, maximum=5.0, jitter=0.5)
+    async with AmsClient(
+        f"http://127.0.0.1:{free_port()}",
+        CREDENTIALS,
+        retry=policy,
+        sleep=sleep,
+        monotonic=lambda: now[0],
+        rng=random.Random(3),
+        timeout=aiohttp.ClientTimeout(total=2),
+    ) as client:
+        with pytest.raises(AmsNetworkError):
+            await client.describe_tasks(DescribeTasksRequest())
+    replay = random.Random(3)
+    expected: list[float] = []
+    while True:  # the same schedule, cut where a retry would start at 2 s or later
+        delay = policy.backoff.delay(len(expected) + 1, replay)
+        if sum(expected) + delay >= policy.total_seconds:
+            break
+        expected.append(delay)
+    assert sleeps == expected
+    assert client.calls["DescribeTasks"] == len(expected) + 1 < policy.attempts
+
+
+def test_a_retry_policy_is_a_valid_backoff() -> None:
+    backoff = RetryPolicy(attempts=3, total_seconds=9.0).backoff
+    assert (backoff.attempts, backoff.total_seconds, backoff.maximum) == (3, 9.0, 5.0)
+    with pytest.raises(ValueError, match="backoff"):
+        RetryPolicy(initial=2.0, maximum=1.0)
 
 
 async def test_signature_expire_is_retried_after_resigning(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ and receives its callbacks. The API client is ``streamguard.tencentcloud``; the 
 is ``streamguard.emulator``.
 """
 
+from streamguard.engines.ams.credentials import credentials_from_config
 from streamguard.engines.ams.delivery import ClipServer
-from streamguard.engines.ams.engine import AmsEngine, credentials_from_config
+from streamguard.engines.ams.engine import AmsEngine
 
 __all__ = ["AmsEngine", "ClipServer", "credentials_from_config"]

@@ -1,0 +1,52 @@
+"""The clip store: the URL key outlives a restart, and clips land in the served directory."""
+
+from __future__ import annotations
+
+import stat
+import wave
+from pathlib import Path
+
+import numpy as np
+from pydantic import SecretStr
+
+from streamguard.config.engine import AmsEngineConfig
+from streamguard.core.excerpt import Excerpt
+from streamguard.engines.ams.clips import URL_KEY_FILE, ClipStore, excerpt_of
+from streamguard.engines.ams.delivery import ClipServer
+from tests.support.audio import make_segment, silence, tone
+
+
+def config(url_key: str | None = None) -> AmsEngineConfig:
+    key = SecretStr(url_key) if url_key is not None else None
+    return AmsEngineConfig(delivery_listen="127.0.0.1:0", url_signing_key=key)
+
+
+async def test_the_url_key_is_kept_owner_only_and_reused(tmp_path: Path) -> None:
+    async with ClipStore(config(), tmp_path) as first:
+        key = first.key
+    async with ClipStore(config(), tmp_path) as second:
+        assert second.key == key
+    assert (tmp_path / URL_KEY_FILE).read_bytes() == key
+    assert stat.S_IMODE((tmp_path / URL_KEY_FILE).stat().st_mode) == 0o600
+    async with ClipStore(config("configured"), tmp_path) as third:
+        assert third.key == b"configured"
+
+
+async def test_clips_are_used_in_place_copied_in_or_written(tmp_path: Path) -> None:
+    segment = make_segment("room-clip", 0, np.concatenate([silence(2.0), tone(3.0)]))
+    whole = Excerpt.whole(segment.duration)
+    async with (
+        ClipServer(tmp_path / "served", b"key") as server,
+        ClipStore(config(), tmp_path, server) as store,
+    ):
+        inside = server.root / "given.mp3"
+        inside.write_bytes(b"mp3")
+        outside = tmp_path / "elsewhere.mp3"
+        outside.write_bytes(b"mp3")
+        assert await store.place(segment, inside, whole) == (inside, False)
+        copied, owned = await store.place(segment, outside, whole)
+        assert (copied.parent, copied.read_bytes(), owned) == (server.root, b"mp3", True)
+        written, owned = await store.place(segment, None, excerpt_of(segment, [(2.0, 5.0)]))
+        assert owned
+        with wave.open(str(written)) as clip:
+            assert clip.getnframes() / clip.getframerate() == 3.0
