@@ -100,7 +100,13 @@ async def open_components(
     await attached.remember(config.streams)
     metrics.watch_late(lambda: late.handled)
     engine = await stack.enter_async_context(
-        open_engine(config.engine, db=db, state_dir=state_dir, on_late_verdict=late)
+        open_engine(
+            config.engine,
+            db=db,
+            state_dir=state_dir,
+            on_late_verdict=late,
+            supervisor=supervisor,
+        )
     )
     _watch_engine(engine, metrics)
     return Components(

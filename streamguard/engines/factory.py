@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from streamguard.config.engine import AmsEngineConfig, LocalEngineConfig
+from streamguard.core.supervisor import Supervisor
 from streamguard.engines.ams.engine import AmsEngine, LateVerdictHandler
 from streamguard.engines.base import Engine
 from streamguard.engines.gated import GatedEngine
@@ -23,18 +24,22 @@ async def open_engine(
     db: Database,
     state_dir: Path,
     on_late_verdict: LateVerdictHandler | None = None,
+    supervisor: Supervisor | None = None,
 ) -> AsyncIterator[Engine]:
     """Yield the engine ``config`` describes; close it on exit.
 
     AMS is always behind the speech gate (silent segments are not billed); its task state
     lives in ``db`` so a restart polls what was submitted instead of submitting it again.
     ``on_late_verdict`` receives verdicts nobody waits for any more, with their segment:
-    AMS tasks of an earlier run, settled after a restart.
+    AMS tasks of an earlier run, settled after a restart. AMS's loops run under
+    ``supervisor``.
     """
     if isinstance(config, LocalEngineConfig):
         async with LocalEngine(config) as local:
             yield local
         return
-    async with AmsEngine(config, db, state_dir=state_dir, on_verdict=on_late_verdict) as ams:
+    async with AmsEngine(
+        config, db, state_dir=state_dir, on_verdict=on_late_verdict, supervisor=supervisor
+    ) as ams:
         gated = GatedEngine(ams, SpeechGate(), pad=config.speech_pad_seconds)
         yield gated

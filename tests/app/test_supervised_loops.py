@@ -24,6 +24,7 @@ from streamguard.app.daemon import Daemon
 from streamguard.bus.publisher import Publisher
 from streamguard.config import load_config
 from streamguard.emulator.app import AmsEmulator, EmulatorOptions
+from streamguard.engines.ams.poller import Poller
 from streamguard.moderation.incidents import IncidentTracker
 from tests.support.ams import KEYS, SECRET_ID, SECRET_KEY
 from tests.support.broker import Mosquitto
@@ -50,6 +51,12 @@ def fail_once(cls: type[Any], name: str, monkeypatch: pytest.MonkeyPatch) -> lis
     return calls
 
 
+async def _until(done: Callable[[], bool]) -> None:
+    async with asyncio.timeout(30):
+        while not done():  # noqa: ASYNC110 - the poller offers no event to wait on
+            await asyncio.sleep(0.1)
+
+
 def metric_lines(port: int) -> list[str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         body: bytes = response.read()
@@ -66,6 +73,7 @@ async def test_crashed_loops_restart_and_sigterm_still_judges_the_tail(
     monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
     timer_calls = fail_once(IncidentTracker, "next_deadline", monkeypatch)
     publisher_calls = fail_once(Publisher, "_publish_instance", monkeypatch)
+    poller_calls = fail_once(Poller, "_poll_due", monkeypatch)
     media, seconds = room_media
     options = EmulatorOptions(keys=KEYS, slice_seconds=15, processing_factor=0.0)
     async with (
@@ -102,15 +110,16 @@ url = "{source.url}"
         )
         daemon = Daemon(config_path, load_config(config_path))
         run = asyncio.create_task(daemon.run(), name="test.daemon")
-        # Both planted faults fire and both loops come back: the timer runs again, the
-        # publisher reconnects and publishes the health events of the two crashes.
-        got = await events.wait_until(lambda r: len(r) >= 2, seconds=60)
+        # Every planted fault fires and every loop comes back: the timer runs again, the
+        # poller polls again, the publisher reconnects and publishes the crashes' events.
+        got = await events.wait_until(lambda r: len(r) >= 3, seconds=60)
         loops = sorted(message.json["loop"] for message in got)
-        assert loops == ["alerts.incident-timer", "outbox.publisher"]
+        assert loops == ["alerts.incident-timer", "ams.poller", "outbox.publisher"]
         assert all(m.json["kind"] == "loop_restarted" for m in got)
         assert "planted fault" in got[0].json["detail"]
         assert len(timer_calls) >= 2
         assert len(publisher_calls) >= 2
+        await _until(lambda: len(poller_calls) >= 2)  # the poller polls again
         lines = await asyncio.to_thread(metric_lines, api_port)
         for loop in loops:
             assert f'streamguard_loop_restarts_total{{loop="{loop}"}} 1.0' in lines

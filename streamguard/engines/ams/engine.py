@@ -28,6 +28,7 @@ from typing import Self
 
 from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.segment import Segment
+from streamguard.core.supervisor import Supervisor, shared_or_own
 from streamguard.core.verdict import Verdict
 from streamguard.engines.ams import verdicts
 from streamguard.engines.ams.callbacks import Callbacks
@@ -49,7 +50,8 @@ class AmsEngine:
     """Judges segments with AMS; ``async with AmsEngine(config, db) as engine``.
 
     ``client`` and ``clips`` are built from ``config`` unless given (then the caller owns
-    them). ``on_verdict`` receives verdicts nobody awaits any more: tasks resumed after a
+    them). The submitter and poller loops run under ``supervisor`` (the daemon's; else one
+    of its own). ``on_verdict`` receives verdicts nobody awaits any more: tasks resumed after a
     restart. ``clock`` is wall time (scheduling, stored times); tests make intervals small.
     """
 
@@ -68,8 +70,10 @@ class AmsEngine:
         on_verdict: LateVerdictHandler | None = None,
         clock: Callable[[], float] = time.time,
         tick: float = 0.1,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.config = config
+        self._supervisor = supervisor
         self.segments_in_flight = config.segments_in_flight
         self.store = TaskStore(db)
         self._client = client
@@ -154,12 +158,9 @@ class AmsEngine:
             clock=self._clock,
             tick=self._tick,
         )
-        group = await stack.enter_async_context(asyncio.TaskGroup())
-        loops = [
-            group.create_task(submitter.run(), name="ams.submit"),
-            group.create_task(poller.run(), name="ams.poll"),
-        ]
-        stack.callback(_cancel, loops)  # the loops never end by themselves
+        supervisor = await shared_or_own(self._supervisor, stack)
+        for name, run in (("ams.submitter", submitter.run), ("ams.poller", poller.run)):
+            stack.push_async_callback(supervisor.start(name, run).stop)  # they never end
         self._submitter = submitter
 
     async def aclose(self) -> None:
@@ -201,8 +202,3 @@ class AmsEngine:
                 assert self._submitter is not None, "AmsEngine is not open"
                 await self._submitter.queue(segment, clip, biz_type, excerpt)
             return await verdict
-
-
-def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
