@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,6 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from streamguard.bus.mqtt import mqtt_client
 from streamguard.config.bus import MqttConfig
+from streamguard.core.backoff import Backoff
 from streamguard.core.status import instance_payload
 from streamguard.core.topics import Topics
 from streamguard.moderation.alert import stamp_published
@@ -69,6 +69,7 @@ class Publisher:
         self._on_acked = on_acked
         v311, v5 = aiomqtt.ProtocolVersion.V311, aiomqtt.ProtocolVersion.V5
         self._protocol = v311 if config.protocol == "3.1.1" else v5
+        self._backoff = Backoff.of(config.reconnect)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._drain_deadline = 0.0
@@ -146,7 +147,7 @@ class Publisher:
             failures += 1
             self._set_state(PublisherState.RECONNECTING)
             self.last_error = error
-            delay = self._backoff(failures)
+            delay = self._backoff.delay(failures)
             log.warning("bus unavailable (%s); retrying in %.1f s", error, delay)
             try:
                 async with asyncio.timeout(delay):
@@ -161,11 +162,6 @@ class Publisher:
         rc = exc.rc if isinstance(exc, MqttConnectError) else None
         code = rc.value if isinstance(rc, ReasonCode) else rc
         return code in _UNSUPPORTED_PROTOCOL
-
-    def _backoff(self, failures: int) -> float:
-        policy = self.config.reconnect
-        delay = min(policy.maximum, policy.initial * policy.multiplier ** (failures - 1))
-        return delay * (1 + policy.jitter * random.uniform(-1.0, 1.0))
 
     def _client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(

@@ -2,7 +2,7 @@
 
 One line per alert (time, risk, event, room, label and score, incident), then the transcript
 excerpt, keywords and evidence indented below. ``--json`` prints the alert JSON instead.
-Reconnects after a lost connection; Ctrl-C stops it.
+Reconnects after a lost connection, waiting as ``mqtt.reconnect`` says; Ctrl-C stops it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +19,7 @@ import aiomqtt
 from streamguard.bus.mqtt import mqtt_client
 from streamguard.cli.common import config_or_report
 from streamguard.config.bus import MqttConfig
+from streamguard.core.backoff import Backoff
 from streamguard.core.topics import Topics
 
 __all__ = ["describe_alert", "describe_event", "register"]
@@ -56,6 +56,7 @@ async def _tail(config: MqttConfig, args: argparse.Namespace, out: TextIO) -> No
         filters.append(topics.all_events())
     v311, v5 = aiomqtt.ProtocolVersion.V311, aiomqtt.ProtocolVersion.V5
     protocol = v311 if config.protocol == "3.1.1" else v5
+    backoff = Backoff.of(config.reconnect)
     alerts_seen = 0
     failures = 0
     while True:
@@ -74,7 +75,7 @@ async def _tail(config: MqttConfig, args: argparse.Namespace, out: TextIO) -> No
                         return
         except aiomqtt.MqttError as exc:
             failures += 1
-            delay = min(30.0, 2.0 ** min(failures, 5)) * random.uniform(0.8, 1.2)
+            delay = backoff.delay(failures)
             print(f"bus: {exc}; reconnecting in {delay:.0f} s", file=sys.stderr)
             await asyncio.sleep(delay)
 

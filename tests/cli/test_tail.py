@@ -19,6 +19,7 @@ from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from tests.support.alerts import keyword, risky, segment, stream
 from tests.support.broker import Mosquitto
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,3 +83,26 @@ async def test_tail_without_a_broker_configured_says_so(tmp_path: Path) -> None:
         _, err = await tail.communicate()
     assert tail.returncode == 1
     assert b"mqtt: no broker configured" in err
+
+
+async def test_tail_waits_the_configured_reconnect_backoff(tmp_path: Path) -> None:
+    config_file = tmp_path / "streamguard.toml"
+    config_file.write_text(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\n'
+        "[mqtt.reconnect]\ninitial = 7\nmaximum = 7\njitter = 0\n",
+        encoding="utf-8",
+    )
+    tail = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "streamguard", "tail", "-c", str(config_file)),
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert tail.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            line = await tail.stderr.readline()
+    finally:
+        tail.kill()
+        await tail.wait()
+    # Nobody listens on the port: refused at once, then the config's delay, not a built-in one.
+    assert line.endswith(b"; reconnecting in 7 s\n")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import random
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from streamguard.config.ingest import BackoffConfig, IngestConfig
+from streamguard.core.backoff import Backoff
 from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import SourceError, SourceTimeout
 from streamguard.core.status import StreamState
@@ -152,6 +156,23 @@ async def test_an_unreachable_host_is_retried_then_given_up_with_the_reason() ->
     assert "Connection refused" in message
     stats = source.stats
     assert (stats.state, stats.connects, stats.failed_attempts) == (StreamState.ENDED, 0, 3)
+
+
+async def test_reopening_waits_the_configured_backoff_capped_after_the_jitter(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/live"
+    backoff = BackoffConfig(initial=0.1, maximum=0.3, multiplier=2, jitter=0.5)
+    settings = SETTINGS.model_copy(update={"backoff": backoff, "max_reconnect_attempts": 5})
+    caplog.set_level(logging.WARNING, logger="streamguard.ingest")
+    async with Source(url, settings, "radio-1", rng=random.Random(7)) as source:
+        with pytest.raises(SourceError, match="after 5 attempts"):
+            await read_all(source)
+    logged = re.findall(r"reopening in ([\d.]+) s", caplog.text)
+    # The same schedule and the same draws: four waits, between the five attempts.
+    schedule, rng = Backoff.of(backoff), random.Random(7)
+    assert logged == [f"{schedule.delay(attempt, rng):.2f}" for attempt in range(1, 5)]
+    assert max(float(delay) for delay in logged) <= backoff.maximum
 
 
 async def test_an_unreachable_host_keeps_being_retried_and_reported_until_detached() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,11 +9,12 @@ import av
 import numpy as np
 import pytest
 
-from streamguard.config.ingest import BackoffConfig, IngestConfig
+from streamguard.config.ingest import IngestConfig
 from streamguard.core.chunk import SAMPLE_RATE, AudioChunk
 from streamguard.core.errors import ProtocolNotAllowed, SourceError
 from streamguard.core.status import StreamState
-from streamguard.ingest.source import MonoResampler, Source, reconnect_delay
+from streamguard.ingest.reader import MonoResampler
+from streamguard.ingest.source import Source
 from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
 from tests.support.media_servers import garbage
 from tests.support.reading import joined, read_all
@@ -142,12 +142,3 @@ def test_the_resampler_is_flushed_before_a_rebuild_so_no_sample_is_lost() -> Non
     assert resampler.changes == 3
     # 4 formats x 0.5 s each, to the sample (the resampler keeps none for itself).
     assert sum(len(pcm) for pcm in out) == 4 * SAMPLE_RATE // 2
-
-
-def test_reconnect_delays_grow_are_capped_and_jittered() -> None:
-    backoff = BackoffConfig(initial=1, maximum=8, multiplier=2, jitter=0.25)
-    rng = random.Random(7)
-    for attempt, base in [(1, 1), (2, 2), (3, 4), (4, 8), (10, 8)]:
-        delays = {reconnect_delay(backoff, attempt, rng) for _ in range(20)}
-        assert all(base * 0.75 <= delay <= base * 1.25 for delay in delays)
-        assert len(delays) > 1

@@ -1,0 +1,212 @@
+"""PyAV, one connection at a time: open, demux, decode packet by packet, resample to 16 kHz mono.
+
+Everything here blocks (FFmpeg network reads, decoding) and runs on the source's reader
+thread, never on the event loop. Every blocking step is bounded: ``av.open(timeout=(open,
+read))`` bounds the open/probe and each packet read. A container is never closed from another
+thread (unsafe while a read blocks in FFmpeg); the thread that opened it closes it.
+
+A packet the decoder rejects is skipped and counted, whatever reason it gives; a mid-stream
+change of sample rate or layout rebuilds the resampler without losing what it held. PyAV's
+errors become :class:`~streamguard.core.errors.SourceError` here, timeouts
+:class:`~streamguard.core.errors.SourceTimeout`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import cast
+
+import av
+import av.error
+import numpy as np
+from av.audio.frame import AudioFrame
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+from av.packet import Packet
+
+from streamguard.core.chunk import SAMPLE_RATE, Pcm
+from streamguard.core.errors import SourceError, SourceTimeout
+from streamguard.ingest.protocols import SourceTarget
+from streamguard.ingest.stats import Tally
+
+__all__ = ["Connection", "Heard", "MonoResampler"]
+
+log = logging.getLogger(__name__)
+
+
+class MonoResampler:
+    """Any decoded audio to 16 kHz mono s16, across mid-stream format changes.
+
+    PyAV's resampler raises ``ValueError`` when the input's rate or layout changes; the old
+    one is flushed first (its filter still holds a few milliseconds) and a new one built.
+    """
+
+    def __init__(self) -> None:
+        self._resampler = self._new()
+        self.changes = 0
+
+    @staticmethod
+    def _new() -> AudioResampler:
+        return AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+
+    def feed(self, frame: AudioFrame) -> list[Pcm]:
+        """Resample one decoded frame; returns the 16 kHz samples it completed."""
+        # Timestamps are ours to keep (by sample count); stream pts jump at HLS
+        # discontinuities and reconnects and must not steer the filter.
+        frame.pts = None
+        try:
+            return _pcm(self._resampler.resample(frame))
+        except ValueError:
+            tail = self.flush()
+            self.changes += 1
+            return tail + _pcm(self._resampler.resample(frame))
+
+    def flush(self) -> list[Pcm]:
+        """Everything still held, and a fresh resampler for whatever comes next."""
+        tail = _pcm(self._resampler.resample(None))
+        self._resampler = self._new()
+        return tail
+
+
+def _pcm(frames: list[AudioFrame]) -> list[Pcm]:
+    # The packed s16 plane read directly: to_ndarray() costs four times as much (it stacks
+    # planes), which is a third of the reader's own time. Planes are padded: count samples.
+    return [np.frombuffer(memoryview(f.planes[0]), np.int16, f.samples) for f in frames]
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """One decoded frame, resampled: where it sits on the stream's own clock, and its audio.
+
+    ``media_start`` is ``None`` when the stream gave the frame no usable timestamp (and for
+    the resampler's tail at the end of a connection). ``format_changed`` says the sample rate
+    or layout changed at this frame: a break in the media timeline, not a loss.
+    """
+
+    media_start: float | None
+    media_seconds: float
+    pcm: list[Pcm]
+    format_changed: bool = False
+
+
+class Connection:
+    """One open source: its first audio stream, demuxed and decoded packet by packet.
+
+    ``with Connection(target, stream_id, tally, open_timeout=…, read_timeout=…) as c:`` opens
+    (or raises :class:`SourceError`); then :meth:`next_packet` and :meth:`decode` until the end,
+    and :meth:`drain` for what the decoder and resampler still hold. Blocking: reader thread
+    only.
+    """
+
+    def __init__(
+        self,
+        target: SourceTarget,
+        stream_id: str,
+        tally: Tally,
+        *,
+        open_timeout: float,
+        read_timeout: float,
+    ) -> None:
+        self.url = target.url
+        self._stream_id = stream_id
+        self._read_timeout = read_timeout
+        self._tally = tally
+        try:
+            self._container = av.open(
+                target.url,
+                format=target.format,
+                options=dict(target.options),
+                timeout=(open_timeout, read_timeout),
+            )
+        except av.error.FFmpegError as exc:
+            raise _converted(exc, f"cannot open {target.url}") from exc
+        try:
+            if not self._container.streams.audio:
+                raise SourceError(f"{target.url} has no audio stream")
+            self._stream = self._container.streams.audio[0]
+            # demux() is a generator: closing it before the container frees its packet buffer.
+            self._demux = cast(
+                "Generator[Packet[AudioStream], None, None]", self._container.demux(self._stream)
+            )
+            self._resampler = MonoResampler()
+        except BaseException:
+            self._container.close()
+            raise
+        self._flushed = False  # demux ends with one empty packet per stream, which flushes
+        tally.connected()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._demux.close()
+        self._container.close()
+
+    def next_packet(self) -> Packet[AudioStream] | None:
+        """The next packet, or ``None`` at the end (on a live source, a dropped connection:
+        FFmpeg reports both alike). Blocks for at most the read timeout."""
+        try:
+            return next(self._demux, None)
+        except av.error.ExitError as exc:
+            # Our interrupt: a read blocked longer than the read (or stall) timeout.
+            self._tally.stall()
+            raise SourceTimeout(
+                f"{self.url}: no data for {self._read_timeout:g} s (read timeout)"
+            ) from exc
+        except av.error.FFmpegError as exc:
+            raise _converted(exc, f"reading {self.url} failed") from exc
+
+    def decode(self, packet: Packet[AudioStream]) -> list[Heard]:
+        """The frames ``packet`` completed, resampled; none for a corrupt packet."""
+        self._flushed = packet.size == 0
+        try:
+            return [self._resample(frame) for frame in self._decode(packet)]
+        except av.error.FFmpegError as exc:
+            raise _converted(exc, f"reading {self.url} failed") from exc
+
+    def drain(self) -> list[Heard]:
+        """What the decoder and the resampler still hold, whatever ended the connection:
+        nothing heard is dropped. The last item is the resampler's tail, untimed."""
+        self._demux.close()
+        heard = [] if self._flushed else [self._resample(f) for f in self._decode(None)]
+        return [*heard, Heard(media_start=None, media_seconds=0.0, pcm=self._resampler.flush())]
+
+    def _resample(self, frame: AudioFrame) -> Heard:
+        # Read the timing before feeding: the resampler clears the frame's pts.
+        rate = frame.sample_rate
+        start = frame.time if rate else None
+        seconds = frame.samples / rate if rate else 0.0
+        changes = self._resampler.changes
+        pcm = self._resampler.feed(frame)
+        changed = self._resampler.changes != changes
+        if changed:
+            self._tally.format_change()
+        return Heard(media_start=start, media_seconds=seconds, pcm=pcm, format_changed=changed)
+
+    def _decode(self, packet: Packet[AudioStream] | None) -> list[AudioFrame]:
+        try:
+            return self._stream.decode(packet)
+        except av.error.FFmpegError as exc:
+            if packet is None:  # draining a decoder that is already drained or broken
+                return []
+            # A packet the decoder rejects is skipped, whatever the reason it gives (garbage
+            # in an AAC stream comes back as InvalidDataError or as EPERM). A decoder that
+            # rejects everything brings no audio, which the stall timeout turns into a reopen.
+            log.debug("stream %s: skipped a corrupt packet: %s", self._stream_id, exc)
+            self._tally.corrupt_packet()
+            return []
+
+
+def _converted(exc: av.error.FFmpegError, what: str) -> SourceError:
+    """A PyAV error as ours: timeouts (our interrupt or FFmpeg's own) as SourceTimeout."""
+    if isinstance(exc, av.error.ExitError | av.error.TimeoutError):
+        return SourceTimeout(f"{what}: timed out ({exc})")
+    return SourceError(f"{what}: {exc}")
