@@ -79,8 +79,6 @@ async def open_components(
         AttachedStreams(db),
         Heartbeat(db),
     )
-    for store in (results, feedback, attached, heartbeat):
-        await store.open()
     sink = await _open_sink(stack, config, db, metrics, supervisor, out)
     supervisor.report_to(_CrashReport(config.instance.id, metrics, sink))
     profiles = Profiles(config.profiles)

@@ -68,7 +68,7 @@ class Alerting:
 
     async def __aenter__(self) -> Self:
         if self._journal is not None:
-            for last in await self._journal.open():
+            for last in await self._journal.left_open():
                 alert = Alert.ended(last, self.instance_id, _now())
                 await self.sink.emit(alert)
                 await self._journal.forget(last["incident"]["id"])

@@ -20,41 +20,6 @@ from streamguard.state.db import Database
 
 __all__ = ["SegmentState", "TaskStore", "TrackedSegment"]
 
-COMPONENT = "ams"
-MIGRATIONS = [
-    """
-    CREATE TABLE ams_segments (
-        segment_id TEXT PRIMARY KEY,
-        stream_id TEXT NOT NULL,
-        biz_type TEXT,
-        clip TEXT NOT NULL,
-        owned_clip INTEGER NOT NULL,
-        duration REAL NOT NULL,
-        clip_offset REAL NOT NULL DEFAULT 0,
-        state TEXT NOT NULL,
-        task_id TEXT,
-        ams_status TEXT,
-        submit_attempts INTEGER NOT NULL DEFAULT 0,
-        deliveries INTEGER NOT NULL DEFAULT 0,
-        polls INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL,
-        submitted_at REAL,
-        accepted_at REAL,
-        updated_at REAL NOT NULL,
-        due_at REAL NOT NULL,
-        last_error TEXT NOT NULL DEFAULT '',
-        verdict TEXT
-    )
-    """,
-    "CREATE INDEX ams_segments_state ON ams_segments (state, due_at)",
-    "CREATE INDEX ams_segments_task ON ams_segments (task_id)",
-    # The clip may join several pieces of the segment (its speech); empty: one piece that
-    # starts at clip_offset and lasts duration (rows written before pieces were kept).
-    "ALTER TABLE ams_segments ADD COLUMN excerpt TEXT NOT NULL DEFAULT ''",
-    # ``SegmentInfo.to_json``: a verdict that settles after a restart is still alerted on.
-    # Empty in rows written before it was kept.
-    "ALTER TABLE ams_segments ADD COLUMN segment TEXT NOT NULL DEFAULT ''",
-]
 
 
 class SegmentState:
@@ -127,10 +92,6 @@ class TaskStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    async def migrate(self) -> None:
-        """Create or upgrade the table."""
-        await self._db.migrate(COMPONENT, MIGRATIONS)
 
     async def get(self, segment_id: str) -> TrackedSegment | None:
         """The segment's row, if it was ever handed to the engine."""

@@ -20,16 +20,6 @@ from streamguard.state.db import Database
 
 __all__ = ["AttachedStream", "AttachedStreams"]
 
-MIGRATIONS = [
-    """CREATE TABLE attached_streams (
-        stream_id TEXT PRIMARY KEY,
-        room TEXT NOT NULL,
-        profile TEXT NOT NULL,
-        metadata TEXT NOT NULL,
-        attached_at TEXT NOT NULL
-    )""",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class AttachedStream:
@@ -46,10 +36,6 @@ class AttachedStreams:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    async def open(self) -> None:
-        """Create or migrate the table."""
-        await self._db.migrate("late", MIGRATIONS)
 
     async def remember(self, streams: Iterable[StreamConfig]) -> None:
         """Keep what alerts say of these streams, replacing what was kept of them."""

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from streamguard.core.errors import StreamGuardError
+from streamguard.state.schema import SCHEMA
 
 __all__ = ["Database", "StateError"]
 
@@ -24,8 +25,8 @@ class StateError(StreamGuardError):
 class Database:
     """Owns the SQLite connection and the one thread that touches it.
 
-    Each component declares its tables with ``migrate(component, statements)``; work runs
-    as ``await db.run(fn)`` where ``fn`` receives the connection. Every ``run`` is a
+    Opening applies the whole schema (``state.schema``); work runs as ``await db.run(fn)``
+    where ``fn`` receives the connection. Every ``run`` is a
     transaction: committed when ``fn`` returns, rolled back when it raises.
     """
 
@@ -47,8 +48,11 @@ class Database:
         await self.close()
 
     async def open(self) -> None:
+        """Connect and bring every table up to the current schema."""
         loop = asyncio.get_running_loop()
         self._conn = await loop.run_in_executor(self._executor, self._connect)
+        for component, statements in SCHEMA.items():
+            await self.migrate(component, statements)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -94,7 +98,8 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
 
     async def migrate(self, component: str, statements: list[str]) -> None:
-        """Apply ``statements[n:]`` for a component at schema version ``n``; each is one step."""
+        """Apply ``statements[n:]`` for a component at schema version ``n``, in one
+        transaction (``open`` does this for every component of ``state.schema``)."""
 
         def apply(conn: sqlite3.Connection) -> None:
             row = conn.execute(

@@ -15,18 +15,6 @@ __all__ = ["Feedback", "FeedbackError"]
 KINDS = ("false_positive", "missed")
 TARGETS = ("alert_id", "incident_id", "segment_id")
 
-MIGRATIONS = [
-    """CREATE TABLE feedback (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        target_type TEXT NOT NULL,
-        target_id TEXT NOT NULL,
-        label TEXT NOT NULL,
-        note TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    )""",
-]
-
 
 class FeedbackError(StreamGuardError):
     """Feedback that does not say what it is about, or how."""
@@ -37,9 +25,6 @@ class Feedback:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    async def open(self) -> None:
-        await self._db.migrate("feedback", MIGRATIONS)
 
     async def record(self, body: dict[str, Any]) -> dict[str, Any]:
         """Validate and store one piece of feedback; return it with its id."""

@@ -10,18 +10,12 @@ from streamguard.state.db import Database
 
 __all__ = ["Heartbeat"]
 
-MIGRATIONS = ["CREATE TABLE daemon_heartbeat (id INTEGER PRIMARY KEY, at TEXT)"]
-
 
 class Heartbeat:
     """Writes the heartbeat row; ``check`` is a readiness check."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    async def open(self) -> None:
-        """Create or migrate the table."""
-        await self._db.migrate("daemon", MIGRATIONS)
 
     async def check(self) -> tuple[bool, str]:
         """(True, "writable") after a real write, else (False, why)."""

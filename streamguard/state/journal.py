@@ -15,13 +15,6 @@ from streamguard.state.db import Database
 
 __all__ = ["IncidentJournal"]
 
-_MIGRATIONS = [
-    """CREATE TABLE alerts_incidents (
-        incident_id TEXT PRIMARY KEY,
-        last_alert TEXT NOT NULL
-    )""",
-]
-
 
 class IncidentJournal:
     """Open incidents by id, with the JSON of their latest alert."""
@@ -29,9 +22,8 @@ class IncidentJournal:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def open(self) -> list[dict[str, Any]]:
-        """Create the table if needed; return the latest alerts of incidents left open."""
-        await self._db.migrate("alerts_incidents", _MIGRATIONS)
+    async def left_open(self) -> list[dict[str, Any]]:
+        """The latest alerts of incidents a previous run left open."""
 
         def load(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute("SELECT last_alert FROM alerts_incidents ORDER BY rowid")

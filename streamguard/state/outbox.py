@@ -20,17 +20,6 @@ from streamguard.state.db import Database
 
 __all__ = ["MessageKind", "Outbox", "OutboxMessage"]
 
-_MIGRATIONS = [
-    """CREATE TABLE alerts_outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        message_id TEXT NOT NULL UNIQUE,
-        kind TEXT NOT NULL,
-        topic TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        created_at REAL NOT NULL
-    )""",
-]
-
 
 class MessageKind(StrEnum):
     """Alerts get publish stamps (published_at, latency, stale); events go out as written."""
@@ -66,8 +55,7 @@ class Outbox:
         self.removed_total = 0
 
     async def open(self) -> None:
-        """Create the table if needed and read the backlog left by a previous run."""
-        await self._db.migrate("alerts", _MIGRATIONS)
+        """Read the backlog a previous run left waiting."""
 
         def count(conn: sqlite3.Connection) -> None:
             self.depth = conn.execute("SELECT COUNT(*) FROM alerts_outbox").fetchone()[0]

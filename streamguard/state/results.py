@@ -14,28 +14,6 @@ from streamguard.state.db import Database
 
 __all__ = ["ResultQuery", "Results"]
 
-MIGRATIONS = [
-    """CREATE TABLE results (
-        segment_id TEXT PRIMARY KEY,
-        stream_id TEXT NOT NULL,
-        room_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        started_at TEXT NOT NULL,
-        ended_at TEXT NOT NULL,
-        duration REAL NOT NULL,
-        outcome TEXT NOT NULL,
-        suggestion TEXT NOT NULL,
-        label TEXT NOT NULL,
-        score INTEGER NOT NULL,
-        risk TEXT NOT NULL,
-        engine TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        segment TEXT NOT NULL,
-        verdict TEXT NOT NULL
-    )""",
-    "CREATE INDEX results_stream_time ON results (stream_id, started_at)",
-    "CREATE INDEX results_label ON results (label, started_at)",
-]
 
 RISK_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
 
@@ -58,10 +36,6 @@ class Results:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    async def open(self) -> None:
-        """Create or migrate the table."""
-        await self._db.migrate("results", MIGRATIONS)
 
     async def record(
         self, room_id: str, segment: Segment | SegmentInfo, verdict: Verdict, risk: str

@@ -48,9 +48,7 @@ async def late(tmp_path: Path) -> AsyncIterator[Late]:
         Alerting(PROFILES, sink, instance_id="i-1") as alerting,
     ):
         results = Results(db)
-        await results.open()
         attached = AttachedStreams(db)
-        await attached.open()
         profiles = Profiles(PROFILES)
         handler = LateVerdicts(
             attached=attached,

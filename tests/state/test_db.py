@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from streamguard.state.db import Database, StateError
+from streamguard.state.schema import SCHEMA
 
 
 async def test_migrations_apply_once_and_survive_reopen(tmp_path: Path) -> None:
@@ -42,3 +43,46 @@ async def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="cannot open state database"):
         await db.open()
     await db.close()
+
+
+async def test_opening_creates_every_table_of_the_schema(tmp_path: Path) -> None:
+    async with Database(tmp_path / "s.db") as db:
+        names = await db.run(
+            lambda c: {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        )
+        versions = await db.run(
+            lambda c: dict(c.execute("SELECT component, version FROM schema_versions"))
+        )
+    expected = {
+        "results",
+        "feedback",
+        "alerts_outbox",
+        "alerts_incidents",
+        "attached_streams",
+        "daemon_heartbeat",
+        "ams_segments",
+    }
+    assert expected <= names
+    assert versions == {component: len(steps) for component, steps in SCHEMA.items()}
+
+
+async def test_a_database_of_an_earlier_release_is_brought_up_to_date(tmp_path: Path) -> None:
+    # As an earlier release left it: the AMS table at its first version only.
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        conn.execute(SCHEMA["ams"][0])
+        conn.execute("INSERT INTO schema_versions VALUES ('ams', 1)")
+    async with Database(path) as db:
+        columns = await db.run(
+            lambda c: {r[1] for r in c.execute("PRAGMA table_info(ams_segments)")}
+        )
+        version = await db.run(
+            lambda c: c.execute(
+                "SELECT version FROM schema_versions WHERE component = 'ams'"
+            ).fetchone()[0]
+        )
+    assert version == len(SCHEMA["ams"])
+    assert "excerpt" in columns  # added by a later step

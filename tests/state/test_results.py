@@ -48,7 +48,6 @@ def verdict(seg: Segment, outcome: Outcome, label: str = "Normal", reason: str =
 async def test_filters_and_late_verdicts(tmp_path: Path) -> None:
     async with Database(tmp_path / "s.db") as db:
         results = Results(db)
-        await results.open()
         first, second, other = segment(0), segment(1), segment(0, "s2")
         await results.record("room", first, verdict(first, Outcome.MODERATED), "none")
         await results.record(

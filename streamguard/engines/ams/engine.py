@@ -108,7 +108,6 @@ class AmsEngine:
         return self._callbacks.settled if self._callbacks is not None else 0
 
     async def __aenter__(self) -> Self:
-        await self.store.migrate()
         try:
             await self._open(self._stack)
         except BaseException:

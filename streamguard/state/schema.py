@@ -1,0 +1,129 @@
+"""The database schema, all of it in one place: each component's migrations in order.
+
+``Database.open`` applies every list below: a component at schema version ``n`` (the
+``schema_versions`` table) gets ``statements[n:]``. Append to a list to change a table; never
+edit or reorder a step that has shipped, and never rename a component (existing databases
+know it by name).
+"""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA"]
+
+RESULTS_MIGRATIONS: list[str] = [
+    """CREATE TABLE results (
+        segment_id TEXT PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT NOT NULL,
+        duration REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        suggestion TEXT NOT NULL,
+        label TEXT NOT NULL,
+        score INTEGER NOT NULL,
+        risk TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        verdict TEXT NOT NULL
+    )""",
+    "CREATE INDEX results_stream_time ON results (stream_id, started_at)",
+    "CREATE INDEX results_label ON results (label, started_at)",
+]
+"""Kept by ``state/results.py``."""
+
+FEEDBACK_MIGRATIONS: list[str] = [
+    """CREATE TABLE feedback (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+]
+"""Kept by ``state/feedback.py``."""
+
+ALERTS_MIGRATIONS: list[str] = [
+    """CREATE TABLE alerts_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+]
+"""Kept by ``state/outbox.py``."""
+
+ALERTS_INCIDENTS_MIGRATIONS: list[str] = [
+    """CREATE TABLE alerts_incidents (
+        incident_id TEXT PRIMARY KEY,
+        last_alert TEXT NOT NULL
+    )""",
+]
+"""Kept by ``state/journal.py``."""
+
+LATE_MIGRATIONS: list[str] = [
+    """CREATE TABLE attached_streams (
+        stream_id TEXT PRIMARY KEY,
+        room TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        attached_at TEXT NOT NULL
+    )""",
+]
+"""Kept by ``state/attached.py``."""
+
+DAEMON_MIGRATIONS: list[str] = ["CREATE TABLE daemon_heartbeat (id INTEGER PRIMARY KEY, at TEXT)"]
+"""Kept by ``state/heartbeat.py``."""
+
+AMS_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE ams_segments (
+        segment_id TEXT PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        biz_type TEXT,
+        clip TEXT NOT NULL,
+        owned_clip INTEGER NOT NULL,
+        duration REAL NOT NULL,
+        clip_offset REAL NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        task_id TEXT,
+        ams_status TEXT,
+        submit_attempts INTEGER NOT NULL DEFAULT 0,
+        deliveries INTEGER NOT NULL DEFAULT 0,
+        polls INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        submitted_at REAL,
+        accepted_at REAL,
+        updated_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        verdict TEXT
+    )
+    """,
+    "CREATE INDEX ams_segments_state ON ams_segments (state, due_at)",
+    "CREATE INDEX ams_segments_task ON ams_segments (task_id)",
+    # The clip may join several pieces of the segment (its speech); empty: one piece that
+    # starts at clip_offset and lasts duration (rows written before pieces were kept).
+    "ALTER TABLE ams_segments ADD COLUMN excerpt TEXT NOT NULL DEFAULT ''",
+    # ``SegmentInfo.to_json``: a verdict that settles after a restart is still alerted on.
+    # Empty in rows written before it was kept.
+    "ALTER TABLE ams_segments ADD COLUMN segment TEXT NOT NULL DEFAULT ''",
+]
+"""Kept by ``state/ams_tasks.py``."""
+
+SCHEMA: dict[str, list[str]] = {
+    "results": RESULTS_MIGRATIONS,
+    "feedback": FEEDBACK_MIGRATIONS,
+    "alerts": ALERTS_MIGRATIONS,
+    "alerts_incidents": ALERTS_INCIDENTS_MIGRATIONS,
+    "late": LATE_MIGRATIONS,
+    "daemon": DAEMON_MIGRATIONS,
+    "ams": AMS_MIGRATIONS,
+}
+"""Every component's migrations, applied in this order."""
