@@ -33,8 +33,8 @@ from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from streamguard.state.outbox import OutboxMessage
-from tests.support.alerts import RecordingSink, risky, segment, stream
-from tests.support.broker import Mosquitto
+from streamguard.testing.alerts import RecordingSink, risky, segment, stream
+from streamguard.testing.broker import Mosquitto
 
 PROFILES = {"default": ProfileConfig(cooldown_seconds=0, incident_quiet_seconds=3600)}
 

@@ -67,7 +67,7 @@ from streamguard.engines.local import SpeechGate
 from streamguard.state.db import Database
 from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.signing import Credentials
-from tests.support.engines import ToneEngine
+from streamguard.testing.engines import ToneEngine
 
 SECRET_ID = "AKIDbenchmark0000000000000000000"
 SECRET_KEY = "benchmark-secret-key"

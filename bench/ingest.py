@@ -306,7 +306,7 @@ class LiveServer:
 
 
 async def serve(media: Path, seconds: float) -> None:
-    from tests.support.media_servers import IcecastServer
+    from streamguard.testing.media_servers import IcecastServer
 
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -10,7 +10,7 @@ import pytest
 
 from streamguard.demo.samples import room
 from streamguard.ingest.encoder import encode_pcm
-from tests.support.broker import Mosquitto
+from streamguard.testing.broker import Mosquitto
 
 
 @pytest.fixture(scope="session")

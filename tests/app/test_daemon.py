@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.broker import Mosquitto
+from streamguard.testing.broker import Mosquitto
+from streamguard.testing.media_servers import IcecastServer
 from tests.support.daemon import DaemonProcess
-from tests.support.media_servers import IcecastServer
 from tests.support.subscriber import Subscriber
 
 FAST_INGEST = """

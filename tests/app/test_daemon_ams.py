@@ -17,10 +17,10 @@ from streamguard.emulator.app import AmsEmulator, EmulatorOptions
 from streamguard.emulator.faults import Faults
 from streamguard.engines.local import LocalEngine
 from streamguard.ingest.encoder import encode_pcm
+from streamguard.testing.broker import Mosquitto
+from streamguard.testing.net import free_port
 from tests.support.ams import KEYS, SECRET_ID, SECRET_KEY
-from tests.support.broker import Mosquitto
 from tests.support.daemon import DaemonProcess
-from tests.support.net import free_port
 from tests.support.subscriber import Subscriber
 
 ENV = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}

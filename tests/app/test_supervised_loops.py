@@ -26,11 +26,11 @@ from streamguard.config import load_config
 from streamguard.emulator.app import AmsEmulator, EmulatorOptions
 from streamguard.engines.ams.poller import Poller
 from streamguard.moderation.incidents import IncidentTracker
+from streamguard.testing.broker import Mosquitto
+from streamguard.testing.engines import ToneEngine
+from streamguard.testing.media_servers import IcecastServer
+from streamguard.testing.net import free_port
 from tests.support.ams import KEYS, SECRET_ID, SECRET_KEY
-from tests.support.broker import Mosquitto
-from tests.support.engines import ToneEngine
-from tests.support.media_servers import IcecastServer
-from tests.support.net import free_port
 from tests.support.subscriber import Subscriber
 
 PREFIX = "supervised"

@@ -12,7 +12,7 @@ import jsonschema
 
 from streamguard.core.topics import Topics
 from streamguard.moderation.alert import alert_schema
-from tests.support.broker import Mosquitto
+from streamguard.testing.broker import Mosquitto
 from tests.support.subscriber import Subscriber
 
 ROOT = Path(__file__).resolve().parents[2]

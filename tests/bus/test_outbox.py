@@ -17,7 +17,7 @@ from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from streamguard.state.outbox import MessageKind, Outbox
-from tests.support.alerts import risky, segment, stream
+from streamguard.testing.alerts import risky, segment, stream
 
 
 async def test_outbox_is_durable_ordered_and_idempotent(tmp_path: Path) -> None:

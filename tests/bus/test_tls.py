@@ -19,8 +19,8 @@ from streamguard.config.policy import ProfileConfig
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
-from tests.support.alerts import risky, segment, stream
-from tests.support.broker import Mosquitto
+from streamguard.testing.alerts import risky, segment, stream
+from streamguard.testing.broker import Mosquitto
 from tests.support.tls import Certificates, make_certificates
 
 

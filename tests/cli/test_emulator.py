@@ -15,8 +15,8 @@ from streamguard.cli import emulator as cli
 from streamguard.core.backoff import Backoff
 from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.models import DescribeTasksRequest
+from streamguard.testing.net import free_port
 from tests.support.ams import CREDENTIALS, SECRET_ID, SECRET_KEY
-from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def test_missing_credentials_and_bad_flags_are_clear_errors(
         parse("--throttle", "2")
     assert "share within 0..1" in capsys.readouterr().err
     with pytest.raises(ValueError, match="cannot load"):
-        cli.load_engine("tests.support.engines:Nothing")
+        cli.load_engine("streamguard.testing.engines:Nothing")
 
 
 async def wait_for_port(port: int, process: asyncio.subprocess.Process) -> None:
@@ -80,7 +80,7 @@ async def test_the_command_serves_signed_calls() -> None:
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streamguard", "emulator", "--listen", f"127.0.0.1:{port}",
-        "--engine", "tests.support.engines:ToneEngine",
+        "--engine", "streamguard.testing.engines:ToneEngine",
         env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.media_servers import IcecastServer
+from streamguard.testing.media_servers import IcecastServer
 
 COMMAND = [sys.executable, "-m", "streamguard", "moderate"]
 

@@ -17,9 +17,10 @@ from streamguard.core.status import StreamEvent, StreamEventKind
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
-from tests.support.alerts import keyword, risky, segment, stream
-from tests.support.broker import Mosquitto
-from tests.support.net import free_port
+from streamguard.testing.alerts import risky, segment, stream
+from streamguard.testing.broker import Mosquitto
+from streamguard.testing.net import free_port
+from tests.support.alerts import keyword
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,9 +22,9 @@ from streamguard.emulator import AmsEmulator, EmulatorOptions, Faults
 from streamguard.tencentcloud.client import AmsClient, RetryPolicy
 from streamguard.tencentcloud.errors import AmsError
 from streamguard.tencentcloud.signing import Credentials, authorization_header, callback_signature
+from streamguard.testing.engines import ToneEngine
 from tests.support.ams import CREDENTIALS, KEYS, SECRET_ID, SECRET_KEY, ams_stack
 from tests.support.audio import encode, noise, silence, tone
-from tests.support.engines import ToneEngine
 from tests.support.waiting import eventually
 
 

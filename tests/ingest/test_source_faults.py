@@ -20,9 +20,9 @@ from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import SourceError, SourceTimeout
 from streamguard.core.status import StreamState
 from streamguard.ingest.source import Source
+from streamguard.testing.media_servers import IcecastServer
+from streamguard.testing.net import free_port
 from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
-from tests.support.media_servers import IcecastServer
-from tests.support.net import free_port
 from tests.support.reading import GUARD_SECONDS, joined, read_all, read_until
 
 pytestmark = pytest.mark.slow

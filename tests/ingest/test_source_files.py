@@ -15,8 +15,8 @@ from streamguard.core.errors import ProtocolNotAllowed, SourceError
 from streamguard.core.status import StreamState
 from streamguard.ingest.reader import MonoResampler
 from streamguard.ingest.source import Source
+from streamguard.testing.media_servers import garbage
 from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
-from tests.support.media_servers import garbage
 from tests.support.reading import joined, read_all
 
 SETTINGS = IngestConfig(open_timeout=5, read_timeout=5, stall_timeout=2)

@@ -17,15 +17,9 @@ from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import SourceError
 from streamguard.core.status import StreamState
 from streamguard.ingest.source import Source
+from streamguard.testing.media_servers import IcecastServer
 from tests.support.media import encode_staircase, staircase_steps
-from tests.support.media_servers import (
-    FixedServer,
-    HlsServer,
-    IcecastServer,
-    NginxRtmp,
-    RtspServer,
-    hls_segments,
-)
+from tests.support.media_servers import FixedServer, HlsServer, NginxRtmp, RtspServer, hls_segments
 from tests.support.reading import joined, read_all, read_until
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,8 @@ from streamguard.moderation.alert import Alert, alert_schema, stamp_published
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
 from streamguard.moderation.outcomes import Outcomes
-from tests.support.alerts import RecordingSink, keyword, risky, segment, stream
+from streamguard.testing.alerts import RecordingSink, risky, segment, stream
+from tests.support.alerts import keyword
 
 VALIDATOR = jsonschema.Draft202012Validator(
     alert_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER

@@ -14,7 +14,7 @@ from streamguard.moderation.evidence import EvidenceStore
 from streamguard.moderation.incidents import IncidentEvent, IncidentTracker, Observation
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.moderation.policy import decide
-from tests.support.alerts import RecordingSink, risky, segment, stream
+from streamguard.testing.alerts import RecordingSink, risky, segment, stream
 
 PROFILE = ProfileConfig(cooldown_seconds=60, incident_quiet_seconds=120)
 

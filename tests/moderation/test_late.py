@@ -22,7 +22,7 @@ from streamguard.moderation.profiles import Profiles
 from streamguard.state.attached import AttachedStreams
 from streamguard.state.db import Database
 from streamguard.state.results import Results
-from tests.support.alerts import RecordingSink, risky, segment, stream
+from streamguard.testing.alerts import RecordingSink, risky, segment, stream
 
 PROFILES = {
     "default": ProfileConfig(cooldown_seconds=0, incident_quiet_seconds=3600),

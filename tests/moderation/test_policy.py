@@ -7,7 +7,8 @@ import pytest
 from streamguard.config.policy import LabelRule, ProfileConfig
 from streamguard.core.verdict import Outcome, Verdict
 from streamguard.moderation.policy import RiskLevel, decide
-from tests.support.alerts import keyword, risky, segment, stream
+from streamguard.testing.alerts import risky, segment, stream
+from tests.support.alerts import keyword
 
 PROFILE = ProfileConfig(
     labels={"Abuse": LabelRule(medium=50, high=80), "Ad": LabelRule(enabled=False)},

@@ -17,7 +17,7 @@ from streamguard.core.errors import SourceError
 from streamguard.core.segment import Segment, SegmentFlag
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
-from tests.support.engines import ToneEngine
+from streamguard.testing.engines import ToneEngine
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
 

@@ -25,7 +25,7 @@ from streamguard.streams.pipeline import SegmentResult
 from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownProfile
 from streamguard.streams.registry import Streams
 from streamguard.streams.runner import StreamRunner
-from tests.support.engines import ToneEngine
+from streamguard.testing.engines import ToneEngine
 
 QUICK = Backoff(initial=0.01, maximum=0.01, jitter=0.0)
 

@@ -19,7 +19,7 @@ from streamguard.engines.ams.engine import AmsEngine
 from streamguard.state.db import Database
 from streamguard.tencentcloud.client import AmsClient, RetryPolicy
 from streamguard.tencentcloud.signing import Credentials
-from tests.support.engines import ToneEngine
+from streamguard.testing.engines import ToneEngine
 
 __all__ = ["KEYS", "SECRET_ID", "SECRET_KEY", "AmsStack", "ams_stack", "engine_config", "no_sleep"]
 

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support.net import free_port
+from streamguard.testing.net import free_port
 
 __all__ = ["DaemonProcess"]
 

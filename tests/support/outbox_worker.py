@@ -21,7 +21,7 @@ from streamguard.config.policy import ProfileConfig
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
-from tests.support.alerts import risky, segment, stream
+from streamguard.testing.alerts import risky, segment, stream
 
 
 async def main(args: argparse.Namespace) -> None:

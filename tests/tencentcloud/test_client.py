@@ -21,8 +21,8 @@ from streamguard.tencentcloud.models import (
     TaskInput,
 )
 from streamguard.tencentcloud.ratelimit import RateLimiter
+from streamguard.testing.net import free_port
 from tests.support.ams import CREDENTIALS, ams_stack, no_sleep
-from tests.support.net import free_port
 
 CREATE = CreateTasksRequest(
     tasks=[TaskInput(data_id="seg-1", input=StorageInfo(url="http://127.0.0.1:9/a.wav"))],

@@ -1,4 +1,4 @@
-"""Loopback helpers shared by tests."""
+"""Loopback helpers for test peers: a free port, and waiting for a child process to listen."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 It judges real decoded audio by simple rules: quiet audio has no speech; audio dominated by
 a 1 kHz marker tone is an "Abuse" hit with a keyword from a test library; anything else
-loud is clean speech. The emulator and tests use it where the local engine would judge.
+loud is clean speech. The emulator in tests and the AMS benchmark use it where the local
+engine would judge.
 """
 
 from __future__ import annotations

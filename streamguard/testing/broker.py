@@ -1,15 +1,14 @@
-"""A real mosquitto broker on a free loopback port, which tests can stop and restart."""
+"""A real mosquitto broker on a free loopback port, which tests and benchmarks can stop and
+restart."""
 
 from __future__ import annotations
 
 import getpass
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from tests.support.net import free_port
+from streamguard.testing.net import free_port, wait_listening
 
 __all__ = ["Mosquitto"]
 
@@ -46,14 +45,7 @@ class Mosquitto:
             [self.binary, "-c", str(self.config)], stdout=log, stderr=log
         )
         log.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on port {self.port}")
+        wait_listening(self.port, self._process, f"mosquitto (see {self.workdir}/mosquitto.log)")
 
     def stop(self) -> None:
         if self._process is None:
