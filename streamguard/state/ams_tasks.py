@@ -21,7 +21,6 @@ from streamguard.state.db import Database
 __all__ = ["SegmentState", "TaskStore", "TrackedSegment"]
 
 
-
 class SegmentState:
     """The states of a tracked segment (strings in the database)."""
 
