@@ -1,7 +1,7 @@
 """The embedded, offline moderation engine: speech gate, whisper, keyword libraries."""
 
 from streamguard.engines.gate import SpeechGate, SpeechRegion, SpeechReport
-from streamguard.engines.local.engine import EngineCounters, HealthEvent, HealthKind, LocalEngine
+from streamguard.engines.local.engine import LocalEngine
 from streamguard.engines.local.keywords import (
     KeywordLibrary,
     KeywordMatcher,
@@ -11,6 +11,7 @@ from streamguard.engines.local.keywords import (
     load_library_file,
 )
 from streamguard.engines.local.recognizer import Recognizer, Transcript
+from streamguard.engines.local.stats import EngineCounters, HealthEvent, HealthKind
 
 __all__ = [
     "EngineCounters",

@@ -132,6 +132,21 @@ def merge(
     segment's timeline). A keyword counts when it is the keyword a suspect sounded like, is
     heard at the suspect's time, and each of its words has at least ``confirm`` probability.
     """
+    corrections = _confirmed(plain, biased, matcher, found, confirm)
+    if not corrections:
+        return plain, []
+    return _splice(plain, biased, corrections), corrections
+
+
+def _confirmed(
+    plain: Transcript,
+    biased: Transcript,
+    matcher: KeywordMatcher,
+    found: Sequence[Suspect],
+    confirm: float,
+) -> list[Correction]:
+    """The keywords of ``biased`` that pass ``merge``'s checks, first heard first, none
+    overlapping another."""
     corrections: list[Correction] = []
     for match in matcher.match(biased.text):
         words = _words_of(match, biased)
@@ -162,8 +177,11 @@ def merge(
                 end=max([end, *(w.end for w in replaced)]),
             )
         )
-    if not corrections:
-        return plain, []
+    return corrections
+
+
+def _splice(plain: Transcript, biased: Transcript, corrections: Sequence[Correction]) -> Transcript:
+    """``plain`` with each correction's stretch taken from ``biased`` instead."""
     kept: list[tuple[str, float, float, float]] = [
         (w.text, w.start, w.end, w.probability)
         for w in plain.words
@@ -185,4 +203,4 @@ def merge(
         text += spoken
     return dataclasses.replace(
         plain, text=text, words=tuple(spliced), seconds=plain.seconds + biased.seconds
-    ), corrections
+    )

