@@ -27,6 +27,7 @@ from streamguard.engines.ams.engine import AmsEngine
 from streamguard.engines.base import Engine
 from streamguard.engines.factory import open_engine
 from streamguard.engines.gated import GatedEngine
+from streamguard.engines.local import LocalEngine
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
 from streamguard.moderation.late import LateVerdicts
@@ -135,6 +136,9 @@ async def _open_sink(
 
 
 def _watch_engine(engine: Engine, metrics: Metrics) -> None:
+    if isinstance(engine, LocalEngine):
+        local = engine
+        metrics.watch_local_engine(lambda: local.counters.to_json())
     if isinstance(engine, GatedEngine) and isinstance(engine.inner, AmsEngine):
         ams, gated = engine.inner, engine
         metrics.watch_ams(lambda: ams.client.outcomes, lambda: gated.seconds_saved)

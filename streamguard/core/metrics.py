@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter as CountOf
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,6 +23,7 @@ class Metrics:
         self._ams_outcomes: Callable[[], Mapping[tuple[str, str], int]] = dict
         self._gate_saved: Callable[[], float] = lambda: 0.0
         self._late_verdicts: Callable[[], int] = lambda: 0
+        self._local_engine: Callable[[], Mapping[str, Any]] | None = None
         r.register(_Collected(self))
         self.audio_seconds = Counter(
             "streamguard_audio_seconds",
@@ -76,6 +78,11 @@ class Metrics:
         restart), read at scrape time."""
         self._late_verdicts = handled
 
+    def watch_local_engine(self, counters: Callable[[], Mapping[str, Any]]) -> None:
+        """Report the local engine's counters (``EngineCounters.to_json()``: segments by
+        outcome, audio seconds, health events by kind, backlog) at scrape time."""
+        self._local_engine = counters
+
     def watch_streams(self, states: Callable[[], list[str]]) -> None:
         """Count attached streams by state at scrape time (detached ones drop out)."""
         self._stream_states = states
@@ -84,6 +91,55 @@ class Metrics:
         """Read the outbox gauges at scrape time rather than keeping copies in step."""
         self.outbox_depth.set_function(depth)
         self.outbox_oldest_age.set_function(oldest_age)
+
+
+_LOCAL_OUTCOMES = ("moderated", "no_speech", "skipped_overloaded", "failed")
+_LOCAL_SECONDS = {
+    "audio": "audio_seconds",
+    "speech": "speech_seconds",
+    "recognised": "recognised_seconds",
+    "rechecked": "rechecked_seconds",
+    "no_speech_saved": "no_speech_seconds_saved",
+}
+
+
+def _local_engine_metrics(c: Mapping[str, Any]) -> Iterator[Metric]:
+    """The local engine's families, from one snapshot of its counters."""
+    prefix = "streamguard_local_engine"
+    segments = CounterMetricFamily(
+        f"{prefix}_segments", "Segments the local engine judged, by outcome.", labels=["outcome"]
+    )
+    for outcome in _LOCAL_OUTCOMES:
+        segments.add_metric([outcome], c[outcome])
+    yield segments
+    seconds = CounterMetricFamily(
+        f"{prefix}_audio_seconds", "Audio seconds by what the engine did.", labels=["kind"]
+    )
+    for kind, key in _LOCAL_SECONDS.items():
+        seconds.add_metric([kind], c[key])
+    yield seconds
+    health = CounterMetricFamily(
+        f"{prefix}_health_events", "Health events raised, by kind.", labels=["kind"]
+    )
+    for kind, count in sorted(c["health_events"].items()):
+        health.add_metric([str(kind)], count)
+    yield health
+    reloads = CounterMetricFamily(
+        f"{prefix}_library_reloads", "Keyword library reloads, by result.", labels=["result"]
+    )
+    reloads.add_metric(["ok"], c["library_reloads"])
+    reloads.add_metric(["failed"], c["library_reload_failures"])
+    yield reloads
+    yield CounterMetricFamily(f"{prefix}_hits", "Segments with keyword hits.", value=c["hits"])
+    yield CounterMetricFamily(
+        f"{prefix}_busy_seconds", "Seconds workers spent judging.", value=c["busy_seconds"]
+    )
+    for gauge, doc in (
+        ("backlog_depth", "Segments admitted and waiting now."),
+        ("backlog_limit", "Segments the backlog admits before skipping."),
+        ("running", "Segments being judged on a worker thread now."),
+    ):
+        yield GaugeMetricFamily(f"{prefix}_{gauge}", doc, value=c[gauge])
 
 
 class _Collected(Collector):
@@ -119,3 +175,5 @@ class _Collected(Collector):
             "settled after a restart).",
             value=m._late_verdicts(),
         )
+        if m._local_engine is not None:
+            yield from _local_engine_metrics(m._local_engine())

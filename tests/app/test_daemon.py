@@ -61,6 +61,10 @@ def test_health_metrics_and_openapi_need_no_token(api_daemon: DaemonProcess) -> 
     status, text = api_daemon.request("GET", "/metrics", token=None)
     assert status == 200
     assert "streamguard_outbox_depth" in text
+    # The local engine (the default) reports its own counters, health events by kind too.
+    assert 'streamguard_local_engine_segments_total{outcome="moderated"}' in text
+    assert 'streamguard_local_engine_health_events_total{kind="overloaded"} 0.0' in text
+    assert "streamguard_local_engine_backlog_limit " in text
     status, spec = api_daemon.request("GET", "/openapi.json", token=None)
     assert status == 200
     assert {"/v1/streams", "/v1/streams/{id}", "/v1/results", "/v1/feedback"} <= set(spec["paths"])
