@@ -286,7 +286,7 @@ async def run(args: argparse.Namespace) -> None:
         calls_at: dict[str, int] = {}
 
         async def judge(segment: Segment, speech: npt.NDArray[np.bool_], ended: float) -> None:
-            verdict = await engine.moderate(segment, None, biz_type="bench_rooms")
+            verdict = await engine.moderate(segment, biz_type="bench_rooms")
             latency = time.monotonic() - ended
             speech_sent, clip = _sent(verdict, speech)
             spoken = float(speech.sum()) / SAMPLE_RATE

@@ -132,7 +132,7 @@ def _rechecked(verdict: Verdict) -> int:
 
 async def _timed(engine: LocalEngine, segment: Segment) -> tuple[Verdict, float]:
     started = time.process_time()
-    verdict = await engine.moderate(segment, None)
+    verdict = await engine.moderate(segment)
     return verdict, time.process_time() - started
 
 
@@ -264,9 +264,7 @@ async def room_load(
         async with asyncio.TaskGroup() as group:
             for n, (audio, _) in enumerate(audios):
                 segment = _segment(audio[first : first + segment_samples], seq)
-                verdicts.append(
-                    group.create_task(engine.moderate(segment, None), name=f"room-{n}.{seq}")
-                )
+                verdicts.append(group.create_task(engine.moderate(segment), name=f"room-{n}.{seq}"))
     cpu = time.process_time() - started
     judged = {Outcome.MODERATED, Outcome.NO_SPEECH}
     not_judged = sum(task.result().outcome not in judged for task in verdicts)

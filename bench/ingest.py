@@ -45,7 +45,7 @@ from av.audio.resampler import AudioResampler
 from streamguard.config.ingest import BackoffConfig, EncodingConfig, IngestConfig
 from streamguard.core.chunk import SAMPLE_RATE
 from streamguard.core.segment import Segment
-from streamguard.core.verdict import Outcome, Verdict
+from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.ingest.segmenter import Segmenter
 from streamguard.ingest.source import Source
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
@@ -117,18 +117,18 @@ def pipeline(path: Path) -> Throughput:
 
 
 class InstantEngine:
-    """Answers every segment at once, so (a+enc) measures ingest and encoding only. It asks
-    for every clip, as AMS does: the local engine encodes only risky segments."""
+    """Answers every segment at once, so (a+enc) measures ingest and encoding only. Every
+    segment is "to review", so the pipeline encodes each as evidence: the worst case (the
+    local engine encodes only risky segments; AMS writes its own WAV excerpt)."""
 
     name = "bench-instant"
     version = "1"
-    needs_clip = True
     segments_in_flight = 1
 
-    async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
-    ) -> Verdict:
-        return Verdict(segment.id, Outcome.NOT_MODERATED, self.name, self.version, reason="bench")
+    async def moderate(self, segment: Segment, *, biz_type: str | None = None) -> Verdict:
+        return Verdict(
+            segment.id, Outcome.MODERATED, self.name, self.version, suggestion=Suggestion.REVIEW
+        )
 
     async def aclose(self) -> None:
         return None

@@ -28,7 +28,7 @@ class SliceJudge:
     async def judge(self, segment: Segment) -> Verdict:
         """The engine's verdict; an engine error becomes a FAILED verdict saying why."""
         try:
-            return await self.engine.moderate(segment, None)
+            return await self.engine.moderate(segment)
         except StreamGuardError as exc:
             return Verdict(
                 segment_id=segment.id,

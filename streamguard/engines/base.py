@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from streamguard.core.segment import Segment
@@ -13,7 +12,8 @@ __all__ = ["Engine"]
 
 @runtime_checkable
 class Engine(Protocol):
-    """Judges segments. ``clip`` is the segment encoded on disk, for engines that need a file.
+    """Judges segments, from their samples; an engine that sends audio elsewhere (AMS)
+    encodes what it sends itself.
 
     ``biz_type`` is the AMS BizType of the stream's policy profile; engines without such
     policies ignore it. ``moderate`` never raises for a segment it could not judge: it
@@ -23,16 +23,11 @@ class Engine(Protocol):
 
     name: str
     version: str
-    needs_clip: bool
-    """Whether ``moderate`` needs the encoded clip (AMS fetches it by URL); engines that
-    judge the samples get ``clip=None`` and only risky segments are encoded, as evidence."""
     segments_in_flight: int
     """How many segments of one stream are usefully judged at once: 1 for an engine that
     works on this machine (more would only fill its backlog), more for one that waits on
     a service (AMS), so a slow answer does not hold the stream's later segments back."""
 
-    async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
-    ) -> Verdict: ...
+    async def moderate(self, segment: Segment, *, biz_type: str | None = None) -> Verdict: ...
 
     async def aclose(self) -> None: ...

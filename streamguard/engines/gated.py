@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Protocol
 
 from streamguard.core.excerpt import Excerpt
@@ -33,7 +32,6 @@ class SpanEngine(Protocol):
     async def moderate(
         self,
         segment: Segment,
-        clip: Path | None,
         *,
         biz_type: str | None = None,
         speech: Sequence[tuple[float, float]] | None = None,
@@ -51,24 +49,18 @@ class GatedEngine:
         self.pad = pad
         self.name = inner.name
         self.version = inner.version
-        # The billed engine writes the span it is sent as 16 kHz WAV itself (256 kbit/s,
-        # inside AMS's documented 128-256 kbit/s), so the pipeline encodes nothing for it
-        # but the evidence of risky segments.
-        self.needs_clip = False
         self.segments_in_flight = inner.segments_in_flight
         self.seconds_saved = 0.0
         """Audio seconds not sent to the billed engine: silent segments and silent edges."""
         self.gate_failures = 0
 
-    async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
-    ) -> Verdict:
+    async def moderate(self, segment: Segment, *, biz_type: str | None = None) -> Verdict:
         """Judge silence here; send speech (just its span) to the billed engine."""
         try:
             report: SpeechReport = await asyncio.to_thread(self.gate.detect, segment.samples)
         except Exception as exc:  # the gate is a model: whatever it raises, fail open
             self.gate_failures += 1
-            verdict = await self.inner.moderate(segment, clip, biz_type=biz_type)
+            verdict = await self.inner.moderate(segment, biz_type=biz_type)
             note = {"gate_error": f"{type(exc).__name__}: {exc}"}
             return _with_details(verdict, note)
         if not report.has_speech:
@@ -84,12 +76,10 @@ class GatedEngine:
         runs = [(run.start, run.end) for run in report.runs or report.regions]
         excerpt = Excerpt.around(runs, segment.duration, pad=self.pad)
         if excerpt is None or excerpt.is_whole(segment.duration):
-            verdict = await self.inner.moderate(segment, None, biz_type=biz_type)
+            verdict = await self.inner.moderate(segment, biz_type=biz_type)
         else:
             self.seconds_saved += segment.duration - excerpt.duration
-            verdict = await self.inner.moderate(
-                segment, None, biz_type=biz_type, speech=excerpt.pieces
-            )
+            verdict = await self.inner.moderate(segment, biz_type=biz_type, speech=excerpt.pieces)
         return _with_details(verdict, {"gate": report.to_json()})
 
     async def aclose(self) -> None:

@@ -1,11 +1,11 @@
-"""One stream's path from decoded audio to judged segments: segmenter → encoder → engine.
+"""One stream's path from decoded audio to judged segments: segmenter → engine → encoder.
 
-Engines that fetch a clip (AMS) get every segment encoded first; engines that judge the
-samples (local) get none, and only the segments they find risky are encoded afterwards, as
-evidence — voice rooms are mostly safe, so most segments are never encoded.
+Engines judge the samples (AMS writes the WAV excerpt it sends itself); only the segments
+found risky are encoded afterwards, as evidence — voice rooms are mostly safe, so most
+segments are never encoded.
 
-The source hands in ``AudioChunk``s; every segment the segmenter cuts is encoded and judged,
-and handed to ``on_result`` with its clip and verdict. Ingest and moderation run as two
+The source hands in ``AudioChunk``s; every segment the segmenter cuts is judged, and handed
+to ``on_result`` with its verdict and, when risky, its clip. Ingest and moderation run as two
 named tasks joined by a bounded queue, so a slow engine slows a file down instead of
 filling memory, and the partial tail is always judged when the audio ends. Up to the
 engine's ``segments_in_flight`` segments are judged at once (AMS: several, so one slow
@@ -172,16 +172,7 @@ class StreamPipeline:
 
     async def _verdict(self, segment: Segment) -> tuple[Clip | None, Verdict]:
         clip: Clip | None = None
-        if self._engine.needs_clip:
-            try:
-                clip = await self._encode(segment)
-            except EncodeError as exc:
-                # The engine answers "failed" for want of a clip; the reason is kept.
-                verdict = await self._engine.moderate(segment, None, biz_type=self._biz_type())
-                return None, replace(verdict, reason=f"{verdict.reason}; encoding failed: {exc}")
-            verdict = await self._engine.moderate(segment, clip.path, biz_type=self._biz_type())
-            return clip, verdict
-        verdict = await self._engine.moderate(segment, None, biz_type=self._biz_type())
+        verdict = await self._engine.moderate(segment, biz_type=self._biz_type())
         if verdict.hit or verdict.suggestion is not Suggestion.PASS:
             try:  # evidence of a risky segment; safe ones are never encoded
                 clip = await self._encode(segment)

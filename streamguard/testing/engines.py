@@ -8,8 +8,6 @@ engine would judge.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from streamguard.core.chunk import SAMPLE_RATE
@@ -27,7 +25,6 @@ class ToneEngine:
 
     name = "tone-fake"
     version = "1"
-    needs_clip = False
     segments_in_flight = 1
 
     def __init__(self, silence_rms: float = 300.0) -> None:
@@ -35,9 +32,7 @@ class ToneEngine:
         self.judged: list[str] = []
         self.closed = False
 
-    async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
-    ) -> Verdict:
+    async def moderate(self, segment: Segment, *, biz_type: str | None = None) -> Verdict:
         self.judged.append(segment.id)
         samples = segment.samples.astype(np.float64)
         rms = float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0

@@ -121,7 +121,7 @@ async def test_the_gated_ams_path_bills_the_speech_not_the_pause(tmp_path: Path)
         engine_for(stack, db, callbacks=False) as ams,
     ):
         gated = GatedEngine(ams, SpeechGate(), pad=0.1)
-        verdict = await gated.moderate(segment, None)
+        verdict = await gated.moderate(segment)
     assert verdict.outcome is Outcome.MODERATED
     # Every utterance is inside a piece sent (give or take a frame of the gate's).
     first_at = (1.0, 1.0 + len(first) / SAMPLE_RATE)

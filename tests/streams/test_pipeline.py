@@ -77,30 +77,6 @@ async def test_source_failure_still_judges_what_was_heard(tmp_path: Path) -> Non
     assert all(r.verdict.suggestion is Suggestion.BLOCK for r in results)
 
 
-class ClipEngine(ToneEngine):
-    """A ToneEngine that, like AMS, must be given each segment's clip."""
-
-    needs_clip = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.clips: list[Path | None] = []
-
-    async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
-    ) -> Verdict:
-        self.clips.append(clip)
-        return await super().moderate(segment, clip, biz_type=biz_type)
-
-
-async def test_an_engine_that_needs_clips_gets_every_segment_encoded(tmp_path: Path) -> None:
-    engine, results = ClipEngine(), list[SegmentResult]()
-    await pipeline(tmp_path, engine, results).run(chunks([0] * 15 + [9000] * 5))
-    assert len(results) == 2
-    assert all(clip is not None and clip.exists() for clip in engine.clips)
-    assert [r.clip.path if r.clip else None for r in results] == engine.clips
-
-
 class StuckEngine(ToneEngine):
     """Never answers: a verdict that cannot arrive before the shutdown deadline."""
 
@@ -108,9 +84,7 @@ class StuckEngine(ToneEngine):
         super().__init__()
         self.judging = asyncio.Event()
 
-    async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
-    ) -> Verdict:
+    async def moderate(self, segment: Segment, *, biz_type: str | None = None) -> Verdict:
         self.judged.append(segment.id)
         self.judging.set()
         await asyncio.Event().wait()
@@ -165,12 +139,10 @@ class HeldEngine(ToneEngine):
         super().__init__()
         self.release = asyncio.Event()
 
-    async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
-    ) -> Verdict:
+    async def moderate(self, segment: Segment, *, biz_type: str | None = None) -> Verdict:
         if segment.seq == 0:
             await self.release.wait()
-        return await super().moderate(segment, clip, biz_type=biz_type)
+        return await super().moderate(segment, biz_type=biz_type)
 
 
 async def test_a_slow_verdict_does_not_hold_back_the_next_segments(tmp_path: Path) -> None:

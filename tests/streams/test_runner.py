@@ -33,9 +33,7 @@ QUICK = Backoff(initial=0.01, maximum=0.01, jitter=0.0)
 class BrokenEngine(ToneEngine):
     """An engine with a bug: every segment raises something that is not ours."""
 
-    async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
-    ) -> Verdict:
+    async def moderate(self, segment: Segment, *, biz_type: str | None = None) -> Verdict:
         self.judged.append(segment.id)
         raise ZeroDivisionError("engine bug")
 

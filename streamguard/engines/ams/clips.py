@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import shutil
 import wave
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -124,20 +123,10 @@ class ClipStore:
             port=int(port),
         )
 
-    async def place(
-        self, segment: Segment, clip: Path | None, excerpt: Excerpt
-    ) -> tuple[Path, bool]:
-        """The clip inside the served directory and whether the store owns it: ``clip`` as
-        given, copied in, or (no ``clip``) the excerpt written as WAV."""
-        root = self.server.root
-        if clip is not None:
-            with contextlib.suppress(ValueError):
-                self.server.relative_name(clip)
-                return clip, False
-            target = root / f"{segment.id}{clip.suffix or '.bin'}"
-            await asyncio.to_thread(shutil.copyfile, clip, target)
-            return target, True
-        target = root / f"{segment.id}.wav"
+    async def place(self, segment: Segment, excerpt: Excerpt) -> tuple[Path, bool]:
+        """The excerpt written as WAV inside the served directory, and that the store owns
+        it (so deletes it once the verdict is stored)."""
+        target = self.server.root / f"{segment.id}.wav"
         await asyncio.to_thread(_write_wav, segment, target, excerpt)
         return target, True
 

@@ -56,7 +56,6 @@ class AmsEngine:
     """
 
     name = verdicts.ENGINE_NAME
-    needs_clip = True  # AMS fetches each segment's clip from our signed URL
     version = verdicts.ENGINE_VERSION
 
     def __init__(
@@ -173,7 +172,6 @@ class AmsEngine:
     async def moderate(
         self,
         segment: Segment,
-        clip: Path | None,
         *,
         biz_type: str | None = None,
         speech: Sequence[tuple[float, float]] | None = None,
@@ -181,8 +179,8 @@ class AmsEngine:
         """Judge one segment (``biz_type``: the stream's profile; default from config).
 
         ``speech`` (ordered (start, end) seconds within the segment) limits what is sent, and
-        so billed, to those regions, joined into one clip; the clip is then written here (a
-        given ``clip`` is not used). Verdict times stay relative to the segment. A segment
+        so billed, to those regions, joined into one clip, written here as 16 kHz WAV (the
+        whole segment without ``speech``). Verdict times stay relative to the segment. A segment
         already tracked is never submitted again: its stored verdict is returned, or its
         pending task awaited. Never raises for a segment AMS could not judge.
         """
@@ -194,10 +192,8 @@ class AmsEngine:
         with self._settle.expecting(segment.id) as verdict:
             if tracked is None:
                 excerpt = excerpt_of(segment, speech)
-                if speech is not None:
-                    clip = None
                 if self._sync is not None:
-                    return await self._sync.moderate(segment, clip, biz_type, excerpt)
+                    return await self._sync.moderate(segment, biz_type, excerpt)
                 assert self._submitter is not None, "AmsEngine is not open"
-                await self._submitter.queue(segment, clip, biz_type, excerpt)
+                await self._submitter.queue(segment, biz_type, excerpt)
             return await verdict

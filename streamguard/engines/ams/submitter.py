@@ -16,7 +16,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.backoff import Backoff
@@ -83,11 +82,9 @@ class Submitter:
         self._rng = random.Random()
         self._in_flight: set[str] = set()
 
-    async def queue(
-        self, segment: Segment, clip: Path | None, biz_type: str | None, excerpt: Excerpt
-    ) -> None:
+    async def queue(self, segment: Segment, biz_type: str | None, excerpt: Excerpt) -> None:
         """Place the segment's clip and record the intent to submit it."""
-        path, owned = await self._clips.place(segment, clip, excerpt)
+        path, owned = await self._clips.place(segment, excerpt)
         await self._store.add(
             segment.info(),
             biz_type or self._config.biz_type,

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.excerpt import Excerpt
@@ -26,9 +25,6 @@ from streamguard.tencentcloud.errors import AmsError
 from streamguard.tencentcloud.models import SyncTaskRequest
 
 __all__ = ["SyncSubmitter"]
-
-_FORMATS = ("wav", "mp3", "m4a")
-"""What the sync call takes; any other clip is sent as the excerpt's WAV."""
 
 
 class SyncSubmitter:
@@ -51,17 +47,11 @@ class SyncSubmitter:
         self._settle = settle
         self._clock = clock
 
-    async def moderate(
-        self, segment: Segment, clip: Path | None, biz_type: str | None, excerpt: Excerpt
-    ) -> Verdict:
-        """Send the segment, settle it with the answer, and return the answer's verdict."""
+    async def moderate(self, segment: Segment, biz_type: str | None, excerpt: Excerpt) -> Verdict:
+        """Send the segment's excerpt as WAV, settle it with the answer, and return the
+        answer's verdict."""
         now = self._clock()
-        suffix = clip.suffix.lstrip(".").lower() if clip is not None else ""
-        if clip is None or suffix not in _FORMATS:
-            path, owned = await self._clips.place(segment, None, excerpt)
-            suffix = "wav"
-        else:
-            path, owned = clip, False
+        path, owned = await self._clips.place(segment, excerpt)
         await self._store.add(segment.info(), biz_type, str(path), owned, excerpt, now)
         await self._store.mark_submitting([segment.id], now)
         row = await self._store.get(segment.id)
@@ -70,7 +60,7 @@ class SyncSubmitter:
         request = SyncTaskRequest(
             biz_type=biz_type or self._config.biz_type or "default",
             data_id=segment.id,
-            file_format="mp3" if suffix == "mp3" else "m4a" if suffix == "m4a" else "wav",
+            file_format="wav",
             file_content=base64.b64encode(content).decode("ascii"),
         )
         try:

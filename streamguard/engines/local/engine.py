@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -46,7 +45,6 @@ class LocalEngine:
     """
 
     name = assess.ENGINE
-    needs_clip = False  # judges the samples; clips are made for evidence only
     segments_in_flight = 1  # CPU-bound here: more at once would only fill the backlog
 
     def __init__(
@@ -122,10 +120,8 @@ class LocalEngine:
             library_reload_failures=self.libraries.reload_failures,
         )
 
-    async def moderate(
-        self, segment: Segment, clip: Path | None, *, biz_type: str | None = None
-    ) -> Verdict:
-        """Judge ``segment`` (its samples; ``clip`` and ``biz_type`` are not needed).
+    async def moderate(self, segment: Segment, *, biz_type: str | None = None) -> Verdict:
+        """Judge ``segment`` (its samples; ``biz_type`` is not needed).
 
         Never raises for a segment.
         """

@@ -32,21 +32,20 @@ async def test_the_url_key_is_kept_owner_only_and_reused(tmp_path: Path) -> None
         assert third.key == b"configured"
 
 
-async def test_clips_are_used_in_place_copied_in_or_written(tmp_path: Path) -> None:
+async def test_a_clip_is_the_excerpt_written_as_wav_in_the_served_directory(
+    tmp_path: Path,
+) -> None:
     segment = make_segment("room-clip", 0, np.concatenate([silence(2.0), tone(3.0)]))
     whole = Excerpt.whole(segment.duration)
     async with (
         ClipServer(tmp_path / "served", b"key") as server,
         ClipStore(config(), tmp_path, server) as store,
     ):
-        inside = server.root / "given.mp3"
-        inside.write_bytes(b"mp3")
-        outside = tmp_path / "elsewhere.mp3"
-        outside.write_bytes(b"mp3")
-        assert await store.place(segment, inside, whole) == (inside, False)
-        copied, owned = await store.place(segment, outside, whole)
-        assert (copied.parent, copied.read_bytes(), owned) == (server.root, b"mp3", True)
-        written, owned = await store.place(segment, None, excerpt_of(segment, [(2.0, 5.0)]))
-        assert owned
+        whole_clip, owned = await store.place(segment, whole)
+        assert (whole_clip.parent, owned) == (server.root, True)
+        with wave.open(str(whole_clip)) as clip:
+            assert clip.getnframes() / clip.getframerate() == 5.0
+        written, owned = await store.place(segment, excerpt_of(segment, [(2.0, 5.0)]))
+        assert (written.parent, owned) == (server.root, True)
         with wave.open(str(written)) as clip:
             assert clip.getnframes() / clip.getframerate() == 3.0

@@ -89,7 +89,7 @@ def engine_factory(recognizer: Recognizer, events: list[HealthEvent]) -> type[Lo
 
 async def _judge(engine_type: type[LocalEngine], segment: Segment) -> Verdict:
     async with engine_type() as engine:
-        return await engine.moderate(segment, None)
+        return await engine.moderate(segment)
 
 
 @pytest.mark.parametrize(("voice", "text", "library", "label", "condition"), FLAGGED_CASES)
@@ -154,7 +154,7 @@ async def test_music_noise_and_silence_raise_no_hit(
     samples = (np.clip(background, -1, 1) * 32767).astype(np.int16)
     segment = _segment(samples)
     async with engine_factory() as engine:
-        verdict = await engine.moderate(segment, None)
+        verdict = await engine.moderate(segment)
         assert not verdict.hit
         assert verdict.keywords == ()
         assert set(verdict.unsupported) >= {"moaning", "screams"}
@@ -195,7 +195,7 @@ async def test_sample_room_flags_only_the_abusive_turn(
     tail = segmenter.flush()
     segments += [tail] if tail else []
     async with engine_factory() as engine:
-        verdicts = [await engine.moderate(s, None) for s in segments]
+        verdicts = [await engine.moderate(s) for s in segments]
     flagged = [v for v in verdicts if v.hit]
     assert len(flagged) == 1, [v.text for v in verdicts]
     assert {k.keyword for k in flagged[0].keywords} >= {"kill you"}
@@ -219,9 +219,9 @@ async def test_library_edits_apply_without_restart(
     segment = segment_of(speech("I would really like some apple pie.", "hibari"))
     config = LocalEngineConfig(libraries=[library], reload_seconds=0)
     async with engine_factory(config) as engine:
-        before = await engine.moderate(segment, None)
+        before = await engine.moderate(segment)
         _write_library(library, "apple pie", 2_000_000_000)
-        after = await engine.moderate(segment, None)
+        after = await engine.moderate(segment)
         assert engine.counters.library_reloads == 1
     assert not before.hit
     assert [(k.keyword, k.library_id, k.label) for k in after.keywords] == [
@@ -251,16 +251,12 @@ async def test_overload_records_skipped_segments_and_raises_a_health_event(
     config = LocalEngineConfig(workers=1, backlog=1)
     async with engine_factory(config, gate=gate) as engine:
         async with asyncio.TaskGroup() as group:
-            running = group.create_task(
-                engine.moderate(segment_of(quiet, seq=1), None), name="segment-1"
-            )
+            running = group.create_task(engine.moderate(segment_of(quiet, seq=1)), name="segment-1")
             await asyncio.to_thread(gate.entered.wait, 30)
-            waiting = group.create_task(
-                engine.moderate(segment_of(quiet, seq=2), None), name="segment-2"
-            )
+            waiting = group.create_task(engine.moderate(segment_of(quiet, seq=2)), name="segment-2")
             await asyncio.sleep(0)  # segment 2 takes the one backlog place
             assert (engine.counters.running, engine.counters.backlog_depth) == (1, 1)
-            skipped = await engine.moderate(segment_of(quiet, seq=3), None)
+            skipped = await engine.moderate(segment_of(quiet, seq=3))
             gate.release.set()
         counters = engine.counters
     assert (skipped.outcome, skipped.reason) == (Outcome.SKIPPED_OVERLOADED, "skipped: overloaded")
@@ -284,7 +280,7 @@ async def test_a_failing_gate_fails_open_and_the_segment_is_moderated(
 ) -> None:
     segment = segment_of(speech("I am going to kill you tonight.", "espeak:en-us"))
     async with engine_factory(gate=BrokenGate()) as engine:
-        verdict = await engine.moderate(segment, None)
+        verdict = await engine.moderate(segment)
         assert engine.counters.gate_failures == 1
         assert engine.counters.health_events[HealthKind.GATE_FAILED] == 1
     assert verdict.outcome is Outcome.MODERATED
@@ -298,7 +294,7 @@ async def test_a_closed_engine_records_segments_as_failed(
 ) -> None:
     engine = engine_factory()
     await engine.aclose()
-    verdict = await engine.moderate(segment_of(np.zeros(SAMPLE_RATE, dtype=np.int16)), None)
+    verdict = await engine.moderate(segment_of(np.zeros(SAMPLE_RATE, dtype=np.int16)))
     assert (verdict.outcome, verdict.reason) == (Outcome.FAILED, "failed: engine closed")
 
 
@@ -339,9 +335,7 @@ async def test_queued_segments_share_a_recognition_pass_and_keep_their_own_words
         engine_factory(LocalEngineConfig(workers=1)) as engine,
         asyncio.TaskGroup() as group,
     ):
-        tasks = [
-            group.create_task(engine.moderate(s, None), name=f"segment-{s.seq}") for s in segments
-        ]
+        tasks = [group.create_task(engine.moderate(s), name=f"segment-{s.seq}") for s in segments]
     verdicts = [t.result() for t in tasks]
     # Worker places are taken in turn: the three gates run first, then one pass recognises all.
     assert [v.details["transcript"]["batch_size"] for v in verdicts] == [3, 3, 3]
@@ -378,7 +372,7 @@ async def test_multilingual_model_reports_the_language_it_cannot_judge(
 ) -> None:
     segment = segment_of(speech("Good morning everyone.", "hibari"))
     async with LocalEngine(recognizer=GermanModel()) as engine:
-        verdict = await engine.moderate(segment, None)
+        verdict = await engine.moderate(segment)
     assert verdict.outcome is Outcome.MODERATED
     assert verdict.unsupported == ("moaning", "screams", "non-English speech (de)")
     assert not verdict.hit
@@ -471,9 +465,9 @@ async def test_the_second_listen_finds_a_keyword_the_plain_pass_misheard(
     segment = segment_of(speech(text, voice))
     misheard = _Misheard(recognizer, swaps)
     async with LocalEngine(LocalEngineConfig(recheck=False), recognizer=misheard) as engine:
-        plain = await engine.moderate(segment, None)
+        plain = await engine.moderate(segment)
     async with LocalEngine(recognizer=misheard) as engine:
-        verdict = await engine.moderate(segment, None)
+        verdict = await engine.moderate(segment)
         rechecked = engine.counters.rechecked_seconds
     assert rechecked == pytest.approx(verdict.details["recheck"]["rechecked_seconds"], abs=1e-3)
     # The plain pass misses it; the second listen finds it, in the right library.
@@ -507,7 +501,7 @@ async def test_neutral_speech_heard_again_stays_clean(
     # those keywords as hotwords; the biased pass must not turn neutral speech into a hit.
     segment = segment_of(speech(text, voice))
     async with LocalEngine(recognizer=_Misheard(recognizer, unsure)) as engine:
-        verdict = await engine.moderate(segment, None)
+        verdict = await engine.moderate(segment)
     assert verdict.details["recheck"]["rechecked_seconds"] > 0
     assert verdict.details["recheck"]["corrections"] == []
     assert not verdict.hit, verdict.text
@@ -540,7 +534,7 @@ async def test_a_failed_second_listen_keeps_the_plain_verdict(
     segment = segment_of(speech("Get free followers today.", "hibari"))
     broken = _BrokenSecondListen(_Misheard(recognizer, {"free": "three"}))
     async with LocalEngine(recognizer=broken) as engine:
-        verdict = await engine.moderate(segment, None)
+        verdict = await engine.moderate(segment)
     assert verdict.outcome is Outcome.MODERATED
     assert verdict.details["recheck"]["error"] == "RuntimeError: hotword pass broke"
     assert verdict.text == verdict.details["recheck"]["plain_text"]
@@ -570,7 +564,7 @@ async def test_segments_queued_behind_a_running_batch_wait_for_it(speech: Speech
     async with LocalEngine(LocalEngineConfig(workers=2), recognizer=_SlowModel()) as engine:
         verdicts = await asyncio.gather(
             *(
-                asyncio.create_task(engine.moderate(s, None), name=f"test.moderate[{s.seq}]")
+                asyncio.create_task(engine.moderate(s), name=f"test.moderate[{s.seq}]")
                 for s in segments
             )
         )
