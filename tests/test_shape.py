@@ -132,3 +132,18 @@ def test_layer_is_listed_in_the_readme(layer: str) -> None:
     readme = (PACKAGE.parent / "README.md").read_text()
     if (PACKAGE / layer).is_dir():
         assert f"`{layer}/`" in readme
+
+
+def test_the_risk_decision_is_made_in_one_place() -> None:
+    callers = sorted(
+        f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        for path, tree in _modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name | ast.Attribute)
+        and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr) == "decide"
+        and path.name != "outcomes.py"
+    )
+    assert callers == []
+    outcomes = (PACKAGE / "moderation" / "outcomes.py").read_text()
+    assert outcomes.count("decide(self._profiles") == 1
