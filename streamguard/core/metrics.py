@@ -22,6 +22,7 @@ class Metrics:
         self._ams_outcomes: Callable[[], Mapping[tuple[str, str], int]] = dict
         self._gate_saved: Callable[[], float] = lambda: 0.0
         self._late_verdicts: Callable[[], int] = lambda: 0
+        self._dead_letters: Callable[[], int] = lambda: 0
         r.register(_Collected(self))
         self.audio_seconds = Counter(
             "streamguard_audio_seconds",
@@ -76,6 +77,11 @@ class Metrics:
         restart), read at scrape time."""
         self._late_verdicts = handled
 
+    def watch_dead_letters(self, moved: Callable[[], int]) -> None:
+        """Count outbox messages moved to the dead letters (never deliverable), read at
+        scrape time."""
+        self._dead_letters = moved
+
     def watch_streams(self, states: Callable[[], list[str]]) -> None:
         """Count attached streams by state at scrape time (detached ones drop out)."""
         self._stream_states = states
@@ -118,4 +124,10 @@ class _Collected(Collector):
             "Verdicts recorded and alerted on after nobody waited for them (AMS tasks that "
             "settled after a restart).",
             value=m._late_verdicts(),
+        )
+        yield CounterMetricFamily(
+            "streamguard_outbox_dead_letters",
+            "Outbox messages that could not be published and were moved to the dead letters "
+            "(the outbox_dead_letters table) so the messages behind them go on.",
+            value=m._dead_letters(),
         )
