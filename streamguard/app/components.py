@@ -132,6 +132,7 @@ async def _open_sink(
         MqttAlerts(config.mqtt, db, config.instance.id, on_acked=acked, supervisor=supervisor)
     )
     metrics.watch_outbox(lambda: mqtt.health().backlog, lambda: mqtt.health().oldest_age or 0.0)
+    metrics.watch_dead_letters(lambda: mqtt.outbox.dead_lettered_total)
     return mqtt
 
 

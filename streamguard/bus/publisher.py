@@ -8,6 +8,9 @@ that raised may still have reached the broker: duplicates carry the same id.
 
 MQTT 5 is used when the broker speaks it (content type, message expiry, user properties);
 with ``protocol = "auto"`` a broker that refuses version 5 is spoken to in 3.1.1.
+
+No message may stop the outbox: one whose publish fails on its own is a poison message,
+moved to the dead letters with a health event while the rest goes on (``bus.poison``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from streamguard.bus.mqtt import mqtt_client
+from streamguard.bus.poison import PoisonGuard
 from streamguard.config.bus import MqttConfig
 from streamguard.core.backoff import Backoff
 from streamguard.core.status import instance_payload
@@ -80,6 +84,7 @@ class Publisher:
         self.last_error: str | None = None
         self.connects_total = 0
         self.published_total = 0
+        self._poison = PoisonGuard(outbox, self.topics, instance_id)
 
     @property
     def state(self) -> PublisherState:
@@ -140,6 +145,7 @@ class Publisher:
                 error = str(group.exceptions[0]) or type(group.exceptions[0]).__name__
             if error is None:
                 break  # the session ended because we are stopping
+            await self._poison.connection_lost(error)
             if fall_back:
                 log.warning("broker refused MQTT 5, falling back to 3.1.1: %s", error)
                 self._protocol = aiomqtt.ProtocolVersion.V311
@@ -200,7 +206,7 @@ class Publisher:
             stopping = self._stopping.is_set()
             if stopping and loop.time() >= self._drain_deadline:
                 return
-            batch = await self._outbox.peek(self.config.inflight)
+            batch = self._poison.window(await self._outbox.peek(self.config.inflight))
             if batch:
                 await self._publish_batch(client, batch)
             elif stopping:
@@ -228,10 +234,13 @@ class Publisher:
             except aiomqtt.MqttError:
                 self._retained_dirty.add(topic)
                 raise
+            except Exception as exc:  # a status that can never be published: drop it
+                log.error("retained status on %.200s cannot be published, dropped: %r", topic, exc)
+                del self._retained[topic]
 
     async def _publish_batch(self, client: aiomqtt.Client, batch: list[OutboxMessage]) -> None:
         now = datetime.now(UTC)
-        failures: list[aiomqtt.MqttError | None] = [None] * len(batch)
+        failures: list[Exception | None] = [None] * len(batch)
 
         async def publish(index: int, message: OutboxMessage) -> None:
             try:
@@ -242,20 +251,28 @@ class Publisher:
                     properties=self._properties(message),
                     timeout=self.config.timeout,
                 )
-            except aiomqtt.MqttError as exc:
+            except Exception as exc:  # sorted below: a lost connection, or a poison message
                 failures[index] = exc
 
         async with asyncio.TaskGroup() as group:
             for index, message in enumerate(batch):
                 group.create_task(publish(index, message), name=f"outbox.publish[{message.seq}]")
-        acked = [m for m, failure in zip(batch, failures, strict=True) if failure is None]
+        results = list(zip(batch, failures, strict=True))
+        acked = [m for m, failure in results if failure is None]
         await self._outbox.remove([m.seq for m in acked])
         self.published_total += len(acked)
         if self._on_acked is not None and acked:
             self._on_acked(acked)
-        failure = next((f for f in failures if f is not None), None)
-        if failure is not None:
-            raise failure
+        lost = [(m, f) for m, f in results if isinstance(f, aiomqtt.MqttError | OSError)]
+        for message, failure in results:
+            if failure is not None and not isinstance(failure, aiomqtt.MqttError | OSError):
+                await self._poison.dead_letter(message, f"{type(failure).__name__}: {failure}")
+        self._poison.settled(acked, [m for m, _ in lost])
+        if lost:
+            error = lost[0][1]
+            if isinstance(error, aiomqtt.MqttError):
+                raise error
+            raise aiomqtt.MqttError(f"{type(error).__name__}: {error}") from error
 
     def _payload(self, message: OutboxMessage, now: datetime) -> str:
         if message.kind is not MessageKind.ALERT:

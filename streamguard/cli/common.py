@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from streamguard.config import Config, load_config
-from streamguard.core.errors import ConfigError, StreamGuardError
+from streamguard.core.errors import ConfigError, ConfigProblem, StreamGuardError
 
 __all__ = ["config_or_report", "report_failure"]
 
 
-def config_or_report(path: Path) -> Config | None:
-    """The config at ``path``, or None after printing every problem (path: key: reason)."""
+def config_or_report(
+    path: Path, *, also: Callable[[Config], list[ConfigProblem]] | None = None
+) -> Config | None:
+    """The config at ``path``, or None after printing every problem (path: key: reason).
+
+    ``also`` finds more problems in a config the models accept (``check-config`` and ``run``
+    pass the checks ``run`` makes at start-up).
+    """
     try:
-        return load_config(path)
+        config = load_config(path)
+        problems = also(config) if also is not None else []
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{path}: {problem}", file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
-        return None
+        problems = exc.problems
+    if not problems:
+        return config
+    for problem in problems:
+        print(f"{path}: {problem}", file=sys.stderr)
+    print(f"{len(problems)} problem(s) found", file=sys.stderr)
+    return None
 
 
 def report_failure(exc: StreamGuardError | ExceptionGroup[Exception]) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.app.daemon import Daemon
+from streamguard.cli.check_config import runtime_problems
 from streamguard.cli.common import config_or_report, report_failure
 from streamguard.core.errors import StreamGuardError
 from streamguard.core.logs import configure_logging
@@ -24,7 +25,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    config = config_or_report(args.config)
+    # The checks check-config makes; the engine loads the speech model itself.
+    config = config_or_report(args.config, also=runtime_problems)
     if config is None:
         return 2
     try:

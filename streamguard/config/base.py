@@ -8,7 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-__all__ = ["Section", "read_secret", "secret_field"]
+from streamguard.core.errors import ConfigError, ConfigProblem
+
+__all__ = ["MAX_SECRET_BYTES", "Section", "read_secret", "secret_field"]
+
+MAX_SECRET_BYTES = 64 * 1024
+"""A credential file larger than this is refused (keys and tokens are a few hundred bytes)."""
 
 
 class Section(BaseModel):
@@ -36,9 +41,27 @@ def read_secret(credential: str, env: str) -> SecretStr | None:
     if directory:
         path = Path(directory) / credential
         if path.is_file():
-            return SecretStr(path.read_text(encoding="utf-8").strip())
+            return SecretStr(_read_credential(path))
     value = os.environ.get(env)
     return SecretStr(value.strip()) if value else None
+
+
+def _read_credential(path: Path) -> str:
+    """A credential file's text; ``ConfigError`` (never its content) when it is unusable."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), f"cannot read: {exc.strerror}")]) from exc
+    if len(raw) > MAX_SECRET_BYTES:
+        reason = f"is larger than {MAX_SECRET_BYTES} bytes"
+        raise ConfigError([ConfigProblem(str(path), reason)])
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        # The position only: the bytes around it are part of the secret.
+        reason = f"not UTF-8 (invalid byte at offset {exc.start})"
+        raise ConfigError([ConfigProblem(str(path), reason)]) from None
 
 
 def secret_field(credential: str, env: str, description: str) -> Any:

@@ -63,5 +63,8 @@ class Config(Section):
                 raise ValueError(f"[{index}].id {stream.id!r} is used by another stream")
             seen.add(stream.id)
             if stream.profile not in profiles:
-                raise ValueError(f"[{index}].profile {stream.profile!r} is not defined in profiles")
+                raise ValueError(
+                    f"[{index}].profile {stream.profile!r} of stream {stream.id!r} "
+                    "is not defined in profiles"
+                )
         return streams

@@ -24,6 +24,7 @@ class Metrics:
         self._gate_saved: Callable[[], float] = lambda: 0.0
         self._late_verdicts: Callable[[], int] = lambda: 0
         self._local_engine: Callable[[], Mapping[str, Any]] | None = None
+        self._dead_letters: Callable[[], int] = lambda: 0
         r.register(_Collected(self))
         self.audio_seconds = Counter(
             "streamguard_audio_seconds",
@@ -82,6 +83,11 @@ class Metrics:
         """Report the local engine's counters (``EngineCounters.to_json()``: segments by
         outcome, audio seconds, health events by kind, backlog) at scrape time."""
         self._local_engine = counters
+
+    def watch_dead_letters(self, moved: Callable[[], int]) -> None:
+        """Count outbox messages moved to the dead letters (never deliverable), read at
+        scrape time."""
+        self._dead_letters = moved
 
     def watch_streams(self, states: Callable[[], list[str]]) -> None:
         """Count attached streams by state at scrape time (detached ones drop out)."""
@@ -177,3 +183,9 @@ class _Collected(Collector):
         )
         if m._local_engine is not None:
             yield from _local_engine_metrics(m._local_engine())
+        yield CounterMetricFamily(
+            "streamguard_outbox_dead_letters",
+            "Outbox messages that could not be published and were moved to the dead letters "
+            "(the outbox_dead_letters table) so the messages behind them go on.",
+            value=m._dead_letters(),
+        )

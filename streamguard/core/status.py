@@ -134,22 +134,31 @@ class InstanceEventKind(StrEnum):
     """Health events of the instance itself."""
 
     LOOP_RESTARTED = "loop_restarted"
+    MESSAGE_DEAD_LETTERED = "message_dead_lettered"
+    """An outbox message could not be published and was moved to the dead letters
+    (``message_id`` names it; ``detail`` says why); the messages behind it go on."""
 
 
 @dataclass(frozen=True, slots=True)
 class InstanceEvent:
     """One health event of this instance, e.g. a background loop that crashed and was
-    restarted; ``event_id`` is stable so consumers can drop duplicates."""
+    restarted, or a message moved to the dead letters; ``event_id`` is stable so consumers
+    can drop duplicates."""
 
     instance_id: str
     kind: InstanceEventKind
     at: datetime
     loop: str
     detail: str = ""
+    message_id: str | None = None
+    """The outbox message a ``message_dead_lettered`` event is about."""
 
     @property
     def event_id(self) -> str:
-        key = "\x1f".join((self.instance_id, self.kind, self.at.isoformat(), self.loop))
+        parts = [self.instance_id, self.kind, self.at.isoformat(), self.loop]
+        if self.message_id is not None:
+            parts.append(self.message_id)
+        key = "\x1f".join(parts)
         return "evt-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
     def to_json(self) -> dict[str, Any]:
@@ -161,6 +170,7 @@ class InstanceEvent:
             "at": self.at.isoformat(),
             "loop": self.loop,
             "detail": self.detail,
+            "message_id": self.message_id,
         }
 
 

@@ -4,7 +4,8 @@ A message leaves the outbox only once the broker acknowledged it (QoS 1 PUBACK).
 out in the order they were written (``seq``). A message id already waiting is not written
 twice, so a segment judged again after a crash does not queue a second copy.
 ``depth`` and ``oldest_created_at`` are kept current for metrics and health (the oldest is
-the first written: ``seq`` order).
+the first written: ``seq`` order). A message that can never be delivered is moved to the dead
+letters (``dead_letter``) so it cannot hold up the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from streamguard.state.db import Database
+from streamguard.state.dead_letters import DeadLetter, insert_dead_letter
 
 __all__ = ["MessageKind", "Outbox", "OutboxMessage"]
 
@@ -53,6 +55,8 @@ class Outbox:
         """Unix time the oldest waiting message was written, if any wait."""
         self.added_total = 0
         self.removed_total = 0
+        self.dead_lettered_total = 0
+        """Messages moved to the dead letters by this process."""
 
     async def open(self) -> None:
         """Read the backlog a previous run left waiting."""
@@ -97,7 +101,7 @@ class Outbox:
                 " ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
-            return [OutboxMessage(r[0], r[1], MessageKind(r[2]), r[3], r[4], r[5]) for r in rows]
+            return [OutboxMessage(r[0], r[1], _kind(r[2]), r[3], r[4], r[5]) for r in rows]
 
         return await self._db.run(select)
 
@@ -118,6 +122,30 @@ class Outbox:
         if self.depth == 0:
             self._emptied.set()
 
+    async def dead_letter(self, message: OutboxMessage, error: str) -> None:
+        """Move a message that cannot be delivered to the dead letters, in one transaction."""
+        letter = DeadLetter(
+            message.message_id,
+            message.kind.value,
+            message.topic,
+            message.payload,
+            message.created_at,
+            self._clock(),
+            error,
+        )
+
+        def move(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("DELETE FROM alerts_outbox WHERE seq = ?", (message.seq,))
+            if cursor.rowcount == 1:
+                insert_dead_letter(conn, letter)
+                self.depth -= 1
+                self._refresh_oldest(conn)
+            return cursor.rowcount == 1
+
+        self.dead_lettered_total += await self._db.run(move)
+        if self.depth == 0:
+            self._emptied.set()
+
     async def wait_empty(self) -> None:
         """Return once nothing waits in the outbox."""
         while self.depth:
@@ -129,3 +157,11 @@ class Outbox:
         # on every write, which turns a 10,000-alert outage quadratic.
         row = conn.execute("SELECT created_at FROM alerts_outbox ORDER BY seq LIMIT 1").fetchone()
         self.oldest_created_at = row[0] if row else None
+
+
+def _kind(value: str) -> MessageKind:
+    # A kind this version does not know (written by a newer one) goes out as written.
+    try:
+        return MessageKind(value)
+    except ValueError:
+        return MessageKind.EVENT

@@ -117,6 +117,22 @@ AMS_MIGRATIONS: list[str] = [
 ]
 """Kept by ``state/ams_tasks.py``."""
 
+DEAD_LETTERS_MIGRATIONS: list[str] = [
+    # A message the publisher could never deliver (a poison message), moved out of
+    # alerts_outbox so the rest goes on; kept whole for a person to inspect or replay.
+    """CREATE TABLE outbox_dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        failed_at REAL NOT NULL,
+        error TEXT NOT NULL
+    )""",
+]
+"""Kept by ``state/dead_letters.py``."""
+
 SCHEMA: dict[str, list[str]] = {
     "results": RESULTS_MIGRATIONS,
     "feedback": FEEDBACK_MIGRATIONS,
@@ -125,5 +141,6 @@ SCHEMA: dict[str, list[str]] = {
     "late": LATE_MIGRATIONS,
     "daemon": DAEMON_MIGRATIONS,
     "ams": AMS_MIGRATIONS,
+    "dead_letters": DEAD_LETTERS_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""

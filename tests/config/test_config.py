@@ -37,7 +37,7 @@ BROKEN = {
     "missing url": ('[[streams]]\nid = "a"\n', "streams[0].url: required key is missing"),
     "unknown profile": (
         '[[streams]]\nid = "a"\nurl = "x.wav"\nprofile = "kids"\n',
-        "streams: [0].profile 'kids' is not defined in profiles",
+        "streams: [0].profile 'kids' of stream 'a' is not defined in profiles",
     ),
     "duplicate stream": (
         '[[streams]]\nid = "a"\nurl = "x"\n[[streams]]\nid = "a"\nurl = "y"\n',
