@@ -7,6 +7,7 @@ from pathlib import Path
 
 from streamguard.config import Config, load_config
 from streamguard.core.errors import ConfigError, StreamGuardError
+from streamguard.core.redact import redact
 
 __all__ = ["config_or_report", "report_failure"]
 
@@ -17,7 +18,7 @@ def config_or_report(path: Path) -> Config | None:
         return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"{path}: {problem}", file=sys.stderr)
+            print(redact(f"{path}: {problem}"), file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return None
 
@@ -33,7 +34,7 @@ def report_failure(exc: StreamGuardError | ExceptionGroup[Exception]) -> int:
     else:
         errors = [exc]
     for error in errors:
-        print(f"streamguard: {error}", file=sys.stderr)
+        print(redact(f"streamguard: {error}"), file=sys.stderr)
     return 1
 
 
