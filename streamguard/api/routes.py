@@ -2,7 +2,8 @@
 
 Every route but ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` needs
 ``Authorization: Bearer <token>``. Bodies are validated by the same models as the config
-file, so a stream attached here obeys exactly the rules a configured one does.
+file, so a stream attached here obeys exactly the rules a configured one does. Every JSON
+answer passes ``core.redact``: a password in a stream URL or an error text never leaves.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from streamguard.api.openapi import OPENAPI
 from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
+from streamguard.core.redact import redact_json
 from streamguard.state.feedback import Feedback, FeedbackError
 from streamguard.state.results import RISK_ORDER, ResultQuery, Results
 from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownProfile
@@ -82,11 +84,16 @@ def build_api(
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 
+def _json(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer; every string in it redacted (stream URLs, errors quoting them)."""
+    return web.json_response(redact_json(body), status=status)
+
+
 def _problem(status: int, code: str, message: str, details: Any = None) -> web.Response:
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if details is not None:
         body["error"]["details"] = details
-    return web.json_response(body, status=status)
+    return _json(body, status=status)
 
 
 def _refusal(exc: StreamGuardError) -> web.Response:
@@ -111,10 +118,10 @@ def _auth(token: str | None) -> Any:
             return await handler(request)
         if token is None:
             return _problem(401, "no_token_configured", "the API has no token: set api-token")
-        given = request.headers.get("Authorization", "")
-        if not given.startswith("Bearer ") or not hmac.compare_digest(
-            given.removeprefix("Bearer ").encode(), token.encode()
-        ):
+        # Compared as bytes: a header aiohttp decoded with surrogateescape (not UTF-8) must
+        # be a plain 401, not an UnicodeEncodeError.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(given, b"Bearer " + token.encode()):
             return _problem(401, "unauthorized", "missing or wrong bearer token")
         return await handler(request)
 
@@ -181,7 +188,7 @@ class _Handlers:
         self.readiness = readiness
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return _json({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
         checks = {name: await check() for name, check in self.readiness.items()}
@@ -190,17 +197,17 @@ class _Handlers:
             "ready": ready,
             "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()},
         }
-        return web.json_response(body, status=200 if ready else 503)
+        return _json(body, status=200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(OPENAPI)
+        return _json(OPENAPI)
 
     async def list_streams(self, request: web.Request) -> web.Response:
-        return web.json_response({"streams": [r.to_json() for r in self.streams.reports()]})
+        return _json({"streams": [r.to_json() for r in self.streams.reports()]})
 
     async def create_stream(self, request: web.Request) -> web.Response:
         stream = self._stream_from(await _json_body(request))
@@ -208,13 +215,13 @@ class _Handlers:
             await self.streams.attach(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
-        return web.json_response(self._report(stream.id), status=201)
+        return _json(self._report(stream.id), status=201)
 
     async def read_stream(self, request: web.Request) -> web.Response:
         report = self.streams.report(request.match_info["id"])
         if report is None:
             return _problem(404, "no_such_stream", f"no stream {request.match_info['id']!r}")
-        return web.json_response(report.to_json())
+        return _json(report.to_json())
 
     async def change_stream(self, request: web.Request) -> web.Response:
         stream_id = request.match_info["id"]
@@ -229,7 +236,7 @@ class _Handlers:
             await self.streams.change(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
-        return web.json_response(self._report(stream_id))
+        return _json(self._report(stream_id))
 
     def _report(self, stream_id: str) -> dict[str, Any] | None:
         report = self.streams.report(stream_id)
@@ -254,20 +261,20 @@ class _Handlers:
             )
         except ValueError as exc:
             return _problem(400, "bad_query", str(exc))
-        return web.json_response({"results": await self.results.query(query)})
+        return _json({"results": await self.results.query(query)})
 
     async def give_feedback(self, request: web.Request) -> web.Response:
         try:
             entry = await self.feedback.record(await _json_body(request))
         except FeedbackError as exc:
             return _problem(400, "bad_feedback", str(exc))
-        return web.json_response(entry, status=201)
+        return _json(entry, status=201)
 
     async def feedback_counts(self, request: web.Request) -> web.Response:
-        return web.json_response({"counts": await self.feedback.counts()})
+        return _json({"counts": await self.feedback.counts()})
 
     async def usage(self, request: web.Request) -> web.Response:
-        return web.json_response({"usage": await self.results.usage()})
+        return _json({"usage": await self.results.usage()})
 
     def _stream_from(self, body: dict[str, Any]) -> StreamConfig:
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamguard.config import Config, load_config
 from streamguard.core.errors import ConfigError, ConfigProblem, StreamGuardError
+from streamguard.core.redact import redact
 
 __all__ = ["config_or_report", "report_failure"]
 
@@ -28,7 +29,7 @@ def config_or_report(
     if not problems:
         return config
     for problem in problems:
-        print(f"{path}: {problem}", file=sys.stderr)
+        print(redact(f"{path}: {problem}"), file=sys.stderr)
     print(f"{len(problems)} problem(s) found", file=sys.stderr)
     return None
 
@@ -44,7 +45,7 @@ def report_failure(exc: StreamGuardError | ExceptionGroup[Exception]) -> int:
     else:
         errors = [exc]
     for error in errors:
-        print(f"streamguard: {error}", file=sys.stderr)
+        print(redact(f"streamguard: {error}"), file=sys.stderr)
     return 1
 
 

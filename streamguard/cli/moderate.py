@@ -29,6 +29,7 @@ from streamguard.config import Config
 from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import StreamGuardError
 from streamguard.core.metrics import Metrics
+from streamguard.core.redact import redact
 from streamguard.ingest.source import Source
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
@@ -175,7 +176,7 @@ async def _progress(
                 f"  corrupt {stats.corrupt_packets}"
                 + (f"  last error: {stats.last_error}" if stats.last_error else "")
             )
-        out.write("\r\x1b[K" + line)
+        out.write("\r\x1b[K" + redact(line))
         out.flush()
         await asyncio.wait([work], timeout=0.5)
     out.write("\n")

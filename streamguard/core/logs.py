@@ -1,4 +1,9 @@
-"""Logging: JSON lines with bound context when not on a terminal, readable text when on one."""
+"""Logging: JSON lines with bound context when not on a terminal, readable text when on one.
+
+Every line of the process goes this way — ours, aiohttp's, asyncio's and Python warnings
+(``logging.captureWarnings``) — so a log collector sees one format, and every line passes
+``core.redact``: a password in a stream URL is never written out, whoever logs it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,20 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from streamguard.core.redact import redact, redact_json
+
 __all__ = ["BoundLogger", "configure_logging", "stream_logger"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+LIBRARY_LEVEL = logging.WARNING
+"""What other libraries' loggers (aiohttp, asyncio, py.warnings) write at least."""
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields bound to a record (``extra``), redacted."""
+    fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+    return dict(redact_json(fields))
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,37 +37,49 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update(_fields(record))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        elif record.stack_info:
+            entry["stack"] = redact(self.formatStack(record.stack_info))
+        return json.dumps(entry, default=lambda value: redact(str(value)))
 
 
 class TextFormatter(logging.Formatter):
     """``time level logger [field=value ...] message`` for people at a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD)
+        fields = " ".join(f"{k}={v}" for k, v in _fields(record).items())
         time = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         line = f"{time} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if fields:
             line += f"  [{fields}]"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return redact(line)
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    """The handler ``configure_logging`` installs (so that a second call replaces it)."""
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Route the ``streamguard`` loggers to ``stream`` (stderr), JSON unless it is a TTY."""
+    """Route every logger to ``stream`` (stderr), JSON unless it is a TTY: the
+    ``streamguard`` loggers at ``level``, other libraries' at warning and above, Python
+    warnings included."""
     out = stream or sys.stderr
-    handler = logging.StreamHandler(out)
+    handler = _Handler(out)
     handler.setFormatter(TextFormatter() if out.isatty() else JsonFormatter())
-    root = logging.getLogger("streamguard")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _Handler)] + [handler]
+    root.setLevel(LIBRARY_LEVEL)
+    ours = logging.getLogger("streamguard")
+    ours.handlers[:] = [h for h in ours.handlers if not isinstance(h, _Handler)]
+    ours.setLevel(level)
+    ours.propagate = True
+    logging.captureWarnings(True)
 
 
 class BoundLogger(logging.LoggerAdapter[logging.Logger]):

@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from streamguard.core.redact import redact
+
 __all__ = [
     "InstanceEvent",
     "InstanceEventKind",
@@ -85,7 +87,7 @@ class StreamStatus:
             "room_id": self.room_id,
             "state": self.state.published,
             "since": self.since.isoformat(),
-            "last_error": self.last_error,
+            "last_error": redact(self.last_error),
         }
 
 
@@ -124,7 +126,7 @@ class StreamEvent:
             "room_id": self.room_id,
             "kind": self.kind.value,
             "at": self.at.isoformat(),
-            "detail": self.detail,
+            "detail": redact(self.detail),
             "segment_id": self.segment_id,
             "silent_seconds": self.silent_seconds,
         }
@@ -169,7 +171,7 @@ class InstanceEvent:
             "kind": self.kind.value,
             "at": self.at.isoformat(),
             "loop": self.loop,
-            "detail": self.detail,
+            "detail": redact(self.detail),
             "message_id": self.message_id,
         }
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from streamguard.core.chunk import SAMPLE_RATE, Pcm
 from streamguard.core.errors import EncodeError
+from streamguard.core.private import private_file
 
 __all__ = ["Clip", "ClipFormat", "encode_clip", "encode_pcm"]
 
@@ -55,6 +56,7 @@ def encode_pcm(samples: Pcm, path: Path, fmt: ClipFormat, bitrate: int = 32_000)
         # A movie timescale of the sample rate makes the m4a edit list sample-exact
         # (the default, 1/1000 s, rounds a partial tail's duration up to the millisecond).
         options = {"movie_timescale": str(SAMPLE_RATE)} if fmt == "m4a" else {}
+        private_file(tmp)  # FFmpeg keeps the mode of a file it overwrites: owner-only
         with av.open(str(tmp), mode="w", format=container_format, options=options) as container:
             stream = container.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
             assert isinstance(stream, av.AudioStream)

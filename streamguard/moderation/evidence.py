@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.config.alerts import EvidenceConfig
+from streamguard.core.private import FILE_MODE, private_dir, write_private
 from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.topics import topic_level
 from streamguard.core.verdict import Verdict
@@ -92,11 +93,11 @@ class EvidenceStore:
         return await asyncio.to_thread(self._prune, None)
 
     def _keep(self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path) -> Evidence:
-        folder = self.directory / topic_level(segment.stream_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(self.directory / topic_level(segment.stream_id))
         target = folder / f"{segment.id}{clip.suffix}"
         if clip.resolve() != target.resolve():
             shutil.move(clip, target)
+        os.chmod(target, FILE_MODE)  # a copy across file systems may bring a laxer mode
         digest = hashlib.sha256()
         with target.open("rb") as file:
             for block in iter(lambda: file.read(1 << 16), b""):
@@ -113,7 +114,8 @@ class EvidenceStore:
         )
         # Written to a temporary name first so a crash never leaves half a record.
         partial = record.with_suffix(".json.partial")
-        partial.write_text(
+        write_private(
+            partial,
             json.dumps(
                 {
                     "clip": relative,
@@ -124,8 +126,7 @@ class EvidenceStore:
                 },
                 ensure_ascii=False,
                 indent=2,
-            ),
-            encoding="utf-8",
+            ).encode("utf-8"),
         )
         os.replace(partial, record)
         return evidence

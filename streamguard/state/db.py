@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +13,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from streamguard.core.errors import StreamGuardError
+from streamguard.core.private import FILE_MODE, private_dir, private_file
 from streamguard.state.schema import SCHEMA
 
 __all__ = ["Database", "StateError"]
@@ -56,7 +59,7 @@ class Database:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_private()
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
@@ -69,6 +72,16 @@ class Database:
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open state database {self.path}: {exc}") from exc
         return conn
+
+    def _make_private(self) -> None:
+        """The database holds transcripts and stream URLs: owner-only, whatever the umask.
+        SQLite gives its journal files the database file's mode; ones left by an older,
+        laxer version are tightened too."""
+        private_dir(self.path.parent)
+        private_file(self.path)
+        for journal in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{journal}", FILE_MODE)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -24,6 +24,7 @@ from pathlib import Path
 from streamguard.config.ingest import EncodingConfig
 from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import EncodeError, StreamGuardError
+from streamguard.core.private import private_dir
 from streamguard.core.segment import Segment
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.engines.base import Engine
@@ -83,7 +84,7 @@ class StreamPipeline:
         If the source fails, the audio heard before the failure is still cut (as a partial
         tail), judged and handed on before the error is raised.
         """
-        self._clip_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self._clip_dir)
         failure: list[StreamGuardError] = []
         async with asyncio.TaskGroup() as group:
             group.create_task(self._cut(chunks, failure), name=f"stream[{self._stream_id}].segment")

@@ -6,7 +6,11 @@ import io
 import json
 import logging
 import socket
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from streamguard.app.notify import Notifier
 from streamguard.core.logs import configure_logging, stream_logger
@@ -37,6 +41,19 @@ def test_watchdog_for_another_pid_is_not_ours() -> None:
     assert notifier.watchdog_interval is None
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``configure_logging`` changes the process's logging: put it back for later tests."""
+    root, ours = logging.getLogger(), logging.getLogger("streamguard")
+    saved = (root.handlers[:], root.level, ours.handlers[:], ours.level, ours.propagate)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.handlers[:], root.level, ours.handlers[:], ours.level, ours.propagate = saved
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_json_log_lines_carry_the_bound_stream_id() -> None:
     out = io.StringIO()
     configure_logging("INFO", out)
@@ -57,3 +74,61 @@ def test_notifier_never_blocks_when_nobody_reads(tmp_path: Path) -> None:
         for _ in range(10_000):  # far more than a socket buffer holds
             notifier.send("WATCHDOG=1")
         assert server.recv(4096) == b"WATCHDOG=1"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_library_lines_and_warnings_are_json_too() -> None:
+    out = io.StringIO()
+    configure_logging("INFO", out)
+    logging.getLogger("aiohttp.server").error("Error handling request from %s", "127.0.0.1")
+    logging.getLogger("aiohttp.access").info("below warning: not written")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("something is deprecated", DeprecationWarning, stacklevel=1)
+    entries = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(e["logger"], e["level"]) for e in entries] == [
+        ("aiohttp.server", "error"),
+        ("py.warnings", "warning"),
+    ]
+    assert "something is deprecated" in entries[1]["message"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configuring_twice_writes_each_line_once() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("INFO", first)
+    configure_logging("INFO", second)
+    logging.getLogger("streamguard.test").warning("once")
+    assert first.getvalue() == ""
+    assert len(second.getvalue().splitlines()) == 1
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_passwords_in_urls_are_masked_in_every_part_of_a_line() -> None:
+    out = io.StringIO()
+    configure_logging("INFO", out)
+    log = stream_logger(logging.getLogger("streamguard.test"), "room-9")
+    url = "http://alice:s3cret@127.0.0.1:9/live.mp3"
+    try:
+        raise OSError(f"cannot open {url}")
+    except OSError:
+        log.exception("stream failed: %s", url, extra={"url": url, "urls": [url]})
+    line = out.getvalue()
+    assert "s3cret" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "stream failed: http://alice:***@127.0.0.1:9/live.mp3"
+    assert entry["url"] == entry["urls"][0] == "http://alice:***@127.0.0.1:9/live.mp3"
+    assert "cannot open http://alice:***@127.0.0.1:9/live.mp3" in entry["exception"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_text_lines_for_a_terminal_are_masked_too() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    configure_logging("INFO", out)
+    logging.getLogger("streamguard.test").warning("open rtsp://cam:pw@127.0.0.1/s")
+    assert "rtsp://cam:***@127.0.0.1/s" in out.getvalue()
+    assert ":pw@" not in out.getvalue()

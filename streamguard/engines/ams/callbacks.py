@@ -58,7 +58,8 @@ class Callbacks:
     async def handle(self, body: bytes, headers: Mapping[str, str]) -> int:
         """A result AMS pushed: checked against the Seed, then settled like a poll answer."""
         expected = callback_signature(self.seed, body)
-        if not hmac.compare_digest(headers.get("X-Signature", ""), expected):
+        given = headers.get("X-Signature", "").encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(given, expected.encode("ascii")):
             return 403
         try:
             detail = TaskDetail.model_validate_json(body)

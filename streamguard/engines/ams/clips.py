@@ -26,6 +26,7 @@ from typing import Self
 from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.chunk import SAMPLE_RATE
 from streamguard.core.excerpt import Excerpt
+from streamguard.core.private import private_dir, private_file
 from streamguard.core.segment import Segment
 from streamguard.engines.ams.delivery import ClipServer
 from streamguard.state.ams_tasks import TrackedSegment
@@ -47,7 +48,7 @@ def excerpt_of(segment: Segment, regions: Sequence[tuple[float, float]] | None) 
 
 
 def _write_wav(segment: Segment, path: Path, excerpt: Excerpt) -> None:
-    with wave.open(str(path), "wb") as out:
+    with wave.open(str(private_file(path)), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
@@ -104,7 +105,7 @@ class ClipStore:
         with contextlib.suppress(FileNotFoundError):
             return self._key_file.read_bytes()
         key = secrets.token_hex(32).encode()
-        self._key_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self._key_file.parent)
         with os.fdopen(
             os.open(self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb"
         ) as out:

@@ -2,12 +2,15 @@
 
 AMS fetches each task's audio by URL, so the daemon serves its clip directory itself:
 ``<public base>/clips/<relative path>?expires=<unix s>&sig=<hex>``, where ``sig`` is
-HMAC-SHA256 over the path and expiry. A bad or expired signature gets 403; paths are
-resolved and must stay inside the clip directory; Range requests work (``FileResponse``).
+HMAC-SHA256 over the path and expiry. A bad or expired signature gets 403 (so does an
+``expires`` that is not a plain decimal number or a ``sig`` that is not ASCII: the listener
+is public, and nothing a stranger sends may raise); paths are resolved and must stay inside
+the clip directory; Range requests work (``FileResponse``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -19,13 +22,17 @@ from typing import Self
 from aiohttp import web
 from yarl import URL
 
-from streamguard.core.serving import start_site
+from streamguard.core.private import private_dir
+from streamguard.core.serving import HEADER_TIMEOUT, start_site
 
 __all__ = ["CALLBACK_PATH", "CallbackHandler", "ClipServer"]
 
 _PREFIX = "/clips/"
 CALLBACK_PATH = "/ams/callback"
 MAX_CALLBACK_BYTES = 4 * 1024 * 1024
+CALLBACK_BODY_TIMEOUT = 30.0
+"""Seconds a callback's body may take to arrive in full before the request gets 408."""
+_MAX_EXPIRES_DIGITS = 12  # unix seconds until the year 33658: any URL this server gave out
 
 CallbackHandler = Callable[[bytes, Mapping[str, str]], Awaitable[int]]
 """Handles an AMS callback (raw body, headers) and returns the HTTP status to answer."""
@@ -48,6 +55,7 @@ class ClipServer:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        header_timeout: float = HEADER_TIMEOUT,
     ) -> None:
         if not key:
             raise ValueError("the URL signing key must not be empty")
@@ -58,6 +66,7 @@ class ClipServer:
         self.host = host
         self.port = port
         self._clock = clock
+        self._header_timeout = header_timeout
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
         self.app.router.add_get(_PREFIX + "{name:.+}", self._serve)
@@ -78,8 +87,10 @@ class ClipServer:
         return self.base_url + CALLBACK_PATH
 
     async def __aenter__(self) -> Self:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._runner, self.port = await start_site(self.app, self.host, self.port)
+        private_dir(self.root)
+        self._runner, self.port = await start_site(
+            self.app, self.host, self.port, header_timeout=self._header_timeout
+        )
         return self
 
     async def __aexit__(
@@ -93,8 +104,13 @@ class ClipServer:
             await runner.cleanup()
 
     def _sign(self, name: str, expires: int) -> str:
-        message = f"{name}\n{expires}".encode()
+        # surrogatepass: a request path may decode to lone surrogates; it must not raise.
+        message = f"{name}\n{expires}".encode("utf-8", "surrogatepass")
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def _signed(self, name: str, expires: int, given: str) -> bool:
+        expected = self._sign(name, expires).encode("ascii")
+        return hmac.compare_digest(expected, given.encode("utf-8", "surrogatepass"))
 
     def relative_name(self, clip: Path) -> str:
         """The clip's path inside ``root``; ValueError when it is outside."""
@@ -112,13 +128,10 @@ class ClipServer:
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        expires_raw = request.query.get("expires", "")
-        given = request.query.get("sig", "")
-        if not expires_raw.isdigit() or not hmac.compare_digest(
-            self._sign(name, int(expires_raw)), given
-        ):
+        expires = _expiry(request.query.get("expires", ""))
+        if expires is None or not self._signed(name, expires, request.query.get("sig", "")):
             raise web.HTTPForbidden(text="bad signature")
-        if int(expires_raw) < self._clock():
+        if expires < self._clock():
             raise web.HTTPForbidden(text="URL expired")
         parts = PurePosixPath(name).parts
         if name.startswith("/") or ".." in parts:
@@ -133,5 +146,17 @@ class ClipServer:
         handler = self.on_callback
         if handler is None:
             raise web.HTTPNotFound()
-        body = await request.read()
+        try:
+            async with asyncio.timeout(CALLBACK_BODY_TIMEOUT):
+                body = await request.read()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout() from None
         return web.Response(status=await handler(body, request.headers))
+
+
+def _expiry(raw: str) -> int | None:
+    """The ``expires`` of a clip URL, or None unless it is a plain ASCII decimal number of
+    sane length (``str.isdigit`` alone admits "²", which ``int`` refuses)."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_EXPIRES_DIGITS):
+        return None
+    return int(raw)
