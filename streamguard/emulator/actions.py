@@ -17,7 +17,8 @@ import numpy as np
 
 from streamguard.core.chunk import Pcm
 from streamguard.core.verdict import Verdict
-from streamguard.emulator.faults import Faults
+from streamguard.emulator import shapes
+from streamguard.emulator.faults import Faults, TaskFault
 from streamguard.emulator.front import Action
 from streamguard.emulator.judging import UNJUDGED, SliceJudge, slice_segment
 from streamguard.emulator.media import DecodeFailure, MediaReader
@@ -93,14 +94,12 @@ class AmsActions:
         for item in request.tasks:
             live = request.type == "LIVE_AUDIO"
             if live and self._live_running(secret_id) >= self._options.live_concurrency:
-                results.append(
-                    {
-                        "DataId": item.data_id,
-                        "TaskId": "",
-                        "Code": "RequestLimitExceeded",
-                        "Message": "You have reached the concurrency limit",
-                    }
-                )
+                code, message = "RequestLimitExceeded", "You have reached the concurrency limit"
+                results.append(_refused(item, code, message))
+                continue
+            if self._faults().refuses_task():
+                code, message = "InternalError", "An internal error occurred (fault injection)."
+                results.append(_refused(item, code, message))
                 continue
             task = self._new_task(request, item, secret_id, now)
             if item.storage == "COS":
@@ -110,7 +109,7 @@ class AmsActions:
             results.append(
                 {"DataId": item.data_id, "TaskId": task.task_id, "Code": "OK", "Message": "Success"}
             )
-        return {"Results": results}
+        return shapes.create_answer({"Results": results}, self._faults().shapes)
 
     def _new_task(
         self, request: CreateParams, item: TaskParams, secret_id: str, now: datetime
@@ -142,7 +141,7 @@ class AmsActions:
 
     def _task(self, task_id: str, secret_id: str) -> EmulatedTask:
         task = self._tasks.get(task_id)
-        if task is None or task.secret_id != secret_id:
+        if task is None or task.secret_id != secret_id or task.fault is TaskFault.LOST:
             raise ApiError("ResourceNotFound", f"The task `{task_id}` does not exist.")
         return task
 
@@ -152,15 +151,24 @@ class AmsActions:
         show_all = params.get("ShowAllSegments", False)
         if not isinstance(show_all, bool):
             raise ApiError("InvalidParameter", "The parameter `ShowAllSegments` must be a Boolean.")
-        return self._task(task_id, secret_id).detail(show_all_segments=show_all)
+        faults = self._faults()
+        answer = self._task(task_id, secret_id).detail(show_all_segments=show_all)
+        if faults.padding_bytes:
+            answer["Padding"] = "x" * faults.padding_bytes
+        return shapes.detail_answer(answer, faults.shapes)
 
     async def describe_tasks(self, params: dict[str, Any], secret_id: str) -> dict[str, Any]:
         """DescribeTasks: newest first, filtered, paged by an opaque token (3 days by default)."""
         request = check_describe_tasks(params)
+        faults = self._faults()
+        if faults.page_limit is not None and request.limit > faults.page_limit:
+            raise ApiError("InvalidParameterValue", f"`Limit` must be 1 to {faults.page_limit}.")
         start = request.start or self._now() - timedelta(days=3)
         matching = []
         for task in self._tasks.values():
             if task.secret_id != secret_id or task.created_at < start:
+                continue
+            if task.fault is TaskFault.LOST:
                 continue
             if request.end is not None and task.created_at > request.end:
                 continue
@@ -173,11 +181,12 @@ class AmsActions:
         matching.sort(key=lambda t: t.created_at, reverse=True)
         page = matching[request.offset : request.offset + request.limit]
         after = request.offset + len(page)
-        return {
+        answer = {
             "Total": str(len(matching)),
             "Data": [task.summary() for task in page],
             "PageToken": page_token(after) if after < len(matching) else "",
         }
+        return shapes.tasks_answer(answer, faults.shapes)
 
     async def cancel(self, params: dict[str, Any], secret_id: str) -> dict[str, Any]:
         """CancelTask: a queued task never runs, a running one stops at its next slice."""
@@ -228,6 +237,11 @@ class AmsActions:
                 f"The audio lasts {seconds:.1f} s; the sync task accepts at most 60 s.",
             )
         return np.concatenate(pieces), seconds
+
+
+def _refused(item: TaskParams, code: str, message: str) -> dict[str, Any]:
+    """A Create's result for a task it did not create."""
+    return {"DataId": item.data_id, "TaskId": "", "Code": code, "Message": message}
 
 
 def _sync_answer(request: SyncParams, verdict: Verdict, seconds: float) -> dict[str, Any]:

@@ -80,7 +80,9 @@ class AmsEmulator:
             # Each live task holds a decode thread for as long as it runs.
             threads=options.ondemand_concurrency + options.live_concurrency + 2,
         )
-        self._callbacks = CallbackSender(self.stats, full=options.full_callbacks)
+        self._callbacks = CallbackSender(
+            self.stats, full=options.full_callbacks, shapes=lambda: self.faults.shapes
+        )
         judge = SliceJudge(engine, options.processing_factor)
         self._runner = TaskRunner(
             self._media,

@@ -10,12 +10,15 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 
 from streamguard.core.backoff import Backoff
+from streamguard.emulator import shapes
+from streamguard.emulator.faults import Shape
 from streamguard.emulator.options import EmulatorStats
 from streamguard.emulator.tasks import EmulatedTask
 from streamguard.tencentcloud.signing import callback_signature
@@ -36,10 +39,19 @@ class CallbackSender:
 
     ``full`` is the console's full-callback switch: a callback for every slice, not only
     those that hit, and every slice judged so far in the final one's ``AudioSegments``.
+    ``shapes`` gives the odd shapes of answer in force (read at every callback).
     """
 
-    def __init__(self, stats: EmulatorStats, *, full: bool, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        stats: EmulatorStats,
+        *,
+        full: bool,
+        timeout: float = 5.0,
+        shapes: Callable[[], Collection[Shape]] = frozenset,
+    ) -> None:
         self.stats = stats
+        self._shapes = shapes
         self.full = full
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
@@ -72,7 +84,8 @@ class CallbackSender:
         detail = task.detail(show_all_segments=self.full)
         if segment is not None:
             detail["AudioSegments"] = [segment]
-        return json.dumps(detail, ensure_ascii=False).encode("utf-8")
+        body = shapes.callback_body(detail, self._shapes())
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
     async def _send(
         self, task: EmulatedTask, segment: dict[str, Any] | None, backoff: Backoff

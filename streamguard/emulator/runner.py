@@ -116,8 +116,8 @@ class TaskRunner:
             await self._run(task)
 
     async def _run(self, task: EmulatedTask) -> None:
-        if task.status != "PENDING":
-            return  # cancelled while queued
+        if task.status != "PENDING" or task.fault is TaskFault.LOST:
+            return  # cancelled while queued, or lost (fault injection)
         task.move("RUNNING", self._now())
         if task.fault is TaskFault.STUCK:
             return  # never leaves RUNNING (fault injection)

@@ -206,14 +206,17 @@ class TaskStore:
             segment_id, now, state=SegmentState.QUEUED, due_at=due_at, last_error=error
         )
 
-    async def mark_polled(self, segment_id: str, status: str, now: float, due_at: float) -> None:
-        """A poll found the task still ``status``; next poll at ``due_at``."""
+    async def mark_polled(
+        self, segment_id: str, status: str | None, now: float, due_at: float, error: str = ""
+    ) -> None:
+        """A poll found the task still ``status`` (None: unchanged), or failed with ``error``;
+        next poll at ``due_at``."""
 
         def update(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE ams_segments SET ams_status = ?, polls = polls + 1, due_at = ?,"
-                " updated_at = ? WHERE segment_id = ?",
-                (status, due_at, now, segment_id),
+                "UPDATE ams_segments SET ams_status = coalesce(?, ams_status), polls = polls + 1,"
+                " due_at = ?, last_error = ?, updated_at = ? WHERE segment_id = ?",
+                (status, due_at, error, now, segment_id),
             )
 
         await self._db.run(update)

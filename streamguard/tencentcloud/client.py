@@ -5,6 +5,12 @@ only for retryable errors, on a ``Backoff`` schedule bounded by attempts and tot
 Create calls are not idempotent (each accepted task is billed), so they are retried only
 when the server certainly did nothing (throttled, signature expired, connection refused);
 an unknown outcome is raised for the caller to reconcile.
+
+Answers are read defensively: a body over ``max_body_bytes`` is refused while it streams in
+(a 400 MB answer once took 1.26 GB of memory), bodies over ``OFFLOAD_BYTES`` are decoded
+and validated on a worker thread, and an answer no lenient reading accepts is an
+``AmsInvalidResponse`` carrying its RequestId. An attempt never outlives the retry budget
+by its whole timeout: its timeout is cut to what remains of ``total_seconds``.
 """
 
 from __future__ import annotations
@@ -19,14 +25,20 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiohttp
+from pydantic import BaseModel
 from yarl import URL
 
 from streamguard.core.backoff import Backoff
 from streamguard.core.errors import AmsError
-from streamguard.tencentcloud.errors import AmsNetworkError, AmsRetryableError, error_for
+from streamguard.tencentcloud.errors import (
+    AmsInvalidResponse,
+    AmsNetworkError,
+    AmsRetryableError,
+    error_for,
+)
 from streamguard.tencentcloud.models import (
     CancelTaskResponse,
     CreateTasksRequest,
@@ -36,15 +48,31 @@ from streamguard.tencentcloud.models import (
     SyncTaskRequest,
     SyncTaskResponse,
     TaskDetail,
+    parse,
 )
 from streamguard.tencentcloud.ratelimit import RateLimiter
 from streamguard.tencentcloud.signing import Credentials, authorization_header
 
-__all__ = ["API_VERSION", "SERVICE", "AmsClient", "RetryPolicy"]
+__all__ = [
+    "API_VERSION",
+    "MAX_BODY_BYTES",
+    "MIN_ATTEMPT_SECONDS",
+    "OFFLOAD_BYTES",
+    "SERVICE",
+    "AmsClient",
+    "RetryPolicy",
+]
 
 API_VERSION = "2020-12-29"
 SERVICE = "ams"
 _USER_AGENT = "streamguard-ams/0.1"
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Largest answer read. A DescribeTaskDetail of a 5-hour task with every slice is a few MB."""
+OFFLOAD_BYTES = 256 * 1024
+"""Answers larger than this are decoded and validated on a worker thread, off the loop."""
+MIN_ATTEMPT_SECONDS = 1.0
+"""The shortest timeout an attempt gets when little of the retry budget remains."""
+_Model = TypeVar("_Model", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +127,7 @@ class AmsClient:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         url = URL(endpoint)
         if url.scheme not in ("http", "https") or not url.host:
@@ -115,12 +144,15 @@ class AmsClient:
         self._clock = clock
         self._monotonic = monotonic
         self._rng = rng or random.Random()
+        self.max_body_bytes = max_body_bytes
         self.limiter = RateLimiter(requests_per_second, clock=monotonic)
         self._session: aiohttp.ClientSession | None = None
         self.calls: dict[str, int] = {}
         """HTTP requests sent, by action (every attempt counts)."""
         self.outcomes: dict[tuple[str, str], int] = {}
         """Attempts by (action, result code): "OK", an API error code, or a network error."""
+        self.offloaded = 0
+        """Answers large enough to be decoded on a worker thread."""
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
@@ -145,33 +177,43 @@ class AmsClient:
     # --- the five actions ------------------------------------------------------------------
 
     async def create_tasks(self, request: CreateTasksRequest) -> CreateTasksResponse:
-        """CreateAudioModerationTask; check each ``results[i].code`` (a call may half succeed)."""
-        body = await self.call("CreateAudioModerationTask", request.to_api(), idempotent=False)
-        return CreateTasksResponse.model_validate(body)
+        """CreateAudioModerationTask; check each ``results[i].code`` (a call may half succeed).
+
+        ``AmsInvalidResponse`` means the tasks may have been created: reconcile.
+        """
+        answer = await self._call("CreateAudioModerationTask", request.to_api(), idempotent=False)
+        return await self._parse(CreateTasksResponse, answer)
 
     async def describe_task_detail(
         self, task_id: str, *, show_all_segments: bool = True
     ) -> TaskDetail:
         """DescribeTaskDetail; every slice's result when ``show_all_segments`` (the default)."""
-        body = await self.call(
+        answer = await self._call(
             "DescribeTaskDetail", {"TaskId": task_id, "ShowAllSegments": show_all_segments}
         )
-        return TaskDetail.model_validate(body)
+        return await self._parse(TaskDetail, answer)
 
     async def describe_tasks(self, request: DescribeTasksRequest) -> DescribeTasksResponse:
         """DescribeTasks: one page of task statuses."""
-        body = await self.call("DescribeTasks", request.to_api())
-        return DescribeTasksResponse.model_validate(body)
+        answer = await self._call("DescribeTasks", request.to_api())
+        return await self._parse(DescribeTasksResponse, answer)
 
     async def cancel_task(self, task_id: str) -> CancelTaskResponse:
         """CancelTask; returning at all means AMS accepted the cancel."""
-        body = await self.call("CancelTask", {"TaskId": task_id})
-        return CancelTaskResponse.model_validate(body)
+        answer = await self._call("CancelTask", {"TaskId": task_id})
+        return await self._parse(CancelTaskResponse, answer)
 
     async def create_sync_task(self, request: SyncTaskRequest) -> SyncTaskResponse:
         """CreateAudioModerationSyncTask: judge a short clip within the call."""
-        body = await self.call("CreateAudioModerationSyncTask", request.to_api(), idempotent=False)
-        return SyncTaskResponse.model_validate(body)
+        answer = await self._call(
+            "CreateAudioModerationSyncTask", request.to_api(), idempotent=False
+        )
+        return await self._parse(SyncTaskResponse, answer)
+
+    async def _parse(self, model: type[_Model], answer: _Answer) -> _Model:
+        if answer.size > OFFLOAD_BYTES:
+            return await asyncio.to_thread(parse, model, answer.body)
+        return parse(model, answer.body)
 
     # --- transport -------------------------------------------------------------------------
 
@@ -183,6 +225,11 @@ class AmsClient:
         Raises ``AmsError`` (or a subclass) when the API refused, or when retries ran out.
         A non-idempotent call is retried only for errors that prove nothing was done.
         """
+        return (await self._call(action, params, idempotent=idempotent)).body
+
+    async def _call(
+        self, action: str, params: dict[str, Any], *, idempotent: bool = True
+    ) -> _Answer:
         started = self._monotonic()
         body = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         backoff = self.retry.backoff
@@ -190,7 +237,7 @@ class AmsClient:
         while True:
             attempts += 1
             try:
-                return await self._attempt(action, body)
+                return await self._attempt(action, body, self._budget(started))
             except AmsRetryableError as exc:
                 delay = backoff.delay(attempts, self._rng)
                 safe = idempotent or exc.unprocessed
@@ -208,10 +255,25 @@ class AmsClient:
                 )
                 await self._sleep(delay)
 
-    async def _attempt(self, action: str, body: bytes) -> dict[str, Any]:
+    def _budget(self, started: float) -> aiohttp.ClientTimeout:
+        """This attempt's timeout: the configured one, cut to what remains of the budget."""
+        left = max(MIN_ATTEMPT_SECONDS, self.retry.total_seconds - (self._monotonic() - started))
+        timeout = self._timeout
+
+        def cut(value: float | None) -> float:
+            return left if value is None else min(value, left)
+
+        return aiohttp.ClientTimeout(
+            total=cut(timeout.total),
+            connect=timeout.connect,
+            sock_read=cut(timeout.sock_read),
+            sock_connect=timeout.sock_connect,
+        )
+
+    async def _attempt(self, action: str, body: bytes, limits: aiohttp.ClientTimeout) -> _Answer:
         """One request, counted by its result code."""
         try:
-            answer = await self._send(action, body)
+            answer = await self._send(action, body, limits)
         except AmsError as exc:
             key = (action, exc.code)
             self.outcomes[key] = self.outcomes.get(key, 0) + 1
@@ -219,10 +281,40 @@ class AmsClient:
         self.outcomes[(action, "OK")] = self.outcomes.get((action, "OK"), 0) + 1
         return answer
 
-    async def _send(self, action: str, body: bytes) -> dict[str, Any]:
+    async def _send(self, action: str, body: bytes, limits: aiohttp.ClientTimeout) -> _Answer:
         if self._session is None:
             raise RuntimeError("AmsClient is not open: use 'async with AmsClient(...)'")
         await self.limiter.acquire()
+        headers = self._headers(action, body)
+        self.calls[action] = self.calls.get(action, 0) + 1
+        try:
+            # A BytesIO payload keeps large bodies (sync task audio) from blocking the loop.
+            payload = io.BytesIO(body)
+            async with self._session.post(
+                self.endpoint, data=payload, headers=headers, timeout=limits
+            ) as response:
+                raw = await self._read(response)
+                status = response.status
+        except aiohttp.ClientConnectorError as exc:
+            raise AmsNetworkError(
+                "ClientNetworkError", f"cannot connect: {exc}", sent=False
+            ) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise AmsNetworkError(
+                "ServerNetworkError", f"{type(exc).__name__}: {exc}", sent=True
+            ) from exc
+        if status != 200:
+            raise AmsNetworkError("ServerNetworkError", f"HTTP {status} from AMS", sent=True)
+        answer = await self._envelope(raw)
+        error = answer.get("Error")
+        if isinstance(error, dict):
+            raise error_for(
+                str(error.get("Code", "")), str(error.get("Message", "")), answer.get("RequestId")
+            )
+        return _Answer(answer, len(raw))
+
+    def _headers(self, action: str, body: bytes) -> dict[str, str]:
+        """The request's headers, signed (a fresh timestamp every attempt)."""
         timestamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",
@@ -242,37 +334,47 @@ class AmsClient:
         headers["Authorization"] = authorization_header(
             self._credentials, SERVICE, timestamp, headers, body
         )
-        self.calls[action] = self.calls.get(action, 0) + 1
+        return headers
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, refused as soon as it is known to be over ``max_body_bytes``."""
+        limit = self.max_body_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise AmsInvalidResponse(
+                f"the answer is {response.content_length} bytes, over the {limit}-byte cap"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise AmsInvalidResponse(f"the answer is over the {limit}-byte cap")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _envelope(self, raw: bytes) -> dict[str, Any]:
+        """The ``Response`` object of a JSON envelope (decoded off the loop when large)."""
         try:
-            # A BytesIO payload keeps large bodies (sync task audio) from blocking the loop.
-            payload = io.BytesIO(body)
-            async with self._session.post(self.endpoint, data=payload, headers=headers) as response:
-                raw = await response.read()
-                status = response.status
-        except aiohttp.ClientConnectorError as exc:
-            raise AmsNetworkError(
-                "ClientNetworkError", f"cannot connect: {exc}", sent=False
-            ) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise AmsNetworkError(
-                "ServerNetworkError", f"{type(exc).__name__}: {exc}", sent=True
-            ) from exc
-        if status != 200:
-            raise AmsNetworkError("ServerNetworkError", f"HTTP {status} from AMS", sent=True)
-        try:
-            envelope = json.loads(raw)
+            if len(raw) > OFFLOAD_BYTES:
+                self.offloaded += 1
+                envelope = await asyncio.to_thread(json.loads, raw)
+            else:
+                envelope = json.loads(raw)
             answer = envelope["Response"]
             if not isinstance(answer, dict):
                 raise TypeError("Response is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise AmsNetworkError(
                 "ServerNetworkError",
                 f"AMS answered without a JSON Response envelope: {exc}",
                 sent=True,
             ) from exc
-        error = answer.get("Error")
-        if isinstance(error, dict):
-            raise error_for(
-                str(error.get("Code", "")), str(error.get("Message", "")), answer.get("RequestId")
-            )
         return answer
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A call's ``Response`` object and the size of the body it came in."""
+
+    body: dict[str, Any]
+    size: int

@@ -1,16 +1,24 @@
 """Typed AMS 2020-12-29 requests and responses (spec §3), tolerant of the service's quirks.
 
-Responses ignore unknown fields and parse numbers that arrive as strings (``Total``,
-``Duration``, ``OffsetTime`` …) and arrays that arrive as ``null``. Field names are the
+Responses are parsed leniently, because the service may send any field as null (the official
+SDK's models make nearly every field optional): unknown fields are ignored; numbers arrive as
+ints, floats (``Score`` 97.5) or strings (``Total``, ``Duration``, ``OffsetTime`` …); a
+nested object may be null or of another type (it is then None); an array may be null, an
+object or a scalar (it is then a list of the objects it holds). What still cannot be read is
+``AmsInvalidResponse``, raised by ``parse``. Field names are the
 snake_case of the API's PascalCase names; ``to_api()`` gives the wire form of a request.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import contextlib
+import math
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_pascal
+
+from streamguard.tencentcloud.errors import AmsInvalidResponse
 
 __all__ = [
     "AudioResult",
@@ -34,44 +42,87 @@ __all__ = [
     "TaskResult",
     "TaskStatus",
     "TextResult",
+    "parse",
 ]
 
 TaskStatus = Literal["PENDING", "RUNNING", "FINISH", "ERROR", "CANCELLED"]
 """Where an AMS task is in its life (spec §3.7)."""
 
 
-def _lenient_int(value: Any) -> Any:
-    if value is None or value == "":
-        return 0
-    if isinstance(value, str):
+def _number(value: Any) -> float | None:
+    """A finite number from an int, float, bool or numeric string; None otherwise."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return int(float(value))
+            number = float(value.strip())
         except ValueError:
-            return value  # let pydantic name the field and the bad value
-    return value
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
 
 
-def _lenient_float(value: Any) -> Any:
-    if value is None or value == "":
-        return 0.0
-    return value
+def _lenient_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return int(value.strip())  # exact for long integers
+    number = _number(value)
+    return round(number) if number is not None else 0
 
 
-def _lenient_str(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+def _lenient_float(value: Any) -> float:
+    number = _number(value)
+    return number if number is not None else 0.0
+
+
+def _lenient_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
         return str(value)
-    return value
+    return ""  # None, or an object or array where text belongs
 
 
-def _lenient_list(value: Any) -> Any:
-    return [] if value is None else value
+def _lenient_objects(value: Any) -> list[Any]:
+    """A list of JSON objects: null and non-lists are empty, a lone object is a list of one,
+    and items that are not objects are dropped."""
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _lenient_strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        return []
+    return [_lenient_str(item) for item in value if isinstance(item, str | int | float)]
+
+
+def _lenient_object(value: Any) -> Any:
+    """A nested object, or None for null or anything that is not an object."""
+    return value if isinstance(value, dict) else None
 
 
 Int = Annotated[int, BeforeValidator(_lenient_int)]
+"""An integer, from an int, a float (rounded) or a numeric string; 0 when unreadable."""
 Float = Annotated[float, BeforeValidator(_lenient_float)]
+"""A finite number, from an int, a float or a numeric string; 0.0 when unreadable."""
 Str = Annotated[str, BeforeValidator(_lenient_str)]
+"""Text; numbers become their text, null and objects become ""."""
+Strings = Annotated[list[str], BeforeValidator(_lenient_strings)]
+"""A list of text; anything but a list is empty (a lone string is a list of one)."""
+_Objects = BeforeValidator(_lenient_objects)
+_Object = BeforeValidator(_lenient_object)
 
 
 class _Response(BaseModel):
@@ -167,7 +218,7 @@ class TaskResult(_Response):
 class CreateTasksResponse(_Response):
     """CreateAudioModerationTask's answer: one result per task (check each ``code``)."""
 
-    results: Annotated[list[TaskResult], BeforeValidator(_lenient_list)] = []
+    results: Annotated[list[TaskResult], _Objects] = []
     request_id: Str = ""
 
 
@@ -198,7 +249,7 @@ class TextResult(_Response):
     """A transcript hit: label, keywords and the library that flagged them."""
 
     label: Str = ""
-    keywords: Annotated[list[str], BeforeValidator(_lenient_list)] = []
+    keywords: Strings = []
     lib_id: Str = ""
     lib_name: Str = ""
     score: Int = 0
@@ -230,8 +281,8 @@ class AudioResult(_Response):
     duration: Int = 0
     """Milliseconds (a string on the wire)."""
     extra: Str = ""
-    text_results: Annotated[list[TextResult], BeforeValidator(_lenient_list)] = []
-    moan_results: Annotated[list[MoanResult], BeforeValidator(_lenient_list)] = []
+    text_results: Annotated[list[TextResult], _Objects] = []
+    moan_results: Annotated[list[MoanResult], _Objects] = []
     sub_label: Str = ""
 
 
@@ -239,7 +290,8 @@ class AudioSegment(_Response):
     """One slice of a task: its offset (seconds, a string on the wire) and its result."""
 
     offset_time: Str = "0"
-    result: AudioResult = AudioResult()
+    result: Annotated[AudioResult | None, _Object] = None
+    """None when AMS sent none: the slice's judgement is unknown."""
     created_at: Str = ""
 
     @property
@@ -261,16 +313,16 @@ class TaskDetail(_Response):
     status: Str = ""
     type: Str = ""
     suggestion: Str = ""
-    labels: Annotated[list[TaskLabel], BeforeValidator(_lenient_list)] = []
-    input_info: InputInfo | None = None
+    labels: Annotated[list[TaskLabel], _Objects] = []
+    input_info: Annotated[InputInfo | None, _Object] = None
     audio_text: Str = ""
-    audio_segments: Annotated[list[AudioSegment], BeforeValidator(_lenient_list)] = []
+    audio_segments: Annotated[list[AudioSegment], _Objects] = []
     error_type: Str = ""
     error_description: Str = ""
     created_at: Str = ""
     updated_at: Str = ""
     label: Str = ""
-    media_info: MediaInfo | None = None
+    media_info: Annotated[MediaInfo | None, _Object] = None
     request_id: Str = ""
 
 
@@ -284,8 +336,8 @@ class TaskData(_Response):
     biz_type: Str = ""
     type: Str = ""
     suggestion: Str = ""
-    labels: Annotated[list[TaskLabel], BeforeValidator(_lenient_list)] = []
-    media_info: MediaInfo | None = None
+    labels: Annotated[list[TaskLabel], _Objects] = []
+    media_info: Annotated[MediaInfo | None, _Object] = None
     created_at: Str = ""
     updated_at: Str = ""
 
@@ -294,7 +346,7 @@ class DescribeTasksResponse(_Response):
     """A page of tasks; ``page_token`` is empty on the last page."""
 
     total: Int = 0
-    data: Annotated[list[TaskData], BeforeValidator(_lenient_list)] = []
+    data: Annotated[list[TaskData], _Objects] = []
     page_token: Str = ""
     request_id: Str = ""
 
@@ -314,11 +366,30 @@ class SyncTaskResponse(_Response):
     suggestion: Str = ""
     label: Str = ""
     asr_text: Str = ""
-    text_results: Annotated[list[TextResult], BeforeValidator(_lenient_list)] = []
-    moan_results: Annotated[list[MoanResult], BeforeValidator(_lenient_list)] = []
+    text_results: Annotated[list[TextResult], _Objects] = []
+    moan_results: Annotated[list[MoanResult], _Objects] = []
     sub_label: Str = ""
     duration: Int = 0
     """Milliseconds (a string on the wire)."""
     hit_flag: Int = 0
     score: Int = 0
     request_id: Str = ""
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def parse(model: type[_Model], answer: dict[str, Any]) -> _Model:
+    """``answer`` (a ``Response`` object) read as ``model``.
+
+    Raises ``AmsInvalidResponse``, carrying the answer's RequestId, when even the lenient
+    reading fails, so that callers meet an ``AmsError`` and never a pydantic error.
+    """
+    try:
+        return model.model_validate(answer)
+    except (ValueError, TypeError, RecursionError) as exc:  # ValidationError is a ValueError
+        request_id = answer.get("RequestId")
+        raise AmsInvalidResponse(
+            f"{model.__name__} could not be read: {str(exc)[:300]}",
+            request_id if isinstance(request_id, str) else None,
+        ) from exc

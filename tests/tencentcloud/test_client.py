@@ -193,6 +193,8 @@ def test_models_tolerate_strings_nulls_and_unknown_fields() -> None:
     assert detail.media_info is not None
     assert detail.media_info.duration == 177
     first, second = detail.audio_segments
+    assert first.result is not None
+    assert second.result is not None
     assert (first.offset_time, first.result.duration, first.result.score) == ("30", 29000, 88)
     assert second.offset_seconds == 1594650717.0
     assert second.result.text_results == []

@@ -106,6 +106,11 @@ class AmsEngine:
         """Tasks settled by an AMS callback rather than by polling."""
         return self._callbacks.settled if self._callbacks is not None else 0
 
+    @property
+    def callbacks_unrecognised(self) -> int:
+        """Signed callbacks that were not a task detail, or named a task not tracked here."""
+        return self._callbacks.unrecognised if self._callbacks is not None else 0
+
     async def __aenter__(self) -> Self:
         try:
             await self._open(self._stack)

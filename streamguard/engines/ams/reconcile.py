@@ -13,36 +13,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
+from streamguard.engines.ams.pages import TaskPages, iso
 from streamguard.state.ams_tasks import TaskStore, TrackedSegment
-from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.models import DescribeTasksRequest, TaskData, TaskFilter
 
-__all__ = ["PAGE_LIMIT", "RECONCILE_MARGIN", "Reconciler", "iso"]
+__all__ = ["RECONCILE_MARGIN", "Reconciler"]
 
 RECONCILE_MARGIN = 120.0
 """Seconds of clock skew allowed when asking AMS which tasks were created since a time."""
-PAGE_LIMIT = 100
-"""Tasks per DescribeTasks page."""
-MAX_RECONCILE_PAGES = 20
+MAX_RECONCILE_PAGES = 100
 """DescribeTasks pages read per reconcile at most, so one lookup stays bounded."""
 
 log = logging.getLogger(__name__)
-
-
-def iso(moment: float) -> str:
-    """A Unix time as DescribeTasks's StartTime."""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Reconciler:
     """Finds the tasks AMS created for segments, by DescribeTasks."""
 
     def __init__(
-        self, client: AmsClient, store: TaskStore, *, clock: Callable[[], float] = time.time
+        self, pages: TaskPages, store: TaskStore, *, clock: Callable[[], float] = time.time
     ) -> None:
-        self._client = client
+        self._pages = pages
         self._store = store
         self._clock = clock
 
@@ -73,15 +65,9 @@ class Reconciler:
         the task of an earlier delivery)."""
         found: dict[str, TaskData] = {}
         token: str | None = None
+        request = DescribeTasksRequest(filter=TaskFilter(type="AUDIO"), start_time=iso(since))
         for _ in range(MAX_RECONCILE_PAGES):
-            page = await self._client.describe_tasks(
-                DescribeTasksRequest(
-                    limit=PAGE_LIMIT,
-                    filter=TaskFilter(type="AUDIO"),
-                    start_time=iso(since),
-                    page_token=token,
-                )
-            )
+            page = await self._pages.page(request, token)
             for task in page.data:
                 if (
                     task.data_id in wanted

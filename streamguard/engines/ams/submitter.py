@@ -3,9 +3,11 @@
 A segment is queued once its clip is placed and the intent to submit recorded. Due segments
 are gathered (up to ``batch_size``, within ``batch_window``) into one Create call per
 BizType, with DataId = segment id and Type AUDIO. Each task's answer is recorded: accepted
-(first poll when AMS should be done), throttled (queued again after a backoff, up to
-``max_submit_attempts``), or refused (failed). A Create whose outcome is unknown is
-reconciled before anything is sent again; so is one that died with the process.
+(first poll when AMS should be done), refused with a retryable code (throttled, server
+trouble: a per-task code other than OK created no task, so the segment is queued again after
+a backoff, up to ``max_submit_attempts``), or refused for good (failed). A Create whose
+outcome is unknown (timeout, server error, an answer that could not be read, a task missing
+from it) is reconciled before anything is sent again; so is one that died with the process.
 """
 
 from __future__ import annotations
@@ -23,11 +25,17 @@ from streamguard.core.excerpt import Excerpt
 from streamguard.core.segment import Segment
 from streamguard.engines.ams.callbacks import Callbacks
 from streamguard.engines.ams.clips import ClipStore
+from streamguard.engines.ams.pages import TaskPages
 from streamguard.engines.ams.reconcile import Reconciler
 from streamguard.engines.ams.settle import Settler
 from streamguard.state.ams_tasks import SegmentState, TaskStore, TrackedSegment
 from streamguard.tencentcloud.client import AmsClient
-from streamguard.tencentcloud.errors import AmsError, AmsRetryableError
+from streamguard.tencentcloud.errors import (
+    AmsError,
+    AmsInvalidResponse,
+    AmsRetryableError,
+    retryable,
+)
 from streamguard.tencentcloud.models import (
     CreateTasksRequest,
     CreateTasksResponse,
@@ -73,7 +81,9 @@ class Submitter:
         self._callbacks = callbacks
         self._clock = clock
         self._tick = tick
-        self._reconciler = Reconciler(client, store, clock=clock)
+        self.pages = TaskPages(client)
+        """DescribeTasks pages, at the page size AMS accepts (shared with the poller)."""
+        self._reconciler = Reconciler(self.pages, store, clock=clock)
         # A throttled or lost Create waits no longer than a slow task's poll would.
         ceiling = config.poll_interval_max
         self._backoff = Backoff(
@@ -154,6 +164,9 @@ class Submitter:
         )
         try:
             return await self._client.create_tasks(request)
+        except AmsInvalidResponse as exc:
+            log.warning("AMS Create answer unreadable (%s); reconciling", exc)
+            await self._reconcile(rows, now)
         except AmsRetryableError as exc:
             if exc.unprocessed:
                 for row in rows:
@@ -171,13 +184,13 @@ class Submitter:
         self, row: TrackedSegment, result: TaskResult | None, submitted: float
     ) -> None:
         """One task's answer within a Create call."""
-        if result is None:
-            await self._reconcile([row], submitted)
-        elif result.code == "OK" and result.task_id:
+        if result is None or (result.code == "OK" and not result.task_id):
+            await self._reconcile([row], submitted)  # the answer does not say: ask
+        elif result.code == "OK":
             await self._store.mark_accepted(
                 row.segment_id, result.task_id, self._clock(), self._first_poll(row)
             )
-        elif result.code.startswith("RequestLimitExceeded"):
+        elif retryable(result.code):
             await self._resubmit(row, f"task refused: {result.code}: {result.message}")
         else:
             await self._settle.fail(row, f"AMS refused the task: {result.code}: {result.message}")

@@ -1,7 +1,15 @@
-"""AMS results → the same ``Verdict`` the local engine returns (labels, transcript, keywords)."""
+"""AMS results → the same ``Verdict`` the local engine returns (labels, transcript, keywords).
+
+Never fail open: a suggestion is Pass only when AMS says exactly that; anything else it
+says (a misspelling such as ``Reveiw``, ``Delete``, text we do not know) is Review. A task's
+suggestion is the most severe of what its detail says anywhere (the task, its ``Labels``,
+its slices); a FINISH detail that says nothing at all is Review. Its label is the task's
+``Label``, else that of its most severe ``Labels`` entry, else of its most severe slice.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -9,9 +17,11 @@ from streamguard.core.excerpt import Excerpt
 from streamguard.core.verdict import KeywordHit, Outcome, Suggestion, Verdict
 from streamguard.tencentcloud.models import (
     AudioResult,
+    AudioSegment,
     SyncTaskResponse,
     TaskData,
     TaskDetail,
+    TaskLabel,
     TextResult,
 )
 
@@ -24,22 +34,47 @@ __all__ = [
     "from_summary",
     "from_sync",
     "remapped",
+    "says_pass",
     "suggestion",
+    "summary_passes",
 ]
 
 ENGINE_NAME = "ams"
 ENGINE_VERSION = "2020-12-29"
+UNKNOWN_LABEL = "Unknown"
+"""The label of a verdict AMS did not pass but gave no label for."""
 _SEVERITY = {Suggestion.PASS: 0, Suggestion.REVIEW: 1, Suggestion.BLOCK: 2}
 
 
-def suggestion(value: str) -> Suggestion:
-    """Parse AMS's suggestion leniently (one doc spells Review as ``Reveiw``)."""
+def says_pass(value: str) -> bool:
+    """True when AMS's suggestion is exactly Pass (any case, surrounding blanks ignored)."""
+    return value.strip().lower() == "pass"
+
+
+def _said(value: str) -> Suggestion | None:
+    """What a suggestion says; None when it is empty (AMS said nothing)."""
     lowered = value.strip().lower()
+    if not lowered:
+        return None
+    if lowered == "pass":
+        return Suggestion.PASS
     if lowered.startswith("block"):
         return Suggestion.BLOCK
-    if lowered.startswith(("rev", "reiv")):
-        return Suggestion.REVIEW
-    return Suggestion.PASS
+    return Suggestion.REVIEW  # Review, its misspelling "Reveiw", and anything unknown
+
+
+def suggestion(value: str) -> Suggestion:
+    """AMS's suggestion, failing closed: Pass only for Pass, Block for Block, else Review."""
+    return _said(value) or Suggestion.REVIEW
+
+
+def _severest(values: Iterable[str]) -> Suggestion | None:
+    said = [s for s in map(_said, values) if s is not None]
+    return max(said, key=_SEVERITY.__getitem__) if said else None
+
+
+def _rank(value: str, score: int) -> tuple[int, int]:
+    return _SEVERITY[suggestion(value)], score
 
 
 def _keywords(
@@ -71,7 +106,9 @@ def _keywords(
     return hits
 
 
-def _slice_json(offset: float, result: AudioResult) -> dict[str, Any]:
+def _slice_json(offset: float, result: AudioResult | None) -> dict[str, Any]:
+    if result is None:
+        return {"offset": offset, "result": None}
     return {
         "offset": offset,
         "duration": result.duration / 1000,
@@ -88,15 +125,33 @@ def _slice_json(offset: float, result: AudioResult) -> dict[str, Any]:
     }
 
 
-def from_detail(segment_id: str, detail: TaskDetail) -> Verdict:
-    """The verdict of a FINISH task: every slice folded into one, offsets kept in details."""
-    slices = sorted(detail.audio_segments, key=lambda s: s.offset_seconds)
+def _slice_says(result: AudioResult | None) -> str:
+    """A slice's suggestion; a hit that names none is to be reviewed."""
+    if result is None:
+        return ""
+    return result.suggestion or ("Review" if result.hit_flag else "")
+
+
+def _top_slice(slices: list[AudioSegment]) -> AudioResult | None:
+    """The most severe slice that hit or did not pass (then the highest score)."""
+    flagged = [
+        p.result
+        for p in slices
+        if p.result is not None
+        and (p.result.hit_flag or _said(_slice_says(p.result)) not in (None, Suggestion.PASS))
+    ]
+    return max(flagged, key=lambda r: _rank(_slice_says(r), r.score), default=None)
+
+
+def _transcript(slices: list[AudioSegment]) -> tuple[str, list[KeywordHit]]:
+    """The slices' texts joined by spaces, and their keyword hits located in it."""
     texts: list[str] = []
     keywords: list[KeywordHit] = []
     length = 0
-    top: AudioResult | None = None
     for piece in slices:
         result = piece.result
+        if result is None:
+            continue
         if result.text:
             if texts:
                 length += 1  # the joining space
@@ -105,50 +160,82 @@ def from_detail(segment_id: str, detail: TaskDetail) -> Verdict:
             length += len(result.text)
         else:
             text_from = length
-        joined = " ".join(texts)
         end = piece.offset_seconds + result.duration / 1000
+        joined = " ".join(texts)
         keywords += _keywords(result.text_results, joined, text_from, piece.offset_seconds, end)
-        if result.hit_flag and (
-            top is None
-            or (_SEVERITY[suggestion(result.suggestion)], result.score)
-            > (_SEVERITY[suggestion(top.suggestion)], top.score)
-        ):
-            top = result
-    text = " ".join(texts) or detail.audio_text
-    overall = suggestion(detail.suggestion) if detail.suggestion else Suggestion.PASS
-    if top is not None and _SEVERITY[suggestion(top.suggestion)] > _SEVERITY[overall]:
-        overall = suggestion(top.suggestion)
-    label = detail.label or (top.label if top else "Normal")
-    scores = [lab.score for lab in detail.labels if lab.label == label]
+    return " ".join(texts), keywords
+
+
+def _label(detail: TaskDetail, top: AudioResult | None, overall: Suggestion) -> TaskLabel:
+    """The entry naming the task's label: the task's own, else its most severe."""
+    entries = [lab for lab in detail.labels if lab.label]
+    if detail.label:
+        named = [lab for lab in entries if lab.label == detail.label]
+        return max(named, key=lambda lab: lab.score) if named else TaskLabel(label=detail.label)
+    if entries:
+        return max(entries, key=lambda lab: _rank(lab.suggestion, lab.score))
+    if top is not None and top.label:
+        return TaskLabel(label=top.label, sub_label=top.sub_label, score=top.score)
+    return TaskLabel(label="Normal" if overall is Suggestion.PASS else UNKNOWN_LABEL)
+
+
+def from_detail(segment_id: str, detail: TaskDetail) -> Verdict:
+    """The verdict of a FINISH task: every slice folded into one, offsets kept in details."""
+    slices = sorted(detail.audio_segments, key=lambda s: s.offset_seconds)
+    text, keywords = _transcript(slices)
+    top = _top_slice(slices)
+    said = _severest(
+        [
+            detail.suggestion,
+            *(lab.suggestion for lab in detail.labels),
+            *(_slice_says(p.result) for p in slices),
+        ]
+    )
+    overall = said or Suggestion.REVIEW  # a finished task that says nothing is not a Pass
+    label = _label(detail, top, overall)
+    details: dict[str, Any] = {
+        "source": "DescribeTaskDetail",
+        "labels": [lab.model_dump() for lab in detail.labels],
+        "slices": [_slice_json(p.offset_seconds, p.result) for p in slices],
+    }
+    if said is None:
+        details["suggestion_missing"] = True
     return Verdict(
         segment_id=segment_id,
         outcome=Outcome.MODERATED,
         engine=ENGINE_NAME,
         engine_version=ENGINE_VERSION,
         suggestion=overall,
-        label=label,
-        sub_label=top.sub_label if top else "",
-        score=max(scores) if scores else (top.score if top else 0),
+        label=label.label,
+        sub_label=label.sub_label or (top.sub_label if top else ""),
+        score=label.score or (top.score if top else 0),
         hit=top is not None or overall is not Suggestion.PASS,
-        text=text,
+        text=text or detail.audio_text,
         keywords=tuple(keywords),
         task_id=detail.task_id,
-        details={
-            "source": "DescribeTaskDetail",
-            "labels": [lab.model_dump() for lab in detail.labels],
-            "slices": [_slice_json(p.offset_seconds, p.result) for p in slices],
-        },
+        details=details,
+    )
+
+
+def summary_passes(data: TaskData) -> bool:
+    """True when a DescribeTasks entry settles its task as Pass without the detail: FINISH,
+    exactly Pass, and no label that says otherwise."""
+    return (
+        data.status == "FINISH"
+        and says_pass(data.suggestion)
+        and all(says_pass(lab.suggestion) for lab in data.labels)
     )
 
 
 def from_summary(segment_id: str, data: TaskData) -> Verdict:
-    """A Pass verdict from a DescribeTasks entry (no transcript: AMS found nothing)."""
+    """A Pass verdict from a DescribeTasks entry that says exactly Pass and names no label
+    (no transcript: AMS found nothing). Any other summary needs the task's detail."""
     return Verdict(
         segment_id=segment_id,
         outcome=Outcome.MODERATED,
         engine=ENGINE_NAME,
         engine_version=ENGINE_VERSION,
-        suggestion=suggestion(data.suggestion),
+        suggestion=Suggestion.PASS,
         label="Normal",
         task_id=data.task_id,
         details={"source": "DescribeTasks", "labels": [lab.model_dump() for lab in data.labels]},
@@ -165,7 +252,8 @@ def from_sync(segment_id: str, answer: SyncTaskResponse) -> Verdict:
         engine=ENGINE_NAME,
         engine_version=ENGINE_VERSION,
         suggestion=verdict_suggestion,
-        label=answer.label or "Normal",
+        label=answer.label
+        or ("Normal" if verdict_suggestion is Suggestion.PASS else UNKNOWN_LABEL),
         sub_label=answer.sub_label,
         score=answer.score,
         hit=bool(answer.hit_flag) or verdict_suggestion is not Suggestion.PASS,

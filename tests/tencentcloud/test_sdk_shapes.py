@@ -1,0 +1,199 @@
+"""Property: whatever the official SDK's models allow AMS to send, we read it and never pass
+what the service did not pass.
+
+The strategies are built from ``tencentcloud.ams.v20201229.models`` (the ``:type Name: T``
+lines of each model's docstring): every field present, absent, null, or of a neighbouring
+type (a number as text, text as a number, an object or list where the other belongs), and
+suggestions drawn from the documented values plus misspellings and unknown ones. Each
+answer goes through what the engine does with it: ``parse``, the verdict, the summary
+check, the callback body (bare and wrapped) and the stored JSON of the verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, given, settings
+from tencentcloud.ams.v20201229 import models as sdk  # type: ignore[import-untyped]
+
+from streamguard.core.excerpt import Excerpt
+from streamguard.core.verdict import Suggestion, Verdict
+from streamguard.engines.ams import verdicts
+from streamguard.engines.ams.callbacks import task_detail
+from streamguard.tencentcloud.models import (
+    CreateTasksResponse,
+    DescribeTasksResponse,
+    SyncTaskResponse,
+    TaskDetail,
+    parse,
+)
+
+_TYPE = re.compile(r":type (\w+): (.+)")
+_CLASS = re.compile(r"models\.(\w+)`")
+MAX_DEPTH = 4
+SUGGESTIONS = st.sampled_from(
+    ["Pass", "Block", "Review", "Pass", "Reveiw", "Block", "Delete", " Block ", "", "pass"]
+)
+NUMBERS_AS_TEXT = st.sampled_from(["97.5", "12", "-1", "1e3", "NaN", "inf", "", "abc", " 7 "])
+
+
+def sdk_fields(name: str) -> dict[str, str]:
+    """Field name → the SDK's declared type, for one model class of the SDK."""
+    doc = getattr(sdk, name).__init__.__doc__ or ""
+    return {match[1]: match[2].strip() for match in _TYPE.finditer(doc)}
+
+
+def _scalar(kind: str, field: str) -> st.SearchStrategy[Any]:
+    if field == "Suggestion":
+        return SUGGESTIONS
+    if kind == "int":
+        return st.integers(-10, 200)
+    if kind == "float":
+        return st.floats(allow_nan=True, allow_infinity=True, width=32)
+    if kind == "bool":
+        return st.booleans()
+    return st.text(max_size=6)
+
+
+def _neighbour(kind: str) -> st.SearchStrategy[Any]:
+    """A value of a type next to ``kind``, as a loosely typed serializer might send."""
+    if kind in ("int", "float"):
+        return st.one_of(NUMBERS_AS_TEXT, st.floats(-1e3, 1e3), st.booleans())
+    if kind == "str":
+        return st.one_of(st.integers(-5, 5), st.floats(-5, 5), st.just([]), st.just({}))
+    return st.one_of(st.text(max_size=4), st.integers(), st.just([]), st.just({}))
+
+
+def value(kind: str, field: str, depth: int) -> st.SearchStrategy[Any]:
+    """A value for a field the SDK declares as ``kind``: proper, null or neighbouring."""
+    if depth > MAX_DEPTH:
+        return st.none()
+    if kind.startswith("list of "):
+        inner = kind.removeprefix("list of ")
+        proper: st.SearchStrategy[Any] = st.lists(value(inner, field, depth + 1), max_size=4)
+        neighbour = st.one_of(value(inner, field, depth + 1), st.text(max_size=8))
+    elif (found := _CLASS.search(kind)) or hasattr(sdk, kind):
+        proper = model(found[1] if found else kind, depth + 1)
+        neighbour = st.one_of(st.lists(model(found[1] if found else kind, depth + 2), max_size=2),
+                              st.text(max_size=4))  # fmt: skip
+    else:
+        proper = _scalar(kind, field)
+        neighbour = _neighbour(kind)
+    # Mostly proper, so that the shapes that matter (several labels, several slices) come up.
+    return st.one_of(proper, proper, proper, proper, st.none(), neighbour)
+
+
+_ABSENT = object()
+
+
+def model(name: str, depth: int = 0) -> st.SearchStrategy[dict[str, Any]]:
+    """A JSON object shaped by the SDK model ``name``; any field may be absent."""
+    fields = {
+        field: st.one_of(value(kind, field, depth), value(kind, field, depth), st.just(_ABSENT))
+        for field, kind in sdk_fields(name).items()
+    }
+    return st.fixed_dictionaries(fields).map(
+        lambda drawn: {k: v for k, v in drawn.items() if v is not _ABSENT}
+    )
+
+
+def _says(value: Any) -> Suggestion | None:
+    """What a raw suggestion clearly holds, judged independently of the code under test."""
+    if not isinstance(value, str):
+        return None
+    lowered = value.strip().lower()
+    if lowered.startswith("block"):
+        return Suggestion.BLOCK
+    if lowered in ("review", "reveiw"):
+        return Suggestion.REVIEW
+    return None
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        return [value]
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def held(answer: dict[str, Any]) -> set[Suggestion]:
+    """The Block/Review suggestions a detail holds: the task's, its labels', its slices'."""
+    said = [answer.get("Suggestion")]
+    said += [label.get("Suggestion") for label in _objects(answer.get("Labels"))]
+    for piece in _objects(answer.get("AudioSegments")):
+        result = piece.get("Result")
+        if isinstance(result, dict):
+            said.append(result.get("Suggestion"))
+    return {s for s in map(_says, said) if s is not None}
+
+
+def stored(verdict: Verdict) -> None:
+    """What the task store does with a verdict: JSON, and back."""
+    again = verdicts.from_json(json.loads(json.dumps(verdict.to_json(), allow_nan=False)))
+    assert again == verdict
+
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(model("DescribeTaskDetailResponse"))
+def test_any_task_detail_is_read_and_never_passes_a_block_or_review(
+    answer: dict[str, Any],
+) -> None:
+    detail = parse(TaskDetail, answer)
+    verdict = verdicts.from_detail("seg", detail)
+    holds = held(answer)
+    if holds:
+        assert verdict.suggestion is not Suggestion.PASS, (holds, verdict)
+    if Suggestion.BLOCK in holds:
+        assert verdict.suggestion is Suggestion.BLOCK
+    stored(verdicts.remapped(verdict, Excerpt(((1.0, 9.0), (12.0, 14.0)))))
+    # the same detail as a callback, bare or wrapped like an API answer
+    body = json.dumps(answer).encode()
+    wrapped = json.dumps({"Response": answer}).encode()
+    bare, inner = task_detail(body), task_detail(wrapped)
+    assert (bare is None) is (inner is None) is (not detail.task_id)
+
+
+@SETTINGS
+@given(model("DescribeTasksResponse"))
+def test_a_summary_settles_a_task_only_when_it_says_exactly_pass(answer: dict[str, Any]) -> None:
+    page = parse(DescribeTasksResponse, answer)
+    raw = _objects(answer.get("Data"))
+    assert len(page.data) == len(raw)
+    for summary, entry in zip(page.data, raw, strict=True):
+        if verdicts.summary_passes(summary):
+            assert isinstance(entry.get("Suggestion"), str)
+            assert entry["Suggestion"].strip().lower() == "pass"
+            assert not held({"Labels": entry.get("Labels")})
+            stored(verdicts.from_summary("seg", summary))
+
+
+@SETTINGS
+@given(model("CreateAudioModerationTaskResponse"))
+def test_any_create_answer_is_read(answer: dict[str, Any]) -> None:
+    created = parse(CreateTasksResponse, answer)
+    assert all(isinstance(result.code, str) for result in created.results)
+
+
+@SETTINGS
+@given(model("CreateAudioModerationSyncTaskResponse"))
+def test_any_sync_answer_is_read_and_never_passes_a_block_or_review(
+    answer: dict[str, Any],
+) -> None:
+    verdict = verdicts.from_sync("seg", parse(SyncTaskResponse, answer))
+    if _says(answer.get("Suggestion")) is not None:
+        assert verdict.suggestion is not Suggestion.PASS
+    stored(verdict)
+
+
+def test_the_strategies_cover_the_sdk_models() -> None:
+    # guards the docstring parsing the strategies rely on
+    fields = sdk_fields("AudioResult")
+    assert fields["Score"] == "int"
+    assert fields["TextResults"] == "list of AudioResultDetailTextResult"
+    assert "AudioResult" in sdk_fields("AudioSegments")["Result"]
+    assert len(sdk_fields("DescribeTaskDetailResponse")) >= 15
