@@ -117,6 +117,19 @@ AMS_MIGRATIONS: list[str] = [
 ]
 """Kept by ``state/ams_tasks.py``."""
 
+DESIRED_MIGRATIONS: list[str] = [
+    # One row per stream the daemon should run; ``config`` is the whole ``StreamConfig`` as
+    # JSON (URL included). Fleet mode adds ownership (owner, lease_until, generation) here.
+    """CREATE TABLE desired_streams (
+        stream_id TEXT PRIMARY KEY,
+        origin TEXT NOT NULL,
+        config TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+]
+"""Kept by ``state/desired.py``."""
+
 SCHEMA: dict[str, list[str]] = {
     "results": RESULTS_MIGRATIONS,
     "feedback": FEEDBACK_MIGRATIONS,
@@ -125,5 +138,6 @@ SCHEMA: dict[str, list[str]] = {
     "late": LATE_MIGRATIONS,
     "daemon": DAEMON_MIGRATIONS,
     "ams": AMS_MIGRATIONS,
+    "desired": DESIRED_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""
