@@ -99,7 +99,7 @@ def _problem(status: int, code: str, message: str, details: Any = None) -> web.R
 def _refusal(exc: StreamGuardError) -> web.Response:
     """The answer to a stream the daemon will not run, by why."""
     if isinstance(exc, StreamConflict):
-        return _problem(409, "stream_exists", str(exc))
+        return _problem(409, getattr(exc, "code", "stream_exists"), str(exc))
     if isinstance(exc, ProtocolNotAllowed):
         return _problem(422, "protocol_not_allowed", str(exc))
     if isinstance(exc, ShuttingDown):
@@ -136,6 +136,8 @@ async def _errors(
         return await handler(request)
     except _BadRequest as exc:
         return _problem(400, exc.code, exc.message, exc.details)
+    except StreamConflict as exc:  # e.g. a DELETE of a stream the config file defines
+        return _refusal(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

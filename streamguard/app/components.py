@@ -35,6 +35,7 @@ from streamguard.moderation.outcomes import Outcomes
 from streamguard.moderation.profiles import Profiles
 from streamguard.state.attached import AttachedStreams
 from streamguard.state.db import Database
+from streamguard.state.desired import DesiredStreams
 from streamguard.state.feedback import Feedback
 from streamguard.state.heartbeat import Heartbeat
 from streamguard.state.outbox import MessageKind, OutboxMessage
@@ -53,6 +54,7 @@ class Components:
     results: Results
     feedback: Feedback
     attached: AttachedStreams
+    desired: DesiredStreams
     heartbeat: Heartbeat
     sink: MqttAlerts | JsonLinesAlerts
     alerting: Alerting
@@ -74,10 +76,11 @@ async def open_components(
     ``out`` is where alerts go as JSON lines when no broker is configured."""
     supervisor = await stack.enter_async_context(Supervisor())
     db = await stack.enter_async_context(Database(state_dir / "streamguard.db"))
-    results, feedback, attached, heartbeat = (
+    results, feedback, attached, desired, heartbeat = (
         Results(db),
         Feedback(db),
         AttachedStreams(db),
+        DesiredStreams(db),
         Heartbeat(db),
     )
     sink = await _open_sink(stack, config, db, metrics, supervisor, out)
@@ -109,8 +112,8 @@ async def open_components(
     )
     _watch_engine(engine, metrics)
     return Components(
-        supervisor, db, profiles, results, feedback, attached, heartbeat, sink, alerting,
-        outcomes, late, engine,
+        supervisor, db, profiles, results, feedback, attached, desired, heartbeat, sink,
+        alerting, outcomes, late, engine,
     )  # fmt: skip
 
 

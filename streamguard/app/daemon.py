@@ -4,6 +4,9 @@ stopped in reverse, background loops supervised in one task group.
     supervisor → database → alert sink (outbox + MQTT) → alerting, outcomes, late verdicts
     → engine → streams → control API
 
+Streams attached through the API are kept in the database and attached again at start,
+after the config file's (``Streams.restore``; an id in the file wins).
+
 SIGTERM/SIGINT: stop ingest, judge every partial tail (up to ``instance.shutdown_seconds``),
 end open incidents, flush the outbox, exit 0. SIGHUP: reload the config file and apply only
 what changed in streams and profiles (``app.reload``). A background loop that raises is
@@ -28,6 +31,7 @@ from streamguard.bus.sink import MqttAlerts
 from streamguard.config import Config
 from streamguard.core.metrics import Metrics
 from streamguard.core.serving import start_site
+from streamguard.core.status import StreamState
 from streamguard.state.results import Results
 from streamguard.streams.registry import Streams
 
@@ -78,15 +82,18 @@ class Daemon:
                 stack, config, metrics=self.metrics, state_dir=config.state_path()
             )
             streams = await stack.enter_async_context(self._streams(parts))
-            await self._start_api(stack, parts, streams)
+            # The file's streams first: an id in the file wins over one kept from the API.
+            # Both before the API serves, so no request races the restore.
             for stream in config.streams:
                 await streams.attach(stream, from_api=False)
+            await streams.restore()
+            await self._start_api(stack, parts, streams)
             parts.supervisor.start("systemd.watchdog", self.notifier.watchdog)
             parts.supervisor.start(
                 "state.retention",
                 lambda: _prune_forever(parts.results, config.instance.results_keep_days),
             )
-            status = f"{len(config.streams)} stream(s); API on {config.api.host}:{self.api_port}"
+            status = f"{_count(streams)}; API on {config.api.host}:{self.api_port}"
             log.info("ready: %s", status, extra={"api_port": self.api_port})
             self.notifier.ready(status)
             await self._wait_for_stop(streams, parts)
@@ -108,6 +115,7 @@ class Daemon:
             profiles=parts.profiles,
             on_attach=lambda stream: parts.attached.remember([stream]),
             supervisor=parts.supervisor,
+            desired=parts.desired,
         )
         self.metrics.watch_streams(lambda: [r.state.value for r in streams.reports()])
         return streams
@@ -157,6 +165,13 @@ class Daemon:
                 deadline,
             )
             await streams.cancel_all()
+
+
+def _count(streams: Streams) -> str:
+    """``N stream(s)``, and how many of them cannot run, for the ready status."""
+    reports = streams.reports()
+    failed = sum(1 for r in reports if r.state is StreamState.FAILED)
+    return f"{len(reports)} stream(s)" + (f", {failed} failed" if failed else "")
 
 
 async def _prune_forever(results: Results, keep_days: float) -> None:

@@ -4,6 +4,11 @@ A broken file, or one that drops a profile a running stream still uses, is refus
 old config kept; any other changed section is reported as needing a restart. Each stream is
 applied on its own, so one refusal does not stop the others, and the config returned is what
 was applied, so the next reload diffs against reality and retries the rest.
+
+Streams attached through the API are not the file's: a reload never detaches or changes
+them, except that a stream the new file defines under the same id takes that id over. Kept
+API streams that could not run (``Streams.restore``) are tried again once the new profiles
+are in force.
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ async def apply_reload(
             log.warning("reload: [%s] changed; it takes effect after a restart", section)
     profiles.replace(new.profiles)
     applied, failed = await _apply_streams(old, new, streams)
+    try:
+        restored = await streams.restore()
+    except StreamGuardError as exc:  # the database could not be read: try at the next reload
+        log.error("reload: streams attached through the API not restored: %s", exc)
+    else:
+        if restored:
+            log.info("reload: streams %s attached through the API run again", restored)
     summary = f"reloaded: {len(applied)} stream(s)" + (f", {failed} refused" if failed else "")
     log.info(summary)
     notifier.status(summary)
@@ -64,7 +76,7 @@ async def _apply_streams(
     applied = {s.id: s for s in old.streams}
     failed = 0
     for stream_id in applied.keys() - wanted.keys():
-        await streams.detach(stream_id)
+        await streams.detach(stream_id, from_api=False)
         del applied[stream_id]
     for stream_id, stream in wanted.items():
         if applied.get(stream_id) == stream:

@@ -133,6 +133,19 @@ DEAD_LETTERS_MIGRATIONS: list[str] = [
 ]
 """Kept by ``state/dead_letters.py``."""
 
+DESIRED_MIGRATIONS: list[str] = [
+    # One row per stream the daemon should run; ``config`` is the whole ``StreamConfig`` as
+    # JSON (URL included). Fleet mode adds ownership (owner, lease_until, generation) here.
+    """CREATE TABLE desired_streams (
+        stream_id TEXT PRIMARY KEY,
+        origin TEXT NOT NULL,
+        config TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+]
+"""Kept by ``state/desired.py``."""
+
 SCHEMA: dict[str, list[str]] = {
     "results": RESULTS_MIGRATIONS,
     "feedback": FEEDBACK_MIGRATIONS,
@@ -142,5 +155,6 @@ SCHEMA: dict[str, list[str]] = {
     "daemon": DAEMON_MIGRATIONS,
     "ams": AMS_MIGRATIONS,
     "dead_letters": DEAD_LETTERS_MIGRATIONS,
+    "desired": DESIRED_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""

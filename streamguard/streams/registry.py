@@ -3,40 +3,64 @@ API and config reloads.
 
 Runners run as named tasks (``stream[ID]``) of the daemon's supervisor; the supervised loop
 ``streams.monitor`` notices sources that went quiet while reconnecting.
+
+Two origins, one registry. A stream of the config file belongs to the file: the API may read
+it but not change or detach it (``ConfiguredInFile``), and a reload applies the file's
+changes. A stream attached through the API is kept in ``state.desired`` before it starts (and
+forgotten before it stops), and ``restore`` brings the kept ones back at start; no reload
+touches them. An id both in the file and kept from the API is the file's: the kept copy is
+forgotten, with a warning. A kept stream that can no longer run (its profile is gone, its
+protocol no longer allowed, its config no longer valid) is held: reported as failed with the
+reason, kept, and tried again by the next ``restore`` (each reload) or replaced by a PATCH.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+from pydantic import ValidationError
 
 from streamguard.config.ingest import IngestConfig
 from streamguard.config.streams import StreamConfig
+from streamguard.core.errors import StreamGuardError
 from streamguard.core.metrics import Metrics
+from streamguard.core.status import StreamState
 from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.engines.base import Engine
 from streamguard.ingest.protocols import resolve_source
 from streamguard.moderation.profiles import Profiles
+from streamguard.state.desired import DesiredStream, DesiredStreams
 from streamguard.streams.refusals import InvalidSource, ShuttingDown, StreamConflict, UnknownProfile
-from streamguard.streams.report import StreamReport
+from streamguard.streams.report import StreamReport, StreamTally
 from streamguard.streams.runner import ResultHandler, StateHandler, StreamRunner
 
-__all__ = ["AttachHandler", "Streams"]
+__all__ = ["AttachHandler", "ConfiguredInFile", "Streams"]
+
+log = logging.getLogger("streamguard.streams")
 
 POLL_SECONDS = 1.0
 
 AttachHandler = Callable[[StreamConfig], Awaitable[None]]
 
 
+class ConfiguredInFile(StreamConflict):
+    """The API asked to attach, change or detach a stream the config file defines."""
+
+    code = "configured_in_file"
+
+
 class Streams:
     """The attached streams; use as ``async with Streams(...) as streams``.
 
     ``on_attach`` is awaited with a stream's config each time it is attached or changed,
-    before it runs with it.
+    before it runs with it. ``desired`` keeps the streams attached through the API (none are
+    kept without it).
     """
 
     def __init__(
@@ -52,9 +76,11 @@ class Streams:
         profiles: Profiles,
         on_attach: AttachHandler,
         supervisor: Supervisor | None = None,
+        desired: DesiredStreams | None = None,
     ) -> None:
         self._profiles = profiles
         self._on_attach = on_attach
+        self._desired = desired
         self._lock = asyncio.Lock()  # one attach/change/detach at a time
         self._draining = False
         self._ingest = ingest
@@ -72,6 +98,8 @@ class Streams:
         self._monitor: Loop | None = None
         self._runners: dict[str, StreamRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._from_file: set[str] = set()
+        self._held: dict[str, StreamReport] = {}  # kept API streams that cannot run
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
@@ -119,18 +147,18 @@ class Streams:
     # -- StreamControl, for the API and config reloads ----------------------------------
 
     def reports(self) -> list[StreamReport]:
-        """Every attached stream's report."""
-        return [runner.report() for runner in self._runners.values()]
+        """Every attached stream's report, held ones (failed, with their reason) included."""
+        return [runner.report() for runner in self._runners.values()] + list(self._held.values())
 
     def report(self, stream_id: str) -> StreamReport | None:
         """One stream's report, or None when it is not attached."""
         runner = self._runners.get(stream_id)
-        return runner.report() if runner else None
+        return runner.report() if runner else self._held.get(stream_id)
 
     def config_of(self, stream_id: str) -> StreamConfig | None:
-        """The config a stream runs with, or None when it is not attached."""
-        runner = self._runners.get(stream_id)
-        return runner.config if runner else None
+        """The config a stream runs with (or is held with), or None when it is not attached."""
+        report = self.report(stream_id)
+        return report.config if report else None
 
     def check(self, stream: StreamConfig, *, from_api: bool = True) -> None:
         """Refuse a stream this daemon cannot run: protocol off the allow-list (or a URL
@@ -145,20 +173,30 @@ class Streams:
             raise InvalidSource(f"not a usable URL: {exc}") from exc
 
     async def attach(self, stream: StreamConfig, *, from_api: bool = True) -> None:
-        """Start a stream, after ``check``; ``StreamConflict`` if it runs already."""
+        """Start a stream, after ``check``; ``StreamConflict`` if it runs already. One from
+        the API is kept (``state.desired``) before it starts."""
         async with self._lock:
-            self.check(stream, from_api=from_api)
-            task = self._tasks.get(stream.id)
-            if task is not None and not task.done():  # an ended or failed stream may return
-                raise StreamConflict(f"stream {stream.id!r} is already attached")
-            await self._on_attach(stream)
-            self._start(stream)
+            await self._attach(stream, from_api, keep=True)
+
+    async def _attach(self, stream: StreamConfig, from_api: bool, *, keep: bool) -> None:
+        self._refuse_file_stream(stream.id, from_api)
+        self.check(stream, from_api=from_api)
+        task = self._tasks.get(stream.id)
+        if task is not None and not task.done():  # an ended or failed stream may return
+            raise StreamConflict(f"stream {stream.id!r} is already attached")
+        if keep:
+            await self._keep(stream, from_api)
+        self._held.pop(stream.id, None)
+        await self._on_attach(stream)
+        self._start(stream)
 
     async def change(self, stream: StreamConfig, *, from_api: bool = True) -> None:
         """Apply a changed stream (attaching it if it is gone): restart it if its source or
         segmenting changed, else swap room, profile and metadata in place."""
         async with self._lock:
+            self._refuse_file_stream(stream.id, from_api)
             self.check(stream, from_api=from_api)
+            await self._keep(stream, from_api)
             await self._on_attach(stream)
             runner = self._runners.get(stream.id)
             if runner is not None:
@@ -169,14 +207,78 @@ class Streams:
                 await self._detach(stream.id)
             self._start(stream)
 
-    async def detach(self, stream_id: str) -> bool:
-        """Stop a stream and wait until its last segment is recorded."""
+    async def detach(self, stream_id: str, *, from_api: bool = True) -> bool:
+        """Stop a stream and wait until its last segment is recorded; one from the API is
+        forgotten first, so a restart meanwhile does not bring it back."""
         async with self._lock:
-            return await self._detach(stream_id)
+            self._refuse_file_stream(stream_id, from_api)
+            self._from_file.discard(stream_id)
+            forgotten = self._desired is not None and await self._desired.remove(stream_id)
+            held = self._held.pop(stream_id, None) is not None
+            return await self._detach(stream_id) or held or forgotten
+
+    async def restore(self) -> list[str]:
+        """Start every stream kept from the API that does not run yet; hold (and report) each
+        one that cannot run. Returns the ids started."""
+        if self._desired is None:
+            return []
+        started = []
+        for kept in await self._desired.all():
+            async with self._lock:
+                if await self._restore(kept):
+                    started.append(kept.stream_id)
+        return started
+
+    async def _restore(self, kept: DesiredStream) -> bool:
+        if kept.stream_id in self._runners or kept.stream_id in self._from_file:
+            return False
+        stream, reason = _stream_of(kept)
+        if stream is not None:
+            try:
+                await self._attach(stream, from_api=True, keep=False)  # kept as it is already
+            except StreamGuardError as exc:
+                reason = str(exc)
+            else:
+                return True
+        await self._hold(kept, stream, reason)
+        return False
 
     def drain(self) -> None:
         """Refuse new streams and changes from now on (shutdown has begun)."""
         self._draining = True
+
+    def _refuse_file_stream(self, stream_id: str, from_api: bool) -> None:
+        if from_api and stream_id in self._from_file:
+            raise ConfiguredInFile(
+                f"stream {stream_id!r} is defined in the config file: change it there and reload"
+            )
+
+    async def _keep(self, stream: StreamConfig, from_api: bool) -> None:
+        """Record who owns ``stream`` now: the API's are kept; the file takes over an id."""
+        self._held.pop(stream.id, None)
+        if from_api:
+            if self._desired is not None:
+                await self._desired.put(stream)
+            return
+        self._from_file.add(stream.id)
+        if self._desired is not None and await self._desired.remove(stream.id):
+            log.warning(
+                "stream %s is in the config file: its copy attached through the API is "
+                "forgotten and the file's runs",
+                stream.id,
+                extra={"stream_id": stream.id},
+            )
+
+    async def _hold(self, kept: DesiredStream, stream: StreamConfig | None, reason: str) -> None:
+        config = stream or _unchecked(kept)
+        log.error(
+            "stream %s attached through the API cannot run: %s",
+            kept.stream_id,
+            reason,
+            extra={"stream_id": kept.stream_id},
+        )
+        self._held[kept.stream_id] = StreamReport(config, StreamState.FAILED, reason, StreamTally())
+        await self._on_state(config, StreamState.FAILED, reason)
 
     async def _detach(self, stream_id: str) -> bool:
         runner = self._runners.get(stream_id)
@@ -202,3 +304,26 @@ class Streams:
         )
         self._runners[stream.id] = runner
         self._tasks[stream.id] = self._supervisor.spawn(f"stream[{stream.id}]", runner.run())
+
+
+def _stream_of(kept: DesiredStream) -> tuple[StreamConfig | None, str]:
+    """The kept stream as a valid config, or None and why it is not one any more."""
+    try:
+        stream = StreamConfig.model_validate(kept.config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']}" for e in exc.errors()
+        )
+        return None, f"its kept config is no longer valid: {problems}"
+    if stream.id != kept.stream_id:
+        return None, f"its kept config names another id ({stream.id!r})"
+    return stream, ""
+
+
+def _unchecked(kept: DesiredStream) -> StreamConfig:
+    """What can be shown of a kept config that is no longer valid: its known fields, as kept."""
+    fields: dict[str, Any] = {
+        name: value for name, value in kept.config.items() if name in StreamConfig.model_fields
+    }
+    fields.update(id=kept.stream_id, url=str(fields.get("url", "")))
+    return StreamConfig.model_construct(**fields)

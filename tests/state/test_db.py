@@ -61,6 +61,8 @@ async def test_opening_creates_every_table_of_the_schema(tmp_path: Path) -> None
         "attached_streams",
         "daemon_heartbeat",
         "ams_segments",
+        "desired_streams",
+        "outbox_dead_letters",
     }
     assert expected <= names
     assert versions == {component: len(steps) for component, steps in SCHEMA.items()}
