@@ -258,6 +258,7 @@ async def test_rooms_feedback_entries_and_result_search(served: Served) -> None:
     status, body = await served.get("/v1/rooms")
     assert status == 200
     (room,) = body["rooms"]
+    conforms(room, "Room")
     assert (room["id"], room["state"], room["open_incidents"]) == ("s1", "online", 1)
     assert room["last_result"]["segment"]["segment_id"] == served.segment_ids[1]
     status, incidents = await served.get("/v1/incidents")

@@ -84,8 +84,9 @@ class ConsolePages:
     def _page(self, page: str, title: str, **values: str) -> web.Response:
         escaped = {key: html.escape(value, quote=True) for key, value in values.items()}
         body = self._bodies[page].substitute(escaped)
+        section = "incidents" if page == "incident" else page
         nav = "".join(
-            f'<a href="{href}"{" aria-current=page" if key == page else ""}>{label}</a>'
+            f'<a href="{href}"{" aria-current=page" if key == section else ""}>{label}</a>'
             for key, href, label in _NAV
         )
         text = self._layout.substitute(
