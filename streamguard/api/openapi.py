@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamguard.api.schemas import CONSOLE_PATHS, CONSOLE_SCHEMAS
 from streamguard.config.streams import StreamConfig
 
 __all__ = ["OPENAPI"]
@@ -44,6 +45,7 @@ OPENAPI: dict[str, Any] = {
             "Error": _ERROR,
             "Stream": StreamConfig.model_json_schema(),
             "StreamStatus": {"type": "object", "additionalProperties": True},
+            **CONSOLE_SCHEMAS,
         },
     },
     "security": [{"bearer": []}],
@@ -106,7 +108,17 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "parameters": [
                     {"name": n, "in": "query", "schema": {"type": "string"}}
-                    for n in ("stream", "data_id", "label", "min_risk", "since", "until", "limit")
+                    for n in (
+                        "stream",
+                        "room",
+                        "data_id",
+                        "label",
+                        "min_risk",
+                        "since",
+                        "until",
+                        "q",
+                        "limit",
+                    )
                 ],
                 "responses": {
                     "200": _json({"type": "object"}, "results"),
@@ -124,7 +136,7 @@ OPENAPI: dict[str, Any] = {
                                 "type": "object",
                                 "required": ["kind"],
                                 "properties": {
-                                    "kind": {"enum": ["false_positive", "missed"]},
+                                    "kind": {"enum": ["confirmed", "false_positive", "missed"]},
                                     "alert_id": {"type": "string"},
                                     "incident_id": {"type": "string"},
                                     "segment_id": {"type": "string"},
@@ -141,8 +153,16 @@ OPENAPI: dict[str, Any] = {
                     "400": _json(_ERR, "invalid"),
                 },
             },
-            "get": {"responses": {"200": _json({"type": "object"}, "counts by kind and label")}},
+            "get": {
+                "responses": {
+                    "200": _json(
+                        {"$ref": "#/components/schemas/FeedbackSummary"},
+                        "counts by kind and label, and the latest entries",
+                    )
+                }
+            },
         },
+        **CONSOLE_PATHS,
         "/v1/usage": {
             "get": {"responses": {"200": _json({"type": "object"}, "minutes per day and label")}}
         },

@@ -1,14 +1,14 @@
 """The control API: attach and detach rooms, read their status and results, give feedback.
 
-Every route but ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` needs
-``Authorization: Bearer <token>``. Bodies are validated by the same models as the config
+Every route but ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` and the console's
+pages needs ``Authorization: Bearer <token>`` (the viewer token: reads only; see
+``api.auth``). Bodies are validated by the same models as the config
 file, so a stream attached here obeys exactly the rules a configured one does. Every JSON
 answer passes ``core.redact``: a password in a stream URL or an error text never leaves.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,6 +18,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
+from streamguard.api.auth import Access, EvidenceUrls, auth_middleware
+from streamguard.api.console import ConsolePages, ConsoleSetup
+from streamguard.api.evidence import EvidenceRoutes
+from streamguard.api.incidents import IncidentRoutes
 from streamguard.api.openapi import OPENAPI
 from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
@@ -57,9 +61,18 @@ def build_api(
     registry: CollectorRegistry,
     readiness: dict[str, Check],
     token: str | None,
+    console: ConsoleSetup | None = None,
 ) -> web.Application:
-    """The aiohttp application; the daemon runs it with an ``AppRunner``."""
-    app = web.Application(middlewares=[_errors, _auth(token)], client_max_size=64 * 1024)
+    """The aiohttp application; the daemon runs it with an ``AppRunner``.
+
+    With ``console`` it also serves the incident and evidence routes, the console, and
+    accepts the viewer token."""
+    access = (
+        Access(token)
+        if console is None
+        else Access(token, console.viewer_token, EvidenceUrls(ttl=console.evidence_url_ttl))
+    )
+    app = web.Application(middlewares=[_errors, auth_middleware(access)], client_max_size=64 * 1024)
     api = _Handlers(streams, results, feedback, registry, readiness)
     app.add_routes(
         [
@@ -78,10 +91,14 @@ def build_api(
             web.get("/v1/usage", api.usage),
         ]
     )
+    if console is not None:
+        history = console.incidents
+        app.add_routes(
+            IncidentRoutes(history, results, feedback, streams, access.evidence).routes()
+        )
+        app.add_routes(EvidenceRoutes(history, console.evidence_dir).routes())
+        app.add_routes(ConsolePages().routes())
     return app
-
-
-PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -107,25 +124,6 @@ def _refusal(exc: StreamGuardError) -> web.Response:
     if isinstance(exc, UnknownProfile):
         return _problem(422, "unknown_profile", str(exc))
     return _problem(422, "invalid_source", str(exc))
-
-
-def _auth(token: str | None) -> Any:
-    @web.middleware
-    async def middleware(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if request.path in PUBLIC:
-            return await handler(request)
-        if token is None:
-            return _problem(401, "no_token_configured", "the API has no token: set api-token")
-        # Compared as bytes: a header aiohttp decoded with surrogateescape (not UTF-8) must
-        # be a plain 401, not an UnicodeEncodeError.
-        given = request.headers.get("Authorization", "").encode("utf-8", "surrogatepass")
-        if not hmac.compare_digest(given, b"Bearer " + token.encode()):
-            return _problem(401, "unauthorized", "missing or wrong bearer token")
-        return await handler(request)
-
-    return middleware
 
 
 @web.middleware
@@ -254,11 +252,13 @@ class _Handlers:
         try:
             query = ResultQuery(
                 stream_id=q.get("stream"),
+                room_id=q.get("room"),
                 segment_id=q.get("data_id"),
                 label=q.get("label"),
                 min_risk=_choice(q.get("min_risk"), RISK_ORDER, "min_risk"),
                 since=_time(q.get("since"), "since"),
                 until=_time(q.get("until"), "until"),
+                text=q.get("q"),
                 limit=_int(q.get("limit", "100"), "limit", 1, 1000),
             )
         except ValueError as exc:
@@ -273,7 +273,8 @@ class _Handlers:
         return _json(entry, status=201)
 
     async def feedback_counts(self, request: web.Request) -> web.Response:
-        return _json({"counts": await self.feedback.counts()})
+        entries = await self.feedback.entries()
+        return _json({"counts": await self.feedback.counts(), "entries": entries})
 
     async def usage(self, request: web.Request) -> web.Response:
         return _json({"usage": await self.results.usage()})

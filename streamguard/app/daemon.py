@@ -22,6 +22,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from streamguard.api.console import ConsoleSetup
 from streamguard.api.routes import Check, build_api
 from streamguard.app.components import Components, open_components
 from streamguard.app.notify import Notifier
@@ -133,6 +134,7 @@ class Daemon:
             registry=self.metrics.registry,
             readiness=readiness,
             token=token,
+            console=ConsoleSetup.of(config, parts.db),
         )
         runner, self.api_port = await start_site(app, config.api.host, config.api.port)
         stack.push_async_callback(runner.cleanup)

@@ -18,6 +18,18 @@ class ApiConfig(Section):
         "Bearer token every API call must carry (health and metrics excepted); "
         "without one the API refuses every stream operation.",
     )
+    viewer_token: SecretStr | None = secret_field(
+        "api-viewer-token",
+        "STREAMGUARD_API_VIEWER_TOKEN",
+        "Optional read-only bearer token: it may read (GET) everything the API token may, "
+        "the console included, and change nothing.",
+    )
+    evidence_url_ttl: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="Seconds a signed evidence URL (the console's audio player) stays valid.",
+    )
     allow_local_files: bool = Field(
         False,
         description="Whether streams attached through the API may be local files (file:).",

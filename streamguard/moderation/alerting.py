@@ -32,6 +32,7 @@ from streamguard.moderation.incidents import Incident, IncidentEvent, IncidentTr
 from streamguard.moderation.policy import Decision
 from streamguard.moderation.sink import AlertSink
 from streamguard.state.db import Database
+from streamguard.state.incidents import IncidentHistory
 from streamguard.state.journal import IncidentJournal
 
 __all__ = ["Alerting"]
@@ -61,6 +62,7 @@ class Alerting:
         self.evidence = evidence
         self.incidents = IncidentTracker()
         self._journal = IncidentJournal(db) if db is not None else None
+        self._history = IncidentHistory(db) if db is not None else None
         self._timer_wake = asyncio.Event()
         self._supervisor = supervisor
         self._stack = AsyncExitStack()
@@ -71,6 +73,8 @@ class Alerting:
             for last in await self._journal.left_open():
                 alert = Alert.ended(last, self.instance_id, _now())
                 await self.sink.emit(alert)
+                if self._history is not None:
+                    await self._history.record(alert.payload)
                 await self._journal.forget(last["incident"]["id"])
         async with AsyncExitStack() as stack:
             supervisor = await shared_or_own(self._supervisor, stack)
@@ -143,13 +147,18 @@ class Alerting:
             # Journalled before the alert is queued: after a crash in between, the incident
             # still gets its end.
             await self._journal.record(incident.id, alert.payload)
+        if self._history is not None:
+            await self._history.record(alert.payload, verdict, sent=event is not None)
         if event is None:
             return []
         await self.sink.emit(alert)
         return [alert]
 
     async def _end(self, incident: Incident) -> None:
-        await self.sink.emit(Alert.of(incident, IncidentEvent.END, self.instance_id, _now()))
+        alert = Alert.of(incident, IncidentEvent.END, self.instance_id, _now())
+        await self.sink.emit(alert)
+        if self._history is not None:
+            await self._history.record(alert.payload)
         if self._journal is not None:
             await self._journal.forget(incident.id)
 

@@ -1,4 +1,5 @@
-"""Moderators' feedback on alerts: a false positive, or a miss. Stored and counted."""
+"""Moderators' feedback on alerts: confirmed, a false positive, or a miss. Stored, counted
+and listed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from streamguard.state.db import Database
 
 __all__ = ["Feedback", "FeedbackError"]
 
-KINDS = ("false_positive", "missed")
+KINDS = ("confirmed", "false_positive", "missed")
 TARGETS = ("alert_id", "incident_id", "segment_id")
 
 
@@ -76,5 +77,18 @@ class Feedback:
             ):
                 counts[row["kind"]][row["label"]] = row["n"]
             return counts
+
+        return await self._db.run(fetch)
+
+    async def entries(self, target_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest feedback, newest first; only about ``target_id`` when given."""
+        where, args = ("WHERE target_id = ?", [target_id]) if target_id is not None else ("", [])
+
+        def fetch(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                f"SELECT * FROM feedback {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                [*args, limit],
+            )
+            return [dict(row) for row in rows]
 
         return await self._db.run(fetch)

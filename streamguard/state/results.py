@@ -12,7 +12,7 @@ from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.state.db import Database
 
-__all__ = ["ResultQuery", "Results"]
+__all__ = ["ResultQuery", "Results", "fts_phrases"]
 
 
 RISK_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
@@ -23,11 +23,14 @@ class ResultQuery:
     """Filters for ``Results.query``; None means no filter."""
 
     stream_id: str | None = None
+    room_id: str | None = None
     segment_id: str | None = None
     label: str | None = None
     min_risk: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    text: str | None = None
+    """Words that must all appear in the transcript or the labels (full-text search)."""
     limit: int = 100
 
 
@@ -101,6 +104,7 @@ class Results:
         clauses, args = [], list[Any]()
         for column, value in (
             ("stream_id", q.stream_id),
+            ("room_id", q.room_id),
             ("segment_id", q.segment_id),
             ("label", q.label),
         ):
@@ -117,6 +121,11 @@ class Results:
         if q.until is not None:
             clauses.append("started_at < ?")
             args.append(q.until.astimezone(UTC).isoformat())
+        if q.text is not None:
+            clauses.append(
+                "rowid IN (SELECT rowid FROM results_search WHERE results_search MATCH ?)"
+            )
+            args.append(fts_phrases(q.text))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (
             f"SELECT segment, verdict, risk, room_id FROM results {where}"
@@ -134,6 +143,27 @@ class Results:
                 }
                 for row in conn.execute(sql, args)
             ]
+
+        return await self._db.run(fetch)
+
+    async def latest(self, stream_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The most recent result (by segment start) of each of ``stream_ids`` that has one."""
+
+        def fetch(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            latest = {}
+            for stream_id in stream_ids:
+                row = conn.execute(
+                    "SELECT segment, verdict, risk FROM results WHERE stream_id = ?"
+                    " ORDER BY started_at DESC LIMIT 1",
+                    (stream_id,),
+                ).fetchone()
+                if row is not None:
+                    latest[stream_id] = {
+                        "segment": json.loads(row["segment"]),
+                        "verdict": json.loads(row["verdict"]),
+                        "risk": row["risk"],
+                    }
+            return latest
 
         return await self._db.run(fetch)
 
@@ -164,6 +194,13 @@ class Results:
             ]
 
         return await self._db.run(fetch)
+
+
+def fts_phrases(text: str) -> str:
+    """``text`` as an FTS5 query that needs every word of it, whatever characters it holds:
+    each word a quoted phrase (so ``"``, ``*``, ``OR`` or ``NEAR`` are only words)."""
+    words = text.split()
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words) or '""'
 
 
 def _verdict_columns(verdict: Verdict, risk: str) -> tuple[str, str, str, int, str, str, str]:

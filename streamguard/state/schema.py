@@ -146,6 +146,82 @@ DESIRED_MIGRATIONS: list[str] = [
 ]
 """Kept by ``state/desired.py``."""
 
+INCIDENTS_MIGRATIONS: list[str] = [
+    # Every incident ever raised (the journal keeps only open ones), written as its alerts
+    # are raised: one row per incident, one per alerting segment, one per alert sent.
+    """CREATE TABLE incidents (
+        incident_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        stream_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        peak_risk TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        last_segment_at TEXT NOT NULL,
+        ended_at TEXT,
+        segments INTEGER NOT NULL
+    )""",
+    "CREATE INDEX incidents_started ON incidents (started_at)",
+    "CREATE INDEX incidents_room ON incidents (room_id, started_at)",
+    """CREATE TABLE incident_segments (
+        incident_id TEXT NOT NULL,
+        segment_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        risk TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        judgement TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        evidence TEXT,
+        PRIMARY KEY (incident_id, segment_id)
+    )""",
+    "CREATE INDEX incident_segments_segment ON incident_segments (segment_id)",
+    """CREATE TABLE incident_alerts (
+        alert_id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        segment_id TEXT NOT NULL,
+        detected_at TEXT NOT NULL,
+        payload TEXT NOT NULL
+    )""",
+    "CREATE INDEX incident_alerts_incident ON incident_alerts (incident_id, detected_at)",
+]
+"""Kept by ``state/incidents.py``."""
+
+_SEARCH_TRANSCRIPT = "coalesce(json_extract({row}.verdict, '$.text'), '')"
+_SEARCH_LABELS = (
+    "{row}.label || ' ' || coalesce(json_extract({row}.verdict, '$.sub_label'), '') || ' ' ||"
+    " coalesce((SELECT group_concat(coalesce(json_extract(k.value, '$.keyword'), '') || ' ' ||"
+    " coalesce(json_extract(k.value, '$.label'), '') || ' ' ||"
+    " coalesce(json_extract(k.value, '$.sub_label'), ''), ' ')"
+    " FROM json_each({row}.verdict, '$.keywords') AS k), '')"
+)
+
+
+def _search_row(row: str) -> str:
+    """The transcript and labels columns of ``results_search`` for a ``results`` row."""
+    return f"{_SEARCH_TRANSCRIPT.format(row=row)}, {_SEARCH_LABELS.format(row=row)}"
+
+
+RESULTS_SEARCH_MIGRATIONS: list[str] = [
+    # Full-text search over transcripts and labels (label, sub-label, keywords and their
+    # labels). The FTS row shares the result's rowid. ``Results.record`` writes with INSERT OR
+    # REPLACE, whose implicit delete fires no trigger: the insert trigger replaces by rowid,
+    # and a row orphaned that way matches no result (queries join on rowid).
+    """CREATE VIRTUAL TABLE results_search USING fts5(
+        transcript, labels, tokenize = 'unicode61 remove_diacritics 2'
+    )""",
+    "INSERT INTO results_search (rowid, transcript, labels)"
+    f" SELECT rowid, {_search_row('results')} FROM results",
+    "CREATE TRIGGER results_search_insert AFTER INSERT ON results BEGIN"
+    " INSERT OR REPLACE INTO results_search (rowid, transcript, labels)"
+    f" VALUES (new.rowid, {_search_row('new')}); END",
+    "CREATE TRIGGER results_search_update AFTER UPDATE ON results BEGIN"
+    " INSERT OR REPLACE INTO results_search (rowid, transcript, labels)"
+    f" VALUES (new.rowid, {_search_row('new')}); END",
+    "CREATE TRIGGER results_search_delete AFTER DELETE ON results BEGIN"
+    " DELETE FROM results_search WHERE rowid = old.rowid; END",
+]
+"""Kept in step with ``results`` by its triggers; read by ``state/results.py``."""
+
 SCHEMA: dict[str, list[str]] = {
     "results": RESULTS_MIGRATIONS,
     "feedback": FEEDBACK_MIGRATIONS,
@@ -156,5 +232,7 @@ SCHEMA: dict[str, list[str]] = {
     "ams": AMS_MIGRATIONS,
     "dead_letters": DEAD_LETTERS_MIGRATIONS,
     "desired": DESIRED_MIGRATIONS,
+    "incidents": INCIDENTS_MIGRATIONS,
+    "results_search": RESULTS_SEARCH_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 from streamguard.core.segment import Segment
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.state.db import Database
-from streamguard.state.results import ResultQuery, Results
+from streamguard.state.results import ResultQuery, Results, fts_phrases
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
@@ -83,3 +85,74 @@ async def test_filters_and_late_verdicts(tmp_path: Path) -> None:
                 "minutes_unjudged": 0.0,
             }
         ]
+
+
+async def test_text_search_over_transcripts_and_labels(tmp_path: Path) -> None:
+    async with Database(tmp_path / "s.db") as db:
+        results = Results(db)
+        first, second, third = segment(0), segment(1), segment(2, "s2")
+        said = [
+            (first, "room-a", "Normal", "hello there friends"),
+            (second, "room-a", "Threat", "I will find you"),
+            (third, "room-b", "Normal", "Hello again"),
+        ]
+        for seg, room, label, text in said:
+            judged = replace(verdict(seg, Outcome.MODERATED, label), text=text)
+            await results.record(room, seg, judged, "none")
+
+        async def found(**filters: object) -> list[str]:
+            rows = await results.query(ResultQuery(**filters))  # type: ignore[arg-type]
+            return [row["segment"]["segment_id"] for row in rows]
+
+        assert await found(text="hello") == [first.id, third.id]  # any case
+        assert await found(text="hello friends") == [first.id]  # every word
+        assert await found(text="threat") == [second.id]  # the label
+        assert await found(text="hello", room_id="room-b") == [third.id]
+        # Words only: FTS5 syntax in the query is taken literally, never an error.
+        assert await found(text='"find" OR * NEAR(') == []
+        assert fts_phrases('say "hi"') == '"say" """hi"""'
+
+        # A segment recorded again (INSERT OR REPLACE) is found by its new words only.
+        await results.record(
+            "room-a", first, replace(verdict(first, Outcome.MODERATED), text="goodbye"), "none"
+        )
+        assert await found(text="hello") == [third.id]
+        assert await found(text="goodbye") == [first.id]
+        # A late verdict (UPDATE) is searchable; pruned results are gone from the index.
+        late = replace(verdict(third, Outcome.MODERATED, "Abuse"), text="you idiot")
+        assert await results.replace_verdict(late, "high")
+        assert await found(text="idiot abuse") == [third.id]
+        assert await results.prune(T0 + timedelta(seconds=10)) == 1
+        assert await found(text="goodbye") == []
+        left = await db.run(
+            lambda conn: conn.execute("SELECT count(*) FROM results_search").fetchone()[0]
+        )
+        assert left <= 3
+
+
+async def test_search_index_is_built_for_results_kept_before_it(tmp_path: Path) -> None:
+    async with Database(tmp_path / "s.db") as db:
+        seg = segment(0)
+        await Results(db).record(
+            "room", seg, replace(verdict(seg, Outcome.MODERATED), text="older words"), "none"
+        )
+
+        def forget_index(conn: sqlite3.Connection) -> None:
+            for trigger in ("insert", "update", "delete"):
+                conn.execute(f"DROP TRIGGER results_search_{trigger}")
+            conn.execute("DROP TABLE results_search")
+            conn.execute("DELETE FROM schema_versions WHERE component = 'results_search'")
+
+        await db.run(forget_index)
+    async with Database(tmp_path / "s.db") as db:
+        rows = await Results(db).query(ResultQuery(text="older"))
+        assert [row["segment"]["segment_id"] for row in rows] == [seg.id]
+
+
+async def test_latest_result_of_each_stream(tmp_path: Path) -> None:
+    async with Database(tmp_path / "s.db") as db:
+        results = Results(db)
+        for seg in (segment(0), segment(1), segment(0, "s2")):
+            await results.record("room", seg, verdict(seg, Outcome.MODERATED), "none")
+        latest = await results.latest(["s1", "s2", "s3"])
+        assert {k: v["segment"]["seq"] for k, v in latest.items()} == {"s1": 1, "s2": 0}

@@ -1,0 +1,35 @@
+"""``ConsoleSetup``: what the incident, evidence and console routes need from the daemon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamguard.config import Config
+from streamguard.moderation.evidence import EvidenceStore
+from streamguard.state.db import Database
+from streamguard.state.incidents import IncidentHistory
+
+__all__ = ["ConsoleSetup"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSetup:
+    """The incident history, where evidence clips are kept, and the console's access."""
+
+    incidents: IncidentHistory
+    evidence_dir: Path
+    """Only clips inside it are served."""
+    viewer_token: str | None = None
+    evidence_url_ttl: float = 3600.0
+
+    @classmethod
+    def of(cls, config: Config, db: Database) -> ConsoleSetup:
+        """The setup ``config`` describes, on the daemon's database."""
+        viewer = config.api.viewer_token
+        return cls(
+            incidents=IncidentHistory(db),
+            evidence_dir=EvidenceStore.from_config(config.evidence, config.state_path()).directory,
+            viewer_token=viewer.get_secret_value() if viewer is not None else None,
+            evidence_url_ttl=config.api.evidence_url_ttl,
+        )

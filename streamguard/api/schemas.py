@@ -1,0 +1,173 @@
+"""OpenAPI schemas and paths of the incident, evidence, room and console routes.
+
+The shapes are those the handlers answer with (``state.incidents``, ``state.feedback``,
+``api.incidents``); ``tests/api/test_incidents_api.py`` validates real answers against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CONSOLE_PATHS", "CONSOLE_SCHEMAS"]
+
+_RISK = {"enum": ["none", "low", "medium", "high"]}
+_TIME = {"type": "string", "format": "date-time"}
+_STR = {"type": "string"}
+_ERR = {"$ref": "#/components/schemas/Error"}
+
+
+def _obj(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **optional},
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+CONSOLE_SCHEMAS: dict[str, Any] = {
+    "Incident": _obj(
+        {
+            "id": _STR,
+            "room_id": _STR,
+            "stream_id": _STR,
+            "label": _STR,
+            "peak_risk": _RISK,
+            "started_at": _TIME,
+            "last_segment_at": _TIME,
+            "ended_at": {"type": ["string", "null"], "format": "date-time"},
+            "state": {"enum": ["open", "ended"]},
+            "segments": {"type": "integer", "minimum": 1},
+        }
+    ),
+    "IncidentSegment": _obj(
+        {
+            "segment": {"type": "object"},
+            "risk": _obj({"level": _RISK, "label": _STR, "score": {"type": "integer"}}),
+            "keywords": {"type": "array", "items": {"type": "object"}},
+            "verdict": _obj({"text": _STR, "keywords": {"type": "array"}}),
+            "evidence": {
+                "oneOf": [
+                    {"type": "null"},
+                    _obj(
+                        {"sha256": _STR, "bytes": {"type": "integer"}},
+                        url={"type": "string", "description": "signed; plays without a token"},
+                    ),
+                ]
+            },
+        }
+    ),
+    "FeedbackEntry": _obj(
+        {
+            "id": _STR,
+            "kind": {"enum": ["confirmed", "false_positive", "missed"]},
+            "target_type": {"enum": ["alert_id", "incident_id", "segment_id"]},
+            "target_id": _STR,
+            "label": _STR,
+            "note": _STR,
+            "created_at": _TIME,
+        }
+    ),
+    "FeedbackSummary": _obj(
+        {
+            "counts": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                },
+            },
+            "entries": {"type": "array", "items": _ref("FeedbackEntry")},
+        }
+    ),
+    "IncidentDetail": _obj(
+        {
+            "incident": _ref("Incident"),
+            "segments": {"type": "array", "items": _ref("IncidentSegment")},
+            "alerts": {"type": "array", "items": {"type": "object", "description": "alert v1"}},
+            "feedback": {"type": "array", "items": _ref("FeedbackEntry")},
+        }
+    ),
+    "Room": {
+        "allOf": [
+            _ref("StreamStatus"),
+            _obj(
+                {
+                    "last_result": {"type": ["object", "null"]},
+                    "open_incidents": {"type": "integer", "minimum": 0},
+                }
+            ),
+        ]
+    },
+}
+
+_QUERY = [
+    {"name": n, "in": "query", "schema": {"type": "string"}}
+    for n in ("room", "label", "risk", "min_risk", "state", "since", "until", "limit")
+]
+
+CONSOLE_PATHS: dict[str, Any] = {
+    "/v1/incidents": {
+        "get": {
+            "parameters": _QUERY,
+            "responses": {
+                "200": _json(
+                    _obj({"incidents": {"type": "array", "items": _ref("Incident")}}),
+                    "incidents, newest first",
+                ),
+                "400": _json(_ERR, "bad query"),
+            },
+        }
+    },
+    "/v1/incidents/{id}": {
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR}],
+        "get": {
+            "responses": {
+                "200": _json(_ref("IncidentDetail"), "the incident, its segments and alerts"),
+                "404": _json(_ERR, "no such incident"),
+            }
+        },
+    },
+    "/v1/evidence/{segment_id}": {
+        "parameters": [
+            {"name": "segment_id", "in": "path", "required": True, "schema": _STR},
+            {"name": "expires", "in": "query", "schema": _STR},
+            {"name": "sig", "in": "query", "schema": _STR},
+        ],
+        "get": {
+            "description": "The evidence clip; Range requests are answered with 206. With "
+            "a signed URL (expires, sig) no token is needed.",
+            "responses": {
+                "200": {"description": "the clip", "content": {"audio/*": {}}},
+                "206": {"description": "part of the clip", "content": {"audio/*": {}}},
+                "403": _json(_ERR, "the signature is wrong or expired"),
+                "404": _json(_ERR, "no evidence kept for this segment"),
+                "410": _json(_ERR, "deleted by evidence retention"),
+            },
+        },
+    },
+    "/v1/rooms": {
+        "get": {
+            "responses": {
+                "200": _json(
+                    _obj({"rooms": {"type": "array", "items": _ref("Room")}}),
+                    "every stream with its live state, last result and open incidents",
+                )
+            }
+        }
+    },
+    "/v1/whoami": {
+        "get": {
+            "responses": {
+                "200": _json(_obj({"role": {"enum": ["operator", "viewer"]}}), "the caller")
+            }
+        }
+    },
+}
