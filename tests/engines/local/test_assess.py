@@ -29,6 +29,7 @@ from streamguard.engines.local.assess import (
     skipped,
     usage,
 )
+from streamguard.engines.local.judge import Rules, judge
 from streamguard.engines.local.keywords import KeywordLibrary, KeywordMatcher
 from streamguard.engines.local.listen import Gated, Heard
 from streamguard.engines.local.recheck import Correction
@@ -113,7 +114,7 @@ def _assess(
         SEGMENT,
         gated,
         heard or Heard(transcript, transcript.text),
-        matcher=MATCHER,
+        judgement=judge(transcript.text, MATCHER.match(transcript.text), None, Rules()),
         library_errors=library_errors,
         confidence=confidence,
         version="test",
