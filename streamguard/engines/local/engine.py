@@ -2,6 +2,9 @@
 
 A thin composition of its parts:
 
+- ``moderator``: a transcript's text → keyword hits and the semantic layer's finding,
+  combined (``judge``), with the tail of the stream's previous segment (``context``);
+
 - ``scheduler``: worker threads, the backlog (a segment arriving when it is full is not
   dropped: it gets a ``skipped_overloaded`` verdict, "skipped: overloaded"), and batches of
   segments sharing one whisper pass;
@@ -26,8 +29,12 @@ from streamguard.core.segment import Segment
 from streamguard.core.verdict import Verdict
 from streamguard.engines.gate import SpeechDetector, SpeechGate
 from streamguard.engines.local import assess, listen
+from streamguard.engines.local.context import StreamTails
+from streamguard.engines.local.embedder import Embedder
+from streamguard.engines.local.judge import Judgement
 from streamguard.engines.local.keywords import LibrarySet
 from streamguard.engines.local.listen import Gated, Heard
+from streamguard.engines.local.moderator import TextModerator
 from streamguard.engines.local.recognizer import Recognizer
 from streamguard.engines.local.scheduler import Job, Scheduler
 from streamguard.engines.local.stats import EngineCounters, EngineStats, HealthEvent, HealthKind
@@ -38,8 +45,10 @@ __all__ = ["LocalEngine"]
 class LocalEngine:
     """The embedded engine; use ``async with LocalEngine(config) as engine`` (or ``aclose()``).
 
-    ``recognizer`` and ``gate`` may be given (a test shares one loaded model, or controls the
-    gate); a given recognizer is not the engine's to close. ``on_health`` is called on the
+    ``recognizer``, ``gate`` and ``embedder`` may be given (a test shares one loaded model,
+    controls the gate, or gives fixed sentence vectors); a given recognizer is not the
+    engine's to close. ``text`` judges transcripts (keywords and the semantic layer), each
+    with the tail of its stream's previous segment (``tails``). ``on_health`` is called on the
     event loop with every ``HealthEvent``; ``counters`` is a snapshot of what the engine has
     done (health events counted by kind among them).
     """
@@ -53,10 +62,13 @@ class LocalEngine:
         *,
         recognizer: Recognizer | None = None,
         gate: SpeechDetector | None = None,
+        embedder: Embedder | None = None,
         on_health: Callable[[HealthEvent], None] | None = None,
     ) -> None:
         self.config = config = config or LocalEngineConfig()
         self.libraries = LibrarySet(config.libraries)
+        self.text = TextModerator(config, libraries=self.libraries, embedder=embedder)
+        self.tails = StreamTails(config.context_words)
         self.recognizer = recognizer or Recognizer(
             config.model,
             cpu_threads=config.cpu_threads,
@@ -78,6 +90,8 @@ class LocalEngine:
             model=config.gate_model,
         )
         self.version = f"streamguard {metadata.version('streamguard')}; {self.recognizer.version}"
+        if self.text.embedder is not None:
+            self.version += f"; {self.text.embedder.name}"
         self._stats = EngineStats(on_health)
         self._scheduler: Scheduler[Heard] = Scheduler(
             workers=config.workers,
@@ -102,8 +116,10 @@ class LocalEngine:
         await self.aclose()
 
     async def start(self) -> None:
-        """Load the speech model now (off the loop), so a bad model fails at start-up."""
+        """Load the speech model and fit the semantic layer now (off the loop), so a bad
+        model fails at start-up."""
         await self._scheduler.offload(self.recognizer.load)
+        await self._scheduler.offload(self.text.load)
 
     async def aclose(self) -> None:
         """Refuse new segments, let every segment already admitted finish, stop the workers."""
@@ -155,16 +171,29 @@ class LocalEngine:
         if gated.regions is None:
             return assess.no_speech(segment, gated, version=self.version), gated, None
         heard = await self._scheduler.recognise(segment, gated.regions)
+        judgement = await self._scheduler.offload(
+            functools.partial(self._read, segment, heard.transcript.text)
+        )
         verdict = assess.assess(
             segment,
             gated,
             heard,
-            matcher=self.libraries.matcher,
-            library_errors=[str(e) for e in self.libraries.errors.values()],
+            judgement=judgement,
+            library_errors=[
+                *(str(e) for e in self.libraries.errors.values()),
+                *(str(e) for e in self.text.errors),
+            ],
             confidence=assess.Confidence.of(self.config, multilingual=self.recognizer.multilingual),
             version=self.version,
         )
         return verdict, gated, heard
+
+    def _read(self, segment: Segment, text: str) -> Judgement:
+        """Runs on a worker thread: judge ``text`` with the tail of the segment before it."""
+        judgement = self.text.judge_after(text, self.tails.before(segment))
+        flagged = judgement.semantic.library.id if judgement.semantic is not None else None
+        self.tails.remember(segment, text, flagged)
+        return judgement
 
     async def _hear(self, batch: Sequence[Job[Heard]]) -> list[Heard]:
         """The scheduler's recognition of one batch: whisper, then the second listen."""
@@ -189,11 +218,17 @@ class LocalEngine:
             if now < self._next_reload_check:
                 return []
             self._next_reload_check = now + self.config.reload_seconds
-            failures_before = self.libraries.reload_failures
+            failures_before = self.libraries.reload_failures + self._example_failures
             self.libraries.refresh()
-            if self.libraries.reload_failures == failures_before:
+            self.text.refresh_examples()
+            if self.libraries.reload_failures + self._example_failures == failures_before:
                 return []
             return [
                 HealthEvent(HealthKind.LIBRARY_RELOAD_FAILED, str(error).replace("\n", "; "))
-                for error in self.libraries.errors.values()
+                for error in (*self.libraries.errors.values(), *self.text.errors)
             ]
+
+    @property
+    def _example_failures(self) -> int:
+        examples = self.text.examples
+        return examples.reload_failures if examples is not None else 0

@@ -29,10 +29,13 @@ from streamguard.engines.local.assess import (
     skipped,
     usage,
 )
+from streamguard.engines.local.examples import ExampleKind, ExampleLibrary
+from streamguard.engines.local.judge import Rules, judge
 from streamguard.engines.local.keywords import KeywordLibrary, KeywordMatcher
 from streamguard.engines.local.listen import Gated, Heard
 from streamguard.engines.local.recheck import Correction
 from streamguard.engines.local.recognizer import Transcript, Word
+from streamguard.engines.local.semantic import Nearest, SemanticFinding
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 SEGMENT = Segment(
@@ -113,7 +116,7 @@ def _assess(
         SEGMENT,
         gated,
         heard or Heard(transcript, transcript.text),
-        matcher=MATCHER,
+        judgement=judge(transcript.text, MATCHER.match(transcript.text), None, Rules()),
         library_errors=library_errors,
         confidence=confidence,
         version="test",
@@ -274,3 +277,33 @@ def test_every_hit_points_at_the_words_it_was_heard_as(spoken: list[str]) -> Non
         assert hit.time_start < hit.time_end
     if verdict.hit:
         assert verdict.score == max(k.score for k in verdict.keywords)
+
+
+def test_a_semantic_hit_says_which_signal_fired_with_its_examples() -> None:
+    library = ExampleLibrary(
+        "threat", "Threats", "Abuse", "Threat", ExampleKind.FLAG, 90, 80, ("i know where you live",)
+    )
+    transcript = _said("I know where you live, idiot.")
+    finding = SemanticFinding(library, 96, (Nearest("i know where you live", 0.97),))
+    verdict = assess(
+        SEGMENT,
+        GATED,
+        Heard(transcript, transcript.text),
+        judgement=judge(transcript.text, MATCHER.match(transcript.text), finding, Rules()),
+        library_errors=(),
+        confidence=ENGLISH,
+        version="test",
+    )
+    assert (verdict.suggestion, verdict.label, verdict.sub_label, verdict.score) == (
+        Suggestion.REVIEW,
+        "Abuse",
+        "Threat",
+        90,
+    )
+    assert [k.keyword for k in verdict.keywords] == ["idiot"]
+    assert verdict.reason == "keyword hit; semantic match (high)"
+    assert verdict.details["signals"] == ["keyword", "semantic"]
+    assert verdict.details["semantic"]["examples"] == [
+        {"text": "i know where you live", "similarity": 0.97}
+    ]
+    assert verdict.details["semantic"]["level"] == "high"

@@ -1,0 +1,153 @@
+"""Semantic layer evaluation on text: recall and false flags per category, CPU per text.
+
+    .venv/bin/python -m bench.semantic_eval [--examples FILE ...] [--json]
+
+The evaluation set is the ``held_out`` sentences of the example libraries (shipped:
+``streamguard/engines/local/libraries/en-examples.toml``), which the classifier never
+sees: they were split off with ``random.Random(13)`` before any threshold was chosen.
+Each is judged alone, as ``moderate-text`` judges a chat line, twice: keyword libraries
+only (``semantic = false``) and keywords plus the semantic layer (the defaults). A harmful
+sentence is *caught* when the suggestion is not Pass, *labelled* when it is also flagged with
+its library's label; a benign sentence that is not Pass is a *false flag*.
+
+CPU is ``time.process_time()`` of this process with the embedder on one thread: "per core"
+figures are per fully used core. Text only: speech conditions (clean, noise, telephone)
+are not measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from streamguard.config.engine import LocalEngineConfig
+from streamguard.core.verdict import Suggestion
+from streamguard.engines.local.examples import ExampleKind, ExampleSet
+from streamguard.engines.local.judge import Judgement
+from streamguard.engines.local.moderator import TextModerator
+
+
+@dataclass
+class Tally:
+    """One category's held-out sentences and what became of them."""
+
+    category: str
+    harmful: bool
+    total: int = 0
+    flagged: int = 0
+    labelled: int = 0
+    missed: list[str] = field(default_factory=list)
+    """Harmful sentences passed, or benign ones flagged."""
+
+    def add(self, text: str, label: str, judgement: Judgement) -> None:
+        self.total += 1
+        hit = judgement.suggestion is not Suggestion.PASS
+        self.flagged += hit
+        self.labelled += hit and judgement.label == label
+        if hit != self.harmful:
+            self.missed.append(text)
+
+
+def _evaluate(moderator: TextModerator, examples: ExampleSet) -> list[Tally]:
+    tallies = []
+    for library in examples.libraries:
+        if not library.held_out:
+            continue
+        tally = Tally(library.id, library.kind is ExampleKind.FLAG)
+        for text, judgement in zip(
+            library.held_out, moderator.judge_many(library.held_out), strict=True
+        ):
+            tally.add(text, library.label, judgement)
+        tallies.append(tally)
+    return tallies
+
+
+def _cpu(moderator: TextModerator, texts: Sequence[str]) -> dict[str, float]:
+    """CPU seconds per text judged one at a time, and per text in batches of 64."""
+    moderator.judge_many(texts[:4])  # warm
+    started = time.process_time()
+    for text in texts:
+        moderator.judge_many([text])
+    single = (time.process_time() - started) / len(texts)
+    started = time.process_time()
+    for first in range(0, len(texts), 64):
+        moderator.judge_many(texts[first : first + 64])
+    batched = (time.process_time() - started) / len(texts)
+    return {
+        "cpu_ms_per_text": round(single * 1000, 1),
+        "texts_per_core_second": round(1 / single, 1),
+        "cpu_ms_per_text_batched": round(batched * 1000, 1),
+        "texts_per_core_second_batched": round(1 / batched, 1),
+    }
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}% ({part}/{whole})" if whole else "-"
+
+
+def _table(runs: dict[str, list[Tally]]) -> list[str]:
+    names = list(runs)
+    lines = [
+        "| category | held out | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    first = runs[names[0]]
+    for index, tally in enumerate(first):
+        what = "caught" if tally.harmful else "false flags"
+        cells = [_percent(runs[n][index].flagged, runs[n][index].total) for n in names]
+        lines.append(f"| {tally.category} ({what}) | {tally.total} | " + " | ".join(cells) + " |")
+    for harmful, what in ((True, "all harmful: caught"), (False, "all benign: false flags")):
+        cells = []
+        for name in names:
+            chosen = [t for t in runs[name] if t.harmful is harmful]
+            flagged = sum(t.flagged for t in chosen)
+            cells.append(_percent(flagged, sum(t.total for t in chosen)))
+        lines.append(f"| **{what}** | | " + " | ".join(cells) + " |")
+    cells = []
+    for name in names:
+        harmful_tallies = [t for t in runs[name] if t.harmful]
+        labelled = sum(t.labelled for t in harmful_tallies)
+        cells.append(_percent(labelled, sum(t.total for t in harmful_tallies)))
+    lines.append("| **all harmful: caught with the right label** | | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--examples", type=Path, nargs="*", default=[])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    args = parser.parse_args(argv)
+    runs: dict[str, list[Tally]] = {}
+    report: dict[str, Any] = {"date": datetime.now(UTC).date().isoformat()}
+    for name, semantic in (("keywords only", False), ("keywords + semantic", True)):
+        config = LocalEngineConfig(semantic=semantic, example_libraries=args.examples)
+        moderator = TextModerator(config)
+        started = time.process_time()
+        moderator.load()
+        report[f"{name}: start cpu s"] = round(time.process_time() - started, 2)
+        examples = moderator.examples or ExampleSet(args.examples)
+        runs[name] = _evaluate(moderator, examples)
+        texts = [t for lib in examples.libraries for t in lib.held_out]
+        report[f"{name}: cpu"] = _cpu(moderator, texts)
+    report["missed with semantic"] = {t.category: t.missed for t in runs["keywords + semantic"]}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"Held-out text, {report['date']}, {platform.processor() or platform.machine()}\n")
+    print("\n".join(_table(runs)))
+    print()
+    for key, value in report.items():
+        if key != "date":
+            print(f"- {key}: {json.dumps(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""``POST /v1/moderate/text``: judge 1-10 chat texts, in the manner of Tencent Chat's batch
+moderation (``shared/spec/batch-moderation.md``, part A).
+
+Request: ``{"items": [{"id": ..., "text": "..."}], "profile": "default"}`` (``profile``
+optional; ``id`` a string or an integer, unique in the request). Answer (200):
+``{"results": [...]}``, one per item in order, each with its ``id``, its own
+``request_id``, ``error_code`` (0 = judged) and ``error_info``, and when judged
+``suggestion`` (Pass/Review/Block), ``label``, ``sub_label``, ``score``, ``signals``,
+``keywords`` and ``semantic``.
+
+Per item (the others are still judged): 60003 empty text, 93000 text over 8192 UTF-8
+bytes. Per request (HTTP 400, nothing judged): 60003 malformed body, items or unknown
+profile, 93007 duplicate id, 93008 more than 10 items; 93006 (HTTP 504) when judging took
+longer than the 5 s budget. Judging runs on a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from streamguard.config.policy import ProfileConfig
+from streamguard.engines.local.moderator import TextModerator
+
+__all__ = [
+    "DUPLICATE_ID",
+    "EMPTY_TEXT",
+    "INVALID_REQUEST",
+    "MAX_ITEMS",
+    "MAX_TEXT_BYTES",
+    "TEXT_TOO_LONG",
+    "TIMED_OUT",
+    "TOO_MANY_ITEMS",
+    "text_route",
+]
+
+MAX_ITEMS = 10
+MAX_TEXT_BYTES = 8192
+INVALID_REQUEST = 60003
+EMPTY_TEXT = 60003
+TEXT_TOO_LONG = 93000
+TIMED_OUT = 93006
+DUPLICATE_ID = 93007
+TOO_MANY_ITEMS = 93008
+
+
+class _Refused(Exception):
+    """The request as a whole is refused: HTTP status, Tencent-style code, message."""
+
+    def __init__(self, status: int, code: int, name: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.name = status, code, name
+
+    def response(self) -> web.Response:
+        body = {"error": {"code": self.name, "error_code": self.code, "message": str(self)}}
+        return web.json_response(body, status=self.status)
+
+
+def text_route(
+    moderator: TextModerator,
+    profiles: Mapping[str, ProfileConfig] | None = None,
+    *,
+    budget_seconds: float = 5.0,
+) -> web.RouteDef:
+    """The route ``POST /v1/moderate/text``, judging with ``moderator`` under ``profiles``."""
+
+    async def moderate_text(request: web.Request) -> web.Response:
+        try:
+            items, profile = _parse(await _body(request), profiles or {})
+            results = await _judge(moderator, items, profile, budget_seconds)
+        except _Refused as refused:
+            return refused.response()
+        return web.json_response({"results": results})
+
+    return web.post("/v1/moderate/text", moderate_text)
+
+
+async def _body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", "body is not JSON") from exc
+
+
+def _parse(
+    body: Any, profiles: Mapping[str, ProfileConfig]
+) -> tuple[list[tuple[Any, str]], ProfileConfig | None]:
+    """(id, text) of every item and the profile asked for; ``_Refused`` when malformed."""
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", "body needs an 'items' array")
+    unknown = sorted(set(body) - {"items", "profile"})
+    if unknown:
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", f"unknown keys: {unknown}")
+    items = body["items"]
+    if not items:
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", "'items' is empty")
+    if len(items) > MAX_ITEMS:
+        message = f"{len(items)} items; at most {MAX_ITEMS} per request"
+        raise _Refused(400, TOO_MANY_ITEMS, "too_many_items", message)
+    parsed = [_item(item, index) for index, item in enumerate(items)]
+    ids = [item_id for item_id, _ in parsed]
+    duplicates = sorted({str(i) for i in ids if ids.count(i) > 1})
+    if duplicates:
+        message = f"ids used more than once: {', '.join(duplicates)}"
+        raise _Refused(400, DUPLICATE_ID, "duplicate_id", message)
+    name = body.get("profile")
+    if name is None:
+        return parsed, None
+    if not isinstance(name, str) or name not in profiles:
+        message = f"profile {name!r} is not one of {', '.join(sorted(profiles))}"
+        raise _Refused(400, INVALID_REQUEST, "unknown_profile", message)
+    return parsed, profiles[name]
+
+
+def _item(item: Any, index: int) -> tuple[Any, str]:
+    if not isinstance(item, dict) or set(item) != {"id", "text"}:
+        message = f"items[{index}] must be an object with exactly 'id' and 'text'"
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
+    item_id, text = item["id"], item["text"]
+    if isinstance(item_id, bool) or not isinstance(item_id, str | int):
+        message = f"items[{index}].id must be a string or an integer"
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
+    if not isinstance(text, str):
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", f"items[{index}].text: a string")
+    return item_id, text
+
+
+async def _judge(
+    moderator: TextModerator,
+    items: list[tuple[Any, str]],
+    profile: ProfileConfig | None,
+    budget_seconds: float,
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    judged: list[int] = []
+    for item_id, text in items:
+        result: dict[str, Any] = {"id": item_id, "request_id": str(uuid.uuid4())}
+        size = len(text.encode("utf-8"))
+        if not text.strip():
+            result |= {"error_code": EMPTY_TEXT, "error_info": "text is empty"}
+        elif size > MAX_TEXT_BYTES:
+            info = f"text is {size} bytes; at most {MAX_TEXT_BYTES}"
+            result |= {"error_code": TEXT_TOO_LONG, "error_info": info}
+        else:
+            result |= {"error_code": 0, "error_info": ""}
+            judged.append(len(results))
+        results.append(result)
+    if judged:
+        texts = [items[n][1] for n in judged]
+        work = functools.partial(moderator.judge_many, texts, profile)
+        try:
+            judgements = await asyncio.wait_for(asyncio.to_thread(work), budget_seconds)
+        except TimeoutError as exc:
+            message = f"judging took longer than {budget_seconds:g} s; send fewer items"
+            raise _Refused(504, TIMED_OUT, "timed_out", message) from exc
+        for n, judgement in zip(judged, judgements, strict=True):
+            results[n] |= judgement.to_json()
+    return results

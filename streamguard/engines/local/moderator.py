@@ -1,0 +1,172 @@
+"""Judging text with both signals: keyword libraries and the semantic layer.
+
+``TextModerator`` is shared by the local engine (a segment's transcript, with the tail of
+the previous segment), ``streamguard moderate-text`` and ``POST /v1/moderate/text``. Every
+method but ``rules`` blocks (embedding, fitting): call it on a worker thread. If the
+semantic layer fails on a text, the keyword judgement stands and ``semantic_error`` says
+why; nothing is reported clean because of it that keywords would have caught.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Sequence
+
+from streamguard.config.engine import LocalEngineConfig
+from streamguard.config.policy import ProfileConfig
+from streamguard.engines.local.context import Tail
+from streamguard.engines.local.embedder import E5Embedder, Embedder, Vectors
+from streamguard.engines.local.examples import ExampleSet
+from streamguard.engines.local.judge import Judgement, Rules, judge
+from streamguard.engines.local.keywords import KeywordMatch, LibraryError, LibrarySet
+from streamguard.engines.local.semantic import SemanticFinding, SemanticIndex
+
+__all__ = ["TextModerator"]
+
+log = logging.getLogger("streamguard.engines.local.engine")
+
+
+class TextModerator:
+    """Keyword libraries plus, when ``config.semantic``, example libraries and a classifier.
+
+    ``libraries`` may be given (the engine shares its own); ``embedder`` too (tests give
+    fixed vectors). ``load()`` embeds the examples and fits the classifier; judging loads
+    on first use otherwise.
+    """
+
+    def __init__(
+        self,
+        config: LocalEngineConfig,
+        *,
+        libraries: LibrarySet | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.rules = Rules.of(config)
+        self.libraries = libraries or LibrarySet(config.libraries)
+        self.examples = ExampleSet(config.example_libraries) if config.semantic else None
+        self.embedder: Embedder | None = None
+        if config.semantic:
+            self.embedder = embedder or E5Embedder()
+        self._index: SemanticIndex | None = None
+        self._cache: dict[str, Vectors] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def semantic(self) -> bool:
+        """Whether the semantic layer is on."""
+        return self.examples is not None
+
+    @property
+    def errors(self) -> list[LibraryError]:
+        """Broken example library files (the previous versions are in use)."""
+        return list(self.examples.errors.values()) if self.examples is not None else []
+
+    def load(self) -> None:
+        """Embed the examples and fit the classifier (a few seconds for the shipped ones)."""
+        self._loaded()
+
+    def _loaded(self) -> SemanticIndex | None:
+        with self._lock:
+            if self._index is None and self.examples is not None and self.embedder is not None:
+                self._index = SemanticIndex.build(
+                    self.examples.libraries, self.embedder, cache=self._cache
+                )
+            return self._index
+
+    def refresh_examples(self) -> bool:
+        """Reload changed example files and refit; whether anything changed."""
+        if self.examples is None or not self.examples.refresh():
+            return False
+        if self.embedder is not None:
+            index = SemanticIndex.build(self.examples.libraries, self.embedder, cache=self._cache)
+            with self._lock:
+                self._index = index
+        return True
+
+    def judge_many(
+        self, texts: Sequence[str], profile: ProfileConfig | None = None
+    ) -> list[Judgement]:
+        """Each text judged on its own, in order.
+
+        With a ``profile``, its ``ignored_words`` and the labels it switches off
+        (``enabled = false``) do not count, as the policy would drop them.
+        """
+        findings, error = self._find(texts)
+        matcher = self.libraries.matcher
+        judged = []
+        for text, finding in zip(texts, findings, strict=True):
+            matches = matcher.match(text)
+            if profile is not None:
+                matches, finding = _allowed(profile, matches, finding)
+            judged.append(_with_error(judge(text, matches, finding, self.rules), error))
+        return judged
+
+    def judge_after(self, text: str, tail: Tail | None) -> Judgement:
+        """``text`` judged together with ``tail``, the end of the text before it.
+
+        Keyword hits wholly inside the tail were reported with the text before and are not
+        counted again; one that spans the cut is counted here, its span clipped to ``text``.
+        A semantic finding of the joined text counts when it beats ``text``'s own and the
+        text before was not already flagged with that library.
+        """
+        if tail is None or not tail.text or not text.strip():
+            return self.judge_many([text])[0]
+        prefix = len(tail.text) + 1
+        joined = f"{tail.text} {text}"
+        matches = [_shifted(m, prefix) for m in self.libraries.matcher.match(joined)]
+        (alone, together), error = self._find([text, joined])
+        finding = alone
+        if (
+            together is not None
+            and (alone is None or together.score > alone.score)
+            and together.library.id != tail.flagged_library
+        ):
+            finding = dataclasses.replace(together, context=True)
+        kept = [m for m in matches if m is not None]
+        return _with_error(judge(text, kept, finding, self.rules), error)
+
+    def _find(self, texts: Sequence[str]) -> tuple[list[SemanticFinding | None], str | None]:
+        nothing: list[SemanticFinding | None] = [None] * len(texts)
+        if not self.semantic or not texts:
+            return nothing, None
+        try:
+            index = self._loaded()
+            if index is None or self.embedder is None:
+                return nothing, None
+            wanted = [n for n, t in enumerate(texts) if t.strip()]
+            found = index.find(self.embedder.embed([texts[n] for n in wanted]))
+        except Exception as exc:
+            # Keywords still judge the text; the verdict says the semantic layer did not.
+            log.exception("semantic layer failed; judging by keywords only")
+            return nothing, f"{type(exc).__name__}: {exc}"
+        for n, finding in zip(wanted, found, strict=True):
+            nothing[n] = finding
+        return nothing, None
+
+
+def _shifted(match: KeywordMatch, offset: int) -> KeywordMatch | None:
+    """``match`` in the joined text as a match in the text after ``offset``; None if before."""
+    if match.end <= offset:
+        return None
+    return dataclasses.replace(match, start=max(match.start - offset, 0), end=match.end - offset)
+
+
+def _allowed(
+    profile: ProfileConfig, matches: list[KeywordMatch], finding: SemanticFinding | None
+) -> tuple[list[KeywordMatch], SemanticFinding | None]:
+    """What of ``matches`` and ``finding`` counts under ``profile``."""
+    ignored = {word.casefold() for word in profile.ignored_words}
+
+    def enabled(label: str) -> bool:
+        return profile.labels.get(label, profile.other_labels).enabled
+
+    kept = [m for m in matches if m.keyword.casefold() not in ignored and enabled(m.library.label)]
+    if finding is not None and not enabled(finding.library.label):
+        finding = None
+    return kept, finding
+
+
+def _with_error(judgement: Judgement, error: str | None) -> Judgement:
+    return judgement if error is None else dataclasses.replace(judgement, semantic_error=error)
