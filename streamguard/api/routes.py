@@ -62,11 +62,12 @@ def build_api(
     readiness: dict[str, Check],
     token: str | None,
     console: ConsoleSetup | None = None,
+    text: web.RouteDef | None = None,
 ) -> web.Application:
     """The aiohttp application; the daemon runs it with an ``AppRunner``.
 
     With ``console`` it also serves the incident and evidence routes, the console, and
-    accepts the viewer token."""
+    accepts the viewer token; with ``text`` it serves ``POST /v1/moderate/text``."""
     access = (
         Access(token)
         if console is None
@@ -98,6 +99,8 @@ def build_api(
         )
         app.add_routes(EvidenceRoutes(history, console.evidence_dir).routes())
         app.add_routes(ConsolePages().routes())
+    if text is not None:
+        app.add_routes([text])
     return app
 
 

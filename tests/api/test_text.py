@@ -42,7 +42,9 @@ def embedder() -> _Held:
 async def client(tmp_path: Path, embedder: _Held) -> AsyncIterator[TestClient[Any, Any]]:
     examples = tmp_path / "examples.toml"
     examples.write_text(EXAMPLES_TOML)
-    moderator = TextModerator(LocalEngineConfig(example_libraries=[examples]), embedder=embedder)
+    moderator = TextModerator(
+        LocalEngineConfig(semantic=True, example_libraries=[examples]), embedder=embedder
+    )
     embedder.release.set()
     moderator.load()
     profiles = {"default": ProfileConfig(), "lenient": ProfileConfig(ignored_words=["idiot"])}

@@ -434,3 +434,14 @@ def waiting_alerts(daemon: DaemonProcess) -> set[str]:
             return {row[0] for row in rows}
         except sqlite3.OperationalError:  # not created yet
             return set()
+
+
+def test_chat_text_is_moderated_through_the_api(api_daemon: DaemonProcess) -> None:
+    body = {"items": [{"id": "m1", "text": "you idiot"}, {"id": "m2", "text": "good game"}]}
+    status, answer = api_daemon.request("POST", "/v1/moderate/text", body)
+    assert status == 200, answer
+    rude, fine = answer["results"]
+    assert (rude["id"], rude["suggestion"], rude["label"]) == ("m1", "Review", "Abuse")
+    assert (fine["id"], fine["suggestion"]) == ("m2", "Pass")
+    status, _ = api_daemon.request("POST", "/v1/moderate/text", body, token=None)
+    assert status == 401

@@ -78,8 +78,12 @@ def test_a_profile_drops_its_ignored_words_and_an_unknown_one_is_refused(config:
 
 
 @pytest.mark.slow
-def test_the_semantic_layer_flags_a_threat_without_a_violent_word() -> None:
-    result = _run("I know where you live and which school your kids go to.", "Good game!")
+def test_the_semantic_layer_flags_a_threat_without_a_violent_word(tmp_path: Path) -> None:
+    semantic = tmp_path / "semantic.toml"
+    semantic.write_text('[engine]\ntype = "local"\nsemantic = true\n', encoding="utf-8")
+    result = _run(
+        "-c", str(semantic), "I know where you live and which school your kids go to.", "Good game!"
+    )
     assert result.returncode == 0, result.stderr
     threat, chat = _lines(result.stdout)
     assert (threat["suggestion"], threat["label"], threat["signals"]) == (

@@ -36,7 +36,7 @@ def examples_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def moderator(examples_file: Path) -> TextModerator:
-    config = LocalEngineConfig(example_libraries=[examples_file], reload_seconds=0)
+    config = LocalEngineConfig(semantic=True, example_libraries=[examples_file], reload_seconds=0)
     return TextModerator(config, embedder=WordEmbedder())
 
 
