@@ -36,6 +36,7 @@ import logging
 import os
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -211,18 +212,26 @@ class Source:
                 self._loop.call_soon_threadsafe(done)
 
     def _deliver(self, chunk: AudioChunk) -> None:
-        if self._hand_over(chunk):
-            self._tally.heard(len(chunk.samples))
+        # Counted before it is queued: the consumer reading the stats when the chunk
+        # arrives must already see the source online, with no stale error.
+        self._hand_over(chunk, before=lambda: self._tally.heard(len(chunk.samples)))
 
-    def _hand_over(self, item: AudioChunk | BaseException | _End) -> bool:
-        """Queue an item for the consumer, waiting for room for audio; False if closing."""
+    def _hand_over(
+        self, item: AudioChunk | BaseException | _End, before: Callable[[], None] | None = None
+    ) -> bool:
+        """Queue an item for the consumer, waiting for room for audio; False if closing.
+        ``before`` runs just before the item is queued (audio: once it has room)."""
         if isinstance(item, AudioChunk):
             while not self._slots.acquire(timeout=_HAND_OFF_POLL):
                 if self._closing.is_set():
                     return False
         assert self._loop is not None
+        if self._loop.is_closed():  # nobody will read it
+            return False
+        if before is not None:
+            before()
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: nobody will read it
+        except RuntimeError:  # the loop closed meanwhile: nobody will read it
             return False
         return True
