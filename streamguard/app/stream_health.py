@@ -1,6 +1,7 @@
 """``StreamHealth``: a stream's state changes, published as its retained status and as health
-events — ``down`` once when audio stops, ``restored`` once when it is back (whatever states
-lie between), ``silent`` when speech stops."""
+events — ``down`` once when audio stops or never starts (a source ``failing`` to connect),
+``restored`` once when it is back (whatever states lie between), ``silent`` when speech
+stops. The status and the ``down`` event carry the last error."""
 
 from __future__ import annotations
 

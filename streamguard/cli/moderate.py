@@ -4,8 +4,10 @@ stdout gets one JSON object per line: ``{"type": "segment", ...}`` for every seg
 metadata, clip and verdict) and, when no ``[mqtt]`` broker is configured, every alert the
 policy raises, exactly as it would be published (``alert.v1`` schema, with ``alert_id``).
 With a broker configured, alerts go to the bus through the durable outbox instead.
-stderr gets a progress bar for files of known duration, or a status line for live
-streams. Ctrl-C stops reading; the partial tail is still judged and printed, exit code 0.
+stderr gets a progress bar for recordings of known duration, or a status line for live
+streams. A recording (a file, or an HTTP resource that is not live: see ``--live``) is read
+once; one that brings no audio at all is an error (exit 1). Ctrl-C stops reading; the
+partial tail is still judged and printed, exit code 0.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
-import av
 from pydantic import ValidationError
 
 from streamguard.app.components import open_components
@@ -46,6 +47,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-c", "--config", type=Path, help="config file (default: built-ins)")
     parser.add_argument("--stream-id", default="cli", help="stream id used in segment ids")
     parser.add_argument("--profile", default="default", help="policy profile (from the config)")
+    parser.add_argument(
+        "--live",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="true: reopen the source when it ends; false: read it once (auto: as it says)",
+    )
     parser.add_argument("--keep-clips", type=Path, metavar="DIR", help="keep encoded clips in DIR")
     parser.add_argument(
         "--progress",
@@ -62,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         stream = StreamConfig(
-            id=args.stream_id, url=args.source, segment_seconds=args.segment, profile=args.profile
+            id=args.stream_id,
+            url=args.source,
+            segment_seconds=args.segment,
+            profile=args.profile,
+            live={"true": True, "false": False}.get(args.live, "auto"),
         )
     except ValidationError as exc:
         for error in exc.errors():
@@ -90,8 +101,8 @@ async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespa
         clip_dir = args.keep_clips or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="streamguard-"))
         )
-        source = Source(stream.url, config.ingest, stream.id)
-        duration = None if source.live else await asyncio.to_thread(_duration, stream.url)
+        live = None if stream.live == "auto" else stream.live
+        source = Source(stream.url, config.ingest, stream.id, live=live)
         # Durable state only matters with a bus (the outbox) or AMS (tasks in flight).
         durable = config.mqtt is not None or config.engine.type == "ams"
         parts = await open_components(
@@ -119,7 +130,7 @@ async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespa
         if show:
             parts.supervisor.spawn(
                 f"stream[{stream.id}].progress",
-                _progress(source, pipeline, duration, work, sys.stderr),
+                _progress(source, pipeline, work, sys.stderr),
             )
         await work
     return 0
@@ -143,25 +154,16 @@ async def _emit(outcomes: Outcomes, stream: StreamConfig, result: SegmentResult)
     await outcomes.handle(stream, result.segment, result.verdict, None)
 
 
-def _duration(url: str) -> float | None:
-    """Seconds of a file's audio, when its container says (blocking)."""
-    try:
-        with av.open(url) as container:
-            return None if container.duration is None else container.duration / 1_000_000
-    except (av.FFmpegError, OSError):
-        return None
-
-
 async def _progress(
     source: Source,
     pipeline: StreamPipeline,
-    duration: float | None,
     work: asyncio.Task[None],
     out: TextIO,
 ) -> None:
     """Redraw one line on stderr until the work is done."""
     while not work.done():
         stats = source.stats
+        duration = stats.duration
         if duration:
             share = min(1.0, stats.heard_seconds / duration)
             bar = "#" * int(share * 30)

@@ -10,9 +10,9 @@ below MQTT's 65,535-byte topic limit. Metadata, copied into every alert, is boun
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StrictBool, StringConstraints, field_validator
 
 from streamguard.config.base import Section
 from streamguard.config.ingest import SegmentSeconds
@@ -53,6 +53,15 @@ class StreamConfig(Section):
     profile: str = Field("default", description="Policy profile that judges this stream.")
     segment_seconds: SegmentSeconds | None = Field(
         None, description="Segment length for this stream; defaults to ingest.segment_seconds."
+    )
+    live: Literal["auto"] | StrictBool = Field(
+        "auto",
+        description=(
+            "Whether the source is live (reopened with backoff when it ends) or a recording"
+            " (read once, then the stream ends). auto: local files are recordings, RTMP and"
+            " RTSP live, an HTTP resource with a Content-Length and no ICY headers (or a"
+            " finished HLS playlist) a recording."
+        ),
     )
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict,

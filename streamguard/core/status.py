@@ -40,6 +40,9 @@ class StreamState(StrEnum):
     ENDED = "ended"
     STOPPED = "stopped"
     FAILED = "failed"
+    FAILING = "failing"
+    """Attempts to connect keep failing (refused, 404, timed out, no audio): still retried,
+    but down, with the last error and the number of attempts to show for it."""
 
     @property
     def published(self) -> str:
@@ -49,7 +52,12 @@ class StreamState(StrEnum):
     @property
     def down(self) -> bool:
         """True while the stream should have audio and has none (a health ``down``)."""
-        return self in (StreamState.RECONNECTING, StreamState.RESTARTING, StreamState.FAILED)
+        return self in (
+            StreamState.RECONNECTING,
+            StreamState.RESTARTING,
+            StreamState.FAILED,
+            StreamState.FAILING,
+        )
 
     @property
     def finished(self) -> bool:
@@ -67,6 +75,7 @@ _PUBLISHED = {
     StreamState.ENDED: "offline",
     StreamState.STOPPED: "offline",
     StreamState.FAILED: "offline",
+    StreamState.FAILING: "reconnecting",
 }
 
 

@@ -5,6 +5,9 @@ or path whose protocol is not allowed (``data:``, ``ftp:``, ``concat:``, ``subfi
 file when ``allow_local_files`` is off ...) with :class:`ProtocolNotAllowed` naming it. Then
 the ``protocol_whitelist`` option it returns stops FFmpeg itself from wandering to other
 protocols while it reads (an HLS playlist naming ``file:`` segments, a redirect to ``ftp:``).
+
+Schemes are case-insensitive (RFC 3986) but FFmpeg's protocol names are not: ``HTTP://`` is
+checked as ``http`` and handed to FFmpeg as ``http://``, never as a protocol it cannot find.
 """
 
 from __future__ import annotations
@@ -42,13 +45,16 @@ _NETWORK_SCHEMES = frozenset({"http", "https", "rtmp", "rtmps", "rtsp"})
 class SourceTarget:
     """A source the config allows, ready for ``av.open(url, format=..., options=...)``.
 
-    ``live`` is true for network sources: they are reopened when they end, since a dropped
-    HTTP connection ends the demuxer exactly like the end of a file does.
+    ``live`` is true for sources that are live by nature (RTMP, RTSP): they are reopened when
+    they end, since a dropped connection ends the demuxer exactly like the end of a file does.
+    It is false for local files, and ``None`` for HTTP(S) and HLS, which may be a live stream
+    or a recording: the first connection tells (see
+    :attr:`Connection.looks_live <streamguard.ingest.reader.Connection.looks_live>`).
     """
 
     url: str
     kind: SourceKind
-    live: bool
+    live: bool | None
     format: str | None = None
     options: dict[str, str] = field(default_factory=dict)
 
@@ -60,9 +66,11 @@ def _allowed_names(settings: IngestConfig) -> frozenset[str]:
     return frozenset(names)
 
 
-def _target(kind: SourceKind, url: str, *, live: bool, fmt: str | None = None) -> SourceTarget:
+def _target(
+    kind: SourceKind, url: str, *, live: bool | None, fmt: str | None = None
+) -> SourceTarget:
     options = {"protocol_whitelist": ",".join(_WHITELIST[kind])}
-    if live:
+    if live is not False:
         # Probing stops at 0.5 s of media instead of 5 s: an audio-only live stream says all
         # it has to say in its first frames, and every second of probing is latency.
         options["analyzeduration"] = "500000"
@@ -84,6 +92,8 @@ def resolve_source(source: str | os.PathLike[str], settings: IngestConfig) -> So
     text = source.strip()
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
+    # FFmpeg looks protocols up by exact name: "HTTP://" would be "Protocol not found".
+    text = scheme + text[len(parts.scheme) :]
     if not scheme:
         return _local_file(Path(text), allowed)
     if scheme == "file":
@@ -94,16 +104,16 @@ def resolve_source(source: str | os.PathLike[str], settings: IngestConfig) -> So
         _require("hls", allowed)
         inner = text.split("+", 1)[1]
         _require_host(inner)
-        return _target("hls", inner, live=True, fmt="hls")
+        return _target("hls", inner, live=None, fmt="hls")
     if scheme not in _NETWORK_SCHEMES:
         raise ProtocolNotAllowed(scheme, allowed)
     _require_host(text)
     if scheme in ("http", "https") and parts.path.lower().endswith(".m3u8"):
         _require("hls", allowed)
-        return _target("hls", text, live=True)
+        return _target("hls", text, live=None)
     _require(scheme, allowed)
     kind: SourceKind = scheme  # type: ignore[assignment]  # checked against _NETWORK_SCHEMES
-    return _target(kind, text, live=True)
+    return _target(kind, text, live=None if scheme in ("http", "https") else True)
 
 
 def _local_file(path: Path, allowed: frozenset[str]) -> SourceTarget:

@@ -8,11 +8,13 @@ thread (unsafe while a read blocks in FFmpeg); the thread that opened it closes 
 A packet the decoder rejects is skipped and counted, whatever reason it gives; a mid-stream
 change of sample rate or layout rebuilds the resampler without losing what it held. PyAV's
 errors become :class:`~streamguard.core.errors.SourceError` here, timeouts
-:class:`~streamguard.core.errors.SourceTimeout`.
+:class:`~streamguard.core.errors.SourceTimeout`, with a plain message: FFmpeg's own error
+numbers (``[Errno 875574520] Server returned 404 Not Found``) mean nothing to a reader.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from streamguard.core.errors import SourceError, SourceTimeout
 from streamguard.ingest.protocols import SourceTarget
 from streamguard.ingest.stats import Tally
 
-__all__ = ["Connection", "Heard", "MonoResampler"]
+__all__ = ["Connection", "Heard", "MonoResampler", "plain_error"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,9 @@ class Heard:
 class Connection:
     """One open source: its first audio stream, demuxed and decoded packet by packet.
 
+    ``looks_live`` says whether what was opened behaves like a live stream (see
+    :func:`_looks_live`); ``duration`` is the container's length in seconds, when it says.
+
     ``with Connection(target, stream_id, tally, open_timeout=…, read_timeout=…) as c:`` opens
     (or raises :class:`SourceError`); then :meth:`next_packet` and :meth:`decode` until the end,
     and :meth:`drain` for what the decoder and resampler still hold. Blocking: reader thread
@@ -132,11 +137,14 @@ class Connection:
                 "Generator[Packet[AudioStream], None, None]", self._container.demux(self._stream)
             )
             self._resampler = MonoResampler()
+            self.looks_live = _looks_live(target, self._container)
+            duration = self._container.duration
+            self.duration = None if duration is None else duration / av.time_base
         except BaseException:
             self._container.close()
             raise
         self._flushed = False  # demux ends with one empty packet per stream, which flushes
-        tally.connected()
+        tally.connected(live=self.looks_live, duration=self.duration)
 
     def __enter__(self) -> Connection:
         return self
@@ -205,8 +213,53 @@ class Connection:
             return []
 
 
+def _looks_live(target: SourceTarget, container: av.container.InputContainer) -> bool:
+    """Whether an opened source is a live stream rather than a recording.
+
+    Over HTTP a recording has a size (the response's Content-Length) and no ICY headers
+    (Icecast and SHOUTcast send ``icy-*``, which FFmpeg copies into the metadata); a live
+    stream has no size. An HLS playlist is a recording when it is finished
+    (``EXT-X-ENDLIST``): only then does the demuxer know its duration. The answer matters
+    only when ``target.live`` is ``None``; RTMP and RTSP are always live, files never.
+    """
+    if target.live is not None:
+        return target.live
+    if target.kind == "hls" or container.format.name == "hls":
+        return container.duration is None
+    icy = any(key.lower().startswith("icy-") for key in container.metadata)
+    return icy or container.size <= 0
+
+
+_HTTP_STATUS: tuple[tuple[type[av.error.FFmpegError], str], ...] = (
+    (av.error.HTTPBadRequestError, "the server answered 400 Bad Request"),
+    (av.error.HTTPUnauthorizedError, "the server answered 401 Unauthorized"),
+    (av.error.HTTPForbiddenError, "the server answered 403 Forbidden"),
+    (av.error.HTTPNotFoundError, "the server answered 404 Not Found"),
+    (av.error.HTTPTooManyRequestsError, "the server answered 429 Too Many Requests"),
+    (av.error.HTTPOtherClientError, "the server refused the request (HTTP 4xx)"),
+    (av.error.HTTPServerError, "the server failed (HTTP 5xx)"),
+    (av.error.ProtocolNotFoundError, "FFmpeg cannot read this protocol"),
+    (av.error.InvalidDataError, "no audio format FFmpeg recognises (invalid data)"),
+    (av.error.DemuxerNotFoundError, "no audio format FFmpeg recognises"),
+)
+
+
+def plain_error(exc: av.error.FFmpegError) -> str:
+    """What went wrong, in words: no FFmpeg error number, no repeated URL.
+
+    FFmpeg's own errors carry made-up numbers (``FFERRTAG``, e.g. 875574520 for a 404);
+    system errors (ECONNREFUSED, ENOENT ...) keep their usual text.
+    """
+    for kind, text in _HTTP_STATUS:
+        if isinstance(exc, kind):
+            return text
+    if exc.errno in errno.errorcode and exc.strerror:
+        return exc.strerror
+    return exc.strerror or type(exc).__name__
+
+
 def _converted(exc: av.error.FFmpegError, what: str) -> SourceError:
     """A PyAV error as ours: timeouts (our interrupt or FFmpeg's own) as SourceTimeout."""
     if isinstance(exc, av.error.ExitError | av.error.TimeoutError):
-        return SourceTimeout(f"{what}: timed out ({exc})")
-    return SourceError(f"{what}: {exc}")
+        return SourceTimeout(f"{what}: timed out")
+    return SourceError(f"{what}: {plain_error(exc)}")

@@ -1,10 +1,21 @@
-"""Connection after connection: a file is read once; a live source is reopened until detached.
+"""Connection after connection: a recording is read once; a live source is reopened until
+detached.
+
+Whether a source is live is the stream's ``live`` setting, or, left to ``auto``, what its
+first connection says (:attr:`Connection.looks_live
+<streamguard.ingest.reader.Connection.looks_live>`): an HTTP resource with a size and no ICY
+headers, or a finished HLS playlist, is a recording. A recording is read once, and an error
+ends it at once; one that ends without any audio decoded is an error too (random bytes
+named ``.mp3`` are not a silent success). Attempts that fail before any connection told
+count as live: a 404 is retried like a refused connection.
 
 A live source whose connection ends (FFmpeg reports a dropped connection as an end of
 stream), errors or stalls is reopened after a delay from the ingest config's
-:class:`~streamguard.core.backoff.Backoff`, counted in consecutive attempts that brought no
-audio: none after a connection that did. With ``IngestConfig.max_reconnect_attempts`` set,
-that many attempts without audio give the source up. A file's error ends it at once.
+:class:`~streamguard.core.backoff.Backoff`: the first step of the schedule after a
+connection that brought audio, then one step further for each consecutive attempt that
+brought none. Never at once: a server that ends every connection must not be hammered, nor
+its audio read again and again. With ``IngestConfig.max_reconnect_attempts`` set, that many
+attempts without audio give the source up.
 
 A stall is a connection that stays open but brings no audio: packets the decoder rejects,
 or (caught by the read timeout, which is never longer than the stall timeout) no data at all.
@@ -39,7 +50,8 @@ class ReconnectLoop:
     """Reads a source until it ends, is stopped, or is given up. Blocking: reader thread only.
 
     Everything decoded goes to ``timeline``; how it went goes to ``tally``. :meth:`run`
-    raises :class:`SourceError` when a file cannot be read or a live source is given up.
+    raises :class:`SourceError` when a recording cannot be read or brings no audio, or a
+    live source is given up. ``live`` is ``None`` to let the first connection tell.
     """
 
     def __init__(
@@ -48,7 +60,7 @@ class ReconnectLoop:
         settings: IngestConfig,
         stream_id: str,
         *,
-        live: bool,
+        live: bool | None,
         timeline: Timeline,
         tally: Tally,
         stop: threading.Event,
@@ -57,7 +69,8 @@ class ReconnectLoop:
         self._target = target
         self._settings = settings
         self._stream_id = stream_id
-        self._live = live
+        self.live = live
+        """Whether the source is live; ``None`` until a connection told."""
         self._timeline = timeline
         self._tally = tally
         self._stop = stop
@@ -67,17 +80,20 @@ class ReconnectLoop:
         self._read_timeout = min(settings.read_timeout, settings.stall_timeout)
 
     def run(self) -> None:
-        """Read until the end of a file, a detach, or giving up on a live source."""
+        """Read until the end of a recording, a detach, or giving up on a live source."""
         failures = 0
         while not self._stop.is_set():
             error: SourceError | None = None
             try:
                 self._read_connection()
             except SourceError as exc:
-                if not self._live:
+                if self.live is False:
                     raise
                 error = exc
-            if self._stop.is_set() or not self._live:
+            if self._stop.is_set():
+                return
+            if self.live is False:
+                self._require_audio()
                 return
             failures = 0 if self._timeline.connection_samples else failures + 1
             reason = str(error) if error else "the source ended"
@@ -90,7 +106,7 @@ class ReconnectLoop:
                     f"gave up on {self._target.url} after {failures} attempts without audio: "
                     f"{reason}"
                 ) from error
-            delay = self._backoff.delay(failures, self._rng) if failures else 0.0
+            delay = self._backoff.delay(max(1, failures), self._rng)
             log.warning(
                 "stream %s: %s; reopening in %.2f s (attempt %d)",
                 self._stream_id,
@@ -98,8 +114,18 @@ class ReconnectLoop:
                 delay,
                 failures + 1,
             )
-            if delay and self._stop.wait(delay):
+            if self._stop.wait(delay):
                 return
+
+    def _require_audio(self) -> None:
+        """A recording read to its end must have brought audio."""
+        if self._timeline.connection_samples:
+            return
+        corrupt = self._tally.snapshot().corrupt_packets
+        raise SourceError(
+            f"no audio was decoded from {self._target.url} "
+            f"({corrupt} packets could not be decoded): is it an audio file?"
+        )
 
     def _read_connection(self) -> None:
         """Open once and read until the end, an error, a stall or a stop."""
@@ -112,6 +138,8 @@ class ReconnectLoop:
             open_timeout=self._settings.open_timeout,
             read_timeout=self._read_timeout,
         ) as connection:
+            if self.live is None:
+                self.live = timeline.live = connection.looks_live
             last_audio = time.monotonic()
             try:
                 while (packet := connection.next_packet()) is not None:

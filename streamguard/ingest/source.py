@@ -36,6 +36,8 @@ import logging
 import os
 import random
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -72,16 +74,18 @@ class Source:
     backoff; the next chunk then carries ``gap_before`` (wall time not covered by heard audio)
     and ``discontinuity``. With ``IngestConfig.max_reconnect_attempts`` set, the iterator
     raises :class:`~streamguard.core.errors.SourceError` after that many consecutive opens without
-    audio. A file ends at its end; one that cannot be opened raises at once.
+    audio. A recording (a file, an HTTP resource with a size) ends at its end; one that
+    cannot be opened, or brings no audio, raises.
 
     :meth:`detach` stops reading; the iterator ends after the last decoded audio has been
     delivered. Leaving the ``async with`` block without draining discards what is undelivered
     and waits for the reader thread to finish.
 
-    ``live`` overrides the default (network URLs are live, local files are not), e.g. for a
-    recording served over HTTP. ``attached_at`` stamps a file's audio (attach time plus media
-    offset); live audio is stamped from the wall clock when it was received. ``rng`` draws
-    the reconnect delays' jitter.
+    ``live`` overrides what the source says of itself (``None``, the default: local files
+    are recordings, RTMP and RTSP live, HTTP and HLS whatever their first connection tells).
+    ``attached_at`` stamps a recording's audio (attach time plus media offset); live audio is
+    stamped from the wall clock when it was received, never ahead of it. ``rng`` draws the
+    reconnect delays' jitter.
     """
 
     def __init__(
@@ -94,8 +98,8 @@ class Source:
         attached_at: datetime | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.target: SourceTarget = resolve_source(source, settings)
-        self.live = self.target.live if live is None else live
+        target = resolve_source(source, settings)
+        self.target: SourceTarget = target if live is None else replace(target, live=live)
         self.stream_id = stream_id
         self.attached_at = attached_at or datetime.now(UTC)
         self._tally = Tally()
@@ -109,16 +113,17 @@ class Source:
         self._ended = False
         timeline = Timeline(
             stream_id,
-            live=self.live,
+            live=self.target.live is not False,  # settled by the first connection if None
             attached_at=self.attached_at,
             tally=self._tally,
             deliver=self._deliver,
+            wait=self._stop.wait,
         )
         self._reader = ReconnectLoop(
             self.target,
             settings,
             stream_id,
-            live=self.live,
+            live=self.target.live,
             timeline=timeline,
             tally=self._tally,
             stop=self._stop,
@@ -148,6 +153,11 @@ class Source:
             await self._finished
         if self._thread is not None:
             self._thread.join()
+
+    @property
+    def live(self) -> bool | None:
+        """Whether the source is live; ``None`` until its first connection told."""
+        return self._reader.live
 
     def detach(self) -> None:
         """Stop reading; the iterator ends once everything already decoded is delivered."""
@@ -202,18 +212,26 @@ class Source:
                 self._loop.call_soon_threadsafe(done)
 
     def _deliver(self, chunk: AudioChunk) -> None:
-        if self._hand_over(chunk):
-            self._tally.heard(len(chunk.samples))
+        # Counted before it is queued: the consumer reading the stats when the chunk
+        # arrives must already see the source online, with no stale error.
+        self._hand_over(chunk, before=lambda: self._tally.heard(len(chunk.samples)))
 
-    def _hand_over(self, item: AudioChunk | BaseException | _End) -> bool:
-        """Queue an item for the consumer, waiting for room for audio; False if closing."""
+    def _hand_over(
+        self, item: AudioChunk | BaseException | _End, before: Callable[[], None] | None = None
+    ) -> bool:
+        """Queue an item for the consumer, waiting for room for audio; False if closing.
+        ``before`` runs just before the item is queued (audio: once it has room)."""
         if isinstance(item, AudioChunk):
             while not self._slots.acquire(timeout=_HAND_OFF_POLL):
                 if self._closing.is_set():
                     return False
         assert self._loop is not None
+        if self._loop.is_closed():  # nobody will read it
+            return False
+        if before is not None:
+            before()
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: nobody will read it
+        except RuntimeError:  # the loop closed meanwhile: nobody will read it
             return False
         return True

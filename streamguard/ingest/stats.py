@@ -29,9 +29,13 @@ class Gap:
 class SourceStats:
     """A snapshot of how reading a source has gone so far.
 
-    ``failed_attempts`` counts consecutive opens that brought no audio (reset when audio is
-    heard); ``stalls`` counts connections given up because no audio came within the stall
-    (or read) timeout; ``format_changes`` counts mid-stream sample-rate or layout changes.
+    ``state`` is ``CONNECTING`` until the first audio is handed over, then ``ONLINE``;
+    ``RECONNECTING`` after a connection that brought audio ended, ``FAILING`` while attempts
+    bring none. ``failed_attempts`` counts consecutive opens that brought no audio (reset
+    when audio is heard, together with ``last_error``); ``stalls`` counts connections given
+    up because no audio came within the stall (or read) timeout; ``format_changes`` counts
+    mid-stream sample-rate or layout changes. ``live`` is ``None`` until a connection told
+    whether the source is live; ``duration`` is a recording's length, when it says.
     """
 
     state: StreamState
@@ -44,6 +48,8 @@ class SourceStats:
     gaps: tuple[Gap, ...]
     heard_seconds: float
     last_error: str | None
+    live: bool | None = None
+    duration: float | None = None
 
 
 @dataclass
@@ -57,6 +63,8 @@ class _Counts:
     gaps: list[Gap] = field(default_factory=list)
     heard_samples: int = 0
     last_error: str | None = None
+    live: bool | None = None
+    duration: float | None = None
 
 
 class Tally:
@@ -82,20 +90,24 @@ class Tally:
                 gaps=tuple(c.gaps),
                 heard_seconds=c.heard_samples / SAMPLE_RATE,
                 last_error=c.last_error,
+                live=c.live,
+                duration=c.duration,
             )
 
-    def connected(self) -> None:
-        """A connection opened and has an audio stream."""
+    def connected(self, *, live: bool, duration: float | None) -> None:
+        """A connection opened and has an audio stream; it is ``live`` or a recording."""
         with self._lock:
             self._counts.connects += 1
-            self._counts.state = StreamState.ONLINE
+            self._counts.live = live
+            self._counts.duration = None if live else duration
 
     def reconnecting(self, failures: int, reason: str) -> None:
-        """A live connection ended for ``reason``; ``failures`` in a row brought no audio."""
+        """A live connection ended for ``reason``; ``failures`` in a row brought no audio
+        (none: it did, and the source is reconnecting; some: it is failing)."""
         with self._lock:
             self._counts.failed_attempts = failures
             self._counts.last_error = reason
-            self._counts.state = StreamState.RECONNECTING
+            self._counts.state = StreamState.FAILING if failures else StreamState.RECONNECTING
 
     def ended(self) -> None:
         """The reader is done for good."""
@@ -103,10 +115,14 @@ class Tally:
             self._counts.state = StreamState.ENDED
 
     def heard(self, samples: int) -> None:
-        """``samples`` were handed to the consumer, which proves the connection works."""
+        """``samples`` were handed to the consumer, which proves the connection works: the
+        source is online and what went wrong before is history."""
         with self._lock:
             self._counts.heard_samples += samples
             self._counts.failed_attempts = 0
+            self._counts.last_error = None
+            if self._counts.state is not StreamState.ENDED:
+                self._counts.state = StreamState.ONLINE
 
     def gap(self, gap: Gap) -> None:
         """Room audio that was not heard."""

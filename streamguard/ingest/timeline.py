@@ -7,7 +7,11 @@ timestamps, which jump at reconnects and HLS discontinuities.
 
 Where the room's audio was not heard (between two connections, or segments an HLS demuxer
 skipped inside one), the next chunk carries ``gap_before`` and ``discontinuity``, and the gap
-is recorded in the source's stats. The stamps never go backwards.
+is recorded in the source's stats. The stamps never go backwards, and live stamps never run
+ahead of the wall clock: audio that arrives faster than real time (a recording served as if
+live, audio replayed after a reopen and stamped after what was already delivered) is held
+back until the clock reaches its stamps, as a listener hears it. Only a detach cuts that
+wait short, for the last chunk at most.
 """
 
 from __future__ import annotations
@@ -44,7 +48,10 @@ class Timeline:
     """Turns one source's heard audio into stamped :class:`AudioChunk` s, handed to ``deliver``.
 
     Reader thread only. Call :meth:`connect` as each connection starts, :meth:`add` for
-    everything it decodes, and :meth:`flush` when it ends.
+    everything it decodes, and :meth:`flush` when it ends. ``live`` may be settled by the
+    first connection, before it adds anything. ``wait(seconds)`` holds live audio back
+    until the wall clock reaches its stamps and returns true to stop waiting (a stop event's
+    ``wait``).
     """
 
     def __init__(
@@ -55,9 +62,11 @@ class Timeline:
         attached_at: datetime,
         tally: Tally,
         deliver: Callable[[AudioChunk], None],
+        wait: Callable[[float], bool | None] = time.sleep,
     ) -> None:
         self._stream_id = stream_id
-        self._live = live
+        self.live = live
+        self._wait = wait
         self._attached_at = attached_at
         self._tally = tally
         self._deliver = deliver
@@ -116,7 +125,7 @@ class Timeline:
         if expected is None or abs(at - expected) < _TIMELINE_TOLERANCE:
             return
         jump = at - expected
-        if self._live and self._anchor is not None and 0 < jump <= _MAX_SKIPPED:
+        if self.live and self._anchor is not None and 0 < jump <= _MAX_SKIPPED:
             self._send_batch()  # the audio before the jump keeps its own stamps
             self._skipped += jump
         # Otherwise the timeline was reset (an HLS discontinuity, a file's odd timestamps):
@@ -128,7 +137,7 @@ class Timeline:
             self._batch.append(pcm)
             self._batch_samples += len(pcm)
             self._connection_samples += len(pcm)
-        if pieces and self._live and self._anchor is None:
+        if pieces and self.live and self._anchor is None:
             now = time.time()
             if self._first_audio_at is None:
                 self._first_audio_at = now
@@ -148,8 +157,11 @@ class Timeline:
         self._batch_samples = 0
         discontinuity, self._batch_discontinuity = self._batch_discontinuity, False
         gap = 0.0
-        if self._live:
+        if self.live:
             start, gap, discontinuity = self._stamp_live(len(samples), discontinuity)
+            end = start + len(samples) / SAMPLE_RATE
+            while (ahead := end - time.time()) > 0 and not self._wait(ahead):
+                pass  # woken early (or by a clock step): wait for the rest
             wall_start = datetime.fromtimestamp(start, UTC)
             if gap > 0:
                 self._tally.gap(Gap(at=datetime.fromtimestamp(start - gap, UTC), seconds=gap))

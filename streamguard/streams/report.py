@@ -29,7 +29,8 @@ def seconds_kind(outcome: Outcome) -> str:
 
 @dataclass(slots=True)
 class StreamTally:
-    """What a stream's runner has counted since it was attached."""
+    """What a stream's runner has counted since it was attached. ``failed_attempts``: the
+    source's consecutive attempts to connect that brought no audio (zero once it is heard)."""
 
     reconnects: int = 0
     last_audio_at: datetime | None = None
@@ -38,6 +39,7 @@ class StreamTally:
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(_OUTCOME_SECONDS.values(), 0.0)
     )
+    failed_attempts: int = 0
 
     def copy(self) -> StreamTally:
         """A copy that later counting does not change."""
@@ -47,6 +49,7 @@ class StreamTally:
             Counter(self.outcomes),
             Counter(self.suggestions),
             dict(self.seconds),
+            self.failed_attempts,
         )
 
     def heard(self, wall_start: datetime, duration: float) -> None:
@@ -84,6 +87,7 @@ class StreamReport:
             "state": self.state.value,
             "last_audio_at": tally.last_audio_at.isoformat() if tally.last_audio_at else None,
             "reconnects": tally.reconnects,
+            "failed_attempts": tally.failed_attempts,
             "segments": sum(tally.outcomes.values()),
             "outcomes": dict(tally.outcomes),
             "suggestions": dict(tally.suggestions),

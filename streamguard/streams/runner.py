@@ -38,6 +38,17 @@ RESTART_WINDOW = 600.0
 RESTART_BACKOFF = Backoff(initial=5.0, maximum=5.0, jitter=0.2)
 """The pause before a stream's next life: about 5 s, spread so streams do not restart together."""
 
+_POLLED = frozenset(
+    {
+        StreamState.CONNECTING,
+        StreamState.ONLINE,
+        StreamState.SILENT,
+        StreamState.RECONNECTING,
+        StreamState.FAILING,
+    }
+)
+"""The states a source's own state may move on (between chunks): not while restarting."""
+
 ResultHandler = Callable[[StreamConfig, SegmentResult], Awaitable[object]]
 BizType = Callable[[StreamConfig], str | None]
 StateHandler = Callable[[StreamConfig, StreamState, str | None], Awaitable[None]]
@@ -127,7 +138,10 @@ class StreamRunner:
     async def _run_once(self) -> bool:
         """One life of the source; True when it ended by itself (a file)."""
         attached_at = datetime.now(UTC)
-        source = Source(self.config.url, self._ingest, self.config.id, attached_at=attached_at)
+        live = None if self.config.live == "auto" else self.config.live
+        source = Source(
+            self.config.url, self._ingest, self.config.id, live=live, attached_at=attached_at
+        )
         pipeline = StreamPipeline(
             stream_id=self.config.id,
             attached_at=attached_at,
@@ -152,7 +166,7 @@ class StreamRunner:
                 raise
             finally:
                 self._source = None
-        return not source.live
+        return source.live is False
 
     async def _watch(self, source: Source) -> AsyncIterator[AudioChunk]:
         """Pass the chunks on, keeping the status (state, last audio, reconnects) current."""
@@ -163,21 +177,29 @@ class StreamRunner:
                 self._metrics.reconnects.inc(stats.reconnects - seen_reconnects)
                 self.tally.reconnects += stats.reconnects - seen_reconnects
                 seen_reconnects = stats.reconnects
+            # Audio flows: what went wrong before is history, also in the ONLINE status.
+            self.last_error = stats.last_error
+            self.tally.failed_attempts = stats.failed_attempts
             if self.state not in (StreamState.ONLINE, StreamState.SILENT):
                 await self._set_state(StreamState.ONLINE)
-            self.last_error = stats.last_error
             self.tally.heard(chunk.wall_start, chunk.duration)
             self._metrics.audio_seconds.labels("ingested").inc(chunk.duration)
             yield chunk
 
     async def poll(self) -> None:
-        """Notice a source reconnecting between chunks (no chunk arrives to tell us)."""
+        """Notice a source reconnecting or failing to connect between chunks (no chunk
+        arrives to tell us): its state, last error and failed attempts."""
         source = self._source
-        if source is not None and self.state in (StreamState.ONLINE, StreamState.SILENT):
-            stats = source.stats
-            if stats.state is StreamState.RECONNECTING:
-                self.last_error = stats.last_error
-                await self._set_state(StreamState.RECONNECTING)
+        if source is None or self.state not in _POLLED:
+            return
+        stats = source.stats
+        if stats.state not in (StreamState.RECONNECTING, StreamState.FAILING):
+            return
+        if self.state is StreamState.CONNECTING and stats.state is StreamState.RECONNECTING:
+            return  # audio was heard, and its chunks are on their way: they say ONLINE
+        self.last_error = stats.last_error
+        self.tally.failed_attempts = stats.failed_attempts
+        await self._set_state(stats.state)
 
     async def _track_silence(self, result: SegmentResult) -> None:
         segment = result.segment

@@ -25,3 +25,8 @@ def test_a_silent_room_that_drops_is_down_then_restored() -> None:
 def test_a_clean_stop_is_not_down_and_forgets_the_outage() -> None:
     got = events(["online", "failed", "stopped", "connecting", "online"])
     assert got == [None, StreamEventKind.DOWN, None, None, None]
+
+
+def test_a_source_that_never_connects_is_down_then_restored_when_it_does() -> None:
+    got = events(["connecting", "failing", "failing", "online"])
+    assert got == [None, StreamEventKind.DOWN, None, StreamEventKind.RESTORED]

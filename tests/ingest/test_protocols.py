@@ -51,7 +51,8 @@ def test_a_protocol_missing_from_allowed_protocols_is_refused() -> None:
 def test_each_kind_gets_a_whitelist_that_keeps_ffmpeg_inside_it() -> None:
     settings = IngestConfig()
     http = resolve_source("http://127.0.0.1:8000/live", settings)
-    assert (http.kind, http.live) == ("http", True)
+    # A live stream or a recording: the first connection tells.
+    assert (http.kind, http.live) == ("http", None)
     assert "file" not in http.options["protocol_whitelist"].split(",")
     hls = resolve_source("http://127.0.0.1:8000/live/index.m3u8", settings)
     assert hls.kind == "hls"
@@ -64,6 +65,7 @@ def test_each_kind_gets_a_whitelist_that_keeps_ffmpeg_inside_it() -> None:
         "crypto",
     }
     rtmp = resolve_source("rtmp://127.0.0.1/live/room", settings)
+    assert rtmp.live is True
     assert rtmp.options["protocol_whitelist"] == "rtmp,tcp"
     rtsp = resolve_source("rtsp://127.0.0.1/room", settings)
     assert rtsp.options["rtsp_transport"] == "tcp"

@@ -23,6 +23,7 @@ from streamguard.ingest.source import Source
 from streamguard.testing.media_servers import IcecastServer
 from streamguard.testing.net import free_port
 from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
+from tests.support.media_servers import StallingServer, StatusServer
 from tests.support.reading import GUARD_SECONDS, joined, read_all, read_until
 
 pytestmark = pytest.mark.slow
@@ -93,8 +94,11 @@ async def test_a_killed_server_is_reconnected_and_the_gap_flagged(icecast: Iceca
     assert steps[-1] - steps[0] >= len(steps)
 
 
-async def test_a_socket_that_stays_open_but_silent_is_a_stall(icecast: IcecastServer) -> None:
+async def test_a_socket_that_stays_open_but_silent_is_a_stall(
+    icecast: IcecastServer, caplog: pytest.LogCaptureFixture
+) -> None:
     # A read timeout far longer than the stall timeout: only the stall bound can catch it.
+    caplog.set_level(logging.WARNING, logger="streamguard.ingest")
     settings = SETTINGS.model_copy(update={"read_timeout": 60.0, "stall_timeout": 1.0})
     icecast.stall_after = 1.5
     async with Source(icecast.url, settings, "radio-1") as source:
@@ -102,8 +106,8 @@ async def test_a_socket_that_stays_open_but_silent_is_a_stall(icecast: IcecastSe
     stats = source.stats
     assert stats.stalls == 1
     assert stats.reconnects == 1
-    assert stats.last_error is not None
-    assert "no data for 1 s" in stats.last_error
+    assert "no data for 1 s" in caplog.text
+    assert stats.last_error is None  # audio flows again: the stall is history
     assert len(stats.gaps) == 1
     assert_monotone_without_repeats(chunks)
 
@@ -184,9 +188,10 @@ async def test_an_unreachable_host_keeps_being_retried_and_reported_until_detach
             while source.stats.failed_attempts < 3:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         stats = source.stats
-        assert stats.state in (StreamState.CONNECTING, StreamState.RECONNECTING)
+        assert stats.state is StreamState.FAILING
         assert stats.last_error is not None
         assert "Connection refused" in stats.last_error
+        assert "Errno" not in stats.last_error
         source.detach()
         assert await reader == []
     assert source.stats.state is StreamState.ENDED
@@ -204,3 +209,30 @@ async def test_a_server_that_accepts_but_never_answers_times_out_on_open() -> No
         with pytest.raises(SourceTimeout, match="timed out"):
             await read_all(source)
     assert source.stats.connects == 0
+
+
+async def wait_failing(source: Source, attempts: int) -> None:
+    """Poll the stats (as a status line does) until ``attempts`` opens failed."""
+    async with asyncio.timeout(GUARD_SECONDS):
+        while source.stats.failed_attempts < attempts:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def test_a_404_is_failing_with_a_plain_error_and_its_attempts() -> None:
+    async with StatusServer(404) as server, Source(server.url, SETTINGS, "radio-1") as source:
+        await wait_failing(source, 2)
+        stats = source.stats
+        source.detach()
+    assert stats.state is StreamState.FAILING
+    assert stats.last_error == f"cannot open {server.url}: the server answered 404 Not Found"
+    assert server.requests >= 2
+
+
+async def test_a_stall_after_the_headers_is_failing_with_the_reason() -> None:
+    settings = SETTINGS.model_copy(update={"open_timeout": 0.5, "stall_timeout": 0.5})
+    async with StallingServer() as server, Source(server.url, settings, "radio-1") as source:
+        await wait_failing(source, 2)
+        stats = source.stats
+        source.detach()
+    assert stats.state is StreamState.FAILING
+    assert stats.last_error == f"cannot open {server.url}: timed out"

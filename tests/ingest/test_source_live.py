@@ -72,8 +72,8 @@ async def test_http_live_mp3_is_heard_in_order_and_stamped_with_the_wall_clock(
 ) -> None:
     opened = datetime.now(UTC)
     async with Source(icecast.url, SETTINGS, "radio-1") as source:
-        assert source.live
         chunks = await read_until(source, heard_seconds(3))
+        assert source.live is True
         assert source.stats.state in (StreamState.ONLINE, StreamState.ENDED)
     assert_consecutive(chunks)
     # Live audio is stamped when it was heard: the burst the server sent on connect was

@@ -4,12 +4,19 @@ restart budget, the silent state, and what the registry refuses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from streamguard.config.ingest import IngestConfig
+from streamguard.app.stream_health import StreamHealth
+from streamguard.bus.sink import JsonLinesAlerts
+from streamguard.config.ingest import BackoffConfig, IngestConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
 from streamguard.core.backoff import Backoff
@@ -26,6 +33,8 @@ from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownPr
 from streamguard.streams.registry import Streams
 from streamguard.streams.runner import StreamRunner
 from streamguard.testing.engines import ToneEngine
+from streamguard.testing.media_servers import IcecastServer
+from tests.support.media_servers import FixedServer, StatusServer
 
 QUICK = Backoff(initial=0.01, maximum=0.01, jitter=0.0)
 
@@ -162,4 +171,110 @@ async def test_the_registry_refuses_what_it_cannot_run_and_detaches_cleanly(
         with pytest.raises(ShuttingDown):
             await streams.attach(stream)
     assert attached == ["room-1"]
+    assert [r.segment.seq for r in states.results] == [0, 1]  # 15 s and the 5 s tail
+
+
+class Published:
+    """What ``StreamHealth`` published, read back from a JSON-lines sink."""
+
+    def __init__(self) -> None:
+        self.log = io.StringIO()
+        self.health = StreamHealth(JsonLinesAlerts(io.StringIO(), self.log), silent_minutes=5)
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.getvalue().splitlines()]
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [line["status"] for line in self.lines() if "status" in line]
+
+    def events(self) -> list[dict[str, Any]]:
+        return [line["event"] for line in self.lines() if "event" in line]
+
+
+@contextlib.asynccontextmanager
+async def registry(tmp_path: Path, published: Published) -> AsyncIterator[Streams]:
+    async def on_attach(stream: StreamConfig) -> None:
+        pass
+
+    async with Streams(
+        ingest=IngestConfig(
+            open_timeout=2, backoff=BackoffConfig(initial=0.1, maximum=0.3), stall_timeout=2
+        ),
+        engine=ToneEngine(),
+        clip_dir=tmp_path / "clips",
+        on_result=States().result,
+        on_state=published.health.changed,
+        metrics=Metrics(),
+        api_allows_files=False,
+        profiles=Profiles({"default": ProfileConfig()}),
+        on_attach=on_attach,
+    ) as streams:
+        yield streams
+
+
+async def report_until(streams: Streams, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Poll the stream's report (as the API reads it) until ``ready``."""
+    async with asyncio.timeout(30):
+        while True:
+            report = streams.report("room-1")
+            assert report is not None
+            if ready(view := report.to_json()):
+                return view
+            await asyncio.sleep(0.1)
+
+
+async def test_a_source_that_never_connects_is_failing_down_and_says_why(tmp_path: Path) -> None:
+    published = Published()
+    async with StatusServer(404) as server, registry(tmp_path, published) as streams:
+        await streams.attach(StreamConfig(id="room-1", url=server.url))
+        view = await report_until(streams, lambda view: view["failed_attempts"] >= 2)
+    assert view["state"] == "failing"
+    assert view["last_error"] == f"cannot open {server.url}: the server answered 404 Not Found"
+    failing = [s for s in published.statuses() if s["last_error"]]
+    assert failing
+    assert failing[0]["state"] == "reconnecting"
+    assert "404 Not Found" in failing[0]["last_error"]
+    downs = [e for e in published.events() if e["kind"] == "down"]
+    assert len(downs) == 1
+    assert "404 Not Found" in downs[0]["detail"]
+
+
+async def test_a_stale_error_is_cleared_once_the_stream_is_online(
+    tmp_path: Path, room_media: tuple[bytes, float]
+) -> None:
+    media, seconds = room_media
+    published = Published()
+    server = IcecastServer(media, seconds)  # not started yet: connections are refused
+    async with registry(tmp_path, published) as streams:
+        await streams.attach(StreamConfig(id="room-1", url=server.url))
+        view = await report_until(streams, lambda view: view["state"] == "failing")
+        assert "Connection refused" in view["last_error"]
+        async with server:
+            view = await report_until(streams, lambda view: view["state"] == "online")
+            assert (view["last_error"], view["failed_attempts"]) == (None, 0)
+    online = [s for s in published.statuses() if s["state"] == "online"]
+    assert online[0]["last_error"] is None
+    assert [e["kind"] for e in published.events()][:2] == ["down", "restored"]
+
+
+async def test_a_recording_over_http_is_judged_once_and_ends(tmp_path: Path) -> None:
+    media = wav(tmp_path / "loud.wav", (20, 3000))
+    states = States()
+    server = FixedServer("recording.wav", media.read_bytes(), "audio/wav")
+    async with server:
+        stream = StreamRunner(
+            StreamConfig(id="room-1", url=server.url, segment_seconds=15),
+            ingest=IngestConfig(),
+            engine=ToneEngine(),
+            clip_dir=tmp_path / "clips",
+            on_result=states.result,
+            on_state=states.state,
+            metrics=Metrics(),
+            biz_type=lambda stream: None,
+            restart_backoff=QUICK,
+        )
+        async with asyncio.timeout(30):
+            await stream.run()
+    assert server.requests == 1
+    assert stream.state is StreamState.ENDED
     assert [r.segment.seq for r in states.results] == [0, 1]  # 15 s and the 5 s tail

@@ -25,6 +25,8 @@ __all__ = [
     "HlsServer",
     "NginxRtmp",
     "RtspServer",
+    "StallingServer",
+    "StatusServer",
     "hls_segments",
 ]
 
@@ -150,6 +152,47 @@ class FixedServer(AiohttpServer):
     async def _serve(self, request: web.Request) -> web.Response:
         self.requests += 1
         return web.Response(body=self.body, content_type=self.content_type)
+
+
+class StatusServer(AiohttpServer):
+    """Answers every request at ``url`` with an HTTP error ``status`` (404 by default)."""
+
+    def __init__(self, status: int = 404) -> None:
+        super().__init__()
+        self.status = status
+        self.url = f"http://127.0.0.1:{self.port}/gone/room.mp3"
+        self.requests = 0
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/gone/{name}", self._serve)
+        return app
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        return web.Response(status=self.status, text="nothing here")
+
+
+class StallingServer(AiohttpServer):
+    """Sends the headers of a live MP3 stream at ``url``, then nothing, until killed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = f"http://127.0.0.1:{self.port}/stall"
+        self.requests = 0
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/stall", self._serve)
+        return app
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        response = web.StreamResponse(headers={"Content-Type": "audio/mpeg"})
+        await response.prepare(request)
+        self._track(request)
+        await self.closed.wait()
+        return response
 
 
 class NginxRtmp:
