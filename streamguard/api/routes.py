@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from streamguard.api.console import ConsolePages, ConsoleSetup
 from streamguard.api.evidence import EvidenceRoutes
 from streamguard.api.incidents import IncidentRoutes
 from streamguard.api.openapi import OPENAPI
+from streamguard.api.replies import choice, query_int, query_time
 from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
 from streamguard.core.redact import redact_json
@@ -258,11 +258,11 @@ class _Handlers:
                 room_id=q.get("room"),
                 segment_id=q.get("data_id"),
                 label=q.get("label"),
-                min_risk=_choice(q.get("min_risk"), RISK_ORDER, "min_risk"),
-                since=_time(q.get("since"), "since"),
-                until=_time(q.get("until"), "until"),
+                min_risk=choice(q.get("min_risk"), RISK_ORDER, "min_risk"),
+                since=query_time(q.get("since"), "since"),
+                until=query_time(q.get("until"), "until"),
                 text=q.get("q"),
-                limit=_int(q.get("limit", "100"), "limit", 1, 1000),
+                limit=query_int(q.get("limit", "100"), "limit", 1, 1000),
             )
         except ValueError as exc:
             return _problem(400, "bad_query", str(exc))
@@ -289,30 +289,3 @@ class _Handlers:
             raise _BadRequest(
                 "invalid_stream", "the stream is not valid", _validation_details(exc)
             ) from exc
-
-
-def _choice(value: str | None, allowed: dict[str, int], name: str) -> str | None:
-    if value is not None and value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
-    return value
-
-
-def _time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an ISO 8601 time, got {value!r}") from exc
-    if parsed.tzinfo is None:
-        raise ValueError(f"{name} must carry a time zone (e.g. Z or +00:00)")
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError(f"{name} is out of range: {value!r}") from exc
-
-
-def _int(value: str, name: str, low: int, high: int) -> int:
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise ValueError(f"{name} must be an integer from {low} to {high}")
-    return int(value)
