@@ -122,7 +122,10 @@ class Daemon:
 
     async def _start_api(self, stack: AsyncExitStack, parts: Components, streams: Streams) -> None:
         config = self.config
-        readiness: dict[str, Check] = {"database": parts.heartbeat.check}
+        readiness: dict[str, Check] = {
+            "database": parts.heartbeat.check,
+            "storage": parts.spool.check,  # false while writes wait for a full disk
+        }
         if isinstance(parts.sink, MqttAlerts):
             readiness["bus"] = _bus_check(parts.sink)
         token = config.api.token.get_secret_value() if config.api.token else None
@@ -133,6 +136,7 @@ class Daemon:
             registry=self.metrics.registry,
             readiness=readiness,
             token=token,
+            storage=parts.spool.check,
         )
         runner, self.api_port = await start_site(app, config.api.host, config.api.port)
         stack.push_async_callback(runner.cleanup)
