@@ -265,10 +265,17 @@ class Spool:
             except StorageUnavailable as exc:
                 self.last_error = str(exc)
                 return False
-            except StateError as exc:  # not the disk: this write will never pass
+            except Exception as exc:  # not the disk (a bug, a closed db): it will never pass
+                # Dropped, not retried: a write that fails as it is would hold up every
+                # write behind it for good.
                 self.lost[pending.kind] += 1
                 self._episode_lost += 1
-                log.error("a waiting %s write failed for good, dropped: %s", pending.kind, exc)
+                log.error(
+                    "a waiting %s write failed for good, dropped: %s",
+                    pending.kind,
+                    exc,
+                    exc_info=not isinstance(exc, StateError),
+                )
             self._queue.popleft()
             self._episode_waited += 1
             return True
