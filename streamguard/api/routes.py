@@ -5,6 +5,10 @@ pages needs ``Authorization: Bearer <token>`` (the viewer token: reads only; see
 ``api.auth``). Bodies are validated by the same models as the config
 file, so a stream attached here obeys exactly the rules a configured one does. Every JSON
 answer passes ``core.redact``: a password in a stream URL or an error text never leaves.
+
+While the state disk refuses writes (``storage`` says so, or a write raises ``StateError``)
+requests that must write — attaching or changing a stream keeps it in the database — answer
+``503 storage_unavailable``: the request was fine, the daemon cannot keep it now.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from streamguard.api.replies import choice, query_int, query_time
 from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
 from streamguard.core.redact import redact_json
+from streamguard.state.db import StateError
 from streamguard.state.feedback import Feedback, FeedbackError
 from streamguard.state.results import RISK_ORDER, ResultQuery, Results
 from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownProfile
@@ -63,18 +68,21 @@ def build_api(
     token: str | None,
     console: ConsoleSetup | None = None,
     text: web.RouteDef | None = None,
+    storage: Check | None = None,
 ) -> web.Application:
     """The aiohttp application; the daemon runs it with an ``AppRunner``.
 
     With ``console`` it also serves the incident and evidence routes, the console, and
-    accepts the viewer token; with ``text`` it serves ``POST /v1/moderate/text``."""
+    accepts the viewer token; with ``text`` it serves ``POST /v1/moderate/text``.
+    ``storage`` says whether the state disk takes writes (attaching a stream is refused
+    while it does not)."""
     access = (
         Access(token)
         if console is None
         else Access(token, console.viewer_token, EvidenceUrls(ttl=console.evidence_url_ttl))
     )
     app = web.Application(middlewares=[_errors, auth_middleware(access)], client_max_size=64 * 1024)
-    api = _Handlers(streams, results, feedback, registry, readiness)
+    api = _Handlers(streams, results, feedback, registry, readiness, storage)
     app.add_routes(
         [
             web.get("/healthz", api.healthz),
@@ -118,6 +126,8 @@ def _problem(status: int, code: str, message: str, details: Any = None) -> web.R
 
 def _refusal(exc: StreamGuardError) -> web.Response:
     """The answer to a stream the daemon will not run, by why."""
+    if isinstance(exc, StateError):
+        return _unwritable(str(exc))
     if isinstance(exc, StreamConflict):
         return _problem(409, getattr(exc, "code", "stream_exists"), str(exc))
     if isinstance(exc, ProtocolNotAllowed):
@@ -127,6 +137,10 @@ def _refusal(exc: StreamGuardError) -> web.Response:
     if isinstance(exc, UnknownProfile):
         return _problem(422, "unknown_profile", str(exc))
     return _problem(422, "invalid_source", str(exc))
+
+
+def _unwritable(why: str) -> web.Response:
+    return _problem(503, "storage_unavailable", f"the state disk refuses writes: {why}")
 
 
 @web.middleware
@@ -139,6 +153,8 @@ async def _errors(
         return _problem(400, exc.code, exc.message, exc.details)
     except StreamConflict as exc:  # e.g. a DELETE of a stream the config file defines
         return _refusal(exc)
+    except StateError as exc:  # e.g. a DELETE or feedback while the disk is full
+        return _unwritable(str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -183,7 +199,9 @@ class _Handlers:
         feedback: Feedback,
         registry: CollectorRegistry,
         readiness: dict[str, Check],
+        storage: Check | None,
     ) -> None:
+        self.storage = storage
         self.streams = streams
         self.results = results
         self.feedback = feedback
@@ -214,6 +232,9 @@ class _Handlers:
 
     async def create_stream(self, request: web.Request) -> web.Response:
         stream = self._stream_from(await _json_body(request))
+        refused = await self._unwritable()
+        if refused is not None:
+            return refused
         try:
             await self.streams.attach(stream)
         except StreamGuardError as exc:
@@ -235,11 +256,22 @@ class _Handlers:
         if body.get("id", stream_id) != stream_id:
             return _problem(400, "id_mismatch", "a stream's id cannot be changed")
         stream = self._stream_from({**current.model_dump(), **body})
+        refused = await self._unwritable()
+        if refused is not None:
+            return refused
         try:
             await self.streams.change(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
         return _json(self._report(stream_id))
+
+    async def _unwritable(self) -> web.Response | None:
+        """503 while the state disk refuses writes: a stream attached now could not be kept
+        (and what it hears would only add to the writes waiting in memory)."""
+        if self.storage is None:
+            return None
+        ok, why = await self.storage()
+        return None if ok else _unwritable(why)
 
     def _report(self, stream_id: str) -> dict[str, Any] | None:
         report = self.streams.report(stream_id)

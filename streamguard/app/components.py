@@ -1,7 +1,11 @@
 """Build every component from the config, once, for ``streamguard run`` and ``moderate``.
 
-    supervisor → database and its stores → alert sink (outbox + MQTT, or JSON lines)
-    → alerting and outcomes (policy, incidents, evidence) → late verdicts → engine
+    supervisor → database, the spool of writes waiting for it, and its stores → alert sink
+    (outbox + MQTT, or JSON lines) → alerting and outcomes (policy, incidents, evidence)
+    → late verdicts → engine
+
+Results, alerts, events, the incident journal and attached streams are written through the
+``Spool``: a full disk makes them wait in memory (bounded) instead of stopping the daemon.
 
 Each component is entered on the caller's ``AsyncExitStack``, so it is torn down in reverse
 order; every background loop runs under the one ``Supervisor``, whose crashes are counted in
@@ -21,6 +25,7 @@ from typing import TextIO
 from streamguard.bus.sink import JsonLinesAlerts, MqttAlerts
 from streamguard.config import Config
 from streamguard.core.metrics import Metrics
+from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.status import InstanceEvent, InstanceEventKind
 from streamguard.core.supervisor import Supervisor
 from streamguard.engines.ams.engine import AmsEngine
@@ -40,6 +45,7 @@ from streamguard.state.feedback import Feedback
 from streamguard.state.heartbeat import Heartbeat
 from streamguard.state.outbox import MessageKind, OutboxMessage
 from streamguard.state.results import Results
+from streamguard.state.spool import Spool, SpoolState
 
 __all__ = ["Components", "open_components"]
 
@@ -56,6 +62,7 @@ class Components:
     attached: AttachedStreams
     desired: DesiredStreams
     heartbeat: Heartbeat
+    spool: Spool
     sink: MqttAlerts | JsonLinesAlerts
     alerting: Alerting
     outcomes: Outcomes
@@ -76,15 +83,18 @@ async def open_components(
     ``out`` is where alerts go as JSON lines when no broker is configured."""
     supervisor = await stack.enter_async_context(Supervisor())
     db = await stack.enter_async_context(Database(state_dir / "streamguard.db"))
+    spool = await stack.enter_async_context(Spool(supervisor=supervisor))
     results, feedback, attached, desired, heartbeat = (
-        Results(db),
+        Results(db, spool),
         Feedback(db),
-        AttachedStreams(db),
+        AttachedStreams(db, spool),
         DesiredStreams(db),
         Heartbeat(db),
     )
-    sink = await _open_sink(stack, config, db, metrics, supervisor, out)
-    supervisor.report_to(_CrashReport(config.instance.id, metrics, sink))
+    sink = await _open_sink(stack, config, db, metrics, supervisor, out, spool)
+    report = _HealthReport(config.instance.id, metrics, sink)
+    supervisor.report_to(report.crashed)
+    spool.report_to(report.storage)
     profiles = Profiles(config.profiles)
     alerting = await stack.enter_async_context(
         Alerting(
@@ -94,8 +104,11 @@ async def open_components(
             evidence=EvidenceStore.from_config(config.evidence, state_dir) if evidence else None,
             db=db,
             supervisor=supervisor,
+            writes=spool,
+            on_evidence_not_kept=report.evidence_not_kept,
         )
     )
+    _watch_storage(metrics, spool, alerting)
     outcomes = Outcomes(profiles, alerting, results)
     late = LateVerdicts(attached=attached, profiles=profiles, results=results, outcomes=outcomes)
     # Before the engine starts: a late verdict of a configured stream is judged as configured.
@@ -112,7 +125,7 @@ async def open_components(
     )
     _watch_engine(engine, metrics)
     return Components(
-        supervisor, db, profiles, results, feedback, attached, desired, heartbeat, sink,
+        supervisor, db, profiles, results, feedback, attached, desired, heartbeat, spool, sink,
         alerting, outcomes, late, engine,
     )  # fmt: skip
 
@@ -124,6 +137,7 @@ async def _open_sink(
     metrics: Metrics,
     supervisor: Supervisor,
     out: TextIO | None,
+    spool: Spool,
 ) -> MqttAlerts | JsonLinesAlerts:
     if config.mqtt is None:
         return JsonLinesAlerts(out or sys.stdout, sys.stderr)
@@ -132,11 +146,27 @@ async def _open_sink(
         metrics.alerts_published.inc(sum(1 for m in messages if m.kind is MessageKind.ALERT))
 
     mqtt = await stack.enter_async_context(
-        MqttAlerts(config.mqtt, db, config.instance.id, on_acked=acked, supervisor=supervisor)
+        MqttAlerts(
+            config.mqtt,
+            db,
+            config.instance.id,
+            on_acked=acked,
+            supervisor=supervisor,
+            writes=spool,
+        )
     )
     metrics.watch_outbox(lambda: mqtt.health().backlog, lambda: mqtt.health().oldest_age or 0.0)
     metrics.watch_dead_letters(lambda: mqtt.outbox.dead_lettered_total)
     return mqtt
+
+
+def _watch_storage(metrics: Metrics, spool: Spool, alerting: Alerting) -> None:
+    metrics.watch_spool(
+        lambda: spool.depth,
+        spool.limit,
+        lambda: {**dict.fromkeys(SPOOLED_KINDS, 0), **spool.lost},
+        lambda: alerting.evidence_not_kept,
+    )
 
 
 def _watch_engine(engine: Engine, metrics: Metrics) -> None:
@@ -148,18 +178,43 @@ def _watch_engine(engine: Engine, metrics: Metrics) -> None:
         metrics.watch_ams(lambda: ams.client.outcomes, lambda: gated.seconds_saved)
 
 
-class _CrashReport:
-    """A supervised loop crashed: count it and publish an instance health event."""
+SPOOLED_KINDS = ("result", "alert", "event", "journal", "attached")
+"""The kinds of write that go through the spool (always present in ``/metrics``)."""
+
+_STORAGE_EVENTS = {
+    SpoolState.UNWRITABLE: InstanceEventKind.STORAGE_UNWRITABLE,
+    SpoolState.RESTORED: InstanceEventKind.STORAGE_RESTORED,
+    SpoolState.LOST: InstanceEventKind.WRITES_LOST,
+}
+
+
+class _HealthReport:
+    """Instance health events: a supervised loop crashed (counted too), the state disk
+    refused or takes writes again, a clip could not be kept as evidence."""
 
     def __init__(self, instance_id: str, metrics: Metrics, sink: MqttAlerts | JsonLinesAlerts):
         self._instance_id = instance_id
         self._metrics = metrics
         self._sink = sink
 
-    async def __call__(self, loop: str, exc: BaseException) -> None:
+    async def crashed(self, loop: str, exc: BaseException) -> None:
         self._metrics.loop_restarts.labels(loop).inc()
-        detail = f"{type(exc).__name__}: {exc}"
+        await self._event(InstanceEventKind.LOOP_RESTARTED, loop, f"{type(exc).__name__}: {exc}")
+
+    async def storage(self, state: SpoolState, detail: str) -> None:
+        await self._event(_STORAGE_EVENTS[state], "state.spool", detail)
+
+    async def evidence_not_kept(
+        self, segment: Segment | SegmentInfo, why: str, alert_id: str | None
+    ) -> None:
+        await self._event(
+            InstanceEventKind.EVIDENCE_NOT_KEPT, f"stream[{segment.stream_id}]", why, alert_id
+        )
+
+    async def _event(
+        self, kind: InstanceEventKind, loop: str, detail: str, message_id: str | None = None
+    ) -> None:
         event = InstanceEvent(
-            self._instance_id, InstanceEventKind.LOOP_RESTARTED, datetime.now(UTC), loop, detail
+            self._instance_id, kind, datetime.now(UTC), loop, detail, message_id=message_id
         )
         await self._sink.instance_event(event)

@@ -126,7 +126,10 @@ class Daemon:
 
     async def _start_api(self, stack: AsyncExitStack, parts: Components, streams: Streams) -> None:
         config = self.config
-        readiness: dict[str, Check] = {"database": parts.heartbeat.check}
+        readiness: dict[str, Check] = {
+            "database": parts.heartbeat.check,
+            "storage": parts.spool.check,  # false while writes wait for a full disk
+        }
         if isinstance(parts.sink, MqttAlerts):
             readiness["bus"] = _bus_check(parts.sink)
         token = config.api.token.get_secret_value() if config.api.token else None
@@ -139,6 +142,7 @@ class Daemon:
             token=token,
             text=text_route(TextModerator(_text_config(config)), parts.profiles),
             console=ConsoleSetup.of(config, parts.db),
+            storage=parts.spool.check,
         )
         runner, self.api_port = await start_site(app, config.api.host, config.api.port)
         stack.push_async_callback(runner.cleanup)

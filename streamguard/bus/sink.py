@@ -26,6 +26,7 @@ from streamguard.core.topics import Topics
 from streamguard.moderation.alert import Alert, stamp_published
 from streamguard.state.db import Database
 from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage
+from streamguard.state.spool import DIRECT, Writes
 
 __all__ = ["BusHealth", "JsonLinesAlerts", "MqttAlerts"]
 
@@ -43,7 +44,9 @@ class BusHealth:
 
 
 class MqttAlerts:
-    """Outbox + publisher as one async context manager; ``emit`` returns once stored.
+    """Outbox + publisher as one async context manager; ``emit`` returns once stored — or,
+    with a ``Spool`` as ``writes`` and a full disk, once kept in memory to be stored (and
+    then published) when the disk takes writes again.
 
     On exit the backlog is sent for at most ``shutdown_drain_seconds``; what is left waits
     in the database for the next start.
@@ -57,8 +60,10 @@ class MqttAlerts:
         *,
         on_acked: Callable[[Sequence[OutboxMessage]], None] | None = None,
         supervisor: Supervisor | None = None,
+        writes: Writes = DIRECT,
     ) -> None:
         self.config = config
+        self._writes = writes
         self.topics = Topics(config.topic_prefix)
         self.outbox = Outbox(db)
         self.publisher = Publisher(config, self.outbox, instance_id, on_acked=on_acked)
@@ -90,25 +95,30 @@ class MqttAlerts:
                     await loop.finished()
             await loop.stop()
         await self._stack.aclose()
+        await self.outbox.settle()  # acknowledged messages a full disk kept from deleting
 
     async def emit(self, alert: Alert) -> None:
         payload = json.dumps(alert.to_json(), ensure_ascii=False)
         topic = self.topics.alerts(alert.room_id)
-        await self.outbox.add(MessageKind.ALERT, alert.alert_id, topic, payload)
-        self.publisher.wake()
+        await self._store(MessageKind.ALERT, alert.alert_id, topic, payload)
 
     async def event(self, event: StreamEvent) -> None:
         payload = json.dumps(event.to_json(), ensure_ascii=False)
         topic = self.topics.stream_events(event.stream_id)
-        await self.outbox.add(MessageKind.EVENT, event.event_id, topic, payload)
-        self.publisher.wake()
+        await self._store(MessageKind.EVENT, event.event_id, topic, payload)
 
     async def instance_event(self, event: InstanceEvent) -> None:
         """Deliver a health event of this instance (a loop restarted) through the outbox."""
         payload = json.dumps(event.to_json(), ensure_ascii=False)
         topic = self.topics.instance_events(event.instance_id)
-        await self.outbox.add(MessageKind.EVENT, event.event_id, topic, payload)
-        self.publisher.wake()
+        await self._store(MessageKind.EVENT, event.event_id, topic, payload)
+
+    async def _store(self, kind: MessageKind, message_id: str, topic: str, payload: str) -> None:
+        async def add() -> None:
+            await self.outbox.add(kind, message_id, topic, payload)
+            self.publisher.wake()
+
+        await self._writes.write(kind.value, add)
 
     async def status(self, status: StreamStatus) -> None:
         payload = json.dumps(status.to_json(), ensure_ascii=False)

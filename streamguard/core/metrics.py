@@ -25,6 +25,8 @@ class Metrics:
         self._late_verdicts: Callable[[], int] = lambda: 0
         self._local_engine: Callable[[], Mapping[str, Any]] | None = None
         self._dead_letters: Callable[[], int] = lambda: 0
+        self._spool_lost: Callable[[], Mapping[str, int]] = dict
+        self._evidence_not_kept: Callable[[], int] = lambda: 0
         r.register(_Collected(self))
         self.audio_seconds = Counter(
             "streamguard_audio_seconds",
@@ -57,6 +59,17 @@ class Metrics:
         self.reconnects = Counter(
             "streamguard_source_reconnects", "Source reconnects, all streams.", registry=r
         )
+        self.spool_depth = Gauge(
+            "streamguard_spool_depth",
+            "Writes (results, alerts, events) waiting in memory for the state disk to take "
+            "them (0 while it does).",
+            registry=r,
+        )
+        self.spool_limit = Gauge(
+            "streamguard_spool_limit",
+            "Writes the spool keeps in memory at most; more are lost (spool_lost_total).",
+            registry=r,
+        )
         self.loop_restarts = Counter(
             "streamguard_loop_restarts",
             "Background loops restarted after they raised, by loop name.",
@@ -88,6 +101,20 @@ class Metrics:
         """Count outbox messages moved to the dead letters (never deliverable), read at
         scrape time."""
         self._dead_letters = moved
+
+    def watch_spool(
+        self,
+        depth: Callable[[], float],
+        limit: float,
+        lost: Callable[[], Mapping[str, int]],
+        evidence_not_kept: Callable[[], int],
+    ) -> None:
+        """Report the writes waiting for the disk, the bound, the writes lost by kind and the
+        clips not kept as evidence, read at scrape time."""
+        self.spool_depth.set_function(depth)
+        self.spool_limit.set(limit)
+        self._spool_lost = lost
+        self._evidence_not_kept = evidence_not_kept
 
     def watch_streams(self, states: Callable[[], list[str]]) -> None:
         """Count attached streams by state at scrape time (detached ones drop out)."""
@@ -188,4 +215,19 @@ class _Collected(Collector):
             "Outbox messages that could not be published and were moved to the dead letters "
             "(the outbox_dead_letters table) so the messages behind them go on.",
             value=m._dead_letters(),
+        )
+        lost = CounterMetricFamily(
+            "streamguard_spool_lost",
+            "Writes lost because the state disk refused them and the in-memory spool was full "
+            "(or, at shutdown, still refused them), by kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(m._spool_lost().items()):
+            lost.add_metric([kind], count)
+        yield lost
+        yield CounterMetricFamily(
+            "streamguard_evidence_not_kept",
+            "Clips of alerting segments that could not be kept as evidence (the alert went "
+            "out without).",
+            value=m._evidence_not_kept(),
         )

@@ -148,6 +148,18 @@ class InstanceEventKind(StrEnum):
     MESSAGE_DEAD_LETTERED = "message_dead_lettered"
     """An outbox message could not be published and was moved to the dead letters
     (``message_id`` names it; ``detail`` says why); the messages behind it go on."""
+    STORAGE_UNWRITABLE = "storage_unwritable"
+    """The state disk refused a write (full, failing, read-only): results, alerts and events
+    wait in memory, up to a bound, and are written and published when it takes writes
+    again. Delivered then too, since it goes through the outbox like every event."""
+    STORAGE_RESTORED = "storage_restored"
+    """The state disk takes writes again; ``detail`` says how many waited and were lost."""
+    WRITES_LOST = "writes_lost"
+    """Writes were lost because more waited for the disk than the bound allows; ``detail``
+    counts them by kind (result, alert, event, journal, attached)."""
+    EVIDENCE_NOT_KEPT = "evidence_not_kept"
+    """A risky segment's clip could not be kept; the alert (``message_id``, when one was
+    sent) went out with ``evidence: null``."""
 
 
 @dataclass(frozen=True, slots=True)

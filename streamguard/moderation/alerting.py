@@ -7,13 +7,17 @@ room's incident and emits the ``new``/``update`` alert; the supervised loop
 ``incident_quiet_seconds`` — also when its stream died. Segments that failed or were skipped
 become health events, never alerts. Open incidents end on shutdown; with a database they are
 also journalled, so incidents a killed run left open end at the next start.
+
+A clip the disk refuses to keep does not stop the alert: it goes out with ``evidence: null``
+and ``on_evidence_not_kept`` is told (the daemon counts it and raises a health event).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,15 +31,21 @@ from streamguard.core.status import StreamEvent, StreamEventKind
 from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.core.verdict import Outcome, Verdict
 from streamguard.moderation.alert import Alert
-from streamguard.moderation.evidence import EvidenceStore
+from streamguard.moderation.evidence import Evidence, EvidenceNotKept, EvidenceStore
 from streamguard.moderation.incidents import Incident, IncidentEvent, IncidentTracker, Observation
 from streamguard.moderation.policy import Decision
 from streamguard.moderation.sink import AlertSink
 from streamguard.state.db import Database
 from streamguard.state.incidents import IncidentHistory
 from streamguard.state.journal import IncidentJournal
+from streamguard.state.spool import DIRECT, Writes
 
-__all__ = ["Alerting"]
+__all__ = ["Alerting", "EvidenceNotKeptReport"]
+
+log = logging.getLogger(__name__)
+
+EvidenceNotKeptReport = Callable[[SegmentInfo | Segment, str, str | None], Awaitable[None]]
+"""Told (segment, why, the id of the alert that went without it) when a clip is not kept."""
 
 _HEALTH_EVENTS = {
     Outcome.FAILED: StreamEventKind.SEGMENT_FAILED,
@@ -55,14 +65,19 @@ class Alerting:
         evidence: EvidenceStore | None = None,
         db: Database | None = None,
         supervisor: Supervisor | None = None,
+        writes: Writes = DIRECT,
+        on_evidence_not_kept: EvidenceNotKeptReport | None = None,
     ) -> None:
         self.profiles = profiles
         self.sink = sink
         self.instance_id = instance_id
         self.evidence = evidence
         self.incidents = IncidentTracker()
-        self._journal = IncidentJournal(db) if db is not None else None
+        self._journal = IncidentJournal(db, writes) if db is not None else None
         self._history = IncidentHistory(db) if db is not None else None
+        self._on_evidence_not_kept = on_evidence_not_kept
+        self.evidence_not_kept = 0
+        """Clips of alerting segments that could not be kept, since start."""
         self._timer_wake = asyncio.Event()
         self._supervisor = supervisor
         self._stack = AsyncExitStack()
@@ -128,9 +143,7 @@ class Alerting:
             if clip is not None and self.evidence is not None:
                 await self.evidence.discard(clip)
             return []
-        evidence = None
-        if clip is not None and self.evidence is not None:
-            evidence = await self.evidence.keep(segment, verdict, clip)
+        evidence, not_kept = await self._keep(segment, verdict, clip)
         observation = Observation(
             stream, stream.profile, profile.biz_type, segment, verdict, decision, evidence
         )
@@ -149,10 +162,25 @@ class Alerting:
             await self._journal.record(incident.id, alert.payload)
         if self._history is not None:
             await self._history.record(alert.payload, verdict, sent=event is not None)
+        if not_kept is not None and self._on_evidence_not_kept is not None:
+            await self._on_evidence_not_kept(segment, not_kept, alert.alert_id if event else None)
         if event is None:
             return []
         await self.sink.emit(alert)
         return [alert]
+
+    async def _keep(
+        self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path | None
+    ) -> tuple[Evidence | None, str | None]:
+        """The segment's evidence, or None and why it could not be kept."""
+        if clip is None or self.evidence is None:
+            return None, None
+        try:
+            return await self.evidence.keep(segment, verdict, clip), None
+        except EvidenceNotKept as exc:
+            self.evidence_not_kept += 1
+            log.error("alerting without evidence: %s", exc, extra={"stream_id": segment.stream_id})
+            return None, str(exc)
 
     async def _end(self, incident: Incident) -> None:
         alert = Alert.of(incident, IncidentEvent.END, self.instance_id, _now())

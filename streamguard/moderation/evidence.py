@@ -6,6 +6,9 @@ transcript). Retention deletes evidence older than ``keep_days`` and then the ol
 the directory fits ``max_megabytes`` — never the evidence just kept, which an alert is about
 to point at. Clips of safe segments are deleted at once. All file
 work runs in a worker thread, never on the event loop.
+
+A clip that cannot be kept (the disk is full, the directory unwritable) raises
+``EvidenceNotKept`` with nothing of it left behind: the alert goes out without evidence.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -22,12 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.config.alerts import EvidenceConfig
+from streamguard.core.errors import StreamGuardError
 from streamguard.core.private import FILE_MODE, private_dir, write_private
 from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.topics import topic_level
 from streamguard.core.verdict import Verdict
 
-__all__ = ["Evidence", "EvidenceStore"]
+__all__ = ["Evidence", "EvidenceNotKept", "EvidenceStore"]
+
+log = logging.getLogger(__name__)
+
+
+class EvidenceNotKept(StreamGuardError):
+    """A risky segment's clip could not be kept as evidence (it was deleted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +90,33 @@ class EvidenceStore:
         )
 
     async def keep(self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path) -> Evidence:
-        """Move ``clip`` into the store with its record, then apply retention."""
-        evidence = await asyncio.to_thread(self._keep, segment, verdict, clip)
-        await asyncio.to_thread(self._prune, evidence.record_path)
+        """Move ``clip`` into the store with its record, then apply retention;
+        ``EvidenceNotKept`` (the clip deleted) when the disk refuses."""
+        try:
+            evidence = await asyncio.to_thread(self._keep, segment, verdict, clip)
+        except OSError as exc:
+            await asyncio.to_thread(self._forget, segment, clip)
+            raise EvidenceNotKept(f"clip of segment {segment.id} not kept: {exc}") from exc
+        try:
+            await asyncio.to_thread(self._prune, evidence.record_path)
+        except OSError as exc:  # the evidence is kept; retention tries again next time
+            log.warning("evidence retention failed: %s", exc)
         return evidence
+
+    def _forget(self, segment: Segment | SegmentInfo, clip: Path) -> None:
+        """Delete whatever a failed ``_keep`` left: the clip, wherever it got to, and the
+        record or its partial (half a record would point at nothing)."""
+        folder = self.directory / topic_level(segment.stream_id)
+        for path in (
+            clip,
+            folder / f"{segment.id}{clip.suffix}",
+            folder / f"{segment.id}.json.partial",
+            folder / f"{segment.id}.json",
+        ):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not delete %s: %s", path, exc)
 
     async def discard(self, clip: Path) -> None:
         """Delete the clip of a safe segment."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from streamguard.config.streams import StreamConfig
 from streamguard.state.db import Database
+from streamguard.state.spool import DIRECT, Writes
 
 __all__ = ["AttachedStream", "AttachedStreams"]
 
@@ -32,10 +33,12 @@ class AttachedStream:
 
 
 class AttachedStreams:
-    """Remembers streams on attach; answers what was kept of one."""
+    """Remembers streams on attach (through ``writes``: a ``Spool`` keeps it for later when
+    the disk is full); answers what was kept of one."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writes: Writes = DIRECT) -> None:
         self._db = db
+        self._writes = writes
 
     async def remember(self, streams: Iterable[StreamConfig]) -> None:
         """Keep what alerts say of these streams, replacing what was kept of them."""
@@ -44,12 +47,15 @@ class AttachedStreams:
             (s.id, s.room_id, s.profile, json.dumps(s.metadata, sort_keys=True), now)
             for s in streams
         ]
-        await self._db.run(
-            lambda conn: conn.executemany(
-                "INSERT OR REPLACE INTO attached_streams"
-                " (stream_id, room, profile, metadata, attached_at) VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+        await self._writes.write(
+            "attached",
+            lambda: self._db.run(
+                lambda conn: conn.executemany(
+                    "INSERT OR REPLACE INTO attached_streams"
+                    " (stream_id, room, profile, metadata, attached_at) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            ),
         )
 
     async def get(self, stream_id: str) -> AttachedStream | None:

@@ -16,13 +16,40 @@ from streamguard.core.errors import StreamGuardError
 from streamguard.core.private import FILE_MODE, private_dir, private_file
 from streamguard.state.schema import SCHEMA
 
-__all__ = ["Database", "StateError"]
+__all__ = ["Database", "StateError", "StorageUnavailable"]
 
 T = TypeVar("T")
+
+# SQLite's primary result codes that say "the storage refused", not "this write is wrong":
+# the disk is full or failing, the file turned read-only, or another process holds a lock.
+# The same write can succeed later, unchanged.
+_STORAGE_CODES = frozenset(
+    {
+        5,  # SQLITE_BUSY
+        6,  # SQLITE_LOCKED
+        7,  # SQLITE_NOMEM
+        8,  # SQLITE_READONLY
+        10,  # SQLITE_IOERR
+        13,  # SQLITE_FULL
+        14,  # SQLITE_CANTOPEN
+    }
+)
 
 
 class StateError(StreamGuardError):
     """The state database could not be opened or written."""
+
+
+class StorageUnavailable(StateError):
+    """The storage refused a write that may succeed later as it is (disk full, I/O error,
+    read-only, locked): what ``state.spool`` keeps and retries."""
+
+
+def _state_error(message: str, exc: sqlite3.Error) -> StateError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _STORAGE_CODES:
+        return StorageUnavailable(message)
+    return StateError(message)
 
 
 class Database:
@@ -69,8 +96,10 @@ class Database:
                 "CREATE TABLE IF NOT EXISTS schema_versions"
                 " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
             )
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise StateError(f"cannot open state database {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise _state_error(f"cannot open state database {self.path}: {exc}", exc) from exc
         return conn
 
     def _make_private(self) -> None:
@@ -100,13 +129,13 @@ class Database:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = fn(conn)
+                    conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _roll_back(conn)
                     raise
-                conn.execute("COMMIT")
                 return result
             except sqlite3.Error as exc:
-                raise StateError(f"state database {self.path}: {exc}") from exc
+                raise _state_error(f"state database {self.path}: {exc}", exc) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
 
@@ -128,3 +157,13 @@ class Database:
             )
 
         await self.run(apply)
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """End a failed transaction. A full disk or an I/O error may have rolled it back already
+    (a COMMIT that fails with SQLITE_FULL does): then there is nothing to end, and the
+    error that matters is the one being raised, not ROLLBACK's "no transaction is active".
+    A transaction left open would make every later ``BEGIN`` fail, for good."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")

@@ -12,15 +12,18 @@ import sqlite3
 from typing import Any
 
 from streamguard.state.db import Database
+from streamguard.state.spool import DIRECT, Writes
 
 __all__ = ["IncidentJournal"]
 
 
 class IncidentJournal:
-    """Open incidents by id, with the JSON of their latest alert."""
+    """Open incidents by id, with the JSON of their latest alert. Changes go through
+    ``writes`` (a ``Spool`` keeps them in order with the alerts when the disk is full)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writes: Writes = DIRECT) -> None:
         self._db = db
+        self._writes = writes
 
     async def left_open(self) -> list[dict[str, Any]]:
         """The latest alerts of incidents a previous run left open."""
@@ -34,18 +37,24 @@ class IncidentJournal:
     async def record(self, incident_id: str, last_alert: dict[str, Any]) -> None:
         """Remember an open incident's latest alert JSON."""
         text = json.dumps(last_alert, ensure_ascii=False)
-        await self._db.run(
-            lambda conn: conn.execute(
-                "INSERT INTO alerts_incidents (incident_id, last_alert) VALUES (?, ?)"
-                " ON CONFLICT (incident_id) DO UPDATE SET last_alert = excluded.last_alert",
-                (incident_id, text),
-            )
+        await self._writes.write(
+            "journal",
+            lambda: self._db.run(
+                lambda conn: conn.execute(
+                    "INSERT INTO alerts_incidents (incident_id, last_alert) VALUES (?, ?)"
+                    " ON CONFLICT (incident_id) DO UPDATE SET last_alert = excluded.last_alert",
+                    (incident_id, text),
+                )
+            ),
         )
 
     async def forget(self, incident_id: str) -> None:
         """The incident ended (its end alert is in the outbox)."""
-        await self._db.run(
-            lambda conn: conn.execute(
-                "DELETE FROM alerts_incidents WHERE incident_id = ?", (incident_id,)
-            )
+        await self._writes.write(
+            "journal",
+            lambda: self._db.run(
+                lambda conn: conn.execute(
+                    "DELETE FROM alerts_incidents WHERE incident_id = ?", (incident_id,)
+                )
+            ),
         )

@@ -11,16 +11,19 @@ letters (``dead_letter``) so it cannot hold up the rest.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streamguard.state.db import Database
+from streamguard.state.db import Database, StorageUnavailable
 from streamguard.state.dead_letters import DeadLetter, insert_dead_letter
 
 __all__ = ["MessageKind", "Outbox", "OutboxMessage"]
+
+log = logging.getLogger(__name__)
 
 
 class MessageKind(StrEnum):
@@ -57,15 +60,16 @@ class Outbox:
         self.removed_total = 0
         self.dead_lettered_total = 0
         """Messages moved to the dead letters by this process."""
+        self._acked: set[int] = set()
+        """Acknowledged messages whose delete the disk refused (see ``remove``)."""
 
     async def open(self) -> None:
         """Read the backlog a previous run left waiting."""
 
-        def count(conn: sqlite3.Connection) -> None:
-            self.depth = conn.execute("SELECT COUNT(*) FROM alerts_outbox").fetchone()[0]
-            self._refresh_oldest(conn)
+        def count(conn: sqlite3.Connection) -> tuple[int, float | None]:
+            return conn.execute("SELECT COUNT(*) FROM alerts_outbox").fetchone()[0], _oldest(conn)
 
-        await self._db.run(count)
+        self.depth, self.oldest_created_at = await self._db.run(count)
 
     def oldest_age(self) -> float | None:
         """Seconds the oldest waiting message has waited, or None when empty."""
@@ -83,44 +87,63 @@ class Outbox:
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
                 (message_id, kind.value, topic, payload, created_at),
             )
-            if cursor.rowcount == 1:
-                self.depth += 1
-                self._refresh_oldest(conn)
             return cursor.rowcount == 1
 
+        # Counters change only once the transaction committed: a COMMIT refused by a full
+        # disk must not leave a message counted that is not there.
         added = await self._db.run(insert)
+        if added:
+            self.depth += 1
+            if self.oldest_created_at is None:  # else the oldest is older than this one
+                self.oldest_created_at = created_at
         self.added_total += added
         return added
 
     async def peek(self, limit: int) -> list[OutboxMessage]:
-        """The oldest ``limit`` waiting messages, in order."""
+        """The oldest ``limit`` waiting messages, in order (acknowledged ones whose delete the
+        disk refused are not waiting any more: they are skipped)."""
+        skipped = frozenset(self._acked)  # a copy: the set changes on the event loop
 
         def select(conn: sqlite3.Connection) -> list[OutboxMessage]:
             rows = conn.execute(
                 "SELECT seq, message_id, kind, topic, payload, created_at FROM alerts_outbox"
                 " ORDER BY seq LIMIT ?",
-                (limit,),
+                (limit + len(skipped),),
             ).fetchall()
-            return [OutboxMessage(r[0], r[1], _kind(r[2]), r[3], r[4], r[5]) for r in rows]
+            messages = [OutboxMessage(r[0], r[1], _kind(r[2]), r[3], r[4], r[5]) for r in rows]
+            return [m for m in messages if m.seq not in skipped][:limit]
 
         return await self._db.run(select)
 
     async def remove(self, seqs: Sequence[int]) -> None:
-        """Forget acknowledged messages."""
-        if not seqs:
-            return
-
-        def delete(conn: sqlite3.Connection) -> None:
-            cursor = conn.executemany(
-                "DELETE FROM alerts_outbox WHERE seq = ?", [(s,) for s in seqs]
-            )
-            self.depth -= cursor.rowcount
-            self._refresh_oldest(conn)
-
-        await self._db.run(delete)
-        self.removed_total += len(seqs)
+        """Forget acknowledged messages. When the disk refuses the delete (full), they are
+        remembered as acknowledged and deleted with the next ``remove`` or ``settle``: the
+        publisher goes on, and only a restart in between would send them twice."""
+        fresh = [s for s in seqs if s not in self._acked]
+        self._acked.update(fresh)
+        self.depth -= len(fresh)
+        self.removed_total += len(fresh)
+        await self.settle()
         if self.depth == 0:
             self._emptied.set()
+
+    async def settle(self) -> None:
+        """Delete the acknowledged messages still in the table, if the disk lets us."""
+        if not self._acked:
+            return
+        done = sorted(self._acked)
+
+        def delete(conn: sqlite3.Connection) -> float | None:
+            conn.executemany("DELETE FROM alerts_outbox WHERE seq = ?", [(s,) for s in done])
+            return _oldest(conn)
+
+        try:
+            oldest = await self._db.run(delete)
+        except StorageUnavailable as exc:
+            log.warning("outbox: %d acknowledged message(s) not deleted yet: %s", len(done), exc)
+            return
+        self._acked.difference_update(done)
+        self.oldest_created_at = oldest
 
     async def dead_letter(self, message: OutboxMessage, error: str) -> None:
         """Move a message that cannot be delivered to the dead letters, in one transaction."""
@@ -134,15 +157,19 @@ class Outbox:
             error,
         )
 
-        def move(conn: sqlite3.Connection) -> bool:
+        acked = frozenset(self._acked)
+
+        def move(conn: sqlite3.Connection) -> tuple[bool, float | None]:
             cursor = conn.execute("DELETE FROM alerts_outbox WHERE seq = ?", (message.seq,))
             if cursor.rowcount == 1:
                 insert_dead_letter(conn, letter)
-                self.depth -= 1
-                self._refresh_oldest(conn)
-            return cursor.rowcount == 1
+            return cursor.rowcount == 1, _oldest(conn, skip=acked)
 
-        self.dead_lettered_total += await self._db.run(move)
+        moved, oldest = await self._db.run(move)
+        if moved:
+            self.depth -= 1
+            self.oldest_created_at = oldest
+        self.dead_lettered_total += moved
         if self.depth == 0:
             self._emptied.set()
 
@@ -152,11 +179,16 @@ class Outbox:
             self._emptied.clear()
             await self._emptied.wait()
 
-    def _refresh_oldest(self, conn: sqlite3.Connection) -> None:
-        # The counters are kept incrementally: COUNT(*) or MIN() would scan the whole backlog
-        # on every write, which turns a 10,000-alert outage quadratic.
-        row = conn.execute("SELECT created_at FROM alerts_outbox ORDER BY seq LIMIT 1").fetchone()
-        self.oldest_created_at = row[0] if row else None
+
+def _oldest(conn: sqlite3.Connection, skip: Iterable[int] = ()) -> float | None:
+    """Unix time the first written message still waiting was written, or None."""
+    # The counters are kept incrementally: COUNT(*) or MIN() would scan the whole backlog
+    # on every write, which turns a 10,000-alert outage quadratic.
+    skipped = set(skip)
+    rows = conn.execute(
+        "SELECT seq, created_at FROM alerts_outbox ORDER BY seq LIMIT ?", (len(skipped) + 1,)
+    )
+    return next((row[1] for row in rows if row[0] not in skipped), None)
 
 
 def _kind(value: str) -> MessageKind:

@@ -11,6 +11,7 @@ from typing import Any
 from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.state.db import Database
+from streamguard.state.spool import DIRECT, Writes
 
 __all__ = ["ResultQuery", "Results", "fts_phrases"]
 
@@ -35,10 +36,15 @@ class ResultQuery:
 
 
 class Results:
-    """The ``results`` table: one row per segment, written once it has a verdict."""
+    """The ``results`` table: one row per segment, written once it has a verdict.
 
-    def __init__(self, db: Database) -> None:
+    ``record`` goes through ``writes``: with a ``Spool``, a result the full disk refuses
+    waits in memory and is written when the disk takes it (it is not queryable till then).
+    """
+
+    def __init__(self, db: Database, writes: Writes = DIRECT) -> None:
         self._db = db
+        self._writes = writes
 
     async def record(
         self, room_id: str, segment: Segment | SegmentInfo, verdict: Verdict, risk: str
@@ -56,10 +62,13 @@ class Results:
             json.dumps(segment.metadata()),
             json.dumps(verdict.to_json()),
         )
-        await self._db.run(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row
-            )
+        await self._writes.write(
+            "result",
+            lambda: self._db.run(
+                lambda conn: conn.execute(
+                    "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row
+                )
+            ),
         )
 
     async def prune(self, older_than: datetime) -> int:

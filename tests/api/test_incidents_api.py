@@ -233,6 +233,11 @@ def test_signed_urls_expire() -> None:
     assert not urls.valid("seg/2", params["expires"], params["sig"])
     assert not urls.valid("seg/1", str(int(params["expires"]) + 1), params["sig"])
     assert not urls.valid("seg/1", "soon", params["sig"])
+    # Hostile values are refused, never an error: a digit that is not ASCII, too many digits,
+    # a signature that is not ASCII.
+    assert not urls.valid("seg/1", "²", params["sig"])
+    assert not urls.valid("seg/1", "9" * 5000, params["sig"])
+    assert not urls.valid("seg/1", params["expires"], "é" + params["sig"][1:])
     now[0] += 61
     assert not urls.valid("seg/1", params["expires"], params["sig"])
 

@@ -40,7 +40,7 @@ from streamguard.engines.ams.settle import LateVerdictHandler, Settler
 from streamguard.engines.ams.submitter import Submitter
 from streamguard.engines.ams.sync import SyncSubmitter
 from streamguard.state.ams_tasks import SegmentState, TaskStore
-from streamguard.state.db import Database
+from streamguard.state.db import Database, StateError
 from streamguard.tencentcloud.client import AmsClient
 
 __all__ = ["URL_KEY_FILE", "AmsEngine", "LateVerdictHandler", "credentials_from_config"]
@@ -197,8 +197,13 @@ class AmsEngine:
         with self._settle.expecting(segment.id) as verdict:
             if tracked is None:
                 excerpt = excerpt_of(segment, speech)
-                if self._sync is not None:
-                    return await self._sync.moderate(segment, biz_type, excerpt)
-                assert self._submitter is not None, "AmsEngine is not open"
-                await self._submitter.queue(segment, biz_type, excerpt)
+                try:
+                    if self._sync is not None:
+                        return await self._sync.moderate(segment, biz_type, excerpt)
+                    assert self._submitter is not None, "AmsEngine is not open"
+                    await self._submitter.queue(segment, biz_type, excerpt)
+                except (StateError, OSError) as exc:
+                    # A full disk: without its clip and tracking row the segment cannot be
+                    # sent (nor resumed after a restart). Failed, with the reason, not a crash.
+                    return verdicts.failed(segment.id, f"AMS task could not be tracked: {exc}")
             return await verdict
