@@ -47,9 +47,9 @@ PROFILE = """
 cooldown_seconds = 0
 incident_quiet_seconds = 3
 """
-REPEATS = 5  # the sample room five times over: an abusive turn every 34 s of audio
-PACE = 2.0  # broadcast at twice real time
-FULL_SECONDS = 20.0  # at least this long full: 40 s of the room, several segments
+REPEATS = 2  # the sample room twice over: an abusive turn every 34 s of audio
+PACE = 1.0  # real time: a live source is never read ahead of the wall clock
+FULL_SECONDS = 20.0  # at least this long full: 20 s of the room, more than one segment
 
 
 def metric(daemon: DaemonProcess, sample: str) -> float:
