@@ -54,17 +54,17 @@ def test_undecodable_bearer_tokens_are_401(daemon: DaemonProcess, authorization:
 
 def test_connections_holding_partial_headers_are_closed(daemon: DaemonProcess) -> None:
     held = hold_partial_requests(daemon.port, 200)
-    started = time.monotonic()
     try:
         assert daemon.request("GET", "/healthz", token=None)[0] == 200  # others still served
         for sock in held:
+            # Without a header timeout the daemon never closes them: recv would wait for
+            # ever, so a generous bound turns that into a failure (a hang, not a speed check).
+            sock.settimeout(HEADER_TIMEOUT * 6)
             with contextlib.suppress(ConnectionResetError):  # a reset is closed too
                 assert sock.recv(4096) == b""  # closed by the daemon, nothing sent
-        elapsed = time.monotonic() - started
     finally:
         for sock in held:
             sock.close()
-    assert elapsed < HEADER_TIMEOUT + 5
 
 
 def test_a_connection_that_sends_its_request_in_time_is_answered(daemon: DaemonProcess) -> None:

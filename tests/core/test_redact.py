@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import pytest
 from hypothesis import given
@@ -43,11 +43,19 @@ def test_no_password_survives(user: str, password: str) -> None:
     assert redact(text) == f"reading http://{user}:***@example.invalid/live failed"
 
 
-def test_long_texts_take_linear_time() -> None:
-    started = time.monotonic()
-    for text in ("a://" + "c" * 200_000, "x://y:" + "c" * 200_000, "://" + "ab " * 100_000):
-        redact(text)
-    assert time.monotonic() - started < 2
+async def test_long_hostile_texts_are_redacted_without_hanging() -> None:
+    # A backtracking pattern would take minutes on these; the bound only catches such a hang
+    # (speed itself is not asserted here).
+    texts = (
+        "a://" + "c" * 200_000,
+        "x://y:" + "c" * 200_000,
+        "://" + "ab " * 100_000,
+        "x://y:" + "c" * 200_000 + "@h/",
+    )
+    async with asyncio.timeout(60):
+        redacted = [await asyncio.to_thread(redact, text) for text in texts]
+    assert redacted[:3] == list(texts[:3])  # no "@": no credentials, nothing to hide
+    assert redacted[3] == "x://y:***@h/"
 
 
 def test_json_values_are_redacted_throughout() -> None:

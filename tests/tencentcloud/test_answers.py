@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -162,20 +162,23 @@ async def test_answers_over_the_size_cap_are_refused_large_ones_parsed_off_the_l
             await small.describe_tasks(DescribeTasksRequest())  # small answers still pass
 
 
+async def _refused(client: AmsClient) -> None:
+    with pytest.raises(AmsNetworkError):
+        await client.describe_tasks(DescribeTasksRequest())
+
+
 async def test_an_attempt_does_not_outlive_the_retry_budget(tmp_path: Path) -> None:
     async with (
-        ams_stack(tmp_path, Faults(hangs=1.0, hang_seconds=30.0)) as stack,
+        ams_stack(tmp_path, Faults(hangs=1.0, hang_seconds=600.0)) as stack,
         AmsClient(
             stack.emulator.url,
             CREDENTIALS,
-            timeout=aiohttp.ClientTimeout(total=6.0),
+            timeout=aiohttp.ClientTimeout(total=600.0),
             retry=RetryPolicy(attempts=5, total_seconds=1.0),
             sleep=stack.sleeps,
         ) as client,
     ):
-        started = time.monotonic()
-        with pytest.raises(AmsNetworkError):
-            await client.describe_tasks(DescribeTasksRequest())
-        took = time.monotonic() - started
-    # the 6 s timeout was cut to the 1 s budget (main waited the whole 6 s)
-    assert took < 3.0
+        # Emulator hangs outlast the 600 s client timeout: only an attempt cut to the 1 s
+        # retry budget ends inside the bound (a hang guard, not a speed check).
+        async with asyncio.timeout(120):
+            await _refused(client)

