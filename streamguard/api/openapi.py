@@ -118,10 +118,25 @@ OPENAPI: dict[str, Any] = {
                         "until",
                         "q",
                         "limit",
+                        "order",
+                        "cursor",
                     )
                 ],
                 "responses": {
-                    "200": _json({"type": "object"}, "results"),
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["results", "next_cursor"],
+                            "properties": {
+                                "results": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Result"},
+                                },
+                                "next_cursor": {"type": ["string", "null"]},
+                            },
+                        },
+                        "results (order=oldest|newest); next_cursor: the next page's cursor=",
+                    ),
                     "400": _json(_ERR, "bad query"),
                 },
             }
@@ -163,8 +178,5 @@ OPENAPI: dict[str, Any] = {
             },
         },
         **CONSOLE_PATHS,
-        "/v1/usage": {
-            "get": {"responses": {"200": _json({"type": "object"}, "minutes per day and label")}}
-        },
     },
 }

@@ -27,6 +27,8 @@ from streamguard.api.evidence import EvidenceRoutes
 from streamguard.api.incidents import IncidentRoutes
 from streamguard.api.openapi import OPENAPI
 from streamguard.api.replies import choice, query_int, query_time
+from streamguard.api.try_it import TryIt
+from streamguard.api.usage import UsageRoutes
 from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
 from streamguard.core.redact import redact_json
@@ -68,12 +70,14 @@ def build_api(
     token: str | None,
     console: ConsoleSetup | None = None,
     text: web.RouteDef | None = None,
+    try_it: TryIt | None = None,
     storage: Check | None = None,
 ) -> web.Application:
     """The aiohttp application; the daemon runs it with an ``AppRunner``.
 
     With ``console`` it also serves the incident and evidence routes, the console, and
-    accepts the viewer token; with ``text`` it serves ``POST /v1/moderate/text``.
+    accepts the viewer token; with ``text`` it serves ``POST /v1/moderate/text``, with
+    ``try_it`` ``POST /v1/moderate/file`` and ``/v1/moderate/url``.
     ``storage`` says whether the state disk takes writes (attaching a stream is refused
     while it does not)."""
     access = (
@@ -97,9 +101,9 @@ def build_api(
             web.get("/v1/results", api.query_results),
             web.post("/v1/feedback", api.give_feedback),
             web.get("/v1/feedback", api.feedback_counts),
-            web.get("/v1/usage", api.usage),
         ]
     )
+    app.add_routes(UsageRoutes(results).routes())
     if console is not None:
         history = console.incidents
         app.add_routes(
@@ -109,6 +113,8 @@ def build_api(
         app.add_routes(ConsolePages().routes())
     if text is not None:
         app.add_routes([text])
+    if try_it is not None:
+        app.add_routes(try_it.routes())
     return app
 
 
@@ -137,6 +143,16 @@ def _refusal(exc: StreamGuardError) -> web.Response:
     if isinstance(exc, UnknownProfile):
         return _problem(422, "unknown_profile", str(exc))
     return _problem(422, "invalid_source", str(exc))
+
+
+ORDERS = ("oldest", "newest")
+
+
+def _cursor(value: str | None) -> str | None:
+    """A result's ``cursor`` (``started_at|segment_id``), as ``next_cursor`` gave it."""
+    if value is not None and "|" not in value:
+        raise ValueError("cursor must be a next_cursor from an earlier answer")
+    return value
 
 
 def _unwritable(why: str) -> web.Response:
@@ -293,12 +309,16 @@ class _Handlers:
                 min_risk=choice(q.get("min_risk"), RISK_ORDER, "min_risk"),
                 since=query_time(q.get("since"), "since"),
                 until=query_time(q.get("until"), "until"),
-                text=q.get("q"),
+                text=q.get("q") or None,
                 limit=query_int(q.get("limit", "100"), "limit", 1, 1000),
+                newest_first=choice(q.get("order", "oldest"), ORDERS, "order") == "newest",
+                after=_cursor(q.get("cursor")),
             )
         except ValueError as exc:
             return _problem(400, "bad_query", str(exc))
-        return _json({"results": await self.results.query(query)})
+        found = await self.results.query(query)
+        more = len(found) == query.limit
+        return _json({"results": found, "next_cursor": found[-1]["cursor"] if more else None})
 
     async def give_feedback(self, request: web.Request) -> web.Response:
         try:
@@ -310,9 +330,6 @@ class _Handlers:
     async def feedback_counts(self, request: web.Request) -> web.Response:
         entries = await self.feedback.entries()
         return _json({"counts": await self.feedback.counts(), "entries": entries})
-
-    async def usage(self, request: web.Request) -> web.Response:
-        return _json({"usage": await self.results.usage()})
 
     def _stream_from(self, body: dict[str, Any]) -> StreamConfig:
         try:

@@ -1,12 +1,21 @@
-"""OpenAPI schemas and paths of the incident, evidence, room and console routes.
+"""OpenAPI schemas and paths of the incident, evidence, room, search, usage and try-it routes.
 
 The shapes are those the handlers answer with (``state.incidents``, ``state.feedback``,
-``api.incidents``); ``tests/api/test_incidents_api.py`` validates real answers against them.
+``api.incidents``); the usage and try-it ones are generated from the pydantic models their
+handlers build (``api.usage``, ``api.try_it``, ``api.try_run``). ``tests/api`` validates real
+answers against them.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from streamguard.api.try_it import TryOptions, TryUrl
+from streamguard.api.try_run import TryReport
+from streamguard.api.usage import UsageReport
+from streamguard.state.usage import USAGE_COLUMNS
 
 __all__ = ["CONSOLE_PATHS", "CONSOLE_SCHEMAS"]
 
@@ -108,10 +117,43 @@ CONSOLE_SCHEMAS: dict[str, Any] = {
     },
 }
 
+_MODELS = models_json_schema(
+    [(UsageReport, "serialization"), (TryReport, "serialization"), (TryUrl, "validation")],
+    ref_template="#/components/schemas/{model}",
+)[1]["$defs"]
+
+CONSOLE_SCHEMAS |= {
+    **_MODELS,
+    "Result": _obj(
+        {
+            "segment": {"type": "object", "description": "the segment's metadata"},
+            "verdict": _obj({"outcome": _STR, "label": _STR, "text": _STR}),
+            "risk": _RISK,
+            "room_id": _STR,
+            "incident_id": {"type": ["string", "null"], "description": "when it alerted"},
+            "cursor": {"type": "string", "description": "pass as cursor= for what follows"},
+        }
+    ),
+}
+
 _QUERY = [
     {"name": n, "in": "query", "schema": {"type": "string"}}
     for n in ("room", "label", "risk", "min_risk", "state", "since", "until", "limit")
 ]
+
+_OPTIONS = TryOptions.model_json_schema()
+_UPLOAD = {
+    "multipart/form-data": {
+        "schema": {
+            **_OPTIONS,
+            "required": ["file"],
+            "properties": {
+                "file": {"type": "string", "format": "binary", "description": "the audio"},
+                **_OPTIONS["properties"],
+            },
+        }
+    }
+}
 
 CONSOLE_PATHS: dict[str, Any] = {
     "/v1/incidents": {
@@ -168,6 +210,50 @@ CONSOLE_PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_obj({"role": {"enum": ["operator", "viewer"]}}), "the caller")
             }
+        }
+    },
+    **{
+        path: {
+            "post": {
+                "description": "Judge a recording once with the configured engine and "
+                "answer each segment's verdict; nothing is stored or alerted. The viewer "
+                "token may not (403 read_only).",
+                "requestBody": {"required": True, "content": body},
+                "responses": {
+                    "200": _json(_ref("TryReport"), "each segment's verdict and risk"),
+                    "400": _json(_ERR, "malformed form or body; details name the field"),
+                    "403": _json(_ERR, "the viewer token may only read"),
+                    "413": _json(_ERR, "the file is larger than the limit"),
+                    "415": _json(_ERR, "not multipart/form-data"),
+                    "422": _json(_ERR, "no audio in it, or a URL POST /v1/streams refuses"),
+                    "429": _json(_ERR, "another try is running (Retry-After)"),
+                    "503": _json(_ERR, "the daemon is shutting down"),
+                },
+            }
+        }
+        for path, body in (
+            ("/v1/moderate/file", _UPLOAD),
+            ("/v1/moderate/url", {"application/json": {"schema": _ref("TryUrl")}}),
+        )
+    },
+    "/v1/usage": {
+        "get": {
+            "parameters": [
+                {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
+                {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+                {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "minutes per UTC day and label; CSV columns: "
+                    + ", ".join(USAGE_COLUMNS),
+                    "content": {
+                        "application/json": {"schema": _ref("UsageReport")},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
+                "400": _json(_ERR, "bad query"),
+            },
         }
     },
 }

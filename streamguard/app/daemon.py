@@ -25,6 +25,7 @@ from pathlib import Path
 from streamguard.api.console import ConsoleSetup
 from streamguard.api.routes import Check, build_api
 from streamguard.api.text import text_route
+from streamguard.api.try_it import TryIt
 from streamguard.app.components import Components, open_components
 from streamguard.app.notify import Notifier
 from streamguard.app.reload import apply_reload
@@ -142,6 +143,7 @@ class Daemon:
             token=token,
             text=text_route(TextModerator(_text_config(config)), parts.profiles),
             console=ConsoleSetup.of(config, parts.db),
+            try_it=TryIt.of(config, parts.engine, parts.outcomes, parts.profiles, streams.check),
             storage=parts.spool.check,
         )
         runner, self.api_port = await start_site(app, config.api.host, config.api.port)

@@ -12,6 +12,7 @@ from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.state.db import Database
 from streamguard.state.spool import DIRECT, Writes
+from streamguard.state.usage import UsageRange, usage_rows
 
 __all__ = ["ResultQuery", "Results", "fts_phrases"]
 
@@ -33,6 +34,9 @@ class ResultQuery:
     text: str | None = None
     """Words that must all appear in the transcript or the labels (full-text search)."""
     limit: int = 100
+    newest_first: bool = False
+    after: str | None = None
+    """A result's ``cursor``: only results after it in this order (the next page)."""
 
 
 class Results:
@@ -109,36 +113,16 @@ class Results:
         return bool(changed)
 
     async def query(self, q: ResultQuery) -> list[dict[str, Any]]:
-        """Results matching every filter of ``q``, oldest first."""
-        clauses, args = [], list[Any]()
-        for column, value in (
-            ("stream_id", q.stream_id),
-            ("room_id", q.room_id),
-            ("segment_id", q.segment_id),
-            ("label", q.label),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if q.min_risk is not None:
-            allowed = [r for r, n in RISK_ORDER.items() if n >= RISK_ORDER[q.min_risk]]
-            clauses.append(f"risk IN ({','.join('?' * len(allowed))})")
-            args.extend(allowed)
-        if q.since is not None:
-            clauses.append("started_at >= ?")
-            args.append(q.since.astimezone(UTC).isoformat())
-        if q.until is not None:
-            clauses.append("started_at < ?")
-            args.append(q.until.astimezone(UTC).isoformat())
-        if q.text is not None:
-            clauses.append(
-                "rowid IN (SELECT rowid FROM results_search WHERE results_search MATCH ?)"
-            )
-            args.append(fts_phrases(q.text))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        """Results matching every filter of ``q``, oldest first (``newest_first``: newest),
+        after ``q.after`` if given; each with the incident its segment belongs to, if any."""
+        where, args = _where(q)
+        order = "DESC" if q.newest_first else "ASC"
         sql = (
-            f"SELECT segment, verdict, risk, room_id FROM results {where}"
-            " ORDER BY started_at LIMIT ?"
+            "SELECT segment_id, started_at, segment, verdict, risk, room_id,"
+            " (SELECT i.incident_id FROM incident_segments AS i"
+            "  WHERE i.segment_id = results.segment_id ORDER BY i.started_at LIMIT 1)"
+            f" AS incident_id FROM results {where}"
+            f" ORDER BY started_at {order}, segment_id {order} LIMIT ?"
         )
         args.append(q.limit)
 
@@ -149,6 +133,8 @@ class Results:
                     "verdict": json.loads(row["verdict"]),
                     "risk": row["risk"],
                     "room_id": row["room_id"],
+                    "incident_id": row["incident_id"],
+                    "cursor": f"{row['started_at']}|{row['segment_id']}",
                 }
                 for row in conn.execute(sql, args)
             ]
@@ -176,33 +162,42 @@ class Results:
 
         return await self._db.run(fetch)
 
-    async def usage(self) -> list[dict[str, Any]]:
-        """Seconds ingested, moderated and skipped per UTC day and label."""
+    async def usage(self, span: UsageRange | None = None) -> list[dict[str, Any]]:
+        """Segments and minutes ingested, moderated and skipped per UTC day and label
+        (``state.usage``), of the segments that started in ``span`` (default: all)."""
+        return await self._db.run(lambda conn: usage_rows(conn, span or UsageRange()))
 
-        def fetch(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = conn.execute(
-                """SELECT substr(started_at, 1, 10) AS day, label,
-                          sum(duration) AS ingested,
-                          sum(CASE WHEN outcome = 'moderated' THEN duration ELSE 0 END)
-                              AS moderated,
-                          sum(CASE WHEN outcome = 'no_speech' THEN duration ELSE 0 END) AS silent,
-                          sum(CASE WHEN outcome IN ('skipped_overloaded', 'failed',
-                              'not_moderated') THEN duration ELSE 0 END) AS unjudged
-                   FROM results GROUP BY day, label ORDER BY day, label"""
-            )
-            return [
-                {
-                    "day": r["day"],
-                    "label": r["label"],
-                    "minutes_ingested": round(r["ingested"] / 60, 3),
-                    "minutes_moderated": round(r["moderated"] / 60, 3),
-                    "minutes_skipped_silent": round(r["silent"] / 60, 3),
-                    "minutes_unjudged": round(r["unjudged"] / 60, 3),
-                }
-                for r in rows
-            ]
 
-        return await self._db.run(fetch)
+def _where(q: ResultQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its arguments) of ``q``'s filters."""
+    clauses, args = [], list[Any]()
+    for column, value in (
+        ("stream_id", q.stream_id),
+        ("room_id", q.room_id),
+        ("segment_id", q.segment_id),
+        ("label", q.label),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if q.min_risk is not None:
+        allowed = [r for r, n in RISK_ORDER.items() if n >= RISK_ORDER[q.min_risk]]
+        clauses.append(f"risk IN ({','.join('?' * len(allowed))})")
+        args.extend(allowed)
+    if q.since is not None:
+        clauses.append("started_at >= ?")
+        args.append(q.since.astimezone(UTC).isoformat())
+    if q.until is not None:
+        clauses.append("started_at < ?")
+        args.append(q.until.astimezone(UTC).isoformat())
+    if q.text is not None:
+        clauses.append("rowid IN (SELECT rowid FROM results_search WHERE results_search MATCH ?)")
+        args.append(fts_phrases(q.text))
+    if q.after is not None:
+        started_at, _, segment_id = q.after.partition("|")
+        clauses.append(f"(started_at, segment_id) {'<' if q.newest_first else '>'} (?, ?)")
+        args.extend((started_at, segment_id))
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
 
 
 def fts_phrases(text: str) -> str:

@@ -222,6 +222,13 @@ RESULTS_SEARCH_MIGRATIONS: list[str] = [
 ]
 """Kept in step with ``results`` by its triggers; read by ``state/results.py``."""
 
+RESULTS_USAGE_MIGRATIONS: list[str] = [
+    # ``GET /v1/usage``: a range of days over every stream, answered from the index alone
+    # (covering), and the retention prune's ``started_at <`` uses it too.
+    "CREATE INDEX results_usage ON results (started_at, label, outcome, duration)",
+]
+"""Read by ``state/usage.py``."""
+
 SCHEMA: dict[str, list[str]] = {
     "results": RESULTS_MIGRATIONS,
     "feedback": FEEDBACK_MIGRATIONS,
@@ -234,5 +241,6 @@ SCHEMA: dict[str, list[str]] = {
     "desired": DESIRED_MIGRATIONS,
     "incidents": INCIDENTS_MIGRATIONS,
     "results_search": RESULTS_SEARCH_MIGRATIONS,
+    "results_usage": RESULTS_USAGE_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""

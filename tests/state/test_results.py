@@ -79,6 +79,7 @@ async def test_filters_and_late_verdicts(tmp_path: Path) -> None:
             {
                 "day": "2026-11-22",
                 "label": "Abuse",
+                "segments": 1,
                 "minutes_ingested": 0.25,
                 "minutes_moderated": 0.25,
                 "minutes_skipped_silent": 0.0,
