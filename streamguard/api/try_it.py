@@ -21,6 +21,7 @@ import asyncio
 import re
 import tempfile
 import uuid
+from urllib.parse import unquote
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -266,7 +267,8 @@ def _options(model: type[TryOptions], fields: dict[str, Any]) -> TryOptions:
 
 
 def _file_name(name: str | None) -> str:
-    return _NAME.sub("_", name or "upload")[:120] or "upload"
+    """The name to show: aiohttp's client percent-encodes it, browsers send it raw."""
+    return _NAME.sub("_", unquote(name or ""))[:120] or "upload"
 
 
 def _too_large(limit: int) -> _Refused:

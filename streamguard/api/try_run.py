@@ -80,10 +80,11 @@ class TryLimits:
 
 @dataclass(frozen=True, slots=True)
 class TryEngine:
-    """The daemon's engine, the policy's decision and a profile's AMS BizType."""
+    """The daemon's engine, the risk decision and a profile's AMS BizType."""
 
     engine: Engine
-    decide: Callable[[StreamConfig, Verdict], Decision]
+    decision: Callable[[StreamConfig, Verdict], Decision]
+    """``Outcomes.decide``: the policy's one entry point (nothing is recorded or alerted)."""
     biz_type: Callable[[StreamConfig], str | None]
     encoding: EncodingConfig
     default_segment_seconds: int
@@ -169,7 +170,7 @@ async def try_source(
 
 def _segment(result: SegmentResult, stream: StreamConfig, judge: TryEngine) -> TrySegment:
     segment, verdict = result.segment, result.verdict
-    decision = judge.decide(stream, verdict)
+    decision = judge.decision(stream, verdict)
     start = (segment.started_at - segment.attached_at).total_seconds()
     return TrySegment(
         seq=segment.seq,
