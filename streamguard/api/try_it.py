@@ -21,11 +21,11 @@ import asyncio
 import re
 import tempfile
 import uuid
-from urllib.parse import unquote
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError

@@ -205,7 +205,7 @@ async def test_bad_uploads_get_clear_errors(served: Served, tmp_path: Path) -> N
     assert "nothing.wav" in error["message"]
     error = await refused(413, "too_large", await served.upload(b"\0" * (LIMIT + 1)))
     assert str(LIMIT) in error["message"]
-    text = "just some words, not audio\n".encode() * 50
+    text = b"just some words, not audio\n" * 50
     error = await refused(422, "not_audio", await served.upload(text, name="notes.txt"))
     assert "notes.txt" in error["message"]
     assert "streamguard-try" not in error["message"]  # the server's temporary path
