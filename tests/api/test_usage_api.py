@@ -197,3 +197,21 @@ async def test_search_newest_first_in_pages_with_the_incident_of_each_hit(
     for bad in ("order=sideways", "cursor=nonsense"):
         status, body, _ = await served.get(f"/v1/results?{bad}")
         assert (status, body["error"]["code"]) == (400, "bad_query")
+
+
+async def test_the_search_try_and_usage_pages_load_their_own_script(served: Served) -> None:
+    for page in ("search", "try", "usage"):
+        async with served.http.get(f"{served.base}/console/{page}") as response:
+            assert response.status == 200, page
+            assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+            html = await response.text()
+        assert f'<script src="/console/static/{page}.js" defer></script>' in html
+        assert f'<a href="/console/{page}" aria-current=page>' in html
+        assert "http://" not in html
+        assert "https://" not in html
+        async with served.http.get(f"{served.base}/console/static/{page}.js") as response:
+            assert response.status == 200
+            assert response.content_type == "text/javascript"
+            script = await response.text()
+        assert f"PAGES.{page} =" in script
+        assert "http://" not in script.replace("http://www.w3.org/2000/svg", "")

@@ -14,6 +14,9 @@ _FILES = resources.files("streamguard.api.console")
 
 STATIC_TYPES = {
     "console.js": "text/javascript; charset=utf-8",
+    "search.js": "text/javascript; charset=utf-8",
+    "try.js": "text/javascript; charset=utf-8",
+    "usage.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
 
@@ -31,7 +34,13 @@ SECURITY_HEADERS = {
 _NAV = (
     ("rooms", "/console/", "Rooms"),
     ("incidents", "/console/incidents", "Incidents"),
+    ("search", "/console/search", "Search"),
+    ("try", "/console/try", "Try it"),
+    ("usage", "/console/usage", "Usage"),
 )
+
+_TITLES = {"search": "Search", "try": "Try it", "usage": "Usage"}
+"""Pages with a script of their own (``static/{page}.js``), after ``console.js``."""
 
 
 def _template(name: str) -> Template:
@@ -44,7 +53,8 @@ class ConsolePages:
     def __init__(self) -> None:
         self._layout = _template("layout.html")
         self._bodies = {
-            name: _template(f"{name}.html") for name in ("login", "rooms", "incidents", "incident")
+            name: _template(f"{name}.html")
+            for name in ("login", "rooms", "incidents", "incident", *_TITLES)
         }
         self._static = {name: _FILES.joinpath("static", name).read_bytes() for name in STATIC_TYPES}
 
@@ -56,6 +66,7 @@ class ConsolePages:
             web.get("/console/login", self.login),
             web.get("/console/incidents", self.incidents),
             web.get("/console/incidents/{id}", self.incident),
+            *(web.get(f"/console/{page}", self.simple) for page in _TITLES),
             web.get("/console/static/{name}", self.static),
         ]
 
@@ -74,6 +85,11 @@ class ConsolePages:
     async def incident(self, request: web.Request) -> web.Response:
         return self._page("incident", "Incident", incident_id=request.match_info["id"])
 
+    async def simple(self, request: web.Request) -> web.Response:
+        """A page whose template needs no values: its name is the path's last part."""
+        page = request.path.rsplit("/", 1)[1]
+        return self._page(page, _TITLES[page])
+
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in self._static:
@@ -89,8 +105,15 @@ class ConsolePages:
             f'<a href="{href}"{" aria-current=page" if key == section else ""}>{label}</a>'
             for key, href, label in _NAV
         )
+        script = (
+            f'<script src="/console/static/{page}.js" defer></script>' if page in _TITLES else ""
+        )
         text = self._layout.substitute(
-            title=html.escape(title), page=page, nav=nav if page != "login" else "", body=body
+            title=html.escape(title),
+            page=page,
+            nav=nav if page != "login" else "",
+            body=body,
+            scripts=script,
         )
         headers = {**SECURITY_HEADERS, "Content-Type": "text/html; charset=utf-8"}
         return web.Response(body=text.encode("utf-8"), headers=headers)

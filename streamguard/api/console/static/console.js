@@ -23,22 +23,29 @@ function toLogin() {
 }
 
 async function api(path, options = {}) {
+  const response = await apiResponse(path, options);
+  const body = response.status === 204 ? null : await response.json();
+  if (!response.ok) throw new Error(body?.error?.message || response.statusText);
+  return body;
+}
+
+// The response itself (a CSV, say); a form (FormData) is sent as it is, anything else as JSON.
+async function apiResponse(path, options = {}) {
   const token = sessionStorage.getItem(TOKEN_KEY);
   const headers = { Authorization: "Bearer " + token, ...(options.headers || {}) };
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const form = options.body instanceof FormData;
+  if (options.body !== undefined && !form) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     ...options,
     headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    body: options.body === undefined || form ? options.body : JSON.stringify(options.body),
   });
   if (response.status === 401) {
     sessionStorage.removeItem(TOKEN_KEY);
     toLogin();
     throw new Error("signed out");
   }
-  const body = response.status === 204 ? null : await response.json();
-  if (!response.ok) throw new Error(body?.error?.message || response.statusText);
-  return body;
+  return response;
 }
 
 function when(iso) {
@@ -223,7 +230,7 @@ function segmentItem(entry) {
   const { segment, verdict, risk, evidence } = entry;
   const item = el(
     "li",
-    { "data-segment": segment.id },
+    { "data-segment": segment.id, id: "segment-" + segment.id },
     el("h3", {}, `${when(segment.started_at)} — ${segment.duration} s `,
       el("span", { class: "risk risk-" + risk.level, text: risk.level }),
       ` ${risk.suggestion} ${risk.label}${risk.sub_label ? "/" + risk.sub_label : ""} (score ${risk.score})`),
@@ -262,6 +269,12 @@ async function incident() {
     ...summary.flatMap(([key, value]) => [el("dt", { text: key }), el("dd", { text: value })]),
   );
   document.getElementById("timeline").replaceChildren(...found.segments.map(segmentItem));
+  // Opened from a search hit: show that segment.
+  const target = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (target) {
+    target.classList.add("target");
+    target.scrollIntoView({ block: "center" });
+  }
   document.getElementById("alerts").replaceChildren(
     ...found.alerts.map((a) => el("li", { text: `${a.incident.event} — ${when(a.detected_at)} — ${a.alert_id}` })),
   );
@@ -288,12 +301,18 @@ async function judge(info, kind) {
 
 // --- start ---------------------------------------------------------------------------------
 
+// The search, try and usage pages add themselves from their own scripts (loaded after this one).
 const PAGES = { rooms, incidents, incident };
 
-if (page === "login") {
-  login();
-} else if (!sessionStorage.getItem(TOKEN_KEY)) {
-  toLogin();
-} else {
-  whoami().then(() => PAGES[page]?.()).catch((error) => console.error(error));
+function start() {
+  if (page === "login") {
+    login();
+  } else if (!sessionStorage.getItem(TOKEN_KEY)) {
+    toLogin();
+  } else {
+    whoami().then(() => PAGES[page]?.()).catch((error) => console.error(error));
+  }
 }
+
+// After every deferred script ran, so that each page's own script has added itself.
+document.addEventListener("DOMContentLoaded", start);
