@@ -3,12 +3,16 @@ the whole daemon in a subprocess moderating a live room with the local engine.
 
 Sign in, see the room, open the incident it raised, the evidence clip loads in the page's
 ``<audio>`` element (through its signed URL, without the token), mark a false positive, and
-the API lists that feedback. Every request the page makes stays on the daemon's address.
+the API lists that feedback. Then search a word of the incident's transcript, play the hit's
+clip and open it in its incident; try a WAV spoken by espeak-ng and see its verdict (and
+nothing stored); see the usage chart and download its CSV. Every request the pages make
+stays on the daemon's address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import shutil
 import signal
 from collections.abc import AsyncIterator
@@ -16,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
+from streamguard.demo.samples import speak, write_audio
+from streamguard.state.usage import USAGE_COLUMNS
 from streamguard.testing.media_servers import IcecastServer
 from tests.support.daemon import TOKEN, DaemonProcess
 
@@ -87,6 +93,7 @@ async def test_moderator_signs_in_hears_the_clip_and_marks_a_false_positive(
             incident = await wait_for_incident(daemon, 120)
             base = f"http://127.0.0.1:{daemon.port}"
             await drive_the_console(browser, base, incident)
+            await search_try_and_usage(browser, base, daemon, incident, tmp_path)
         _, feedback = await asyncio.to_thread(daemon.request, "GET", "/v1/feedback")
         (entry,) = feedback["entries"]
         assert (entry["kind"], entry["target_type"]) == ("false_positive", "incident_id")
@@ -141,3 +148,96 @@ async def drive_the_console(browser: Browser, base: str, incident: dict[str, Any
     await page.wait_for_selector("#feedback-list li:has-text('false positive')")
     assert all(url.startswith(base + "/") for url in requested), requested
     await page.close()
+
+
+async def sign_in(page: Page, base: str, path: str) -> None:
+    await page.goto(f"{base}{path}")
+    await page.wait_for_url("**/console/login?next=*")
+    await page.fill("#token", TOKEN)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}{path}")
+
+
+async def search_try_and_usage(
+    browser: Browser, base: str, daemon: DaemonProcess, incident: dict[str, Any], tmp: Path
+) -> None:
+    page = await browser.new_page(accept_downloads=True)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    await sign_in(page, base, "/console/search")
+    await search_a_word(page, daemon, incident)
+    await try_a_file(page, daemon, tmp)
+    await usage_and_its_csv(page, daemon, incident)
+    assert all(url.startswith((base + "/", "blob:" + base + "/")) for url in requested), requested
+    await page.close()
+
+
+async def search_a_word(page: Page, daemon: DaemonProcess, incident: dict[str, Any]) -> None:
+    path = f"/v1/incidents/{incident['id']}"
+    _, detail = await asyncio.to_thread(daemon.request, "GET", path)
+    opening = next(s for s in detail["segments"] if s["verdict"]["keywords"])
+    keyword = opening["verdict"]["keywords"][0]["keyword"]
+    word = keyword.split()[0].upper()  # the search ignores case
+
+    await page.fill("#search-form input[name=q]", word)
+    await page.fill("#search-form input[name=room]", incident["room_id"])
+    await page.click("#search-form button[type=submit]")
+    hit = page.locator(f"#hits li[data-segment='{opening['segment']['id']}']")
+    await hit.wait_for()
+    marked = await hit.locator("mark.match").all_inner_texts()
+    assert word.lower() in [m.lower() for m in marked], marked
+    await hit.locator("button.play").click()
+    await page.wait_for_function(
+        "() => { const a = document.querySelector('#hits audio');"
+        " return a !== null && a.readyState >= 1 && a.duration > 0 }",
+        timeout=20_000,
+    )
+    await hit.locator("a.open-incident").click()
+    await page.wait_for_url(f"**/console/incidents/{incident['id']}#segment-*")
+    target = page.locator("#timeline li.target")
+    await target.wait_for()
+    assert await target.get_attribute("data-segment") == opening["segment"]["id"]
+
+
+async def try_a_file(page: Page, daemon: DaemonProcess, tmp: Path) -> None:
+    wav = tmp / "try-me.wav"
+    said = await asyncio.to_thread(speak, "Shut up, you idiot. I will kill you.", "espeak:en-gb+m3")
+    await asyncio.to_thread(write_audio, wav, said)
+    await page.click("nav >> text=Try it")
+    await page.wait_for_url("**/console/try")
+    await page.set_input_files("#try-file", str(wav))
+    await page.click("#try-file-form button[type=submit]")
+    await page.wait_for_selector("#try-status:has-text('Nothing was stored')", timeout=120_000)
+    rows = page.locator("#try-results tbody tr")
+    assert await rows.count() == 1  # a few seconds of speech: one segment
+    # The same voice and words as the sample room's abusive turn: flagged, words marked.
+    verdict = await rows.first.locator("td.verdict").inner_text()
+    assert verdict.startswith("Block Abuse"), verdict
+    assert await rows.first.get_attribute("data-suggestion") == "Block"
+    assert await rows.first.locator("mark").count() >= 1
+    assert "try-me.wav" in await page.inner_text("#try-summary")
+    _, found = await asyncio.to_thread(daemon.request, "GET", "/v1/results?limit=1000")
+    assert not [r for r in found["results"] if r["segment"]["stream_id"].startswith("try-")]
+
+
+async def usage_and_its_csv(page: Page, daemon: DaemonProcess, incident: dict[str, Any]) -> None:
+    await page.click("nav >> text=Usage")
+    await page.wait_for_url("**/console/usage")
+    await page.locator("#usage-days svg rect[data-part=minutes_moderated]").first.wait_for()
+    label = page.locator(f"#usage-labels svg rect[data-label='{incident['label']}']")
+    assert await label.count() == 1
+    async with page.expect_download() as download_info:
+        await page.click("#usage-csv")
+    download = await download_info.value
+    assert download.suggested_filename.startswith("streamguard-usage-")
+    text = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    assert tuple(text.splitlines()[0].split(",")) == USAGE_COLUMNS
+    day = incident["started_at"][:10]
+    flagged = [r for r in rows if (r["day"], r["label"]) == (day, incident["label"])]
+    assert flagged, rows
+    assert int(flagged[0]["segments"]) >= incident["segments"]
+    _, usage = await asyncio.to_thread(daemon.request, "GET", "/v1/usage")
+    assert {(r["day"], r["label"]) for r in rows} <= {
+        (r["day"], r["label"]) for r in usage["usage"]
+    }
