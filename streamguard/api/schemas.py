@@ -227,6 +227,7 @@ CONSOLE_PATHS: dict[str, Any] = {
                     "415": _json(_ERR, "not multipart/form-data"),
                     "422": _json(_ERR, "no audio in it, or a URL POST /v1/streams refuses"),
                     "429": _json(_ERR, "another try is running (Retry-After)"),
+                    "501": _json(_ERR, "not with the AMS engine (for now)"),
                     "503": _json(_ERR, "the daemon is shutting down"),
                 },
             }

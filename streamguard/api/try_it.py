@@ -11,7 +11,9 @@ Errors: ``400 bad_upload`` / ``invalid_request`` (malformed form or body, naming
 ``400 empty_file``, ``413 too_large`` (``TryLimits.max_upload_bytes``), ``415`` (not a
 multipart form), ``422 not_audio`` (nothing decodable), the stream refusals of ``POST
 /v1/streams`` for a URL, and ``429 busy`` while ``TryLimits.concurrent`` tries run (with
-``Retry-After``). The viewer token cannot try (it only reads: ``api.auth``); trying spends
+``Retry-After``), ``501 not_available`` with the AMS engine (for now: a verdict that
+settles after the try would take the late-verdict path, as a live room's). The viewer token
+cannot try (it only reads: ``api.auth``); trying spends
 the engine's CPU.
 """
 
@@ -91,7 +93,9 @@ class TryIt:
         check: Callable[[StreamConfig], None],
         ingest: IngestConfig,
         limits: TryLimits | None = None,
+        unavailable: str | None = None,
     ) -> None:
+        self._unavailable = unavailable
         self._judge = judge
         self._profiles = profiles
         self._check = check
@@ -119,7 +123,17 @@ class TryIt:
         )
         api_files = ingest.allow_local_files and config.api.allow_local_files
         url_ingest = ingest.model_copy(update={"allow_local_files": api_files})
-        return cls(judge, profiles=profiles, check=check, ingest=url_ingest)
+        # An AMS task outlives a try cut short (budget, restart) and its verdict would come
+        # back through the late-verdict path as a live room's: recorded, maybe alerted.
+        unavailable = (
+            None
+            if config.engine.type == "local"
+            else "try it needs the local engine: an AMS verdict that settles after the try "
+            "would be handled as a live room's"
+        )
+        return cls(
+            judge, profiles=profiles, check=check, ingest=url_ingest, unavailable=unavailable
+        )
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to register."""
@@ -144,6 +158,8 @@ class TryIt:
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
+        if self._unavailable is not None:
+            raise _Refused(501, "not_available", self._unavailable)
         if self._running >= self._limits.concurrent:
             raise _Refused(429, "busy", "another try is running; try again shortly")
         self._running += 1

@@ -93,7 +93,7 @@ class UsageRoutes:
             return problem(400, "bad_query", str(exc))
         span = UsageRange(
             since=None if first is None else datetime.combine(first, time(), UTC),
-            until=None if last is None else datetime.combine(last + timedelta(days=1), time(), UTC),
+            until=None if last is None or last == date.max else _after(last),
         )
         rows = [UsageRow.model_validate(row) for row in await self._results.usage(span)]
         names = (str(first) if first else None, str(last) if last else None)
@@ -118,6 +118,11 @@ def _day(value: str | None, name: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise BadQuery(f"{name} must be a UTC day as YYYY-MM-DD, got {value!r}") from exc
+
+
+def _after(day: date) -> datetime:
+    """The start of the UTC day after ``day``."""
+    return datetime.combine(day + timedelta(days=1), time(), UTC)
 
 
 def _by(rows: list[UsageRow], key: str) -> Iterable[tuple[str, list[UsageRow]]]:

@@ -23,6 +23,7 @@ from streamguard.api.console import ConsoleSetup
 from streamguard.api.routes import build_api
 from streamguard.api.try_it import TryIt
 from streamguard.api.try_run import TryEngine, TryLimits
+from streamguard.config import Config
 from streamguard.config.ingest import EncodingConfig, IngestConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.core.metrics import Metrics
@@ -81,6 +82,7 @@ class Served:
     results: Results
     engine: HeldEngine
     streams: Streams
+    outcomes: Outcomes
 
     async def upload(
         self, data: bytes | None, token: str = TOKEN, name: str = "talk.wav", **fields: str
@@ -93,7 +95,7 @@ class Served:
         return await self.post("/v1/moderate/file", token, data=form)
 
     async def post(self, path: str, token: str = TOKEN, **kw: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
         async with self.http.post(self.base + path, headers=headers, **kw) as response:
             body = await response.json()
             if response.status == 429:
@@ -144,7 +146,8 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
             runner, port = await start_site(app, "127.0.0.1", 0)
             try:
                 async with aiohttp.ClientSession() as http:
-                    yield Served(f"http://127.0.0.1:{port}", http, results, engine, streams)
+                    base = f"http://127.0.0.1:{port}"
+                    yield Served(base, http, results, engine, streams, outcomes)
             finally:
                 await runner.cleanup()
 
@@ -214,6 +217,11 @@ async def test_bad_uploads_get_clear_errors(served: Served, tmp_path: Path) -> N
     await refused(422, "unknown_profile", await served.upload(wav, profile="lenient"))
     await refused(400, "bad_upload", await served.upload(wav, colour="blue"))
     await refused(415, "unsupported_media_type", await served.post("/v1/moderate/file", json={}))
+    cut_short = b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\nRIFF'
+    for body in (b"garbage", cut_short):
+        headers = {"Content-Type": "multipart/form-data; boundary=xyz"}
+        got = await served.post("/v1/moderate/file", data=body, headers=headers)
+        await refused(400, "bad_upload", got)
 
 
 async def test_one_try_at_a_time_and_never_with_the_viewer_token(
@@ -273,3 +281,27 @@ async def test_a_url_is_checked_as_post_v1_streams_checks_it(
     served.streams.drain()
     assert await refused({"url": "http://x/a"}) == (503, "shutting_down")
     assert await served.results.query(ResultQuery()) == []
+
+
+async def test_not_with_the_ams_engine(served: Served, tmp_path: Path) -> None:
+    """An AMS task outlives a try cut short, and its verdict would come back as a live room's:
+    with the AMS engine, trying is refused (501) before anything is read."""
+    wav = tone_wav(tmp_path / "a.wav", (440, 2)).read_bytes()
+    for engine, expected in (("ams", 501), ("local", 200)):
+        config = Config.model_validate({"engine": {"type": engine}})
+        try_it = TryIt.of(
+            config, served.engine, served.outcomes, Profiles(PROFILES), served.streams.check
+        )
+        app = web.Application()
+        app.add_routes(try_it.routes())
+        runner, port = await start_site(app, "127.0.0.1", 0)
+        try:
+            form = aiohttp.FormData()
+            form.add_field("file", io.BytesIO(wav), filename="a.wav")
+            url = f"http://127.0.0.1:{port}/v1/moderate/file"
+            async with served.http.post(url, data=form) as response:
+                body = await response.json()
+                assert response.status == expected, body
+        finally:
+            await runner.cleanup()
+    assert body["segments"][0]["outcome"] == "moderated"

@@ -130,6 +130,8 @@ async def test_usage_per_day_and_label(served: Served) -> None:
     assert [d["day"] for d in before["days"]] == ["2026-11-22"]
     _, none, _ = await served.get("/v1/usage?from=2026-12-01")
     assert none["usage"] == none["days"] == none["labels"] == []
+    _, ends, _ = await served.get("/v1/usage?from=0001-01-01&to=9999-12-31")  # no overflow
+    assert ends["days"] == report["days"]
 
 
 async def test_usage_as_csv(served: Served) -> None:
