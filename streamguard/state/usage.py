@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["USAGE_COLUMNS", "UsageRange", "usage_rows"]
+__all__ = ["USAGE_COLUMNS", "USAGE_QUERY", "UsageRange", "usage_rows"]
 
 USAGE_COLUMNS = (
     "day",
@@ -30,7 +30,7 @@ USAGE_COLUMNS = (
 
 _UNJUDGED = ("skipped_overloaded", "failed", "not_moderated")
 
-_SQL = f"""
+USAGE_QUERY = f"""
 SELECT substr(started_at, 1, 10) AS day, label, count(*) AS segments,
        sum(duration) AS ingested,
        sum(CASE WHEN outcome = 'moderated' THEN duration ELSE 0 END) AS moderated,
@@ -41,6 +41,7 @@ FROM results INDEXED BY results_usage
 WHERE started_at >= ? AND started_at < ?
 GROUP BY day, label ORDER BY day, label
 """
+"""Segments and seconds per UTC day and label of the results started in [?, ?)."""
 
 _FIRST = datetime(1, 1, 1, tzinfo=UTC)
 _LAST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
@@ -70,7 +71,7 @@ def usage_rows(conn: sqlite3.Connection, span: UsageRange) -> list[dict[str, Any
             "minutes_skipped_silent": _minutes(r["silent"]),
             "minutes_unjudged": _minutes(r["unjudged"]),
         }
-        for r in conn.execute(_SQL, (since, until))
+        for r in conn.execute(USAGE_QUERY, (since, until))
     ]
 
 
