@@ -66,7 +66,18 @@ OPENAPI: dict[str, Any] = {
             "get": {"security": [], "responses": {"200": {"description": "Prometheus text"}}}
         },
         "/v1/streams": {
-            "get": {"responses": {"200": _json({"type": "object"}, "every stream's status")}},
+            "get": {
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["streams"],
+                            "properties": {"streams": {"type": "array", "items": _STATUS}},
+                        },
+                        "every stream's status",
+                    )
+                }
+            },
             "post": {
                 "requestBody": {
                     "required": True,
@@ -164,7 +175,7 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
                 "responses": {
-                    "201": _json({"type": "object"}, "stored"),
+                    "201": _json({"$ref": "#/components/schemas/FeedbackEntry"}, "stored"),
                     "400": _json(_ERR, "invalid"),
                 },
             },

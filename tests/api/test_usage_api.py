@@ -217,3 +217,14 @@ async def test_the_search_try_and_usage_pages_load_their_own_script(served: Serv
             script = await response.text()
         assert f"PAGES.{page} =" in script
         assert "http://" not in script.replace("http://www.w3.org/2000/svg", "")
+
+
+async def test_feedback_stored_answers_its_entry_as_the_openapi_document_says(
+    served: Served,
+) -> None:
+    _, found, _ = await served.get("/v1/incidents")
+    body = {"kind": "missed", "incident_id": found["incidents"][0]["id"], "note": "late"}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with served.http.post(served.base + "/v1/feedback", json=body, headers=headers) as r:
+        assert r.status == 201
+        conforms(await r.json(), "FeedbackEntry")
