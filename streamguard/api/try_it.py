@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -177,11 +178,11 @@ class TryIt:
         name, data, fields = await _read_form(request, limit)
         options = _options(TryOptions, fields)
         stream = self._stream("upload", options)
-        with tempfile.TemporaryDirectory(prefix="streamguard-try-") as work:
-            path = Path(work) / "upload"
+        async with _work_dir() as work:
+            path = work / "upload"
             await asyncio.to_thread(path.write_bytes, data)
             del data
-            report = await self._run(path, stream, self._file_ingest, Path(work), name)
+            report = await self._run(path, stream, self._file_ingest, work, name)
         return json_reply(report.model_dump(mode="json"))
 
     async def _url(self, request: web.Request) -> web.Response:
@@ -196,8 +197,8 @@ class TryIt:
             self._check(stream)
         except StreamGuardError as exc:
             raise _refusal(exc) from exc
-        with tempfile.TemporaryDirectory(prefix="streamguard-try-") as work:
-            report = await self._run(options.url, stream, self._url_ingest, Path(work), None)
+        async with _work_dir() as work:
+            report = await self._run(options.url, stream, self._url_ingest, work, None)
         return json_reply(report.model_dump(mode="json"))
 
     def _stream(self, url: str, options: TryOptions) -> StreamConfig:
@@ -232,6 +233,17 @@ class TryIt:
         if report.error is not None and name is not None:
             report.error = report.error.replace(str(where), name)
         return report.model_copy(update={"source": source})
+
+
+@asynccontextmanager
+async def _work_dir() -> AsyncIterator[Path]:
+    """A private temporary directory for the upload and the clips, removed after (in a
+    thread: both are disk work)."""
+    work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="streamguard-try-"))
+    try:
+        yield work
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)
 
 
 async def _read_form(request: web.Request, limit: int) -> tuple[str, bytes, dict[str, str]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import tempfile
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -156,6 +157,7 @@ async def test_an_upload_is_judged_per_segment_and_nothing_is_stored(
     served: Served, tmp_path: Path
 ) -> None:
     wav = tone_wav(tmp_path / "talk.wav", (440, 15), (1000, 10))
+    left_before = set(Path(tempfile.gettempdir()).glob("streamguard-try-*"))
     status, report = await served.upload(wav.read_bytes(), name="my talk.wav")
     assert status == 200, report
     conforms(report, "TryReport")
@@ -177,6 +179,8 @@ async def test_an_upload_is_judged_per_segment_and_nothing_is_stored(
     # A test: no result recorded (so no search hit, no usage), no incident, no alert.
     assert await served.results.query(ResultQuery()) == []
     assert await served.results.usage() == []
+    # The upload and the clips of the flagged segment were removed with the try.
+    assert set(Path(tempfile.gettempdir()).glob("streamguard-try-*")) == left_before
 
     # Options: another segment length (the tone is 10 s of 25, no longer dominant), another
     # profile.

@@ -33,10 +33,10 @@ function legend() {
 
 function dayChart(days) {
   // One stacked bar per day; the tallest day fills the height.
-  const width = 720, height = 220, left = 48, bottom = 36;
+  const width = 720, height = 220, left = 48, bottom = 36, pad = 12;
   const top = Math.max(1, ...days.map((d) => d.minutes_ingested));
   const step = (width - left) / Math.max(days.length, 1);
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "usage-chart", "aria-label": "minutes per day" });
+  const chart = svg("svg", { viewBox: `0 -${pad} ${width} ${height + pad}`, role: "img", class: "usage-chart", "aria-label": "minutes per day" });
   for (const f of [0, 0.5, 1]) {
     const y = (height - bottom) * (1 - f);
     chart.append(svg("line", { x1: left, x2: width, y1: y, y2: y, stroke: "#d8dde6" }),
