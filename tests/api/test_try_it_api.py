@@ -62,6 +62,11 @@ def tone_wav(path: Path, *parts: tuple[float, float]) -> Path:
     return path
 
 
+def work_dirs() -> set[Path]:
+    """The temporary directories of tries (each removed when its try ends)."""
+    return set(Path(tempfile.gettempdir()).glob("streamguard-try-*"))
+
+
 class HeldEngine(ToneEngine):
     """The tone engine, holding each segment until ``release`` is set."""
 
@@ -157,7 +162,7 @@ async def test_an_upload_is_judged_per_segment_and_nothing_is_stored(
     served: Served, tmp_path: Path
 ) -> None:
     wav = tone_wav(tmp_path / "talk.wav", (440, 15), (1000, 10))
-    left_before = set(Path(tempfile.gettempdir()).glob("streamguard-try-*"))
+    left_before = work_dirs()
     status, report = await served.upload(wav.read_bytes(), name="my talk.wav")
     assert status == 200, report
     conforms(report, "TryReport")
@@ -180,7 +185,7 @@ async def test_an_upload_is_judged_per_segment_and_nothing_is_stored(
     assert await served.results.query(ResultQuery()) == []
     assert await served.results.usage() == []
     # The upload and the clips of the flagged segment were removed with the try.
-    assert set(Path(tempfile.gettempdir()).glob("streamguard-try-*")) == left_before
+    assert work_dirs() == left_before
 
     # Options: another segment length (the tone is 10 s of 25, no longer dominant), another
     # profile.
