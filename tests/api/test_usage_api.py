@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -15,9 +17,11 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
 from streamguard.api.console import ConsoleSetup
+from streamguard.api.openapi import OPENAPI
 from streamguard.api.routes import build_api
 from streamguard.config.policy import ProfileConfig
 from streamguard.core.chunk import SAMPLE_RATE
@@ -228,3 +232,12 @@ async def test_feedback_stored_answers_its_entry_as_the_openapi_document_says(
     async with served.http.post(served.base + "/v1/feedback", json=body, headers=headers) as r:
         assert r.status == 201
         conforms(await r.json(), "FeedbackEntry")
+
+
+def test_every_openapi_schema_is_valid_and_every_reference_resolves() -> None:
+    schemas = OPENAPI["components"]["schemas"]
+    for schema in schemas.values():
+        Draft202012Validator.check_schema(schema)
+    named = set(re.findall(r"#/components/schemas/(\w+)", json.dumps(OPENAPI)))
+    assert named <= set(schemas)
+    assert {"UsageReport", "TryReport", "TryUrl", "Result"} <= named
