@@ -27,7 +27,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
@@ -66,6 +66,9 @@ class TryUrl(TryOptions):
     """``POST /v1/moderate/url``: a recording to fetch and judge once."""
 
     url: str = Field(min_length=1, max_length=4096, description="As for POST /v1/streams.")
+
+
+_Options = TypeVar("_Options", bound=TryOptions)
 
 
 class _Refused(Exception):
@@ -191,7 +194,6 @@ class TryIt:
         except ValueError as exc:
             raise _Refused(400, "invalid_request", "body is not JSON") from exc
         options = _options(TryUrl, body if isinstance(body, dict) else {"(body)": body})
-        assert isinstance(options, TryUrl)
         stream = self._stream(options.url, options)
         try:
             self._check(stream)
@@ -227,12 +229,10 @@ class TryIt:
                 where, stream, ingest=ingest, judge=self._judge, limits=self._limits, work_dir=work
             )
         except SourceError as exc:
-            message = str(exc).replace(str(where), name or "the URL")
+            message = _shown(str(exc), where, name)
             raise _Refused(422, "not_audio", f"no audio could be read: {message}") from exc
-        source = name if name is not None else stream.url
-        if report.error is not None and name is not None:
-            report.error = report.error.replace(str(where), name)
-        return report.model_copy(update={"source": source})
+        error = None if report.error is None else _shown(report.error, where, name)
+        return report.model_copy(update={"source": name or stream.url, "error": error})
 
 
 @asynccontextmanager
@@ -281,7 +281,12 @@ async def _read_part(part: BodyPartReader, limit: int, too_big: Callable[[], _Re
     return bytes(data)
 
 
-def _options(model: type[TryOptions], fields: dict[str, Any]) -> TryOptions:
+def _shown(message: str, where: str | Path, name: str | None) -> str:
+    """An upload is named by its file name, never by the server's temporary path."""
+    return message if name is None else message.replace(str(where), name)
+
+
+def _options(model: type[_Options], fields: dict[str, Any]) -> _Options:
     values = {k: int(v) if k == "segment_seconds" and v.isdigit() else v for k, v in fields.items()}
     values = {k: v for k, v in values.items() if v != ""}
     try:
