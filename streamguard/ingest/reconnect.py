@@ -135,6 +135,8 @@ class ReconnectLoop:
         """Open once and read until the end, an error, a stall or a stop."""
         try:
             self._read_routed(self._guard.route())
+            # A denial FFmpeg shrugged off (an HLS segment it skipped) still fails the source.
+            self._guard.check()
         except SourceError as exc:
             told = self._guard.explain(exc)
             if told is exc:
