@@ -190,9 +190,5 @@ class IngestConfig(Section):
     )
     addresses: AddressPolicyConfig = Field(
         default_factory=AddressPolicyConfig,
-        description=(
-            "Which IP addresses a source may connect to, checked on every connection it makes "
-            "(HTTP redirects, HLS segments and keys included); a denied one fails with "
-            "'address not allowed by policy' and nothing else."
-        ),
+        description="Which IP addresses sources may connect to (on every connection).",
     )
