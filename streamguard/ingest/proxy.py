@@ -217,16 +217,9 @@ async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
             await sink.drain()
 
 
-_bypass_checked = False
-
-
 def _no_bypass() -> None:
     """FFmpeg skips its proxy for hosts listed in ``$no_proxy``: such a list would let a
-    source around the policy, so it is dropped from this process's environment (once,
-    before the first source connects, and said in the log)."""
-    global _bypass_checked
-    if _bypass_checked:
-        return
-    _bypass_checked = True
+    source around the policy, so it is dropped from this process's environment (before the
+    source's first connection, and said in the log)."""
     if os.environ.pop("no_proxy", None) is not None:
         log.warning("ignoring $no_proxy: every source connection goes through the address policy")

@@ -211,3 +211,13 @@ async def test_rtsp_by_name_plays_from_the_pinned_address(tmp_path: Path) -> Non
         assert len(chunks) >= 3
     finally:
         server.kill()
+
+
+async def test_no_proxy_in_the_environment_opens_no_way_around_the_policy(
+    allowed_site: Site, denied_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("no_proxy", "*")  # FFmpeg would connect to every host directly
+    url = allowed_site.url(f"/to?url={denied_site.url('/room.mp3')}")
+    caught = await refusal(url, DENY_127_0_0_2)
+    assert str(caught) == f"cannot open {url}: {POLICY_REFUSAL}"
+    assert denied_site.requests == 0
