@@ -6,9 +6,12 @@ How each kind of source is held to it:
   (FFmpeg's ``http_proxy`` option): the stream's URL, every redirect, every HLS playlist,
   segment and key, plain or tunnelled TLS. A denial anywhere fails the connection, even one
   FFmpeg would shrug off (an HLS segment it skips): a source does not get to pick around it.
-- **RTMP, RTSP** are resolved once per connection attempt, every address checked, and the URL
+- **RTMP** is resolved once per connection attempt, every address checked, and the URL
   handed to FFmpeg names the checked address (``rtmp://203.0.113.7/live/room``), so FFmpeg
   has nothing left to resolve. Successive attempts take the resolved addresses in turn.
+- **RTSP** is resolved and checked the same way, and FFmpeg connects to the source's
+  :class:`~streamguard.ingest.rtsp_relay.RtspRelay`, which connects to the checked address
+  and checks (and re-aims) the redirects FFmpeg would otherwise follow by itself.
 - **Local files** make no connection.
 
 Whatever goes wrong is reported with the stream's own URL: not the pinned address, not the
@@ -24,14 +27,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from streamguard.config.ingest import IngestConfig
 from streamguard.core.errors import SourceError, SourceTimeout
-from streamguard.ingest.addresses import AddressNotAllowed, AddressPolicy
+from streamguard.ingest.addresses import AddressNotAllowed, AddressPolicy, IPAddress
 from streamguard.ingest.protocols import SourceTarget
 from streamguard.ingest.proxy import PolicyProxy
+from streamguard.ingest.rtsp_relay import RtspRelay
 
 __all__ = ["AddressGuard"]
 
 _PROXIED = frozenset({"http", "https", "hls"})
-_PINNED = frozenset({"rtmp", "rtmps", "rtsp"})
+_PINNED = frozenset({"rtmp", "rtmps"})
 # What FFmpeg makes of the proxy's 502 (see reader.plain_error): the real reason is the proxy's.
 _SERVER_FAILED = "the server failed (HTTP 5xx)"
 
@@ -47,11 +51,12 @@ class AddressGuard:
     def __init__(self, target: SourceTarget, settings: IngestConfig, stream_id: str) -> None:
         self._target = target
         self._policy = AddressPolicy.of(settings.addresses)
-        self._proxy = (
-            PolicyProxy(self._policy, stream_id=stream_id, connect_timeout=settings.open_timeout)
-            if target.kind in _PROXIED
-            else None
-        )
+        timeout = settings.open_timeout
+        self._proxy: PolicyProxy | RtspRelay | None = None
+        if target.kind in _PROXIED:
+            self._proxy = PolicyProxy(self._policy, stream_id=stream_id, connect_timeout=timeout)
+        elif target.kind == "rtsp":
+            self._proxy = RtspRelay(self._policy, stream_id=stream_id, connect_timeout=timeout)
         self._pinned: str | None = None
         self._attempts = 0
 
@@ -71,11 +76,17 @@ class AddressGuard:
 
     def route(self) -> SourceTarget:
         """The target to open for the next attempt. Blocking (may resolve a name)."""
-        if self._proxy is not None:
+        if isinstance(self._proxy, PolicyProxy):
             self._proxy.begin()
             return replace(
                 self._target, options={**self._target.options, "http_proxy": self._proxy.url}
             )
+        if isinstance(self._proxy, RtspRelay):
+            self._proxy.begin()
+            addresses, port = self._resolved()
+            self._proxy.aim(addresses, port)
+            self._pinned = self._proxy.url_for(self._target.url)
+            return replace(self._target, url=self._pinned)
         if self._target.kind in _PINNED:
             return self._pin()
         return self._target
@@ -95,23 +106,30 @@ class AddressGuard:
         if self._pinned is not None:
             message = message.replace(self._pinned, self._target.url)
         failure = self._proxy.failure if self._proxy is not None else None
-        if failure and message.endswith(_SERVER_FAILED):
+        if failure and isinstance(self._proxy, RtspRelay):
+            # FFmpeg only saw the relay hang up: the relay knows why.
+            message = f"cannot open {self._target.url}: {failure}"
+        elif failure and message.endswith(_SERVER_FAILED):
             message = message[: -len(_SERVER_FAILED)] + failure
         if message == str(exc):
             return exc
         return SourceTimeout(message) if isinstance(exc, SourceTimeout) else SourceError(message)
 
-    def _pin(self) -> SourceTarget:
+    def _resolved(self) -> tuple[list[IPAddress], int]:
+        """The stream's host, resolved and every address checked; and its port."""
         url = self._target.url
         parts = urlsplit(url)
-        host = parts.hostname or ""
         port = parts.port or {"rtmp": 1935, "rtmps": 443}.get(self._target.kind, 554)
         try:
-            addresses = self._policy.resolve(host, port)
+            return self._policy.resolve(parts.hostname or "", port), port
         except AddressNotAllowed:
             raise AddressNotAllowed(url) from None
         except SourceError as exc:
             raise SourceError(f"cannot open {url}: {exc}") from exc
+
+    def _pin(self) -> SourceTarget:
+        parts = urlsplit(self._target.url)
+        addresses, _ = self._resolved()
         address = addresses[self._attempts % len(addresses)]
         self._attempts += 1
         userinfo, at, _ = parts.netloc.rpartition("@")

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit
 from streamguard.core.errors import SourceError
 from streamguard.ingest.addresses import AddressNotAllowed, AddressPolicy, IPAddress
 
-__all__ = ["PolicyProxy"]
+__all__ = ["PolicyProxy", "pipe_both"]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class PolicyProxy:
                 path += f"?{url.query}"
             upstream.write(f"{method} {path} {version}\r\n".encode("latin-1") + rest)
         try:
-            await _pipe_both(client_in, client, upstream_in, upstream, self._stream_id)
+            await pipe_both(self._stream_id, (client_in, upstream), (upstream_in, client))
         finally:
             upstream.close()
 
@@ -189,25 +190,38 @@ def _authority(target: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def _pipe_both(
-    client_in: asyncio.StreamReader,
-    client: asyncio.StreamWriter,
-    upstream_in: asyncio.StreamReader,
-    upstream: asyncio.StreamWriter,
+Watch = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def pipe_both(
     stream_id: str,
+    up: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    down: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    *,
+    watch: Watch | None = None,
 ) -> None:
-    """Copy both ways until either side closes; then both are closed."""
-    name = f"stream[{stream_id}].proxy"
+    """Copy ``up`` (client to server) and ``down`` (server to client) until either side
+    closes; the caller closes both. ``watch`` reads ``down`` first, as long as it wants."""
+
+    async def downwards() -> None:
+        if watch is not None:
+            await watch(*down)
+        await _copy(*down)
+
+    name = f"stream[{stream_id}].relay"
     tasks = {
-        asyncio.create_task(_copy(client_in, upstream), name=f"{name}.up"),
-        asyncio.create_task(_copy(upstream_in, client), name=f"{name}.down"),
+        asyncio.create_task(_copy(*up), name=f"{name}.up"),
+        asyncio.create_task(downwards(), name=f"{name}.down"),
     }
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks)
+    for task in done:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
 
 
 async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

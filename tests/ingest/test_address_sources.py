@@ -146,15 +146,16 @@ async def test_https_is_tunnelled_through_the_policy(recording: bytes, tmp_path:
 
 
 class Listener:
-    """A TCP port on 127.0.0.1 that counts connections and closes them."""
+    """A TCP port on ``host`` that counts connections and closes them."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, self.host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -221,3 +222,78 @@ async def test_no_proxy_in_the_environment_opens_no_way_around_the_policy(
     caught = await refusal(url, DENY_127_0_0_2)
     assert str(caught) == f"cannot open {url}: {POLICY_REFUSAL}"
     assert denied_site.requests == 0
+
+
+class RedirectingRtsp:
+    """An RTSP server on 127.0.0.1 that answers every request with a redirect to ``location``."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/room"
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, OSError):
+            writer.close()
+            return
+        cseq = next(
+            (
+                line.split(b":", 1)[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"cseq:")
+            ),
+            b"1",
+        )
+        writer.write(
+            b"RTSP/1.0 302 Moved Temporarily\r\nCSeq: "
+            + cseq
+            + b"\r\nLocation: "
+            + self.location.encode()
+            + b"\r\nContent-Length: 0\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+
+async def test_an_rtsp_redirect_to_a_denied_address_is_refused() -> None:
+    async with (
+        Listener("127.0.0.2") as denied,
+        RedirectingRtsp(f"rtsp://127.0.0.2:{denied.port}/room") as front,
+        Source(front.url, DENY_127_0_0_2, "room-rtsp", live=False) as source,
+    ):
+        with pytest.raises(AddressNotAllowed) as caught:
+            await read_all(source)
+    assert str(caught.value) == f"cannot open {front.url}: {POLICY_REFUSAL}"
+    assert denied.connections == 0
+
+
+async def test_an_rtsp_redirect_to_an_allowed_address_plays_through_the_relay(
+    tmp_path: Path,
+) -> None:
+    server = RtspServer(encode_tone(tmp_path / "tone.wav", 440, 20, rate=48000), tmp_path)
+    server.start()
+    try:
+        async with (
+            RedirectingRtsp(f"rtsp://localhost:{server.port}/room") as front,
+            Source(front.url, IngestConfig(**QUICK), "room-rtsp") as source,
+        ):
+            chunks = await read_until(source, lambda chunks: len(chunks) >= 3)
+        assert len(chunks) >= 3
+    finally:
+        server.kill()
