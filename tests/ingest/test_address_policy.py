@@ -148,15 +148,12 @@ def test_a_single_address_is_a_network_of_one() -> None:
     assert config.deny == ["127.0.0.2/32", "fd00::1/128"]
 
 
-def test_rtmp_and_rtsp_are_pinned_to_the_checked_address_and_told_by_their_own_url() -> None:
-    url = "rtsp://viewer:secret@localhost:8554/room?token=1"
+def test_rtmp_is_pinned_to_the_checked_address_and_told_by_its_own_url() -> None:
+    url = "rtmp://viewer:secret@localhost:1935/live/room?token=1"
     guard = AddressGuard(resolve_source(url, IngestConfig()), IngestConfig(), "room-1")
     pinned = guard.route().url
     host = pinned.split("@", 1)[1].rsplit(":", 1)[0].strip("[]")
     assert ipaddress.ip_address(host).is_loopback  # localhost, resolved once, by address
-    assert (
-        pinned
-        == f"rtsp://viewer:secret@{pinned.split('@', 1)[1].split(':8554')[0]}:8554/room?token=1"
-    )
+    assert pinned == f"rtmp://viewer:secret@{host}:1935/live/room?token=1"
     told = guard.explain(SourceError(f"cannot open {pinned}: Connection refused"))
     assert str(told) == f"cannot open {url}: Connection refused"
