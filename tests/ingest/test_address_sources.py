@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -297,3 +298,41 @@ async def test_an_rtsp_redirect_to_an_allowed_address_plays_through_the_relay(
         assert len(chunks) >= 3
     finally:
         server.kill()
+
+
+def encrypted_hls(workdir: Path) -> tuple[str, dict[str, bytes]]:
+    """An AES-128 HLS recording: its playlist (key URI ``KEY-URI``) and files by name."""
+    (workdir / "k.key").write_bytes(bytes(range(16)))
+    (workdir / "keyinfo").write_text(f"KEY-URI\n{workdir / 'k.key'}\n", encoding="utf-8")
+    subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi"),
+            *("-i", "sine=frequency=440:sample_rate=16000:duration=4", "-c:a", "aac"),
+            *("-f", "hls", "-hls_time", "1", "-hls_list_size", "0"),
+            *("-hls_key_info_file", str(workdir / "keyinfo")),
+            *("-hls_segment_filename", str(workdir / "e%d.ts"), str(workdir / "index.m3u8")),
+        ],
+        check=True,
+    )
+    files = {p.name: p.read_bytes() for p in workdir.iterdir() if p.suffix in (".ts", ".key")}
+    return (workdir / "index.m3u8").read_text(encoding="utf-8"), files
+
+
+async def test_an_hls_key_on_a_denied_address_fails_the_source(
+    allowed_site: Site, denied_site: Site, tmp_path: Path
+) -> None:
+    text, files = encrypted_hls(tmp_path)
+    allowed_site.segments = denied_site.segments = files
+    allowed_site.playlists["denied-key.m3u8"] = text.replace(
+        "KEY-URI", denied_site.url("/hls/k.key")
+    )
+    allowed_site.playlists["own-key.m3u8"] = text.replace("KEY-URI", allowed_site.url("/hls/k.key"))
+    url = allowed_site.url("/hls/denied-key.m3u8")
+    caught = await refusal(url, DENY_127_0_0_2)
+    assert str(caught) == f"cannot open {url}: {POLICY_REFUSAL}"
+    assert denied_site.requests == 0
+    # The same recording with its key on the allowed host decrypts and plays.
+    own = allowed_site.url("/hls/own-key.m3u8")
+    async with Source(own, DENY_127_0_0_2, "room-1") as source:
+        chunks = await read_all(source)
+    assert sum(len(c.samples) for c in chunks) > 3 * 16000
