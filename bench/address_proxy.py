@@ -96,9 +96,7 @@ async def run(seconds: int, rounds: int) -> None:
                     assert samples > 0.9 * seconds * 16000, samples
                     figures[name].append(cpu)
                 figures["get"].append((await fetch(port, None))[0])
-                figures["get+proxy"].append(
-                    (await fetch(port, int(proxy.url.rsplit(":", 1)[1])))[0]
-                )
+                figures["get+proxy"].append((await fetch(port, proxy.port))[0])
     finally:
         await runner.cleanup()
     report(figures, seconds, len(body))

@@ -17,19 +17,16 @@ import asyncio
 import contextlib
 import logging
 import re
-from types import TracebackType
-from typing import Self
 from urllib.parse import urlsplit, urlunsplit
 
 from streamguard.core.errors import SourceError
 from streamguard.ingest.addresses import AddressNotAllowed, AddressPolicy, IPAddress
-from streamguard.ingest.proxy import pipe_both
+from streamguard.ingest.relay import Relay, UpstreamFailed, pipe_both
 
 __all__ = ["RtspRelay"]
 
 log = logging.getLogger(__name__)
 
-_HEAD_LIMIT = 64 * 1024
 _MAX_BODY = 1024 * 1024  # an SDP is a few KB
 _STATUS = re.compile(rb"^RTSP/\d\.\d (\d{3})")
 _LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
@@ -40,49 +37,16 @@ class _Ended(Exception):
     """The relayed connection must end here (a denied or unusable redirect)."""
 
 
-class RtspRelay:
+class RtspRelay(Relay):
     """A loopback relay to the checked address of one RTSP source.
 
     ``async with`` it; :meth:`aim` (reader thread) at the addresses the guard checked, then
-    give FFmpeg :meth:`url_for` the stream's URL. ``denied`` and ``failure`` are as on
-    :class:`~streamguard.ingest.proxy.PolicyProxy`, and cleared by :meth:`begin`.
+    give FFmpeg :meth:`url_for` the stream's URL.
     """
 
     def __init__(self, policy: AddressPolicy, *, stream_id: str, connect_timeout: float) -> None:
-        self._policy = policy
-        self._stream_id = stream_id
-        self._connect_timeout = connect_timeout
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
+        super().__init__(policy, stream_id=stream_id, connect_timeout=connect_timeout)
         self._upstream: tuple[list[IPAddress], int] = ([], 0)
-        self.port = 0
-        self.denied = False
-        self.failure: str | None = None
-
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=_HEAD_LIMIT)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        handlers = list(self._handlers)
-        for task in handlers:
-            task.cancel()
-        if handlers:
-            await asyncio.wait(handlers)
-        await self._server.wait_closed()
-
-    def begin(self) -> None:
-        """A new connection attempt of the source: forget what the last one met."""
-        self.denied = False
-        self.failure = None
 
     def aim(self, addresses: list[IPAddress], port: int) -> None:
         """Where the next connection goes: checked addresses, tried in order."""
@@ -94,45 +58,20 @@ class RtspRelay:
         userinfo, at, _ = parts.netloc.rpartition("@")
         return urlunsplit(parts._replace(netloc=f"{userinfo}{at}127.0.0.1:{self.port}"))
 
-    async def _serve(self, client_in: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        task.set_name(f"stream[{self._stream_id}].rtsp-relay")
-        self._handlers.add(task)
+    async def _handle(self, client_in: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+        addresses, port = self._upstream
         try:
-            addresses, port = self._upstream
             upstream_in, upstream = await self._open(addresses, port)
-            try:
-                await pipe_both(
-                    self._stream_id,
-                    (client_in, upstream),
-                    (upstream_in, client),
-                    watch=self._watch,
-                )
-            finally:
-                upstream.close()
-        except (_Ended, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # FFmpeg sees the connection end; the guard tells why
-        except asyncio.CancelledError:
-            pass  # only __aexit__ cancels a handler (see PolicyProxy._serve)
+        except UpstreamFailed:
+            return  # FFmpeg sees the connection end; the guard tells why (failure)
+        try:
+            await pipe_both(
+                self._stream_id, (client_in, upstream), (upstream_in, client), watch=self._watch
+            )
+        except _Ended:
+            pass  # a denied or unusable redirect: the connection ends here
         finally:
-            self._handlers.discard(task)
-            client.close()
-
-    async def _open(
-        self, addresses: list[IPAddress], port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reason = "no address to connect to"
-        for address in addresses:
-            try:
-                async with asyncio.timeout(self._connect_timeout):
-                    return await asyncio.open_connection(str(address), port)
-            except TimeoutError:
-                reason = "timed out"
-            except OSError as exc:
-                reason = exc.strerror or str(exc)
-        self.failure = reason
-        raise _Ended(reason)
+            upstream.close()
 
     async def _watch(self, upstream_in: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
         """The server's answers until the media flows, each redirect checked and re-aimed."""
