@@ -15,7 +15,6 @@ import pytest
 from streamguard.ingest.addresses import POLICY_REFUSAL
 from streamguard.testing.broker import Mosquitto
 from streamguard.testing.net import free_port
-from tests.api.test_secrets import INGEST, failing_streams, wait_for
 from tests.support.address_sites import Site
 from tests.support.daemon import DaemonProcess
 from tests.support.media import encode_tone
@@ -24,6 +23,33 @@ from tests.support.subscriber import Subscriber
 pytestmark = pytest.mark.slow
 
 POLICY = '[ingest.addresses]\ndeny = ["127.0.0.2/32"]\n'
+INGEST = """
+[ingest]
+open_timeout = 2
+read_timeout = 2
+stall_timeout = 3
+max_reconnect_attempts = 2
+[ingest.backoff]
+initial = 0.2
+maximum = 0.5
+"""
+
+
+async def wait_for(predicate: Any, seconds: float, what: str) -> None:
+    """Poll ``predicate`` (blocking: run in a thread) until true; fail on a hang."""
+    try:
+        async with asyncio.timeout(seconds):
+            # The daemon is another process: there is no event to wait on, only its state.
+            while not await asyncio.to_thread(predicate):  # noqa: ASYNC110
+                await asyncio.sleep(0.3)
+    except TimeoutError:
+        raise AssertionError(f"gave up waiting for {what}") from None
+
+
+def failing_streams(daemon: DaemonProcess) -> dict[str, Any]:
+    """The streams the API reports with a last error, by id."""
+    _, body = daemon.request("GET", "/v1/streams")
+    return {s["id"]: s for s in body["streams"] if s["last_error"]}
 
 
 @pytest.mark.parametrize(
