@@ -31,6 +31,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _ERR = {"$ref": "#/components/schemas/Error"}
+_UNUSABLE = (
+    "the daemon will not run this stream: protocol_not_allowed, address_not_allowed (the host "
+    "is an IP address the address policy denies), unknown_profile or invalid_source"
+)
 _STATUS = {"$ref": "#/components/schemas/StreamStatus"}
 _STREAM = {"$ref": "#/components/schemas/Stream"}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -87,7 +91,7 @@ OPENAPI: dict[str, Any] = {
                     "201": _json(_STATUS, "attached"),
                     "400": _json(_ERR, "malformed body; details name each field"),
                     "409": _json(_ERR, "a stream with this id is attached"),
-                    "422": _json(_ERR, "the URL's protocol is not allowed"),
+                    "422": _json(_ERR, _UNUSABLE),
                     **_AUTH_ERRORS,
                 },
             },
@@ -104,7 +108,7 @@ OPENAPI: dict[str, Any] = {
                     "200": _json(_STATUS, "changed (the stream restarts if its source changed)"),
                     "400": _json(_ERR, "malformed body"),
                     "404": _json(_ERR, "no such stream"),
-                    "422": _json(_ERR, "the URL's protocol is not allowed"),
+                    "422": _json(_ERR, _UNUSABLE),
                     **_AUTH_ERRORS,
                 },
             },

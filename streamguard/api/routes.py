@@ -32,6 +32,7 @@ from streamguard.api.usage import UsageRoutes
 from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
 from streamguard.core.redact import redact_json
+from streamguard.ingest.addresses import POLICY_REFUSAL, AddressNotAllowed
 from streamguard.state.db import StateError
 from streamguard.state.feedback import Feedback, FeedbackError
 from streamguard.state.results import RISK_ORDER, ResultQuery, Results
@@ -138,6 +139,8 @@ def _refusal(exc: StreamGuardError) -> web.Response:
         return _problem(409, getattr(exc, "code", "stream_exists"), str(exc))
     if isinstance(exc, ProtocolNotAllowed):
         return _problem(422, "protocol_not_allowed", str(exc))
+    if isinstance(exc, AddressNotAllowed):  # a host that is a denied IP address
+        return _problem(422, "address_not_allowed", POLICY_REFUSAL)
     if isinstance(exc, ShuttingDown):
         return _problem(503, "shutting_down", str(exc))
     if isinstance(exc, UnknownProfile):

@@ -1,7 +1,8 @@
 """``streamguard check-config -c FILE``: print every problem of a config, exit 1 on any.
 
 It checks what ``run`` checks before it is ready, not only the file's shape: each stream's
-source against the protocol allow-list (and ``allow_local_files``), the keyword library
+source against the protocol allow-list (and ``allow_local_files``) and, when its host is an
+IP address, against the address policy (``ingest.addresses``), the keyword library
 files, the AMS credentials, and that the local engine's speech model loads offline. Every
 problem of a stream names the stream. ``run`` uses the same checks (``runtime_problems``)
 without loading the model, which its engine then loads anyway.
@@ -21,6 +22,7 @@ from streamguard.core.errors import ConfigError, ConfigProblem, StreamGuardError
 from streamguard.engines.ams.credentials import credentials_from_config
 from streamguard.engines.local.keywords import LibrarySet
 from streamguard.engines.local.recognizer import Recognizer
+from streamguard.ingest.addresses import POLICY_REFUSAL, AddressNotAllowed
 from streamguard.ingest.protocols import resolve_source
 
 __all__ = ["register", "runtime_problems"]
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
 def runtime_problems(config: Config, *, load_model: bool = False) -> list[ConfigProblem]:
     """What ``run`` refuses in a config the models accept: a stream's source off the
-    protocol allow-list (a local file while they are not allowed, a URL without a host),
+    protocol allow-list (a local file while they are not allowed, a URL without a host, a
+    host that is an IP address the address policy denies),
     keyword library files that do not load, missing AMS credentials, and (``load_model``) a
     speech model that cannot be loaded offline."""
     problems: list[ConfigProblem] = []
@@ -62,6 +65,9 @@ def _source_problems(config: Config, index: int) -> list[ConfigProblem]:
     stream = config.streams[index]
     try:
         resolve_source(stream.url, config.ingest)
+    except AddressNotAllowed:
+        reason = f"{POLICY_REFUSAL}: its host is an address ingest.addresses denies"
+        return [ConfigProblem(f"streams[{index}].url", f"{reason} (stream {stream.id!r})")]
     except (StreamGuardError, ValueError) as exc:  # ValueError: urllib cannot parse it
         return [ConfigProblem(f"streams[{index}].url", f"{exc} (stream {stream.id!r})")]
     return []

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from streamguard.config.ingest import IngestConfig
 from streamguard.core.errors import ProtocolNotAllowed, SourceError
+from streamguard.ingest.addresses import AddressNotAllowed, AddressPolicy, literal_address
 
 __all__ = ["SourceKind", "SourceTarget", "resolve_source"]
 
@@ -28,10 +29,11 @@ SourceKind = Literal["http", "https", "hls", "rtmp", "rtmps", "rtsp", "file"]
 # The FFmpeg protocols each kind of source needs underneath, and nothing else. HTTP sources
 # may turn out to be HLS playlists (FFmpeg probes the content, not the name), so they get
 # what HLS needs (crypto for AES-128 segments); the RTSP demuxer opens rtp/udp/tcp itself.
+# HTTPS goes through the address policy's proxy as a CONNECT tunnel: FFmpeg's httpproxy.
 _WHITELIST: dict[SourceKind, tuple[str, ...]] = {
     "http": ("http", "tcp", "crypto"),
-    "https": ("https", "tls", "tcp", "crypto"),
-    "hls": ("http", "https", "tls", "tcp", "crypto"),
+    "https": ("https", "tls", "tcp", "crypto", "httpproxy"),
+    "hls": ("http", "https", "tls", "tcp", "crypto", "httpproxy"),
     "rtmp": ("rtmp", "tcp"),
     "rtmps": ("rtmps", "tls", "tcp"),
     "rtsp": ("rtsp", "rtp", "udp", "tcp"),
@@ -84,7 +86,9 @@ def resolve_source(source: str | os.PathLike[str], settings: IngestConfig) -> So
     """Check a URL or local path against the allow-list and say how to open it.
 
     Raises :class:`ProtocolNotAllowed` (naming the protocol) for anything the config does not
-    allow, and :class:`SourceError` for a network URL without a host.
+    allow, :class:`SourceError` for a network URL without a host (or with a bad port), and
+    :class:`~streamguard.ingest.addresses.AddressNotAllowed` for a host that is an IP address
+    the address policy denies (a name is checked when the source connects).
     """
     allowed = _allowed_names(settings)
     if isinstance(source, os.PathLike):
@@ -103,11 +107,11 @@ def resolve_source(source: str | os.PathLike[str], settings: IngestConfig) -> So
         # plain http(s) and force the HLS demuxer instead.
         _require("hls", allowed)
         inner = text.split("+", 1)[1]
-        _require_host(inner)
+        _require_host(inner, settings)
         return _target("hls", inner, live=None, fmt="hls")
     if scheme not in _NETWORK_SCHEMES:
         raise ProtocolNotAllowed(scheme, allowed)
-    _require_host(text)
+    _require_host(text, settings)
     if scheme in ("http", "https") and parts.path.lower().endswith(".m3u8"):
         _require("hls", allowed)
         return _target("hls", text, live=None)
@@ -128,6 +132,14 @@ def _require(protocol: str, allowed: frozenset[str]) -> None:
         raise ProtocolNotAllowed(protocol, allowed)
 
 
-def _require_host(url: str) -> None:
-    if not urlsplit(url).hostname:
+def _require_host(url: str, settings: IngestConfig) -> None:
+    parts = urlsplit(url)
+    if not parts.hostname:
         raise SourceError(f"source URL {url!r} has no host")
+    try:
+        parts.port  # noqa: B018  # urllib checks the port only when asked
+    except ValueError as exc:
+        raise SourceError(f"source URL {url!r} has an invalid port") from exc
+    address = literal_address(parts.hostname)
+    if address is not None and not AddressPolicy.of(settings.addresses).allows(address):
+        raise AddressNotAllowed(url)

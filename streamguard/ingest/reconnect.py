@@ -36,6 +36,7 @@ import time
 from streamguard.config.ingest import IngestConfig
 from streamguard.core.backoff import Backoff
 from streamguard.core.errors import SourceError, SourceTimeout
+from streamguard.ingest.guard import AddressGuard
 from streamguard.ingest.protocols import SourceTarget
 from streamguard.ingest.reader import Connection
 from streamguard.ingest.stats import Tally
@@ -52,6 +53,7 @@ class ReconnectLoop:
     Everything decoded goes to ``timeline``; how it went goes to ``tally``. :meth:`run`
     raises :class:`SourceError` when a recording cannot be read or brings no audio, or a
     live source is given up. ``live`` is ``None`` to let the first connection tell.
+    Every connection is made as ``guard`` routes it, and its errors told as it explains them.
     """
 
     def __init__(
@@ -65,8 +67,10 @@ class ReconnectLoop:
         tally: Tally,
         stop: threading.Event,
         rng: random.Random,
+        guard: AddressGuard,
     ) -> None:
         self._target = target
+        self._guard = guard
         self._settings = settings
         self._stream_id = stream_id
         self.live = live
@@ -129,10 +133,21 @@ class ReconnectLoop:
 
     def _read_connection(self) -> None:
         """Open once and read until the end, an error, a stall or a stop."""
+        try:
+            self._read_routed(self._guard.route())
+            # A denial FFmpeg shrugged off (an HLS segment it skipped) still fails the source.
+            self._guard.check()
+        except SourceError as exc:
+            told = self._guard.explain(exc)
+            if told is exc:
+                raise
+            raise told from exc
+
+    def _read_routed(self, target: SourceTarget) -> None:
         timeline, stall_timeout = self._timeline, self._settings.stall_timeout
         timeline.connect()
         with Connection(
-            self._target,
+            target,
             self._stream_id,
             self._tally,
             open_timeout=self._settings.open_timeout,
@@ -143,6 +158,7 @@ class ReconnectLoop:
             last_audio = time.monotonic()
             try:
                 while (packet := connection.next_packet()) is not None:
+                    self._guard.check()
                     if self._stop.is_set():
                         break
                     heard = connection.decode(packet)

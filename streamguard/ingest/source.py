@@ -44,6 +44,7 @@ from types import TracebackType
 from streamguard.config.ingest import IngestConfig
 from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import SourceError
+from streamguard.ingest.guard import AddressGuard
 from streamguard.ingest.protocols import SourceTarget, resolve_source
 from streamguard.ingest.reconnect import ReconnectLoop
 from streamguard.ingest.stats import SourceStats, Tally
@@ -68,7 +69,10 @@ class Source:
 
     Use it as ``async with Source(url, settings, stream_id) as source: async for chunk in
     source: ...``. The URL (or local path) is checked against the protocol allow-list at
-    construction and :class:`~streamguard.core.errors.ProtocolNotAllowed` is raised at once.
+    construction and :class:`~streamguard.core.errors.ProtocolNotAllowed` is raised at once
+    (:class:`~streamguard.ingest.addresses.AddressNotAllowed` for a host that is a denied IP
+    address). Every connection the source makes is held to the address policy
+    (:mod:`~streamguard.ingest.guard`).
 
     A live source that ends, errors or stalls is reopened with capped, jittered exponential
     backoff; the next chunk then carries ``gap_before`` (wall time not covered by heard audio)
@@ -111,6 +115,7 @@ class Source:
         self._finished: asyncio.Future[None] | None = None
         self._thread: threading.Thread | None = None
         self._ended = False
+        self._guard = AddressGuard(self.target, settings, stream_id)
         timeline = Timeline(
             stream_id,
             live=self.target.live is not False,  # settled by the first connection if None
@@ -128,11 +133,13 @@ class Source:
             tally=self._tally,
             stop=self._stop,
             rng=rng or random.Random(),
+            guard=self._guard,
         )
 
     # -- the asyncio side -------------------------------------------------------------------
 
     async def __aenter__(self) -> Source:
+        await self._guard.__aenter__()  # before the reader: its connections go through it
         self._loop = asyncio.get_running_loop()
         self._finished = self._loop.create_future()
         self._thread = threading.Thread(
@@ -153,6 +160,7 @@ class Source:
             await self._finished
         if self._thread is not None:
             self._thread.join()
+        await self._guard.__aexit__(exc_type, exc, tb)
 
     @property
     def live(self) -> bool | None:

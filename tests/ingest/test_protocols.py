@@ -56,13 +56,15 @@ def test_each_kind_gets_a_whitelist_that_keeps_ffmpeg_inside_it() -> None:
     assert "file" not in http.options["protocol_whitelist"].split(",")
     hls = resolve_source("http://127.0.0.1:8000/live/index.m3u8", settings)
     assert hls.kind == "hls"
-    # A playlist may not send FFmpeg to local files (file: segments) or anything else.
+    # A playlist may not send FFmpeg to local files (file: segments) or anything else;
+    # HTTPS is tunnelled through the address policy's proxy (httpproxy).
     assert set(hls.options["protocol_whitelist"].split(",")) == {
         "http",
         "https",
         "tls",
         "tcp",
         "crypto",
+        "httpproxy",
     }
     rtmp = resolve_source("rtmp://127.0.0.1/live/room", settings)
     assert rtmp.live is True

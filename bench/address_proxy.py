@@ -1,0 +1,135 @@
+"""What the address policy's proxy costs: decoding a loopback HTTP stream with and without it.
+
+Run: ``.venv/bin/python -m bench.address_proxy`` (``--help`` for sizes). It prints figures; it
+asserts nothing. A 128 kbit/s stereo MP3 recording (generated with the ffmpeg CLI) is served
+by aiohttp on 127.0.0.1 and read as fast as it goes by the source's own ``Connection``
+(open, demux, decode, resample to 16 kHz mono), alternately straight from the server and
+through a :class:`~streamguard.ingest.proxy.PolicyProxy` on the same event loop, the way a
+``Source`` reads HTTP. CPU is the whole process's (``time.process_time``): the reader
+thread, the proxy relaying on the event loop and the server, which is the same in both runs.
+Rounds alternate so that a machine shared with other work hurts both alike; the ratio of
+the medians is the figure to quote. A second pair of rows fetches the same bytes without
+decoding them (a raw HTTP GET on the event loop, direct and through the proxy), which
+isolates what relaying costs per MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+
+from streamguard.config.ingest import IngestConfig
+from streamguard.ingest.addresses import AddressPolicy
+from streamguard.ingest.protocols import SourceTarget, resolve_source
+from streamguard.ingest.proxy import PolicyProxy
+from streamguard.ingest.reader import Connection
+from streamguard.ingest.stats import Tally
+from streamguard.testing.net import free_port
+
+
+def encode(path: Path, seconds: int) -> bytes:
+    subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi"),
+            *("-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"),
+            *("-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", str(path)),
+        ],
+        check=True,
+    )
+    return path.read_bytes()
+
+
+def read(target: SourceTarget) -> tuple[float, float, int]:
+    """Read ``target`` to its end: (process CPU seconds, wall seconds, 16 kHz samples)."""
+    cpu, wall, samples = time.process_time(), time.perf_counter(), 0
+    with Connection(target, "bench", Tally(), open_timeout=10, read_timeout=10) as connection:
+        while (packet := connection.next_packet()) is not None:
+            samples += sum(len(p) for heard in connection.decode(packet) for p in heard.pcm)
+        samples += sum(len(p) for heard in connection.drain() for p in heard.pcm)
+    return time.process_time() - cpu, time.perf_counter() - wall, samples
+
+
+async def fetch(port: int, via: int | None) -> tuple[float, int]:
+    """GET the recording (through the proxy on ``via``): (process CPU seconds, bytes)."""
+    cpu = time.process_time()
+    reader, writer = await asyncio.open_connection("127.0.0.1", via or port)
+    target = f"http://127.0.0.1:{port}/room.mp3" if via else "/room.mp3"
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    size = 0
+    while data := await reader.read(65536):
+        size += len(data)
+    writer.close()
+    return time.process_time() - cpu, size
+
+
+async def run(seconds: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as workdir:
+        body = encode(Path(workdir) / "room.mp3", seconds)
+    app = web.Application()
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="audio/mpeg")
+
+    app.router.add_get("/room.mp3", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings = IngestConfig()
+    direct = resolve_source(f"http://127.0.0.1:{port}/room.mp3", settings)
+    policy = AddressPolicy.of(settings.addresses)
+    figures: dict[str, list[float]] = {"direct": [], "proxied": [], "get": [], "get+proxy": []}
+    try:
+        async with PolicyProxy(policy, stream_id="bench", connect_timeout=10) as proxy:
+            proxied = replace(direct, options={**direct.options, "http_proxy": proxy.url})
+            for _ in range(rounds):
+                for name, target in (("direct", direct), ("proxied", proxied)):
+                    cpu, _wall, samples = await asyncio.to_thread(read, target)
+                    assert samples > 0.9 * seconds * 16000, samples
+                    figures[name].append(cpu)
+                figures["get"].append((await fetch(port, None))[0])
+                figures["get+proxy"].append((await fetch(port, proxy.port))[0])
+    finally:
+        await runner.cleanup()
+    report(figures, seconds, len(body))
+
+
+def report(figures: dict[str, list[float]], seconds: int, size: int) -> None:
+    print("Shared machine (2 cores, other agents running): read the ratio, not the absolutes.")
+    print(f"{seconds} s of 128 kbit/s stereo MP3 ({size / 1e6:.1f} MB), read as fast as it goes")
+    medians = {name: statistics.median(cpus) for name, cpus in figures.items()}
+    for name, cpus in figures.items():
+        rounds = ", ".join(f"{c * 1000:.0f}" for c in cpus)
+        print(f"  {name:9} process CPU median {medians[name] * 1000:7.1f} ms (rounds: {rounds})")
+    decode = medians["direct"] / seconds * 60 * 1000
+    extra = (medians["proxied"] - medians["direct"]) / seconds * 60 * 1000
+    relay = (medians["get+proxy"] - medians["get"]) / (size / 1e6) * 1000
+    print(f"  decoding direct: {decode:.1f} ms CPU per audio minute")
+    print(
+        f"  proxied / direct = {medians['proxied'] / medians['direct']:.3f} "
+        f"({extra:+.2f} ms CPU per audio minute)"
+    )
+    print(
+        f"  relaying alone (raw GET through the proxy minus without): {relay:.2f} ms CPU per MB, "
+        f"{relay * size / 1e6 / seconds * 60:.2f} ms per audio minute at 128 kbit/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=600, help="length of the recording")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
+    args = parser.parse_args()
+    asyncio.run(run(args.seconds, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
