@@ -95,7 +95,7 @@ class ImsClient:
             monotonic=monotonic,
             rng=rng,
         )
-        self.async_limiter = RateLimiter(async_per_second, clock=monotonic)
+        self.async_limiter = RateLimiter(async_per_second, clock=monotonic, sleep=sleep)
         self._sleep = sleep
         self._monotonic = monotonic
         self._rng = rng or random.Random()
