@@ -34,8 +34,8 @@ from streamguard.emulator.actions import API_VERSION, SERVICE, AmsActions
 from streamguard.emulator.callbacks import CallbackSender
 from streamguard.emulator.faults import Faults
 from streamguard.emulator.front import ApiFront
-from streamguard.emulator.ims import ImsService, by_service
 from streamguard.emulator.ims_options import ImsOptions
+from streamguard.emulator.ims_service import ImsService, by_service
 from streamguard.emulator.judging import SliceJudge
 from streamguard.emulator.media import MediaReader
 from streamguard.emulator.options import EmulatorOptions, EmulatorStats

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from streamguard.tencentcloud.errors import AmsInvalidResponse
 from streamguard.tencentcloud.models import (
     Float,
     Int,
@@ -270,7 +271,7 @@ class AsyncTaskResponse(_Response):
 
 def callback_result(body: bytes) -> ImageModerationResponse | None:
     """A callback body (bare or wrapped in ``Response``) read; None when it is not a JSON
-    object or names no DataId (nothing to match it to)."""
+    object, cannot be read, or names no DataId (nothing to match it to)."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -279,5 +280,8 @@ def callback_result(body: bytes) -> ImageModerationResponse | None:
         document = document["Response"]
     if not isinstance(document, dict):
         return None
-    result = parse(ImageModerationResponse, document)
+    try:
+        result = parse(ImageModerationResponse, document)
+    except AmsInvalidResponse:
+        return None
     return result if result.data_id else None
