@@ -44,6 +44,7 @@ __all__ = [
     "OcrHitInfo",
     "OcrResult",
     "OcrTextDetail",
+    "Positions",
     "RecognitionResult",
     "RecognitionTag",
     "User",
@@ -167,12 +168,20 @@ class ObjectResult(_Response):
     details: Annotated[list[ObjectDetail], _Objects] = Field(default_factory=list)
 
 
+class Positions(_Response):
+    """Where a hit lies in the text (the unit is not documented)."""
+
+    start: Int = 0
+    end: Int = 0
+
+
 class OcrHitInfo(_Response):
     """Why OCR'd text hit: a model or a keyword of a library."""
 
     type: Str = ""
     keyword: Str = ""
     lib_name: Str = ""
+    positions: Annotated[list[Positions], _Objects] = Field(default_factory=list)
     label: Str = ""
 
 
