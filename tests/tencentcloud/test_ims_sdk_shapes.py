@@ -166,7 +166,7 @@ def _aliases(ours: type[BaseModel]) -> set[str]:
 
 
 def test_our_models_read_every_field_the_sdk_declares() -> None:
-    pairs = {
+    pairs: dict[str, type[BaseModel]] = {
         "ImageModerationResponse": ImageModerationResponse,
         "CreateImageModerationAsyncTaskResponse": AsyncTaskResponse,
     }
