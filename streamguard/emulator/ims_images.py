@@ -152,6 +152,9 @@ def read_image(
         wanted = min(wanted, limits.max_frames_cap)
     pictures: list[Picture] = []
     with _container(data) as container:
+        stream = container.streams.video[0]
+        if stream.width and stream.height:  # known from the header: refuse before decoding
+            _check_size(stream.width, stream.height, limits)
         try:
             for index, frame in enumerate(container.decode(video=0)):
                 if index == 0:
