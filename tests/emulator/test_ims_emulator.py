@@ -6,12 +6,18 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
 from streamguard.core.verdict import Suggestion
 from streamguard.emulator import AmsEmulator
 from streamguard.emulator.faults import Faults
+from streamguard.emulator.ims_actions import SYNC_LIMITS
+from streamguard.emulator.ims_images import read_image
 from streamguard.emulator.ims_samples import picture, sample_image
+from streamguard.emulator.ims_validation import check_ims
+from streamguard.emulator.validation import ApiError
 from streamguard.engines.ims import verdicts
 from streamguard.tencentcloud.client import AmsClient, RetryPolicy
 from streamguard.tencentcloud.errors import AmsError
@@ -103,3 +109,44 @@ async def test_ims_and_ams_share_the_port_by_signed_service() -> None:
     assert wrong_action.value.code == "InvalidAction"
     assert emulator.stats.calls["DescribeTasks"] == 1
     assert emulator.ims.stats.calls["DescribeTasks"] == 0
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+FIELDS = st.sampled_from(
+    ["BizType", "DataId", "FileContent", "FileUrl", "Interval", "MaxFrames", "User", "Device",
+     "Type", "CallbackUrl", "FileUrlList", "Other"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(FIELDS, JSON, max_size=6), st.booleans())
+def test_any_parameters_are_accepted_or_refused_with_an_api_error(
+    params: dict[str, object], asynchronous: bool
+) -> None:
+    try:
+        checked = check_ims(params, asynchronous=asynchronous)
+    except ApiError as exc:
+        assert exc.code
+    else:
+        assert (checked.content is None) != (checked.file_url == "")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.binary(min_size=1, max_size=40).map(lambda tail: image_of(RED)[:200] + tail),
+        st.sampled_from([b"GIF89a" + bytes(40), b"\x89PNG\r\n\x1a\n" + bytes(40)]),
+    )
+)
+def test_any_bytes_are_judged_or_refused_with_an_api_error(data: bytes) -> None:
+    try:
+        read_image(data, SYNC_LIMITS)
+    except ApiError as exc:
+        assert exc.code.startswith(("InvalidParameter", "ResourceUnavailable"))
