@@ -34,6 +34,8 @@ from streamguard.emulator.actions import API_VERSION, SERVICE, AmsActions
 from streamguard.emulator.callbacks import CallbackSender
 from streamguard.emulator.faults import Faults
 from streamguard.emulator.front import ApiFront
+from streamguard.emulator.ims_options import ImsOptions
+from streamguard.emulator.ims_service import ImsService, by_service
 from streamguard.emulator.judging import SliceJudge
 from streamguard.emulator.media import MediaReader
 from streamguard.emulator.options import EmulatorOptions, EmulatorStats
@@ -96,8 +98,14 @@ class AmsEmulator:
         self._site: web.AppRunner | None = None
         self.app = web.Application(client_max_size=16 * 1024 * 1024)
         self.app[EMULATOR_KEY] = self
-        self.app.router.add_route("*", "/", self._front.handle)
+        self.ims = ImsService(
+            ImsOptions(options.keys, options.tokens), clock=clock, monotonic=monotonic
+        )
+        """IMS on the same port, told apart by the service its requests are signed for."""
+        route = by_service({"ims": self.ims.handle}, self._front.handle)
+        self.app.router.add_route("*", "/", route)
         self.app.cleanup_ctx.append(self._lifecycle)
+        self.app.cleanup_ctx.append(self.ims.lifecycle)
 
     def _serve(
         self, judge: SliceJudge, clock: Callable[[], float], monotonic: Callable[[], float]

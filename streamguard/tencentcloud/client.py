@@ -128,6 +128,7 @@ class AmsClient:
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        service: str = SERVICE,
     ) -> None:
         url = URL(endpoint)
         if url.scheme not in ("http", "https") or not url.host:
@@ -136,6 +137,9 @@ class AmsClient:
         default_port = 443 if url.scheme == "https" else 80
         self.host = url.host if url.port in (None, default_port) else f"{url.host}:{url.port}"
         self._credentials = credentials
+        self.service = service
+        """The TC3 service signed for: ``ams``, or ``ims`` when the IMS client sends through
+        this transport."""
         self._timeout = timeout or aiohttp.ClientTimeout(total=15, connect=5, sock_read=12)
         self.retry = retry or RetryPolicy()
         self._region = region
@@ -332,7 +336,7 @@ class AmsClient:
         if self._credentials.token:
             headers["X-TC-Token"] = self._credentials.token
         headers["Authorization"] = authorization_header(
-            self._credentials, SERVICE, timestamp, headers, body
+            self._credentials, self.service, timestamp, headers, body
         )
         return headers
 
