@@ -122,6 +122,7 @@ class Daemon:
             desired=parts.desired,
         )
         self.metrics.watch_streams(lambda: [r.state.value for r in streams.reports()])
+        self.metrics.watch_stream_details(lambda: _stream_details(streams))
         return streams
 
     async def _start_api(self, stack: AsyncExitStack, parts: Components, streams: Streams) -> None:
@@ -182,6 +183,18 @@ def _count(streams: Streams) -> str:
     reports = streams.reports()
     failed = sum(1 for r in reports if r.state is StreamState.FAILED)
     return f"{len(reports)} stream(s)" + (f", {failed} failed" if failed else "")
+
+
+def _stream_details(streams: Streams) -> dict[str, tuple[str, float | None]]:
+    """Each stream's state and seconds since its last audio, for ``/metrics``."""
+    now = datetime.now(UTC)
+    return {
+        r.stream_id: (
+            r.state.value,
+            (now - r.tally.last_audio_at).total_seconds() if r.tally.last_audio_at else None,
+        )
+        for r in streams.reports()
+    }
 
 
 def _text_config(config: Config) -> LocalEngineConfig:

@@ -16,6 +16,7 @@ from streamguard.config.ingest import IngestConfig
 from streamguard.config.instance import InstanceConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
+from streamguard.config.webhooks import WebhookConfig, check_webhooks
 
 __all__ = ["Config"]
 
@@ -42,6 +43,9 @@ class Config(Section):
     streams: list[StreamConfig] = Field(
         default_factory=list, description="Streams attached at start."
     )
+    webhooks: list[WebhookConfig] = Field(
+        default_factory=list, description="HTTP receivers of the alerts, fed from the outbox."
+    )
 
     def state_path(self) -> Path:
         """``instance.state_dir``; a relative one lives under ``$STATE_DIRECTORY`` (systemd)."""
@@ -50,6 +54,8 @@ class Config(Section):
         if configured.is_absolute() or not base:
             return configured
         return Path(base.split(":")[0]) / configured
+
+    _webhooks_are_consistent = field_validator("webhooks")(check_webhooks)
 
     @field_validator("streams")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sqlite3
 import string
@@ -65,6 +66,18 @@ def test_health_metrics_and_openapi_need_no_token(api_daemon: DaemonProcess) -> 
     assert 'streamguard_local_engine_segments_total{outcome="moderated"}' in text
     assert 'streamguard_local_engine_health_events_total{kind="overloaded"} 0.0' in text
     assert "streamguard_local_engine_backlog_limit " in text
+    # The operator's surface: build, process, runtime and GC, evidence on disk.
+    assert re.search(
+        r'^streamguard_build_info\{python="[\d.]+",version="[^"]+"\} 1\.0$', text, re.M
+    )
+    for family in (
+        "process_open_fds",
+        "process_resident_memory_bytes",
+        "python_gc_objects_collected_total",
+        "python_info",
+        "streamguard_evidence_bytes ",
+    ):
+        assert family in text, family
     status, spec = api_daemon.request("GET", "/openapi.json", token=None)
     assert status == 200
     assert {"/v1/streams", "/v1/streams/{id}", "/v1/results", "/v1/feedback"} <= set(spec["paths"])
@@ -331,6 +344,18 @@ async def test_two_rooms_attached_through_the_api_alert_on_mqtt(
 
             # Acknowledgements are counted just after the broker's PUBACK: a moment later.
             await wait_for(lambda: published() >= len(alerts), 10, "alerts counted")
+            _, metrics = daemon.request("GET", "/metrics", token=None)
+            assert re.search(
+                r'^streamguard_alerts_raised_total\{label="Abuse",risk="(medium|high)"\} [1-9]',
+                metrics,
+                re.M,
+            )
+            assert re.search(
+                r'^streamguard_stream_state\{state="\w+",stream="room-a"\} 1\.0$', metrics, re.M
+            )
+            assert re.search(
+                r'^streamguard_stream_last_audio_age_seconds\{stream="room-a"\} ', metrics, re.M
+            )
             daemon.signal(signal.SIGTERM)
             assert await asyncio.to_thread(daemon.wait) == 0
     finally:
