@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Discriminator, Field, SecretStr, Tag, model_validator
 
 from streamguard.config.base import Section, secret_field
 
@@ -400,4 +400,18 @@ class AmsEngineConfig(Section):
     )
 
 
-EngineConfig = Annotated[LocalEngineConfig | AmsEngineConfig, Field(discriminator="type")]
+def _engine_type(value: Any) -> str | None:
+    """The ``type`` of an engine table (a dict from the file, or a model from code)."""
+    found = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return found if isinstance(found, str) else None
+
+
+EngineConfig = Annotated[
+    Annotated[LocalEngineConfig, Tag("local")] | Annotated[AmsEngineConfig, Tag("ams")],
+    Discriminator(
+        _engine_type,
+        custom_error_type="engine_type",
+        custom_error_message='type is required and must be "local" (the embedded engine) or "ams" '
+        "(Tencent Cloud AMS)",
+    ),
+]

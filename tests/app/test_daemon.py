@@ -8,6 +8,8 @@ import re
 import signal
 import sqlite3
 import string
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 
 from streamguard.testing.broker import Mosquitto
 from streamguard.testing.media_servers import IcecastServer
+from streamguard.testing.net import free_port
 from tests.support.daemon import DaemonProcess
 from tests.support.subscriber import Subscriber
 
@@ -81,6 +84,37 @@ def test_health_metrics_and_openapi_need_no_token(api_daemon: DaemonProcess) -> 
     status, spec = api_daemon.request("GET", "/openapi.json", token=None)
     assert status == 200
     assert {"/v1/streams", "/v1/streams/{id}", "/v1/results", "/v1/feedback"} <= set(spec["paths"])
+
+
+def test_health_command_checks_the_configured_port(
+    api_daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "streamguard", "health", "-c"]
+    healthy = subprocess.run(
+        [*command, str(api_daemon.config_path)], capture_output=True, check=False, timeout=60
+    )
+    assert healthy.returncode == 0, healthy.stderr
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text(f"[api]\nport = {free_port()}\n", encoding="utf-8")
+    done = subprocess.run(
+        [*command, str(elsewhere)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 1
+    assert "/healthz" in done.stderr
+
+
+def test_run_with_a_broken_config_exits_with_the_config_code(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[engine]\nmodel = 1\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "streamguard", "run", "-c", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 78, done.stderr  # RestartPreventExitStatus=78 in the units
+    assert "engine" in done.stderr
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from streamguard.bus.sink import MqttAlerts
 from streamguard.bus.webhooks import Webhooks, sign
+from streamguard.config import Config
 from streamguard.config.ingest import BackoffConfig
 from streamguard.config.webhooks import WebhookConfig
 from streamguard.moderation.alert import Alert
@@ -214,3 +215,18 @@ def test_signature_and_the_documented_verification_snippet() -> None:
     assert not scope["verify"](b"other", headers, body, now=1700000010)
     assert not scope["verify"](b"k", headers, body + b" ", now=1700000010)
     assert not scope["verify"](b"k", headers, body, now=1700000000 + 3600)  # replayed late
+
+
+def test_config_reads_the_secret_by_name_and_needs_mqtt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMGUARD_WEBHOOK_OPS_EAST_SECRET", "from-env")
+    hook = {"name": "ops-east", "url": "https://hooks.example.com/x"}
+    config = Config.model_validate({"mqtt": {"host": "127.0.0.1"}, "webhooks": [hook]})
+    (loaded,) = config.webhooks
+    assert loaded.secret is not None
+    assert loaded.secret.get_secret_value() == "from-env"
+    with pytest.raises(ValidationError, match=r"webhooks are fed from the MQTT outbox"):
+        Config.model_validate({"webhooks": [hook]})
+    with pytest.raises(ValidationError, match=r"\[1\]\.name 'ops-east' is used by another"):
+        Config.model_validate({"mqtt": {"host": "h"}, "webhooks": [hook, hook]})
+    with pytest.raises(ValidationError, match=r"must be an http:// or https:// URL"):
+        Config.model_validate({"mqtt": {"host": "h"}, "webhooks": [{**hook, "url": "ftp://x/"}]})

@@ -43,7 +43,22 @@ BROKEN = {
         '[[streams]]\nid = "a"\nurl = "x"\n[[streams]]\nid = "a"\nurl = "y"\n',
         "[1].id 'a' is used by another stream",
     ),
-    "unknown engine": ('[engine]\ntype = "magic"\n', "engine:"),
+    "unknown engine": (
+        '[engine]\ntype = "magic"\n',
+        'engine: type is required and must be "local"',
+    ),
+    "engine without type": (
+        '[engine]\nmodel = "tiny.en"\n',
+        'engine: type is required and must be "local" (the embedded engine) or "ams"',
+    ),
+    "webhook without mqtt": (
+        '[[webhooks]]\nname = "ops"\nurl = "http://127.0.0.1:9/"\n',
+        "webhooks[0]: webhook 'ops' has no secret: put it in",
+    ),
+    "webhook secret in the file": (
+        '[mqtt]\nhost = "x"\n[[webhooks]]\nname = "ops"\nurl = "http://x/"\nsecret = "hunter2"\n',
+        "secret is a secret and is not read from the config file",
+    ),
     "engine key of the other type": (
         '[engine]\ntype = "local"\nendpoint = "http://x"\n',
         "engine.endpoint: unknown key",
