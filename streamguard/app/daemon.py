@@ -27,7 +27,7 @@ from streamguard.api.routes import Check, build_api
 from streamguard.api.text import text_route
 from streamguard.app.components import Components, open_components
 from streamguard.app.notify import Notifier
-from streamguard.app.reload import apply_reload
+from streamguard.app.reload import ReloadResults, apply_reload, reload_result_path
 from streamguard.app.stream_health import StreamHealth
 from streamguard.bus.sink import MqttAlerts
 from streamguard.config import Config
@@ -149,6 +149,7 @@ class Daemon:
         stack.push_async_callback(runner.cleanup)
 
     async def _wait_for_stop(self, streams: Streams, parts: Components) -> None:
+        results = ReloadResults(reload_result_path(self.config.state_path()))
         while True:
             await self._signalled.wait()
             self._signalled.clear()
@@ -156,9 +157,11 @@ class Daemon:
                 return
             if self._reload.is_set():
                 self._reload.clear()
-                self.config = await apply_reload(
+                reloaded = await apply_reload(
                     self.config_path, self.config, streams, parts.profiles, self.notifier
                 )
+                self.config = reloaded.config
+                await results.write(reloaded)
 
     async def _shutdown(self, streams: Streams) -> None:
         """Stop ingest and judge every partial tail, within the shutdown deadline."""

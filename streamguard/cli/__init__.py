@@ -6,12 +6,21 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from streamguard.cli import check_config, emulator, health, moderate, moderate_text, run, tail
+from streamguard.cli import (
+    check_config,
+    emulator,
+    health,
+    moderate,
+    moderate_text,
+    reload,
+    run,
+    tail,
+)
 from streamguard.core.version import __version__
 
 __all__ = ["main"]
 
-COMMANDS = (check_config, moderate, moderate_text, run, tail, health, emulator)
+COMMANDS = (check_config, moderate, moderate_text, run, reload, tail, health, emulator)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
