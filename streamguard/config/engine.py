@@ -38,7 +38,13 @@ class LocalEngineConfig(Section):
     )
     libraries: list[Path] = Field(
         default_factory=list,
-        description="Keyword library files (TOML). Empty = the shipped English default library.",
+        description="Keyword library files (TOML), used with the shipped English default "
+        "library (see replace_default_library).",
+    )
+    replace_default_library: bool = Field(
+        False,
+        description="true: use only the files in libraries, not the shipped default library "
+        "(which they then replace); false: the files add to it.",
     )
     workers: int = Field(
         2, ge=1, le=64, description="Segments judged at the same time (one thread each)."
