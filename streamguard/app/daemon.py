@@ -134,6 +134,14 @@ class Daemon:
         if isinstance(parts.sink, MqttAlerts):
             readiness["bus"] = _bus_check(parts.sink)
         token = config.api.token.get_secret_value() if config.api.token else None
+        if token is None:
+            log.warning(
+                "the control API has no token: whoever reaches %s:%s may attach, change and "
+                "detach streams and read results (set the api-token credential or "
+                "$STREAMGUARD_API_TOKEN)",
+                config.api.host,
+                config.api.port,
+            )
         app = build_api(
             streams=streams,
             results=parts.results,

@@ -37,7 +37,8 @@ class Config(Section):
     )
     profiles: dict[str, ProfileConfig] = Field(
         default_factory=lambda: {"default": ProfileConfig()},
-        description="Policy profiles by name; streams pick one.",
+        description="Policy profiles by name; streams pick one. `default` is always there "
+        "(define [profiles.default] to change it).",
     )
     api: ApiConfig = Field(default_factory=ApiConfig, description="The control API of the daemon.")
     streams: list[StreamConfig] = Field(
@@ -56,6 +57,13 @@ class Config(Section):
         return Path(base.split(":")[0]) / configured
 
     _webhooks_are_consistent = field_validator("webhooks")(check_webhooks)
+
+    @field_validator("profiles")
+    @classmethod
+    def _default_stays(cls, profiles: dict[str, ProfileConfig]) -> dict[str, ProfileConfig]:
+        # Streams that name no profile use `default`: adding another must not remove it.
+        # [profiles.default] in the file replaces it.
+        return profiles if "default" in profiles else {"default": ProfileConfig(), **profiles}
 
     @field_validator("streams")
     @classmethod

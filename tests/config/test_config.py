@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamguard.config import load_config, parse_config
+from streamguard.config.policy import ProfileConfig
 from streamguard.config.reference import render_reference
 from streamguard.core.errors import ConfigError
 
@@ -124,3 +125,14 @@ def test_check_config_accepts_the_example() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+def test_adding_a_profile_keeps_default_and_defining_default_replaces_it() -> None:
+    added = parse_config({"profiles": {"kids": {"min_risk": "low"}}})
+    assert set(added.profiles) == {"default", "kids"}
+    assert added.profiles["default"] == ProfileConfig()
+    changed = parse_config({"profiles": {"default": {"min_risk": "high"}}})
+    assert changed.profiles["default"].min_risk == "high"
+    streams = parse_config({"profiles": {"kids": {}}, "streams": [{"id": "a", "url": "x.wav"}]})
+    assert streams.streams[0].profile == "default"
+    assert streams.streams[0].room == "a"  # no room: the room of its id
