@@ -7,7 +7,8 @@ RUN python -m venv /opt/streamguard/.venv \
     && /opt/streamguard/.venv/bin/pip install --no-cache-dir .
 
 FROM python:3.11-slim-bookworm
-ARG VERSION=0.1.0
+# The image version: docker build --build-arg VERSION="$(streamguard --version | cut -d" " -f2)"
+ARG VERSION=dev
 LABEL org.opencontainers.image.title="streamguard" \
       org.opencontainers.image.description="Streaming audio moderation daemon: live rooms in, risky-segment alerts out." \
       org.opencontainers.image.version="${VERSION}" \

