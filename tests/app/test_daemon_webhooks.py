@@ -11,9 +11,9 @@ import pytest
 
 from streamguard.testing.broker import Mosquitto
 from streamguard.testing.net import free_port
+from streamguard.testing.webhooks import WebhookReceiver
 from tests.support.daemon import DaemonProcess
 from tests.support.waiting import eventually
-from tests.support.webhook_receiver import WebhookReceiver
 
 SECRET = "daemon-webhook-secret"
 

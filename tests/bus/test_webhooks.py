@@ -24,9 +24,9 @@ from streamguard.state.dead_letters import DeadLetters
 from streamguard.state.outbox import MessageKind, Outbox
 from streamguard.testing.broker import Mosquitto
 from streamguard.testing.net import free_port
+from streamguard.testing.webhooks import WebhookReceiver
 from tests.bus.test_bus import PROFILES, bus, emit_alerts, unique
 from tests.support.waiting import eventually
-from tests.support.webhook_receiver import WebhookReceiver
 
 SECRET = "s3cret-for-tests"
 OUTAGE_SECONDS = 30.0

@@ -3,6 +3,7 @@ would, records what arrived, and can answer 500 after reading a body (a lost ans
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -34,6 +35,8 @@ class WebhookReceiver:
     secret: bytes
     fail_next: int = 0
     received: list[Received] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at every POST (clear it to wait for the next)."""
     _runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Self:
@@ -73,4 +76,5 @@ class WebhookReceiver:
             self.fail_next -= 1
             status = 500
         self.received.append(Received(alert["alert_id"], verified, status, alert))
+        self.arrived.set()
         return web.Response(status=status)
