@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -76,9 +77,11 @@ class WebhookSender:
         config: WebhookConfig,
         deliveries: WebhookDeliveries,
         *,
+        stale_after: float = math.inf,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self._stale_after = stale_after
         self.name = config.name
         self._deliveries = deliveries
         self._clock = clock
@@ -177,7 +180,7 @@ class WebhookSender:
 
     async def _post(self, session: aiohttp.ClientSession, alert: dict[str, Any]) -> str | None:
         """One attempt; None when the receiver answered 2xx, else what went wrong."""
-        stamped = stamp_published(alert, datetime.now(UTC), float("inf"))
+        stamped = stamp_published(alert, datetime.now(UTC), self._stale_after)
         body = json.dumps(stamped, ensure_ascii=False).encode()
         timestamp = int(self._clock())
         headers = {
@@ -207,10 +210,15 @@ class Webhooks:
         db: Database,
         *,
         supervisor: Supervisor | None = None,
+        stale_after: float = math.inf,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``stale_after``: seconds after detection from which an alert is marked stale
+        (``mqtt.stale_after_seconds``, as on the bus)."""
         self.deliveries = WebhookDeliveries(db, clock)
-        self.senders = [WebhookSender(c, self.deliveries, clock=clock) for c in configs]
+        self.senders = [
+            WebhookSender(c, self.deliveries, stale_after=stale_after, clock=clock) for c in configs
+        ]
         self._shared = supervisor
         self._stack = AsyncExitStack()
         self._loops: list[Loop] = []
