@@ -43,18 +43,24 @@ class AlertsRaised:
         self.counts: Counter[tuple[str, str]] = Counter()
 
     def alert(self, alert: Alert) -> None:
+        """Count ``alert`` and log it."""
         risk = alert.payload.get("risk") or {}
         label, level = str(risk.get("label", "")), str(risk.get("level", ""))
         self.counts[label, level] += 1
         event = (alert.payload.get("incident") or {}).get("event", "")
-        log.info(
-            "alert raised: %s %s %s in room %s",
-            event, label, level, alert.room_id,
-            extra={"alert_id": alert.alert_id, "stream_id": alert.stream_id,
-                   "room_id": alert.room_id, "label": label, "risk": level, "event": event},
-        )  # fmt: skip
+        fields = {
+            "alert_id": alert.alert_id,
+            "stream_id": alert.stream_id,
+            "room_id": alert.room_id,
+            "label": label,
+            "risk": level,
+            "event": event,
+        }
+        message = "alert raised: %s %s %s in room %s"
+        log.info(message, event, label, level, alert.room_id, extra=fields)
 
     def event(self, event: StreamEvent) -> None:
+        """Log a segment that failed to be judged (other events have their own lines)."""
         if event.kind is StreamEventKind.SEGMENT_FAILED:
             log.info(
                 "segment failed: %s",

@@ -34,6 +34,7 @@ import aiohttp
 from streamguard.config.webhooks import WebhookConfig
 from streamguard.core.backoff import Backoff
 from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
+from streamguard.core.version import __version__
 from streamguard.moderation.alert import stamp_published
 from streamguard.moderation.policy import RiskLevel
 from streamguard.state.db import Database
@@ -146,21 +147,18 @@ class WebhookSender:
                 return True
             self.stats.failed_attempts += 1
             self.last_error = error
-            if self._clock() - message.created_at >= self.config.dead_letter_after_seconds:
-                log.error(
-                    "webhook %s: alert %s dead-lettered after %.0f s: %s",
-                    self.name, message.message_id, self._clock() - message.created_at, error,
-                    extra={"webhook": self.name, "alert_id": message.message_id},
-                )  # fmt: skip
+            waited = self._clock() - message.created_at
+            if waited >= self.config.dead_letter_after_seconds:
+                fields = {"webhook": self.name, "alert_id": message.message_id}
+                message_text = "webhook %s: alert %s dead-lettered after %.0f s: %s"
+                log.error(message_text, self.name, message.message_id, waited, error, extra=fields)
                 self.stats.dead_lettered += 1
                 await self._deliveries.dead_letter(self.name, message, error)
                 return True
             failures += 1
             delay = self._backoff.delay(failures)
-            log.warning(
-                "webhook %s unavailable (%s); retrying in %.1f s",
-                self.name, error, delay, extra={"webhook": self.name},
-            )  # fmt: skip
+            text = "webhook %s unavailable (%s); retrying in %.1f s"
+            log.warning(text, self.name, error, delay, extra={"webhook": self.name})
             try:
                 async with asyncio.timeout(delay):
                     await self._stopping.wait()
@@ -185,6 +183,7 @@ class WebhookSender:
         timestamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",
+            "User-Agent": f"streamguard/{__version__}",
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign(self._secret, timestamp, body),
         }
