@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     config = config_or_report(args.config)
     if config is None:
         return EXIT_CONFIG
+    if config.api.port == 0:
+        print("streamguard health: api.port = 0 (any free port) cannot be checked", file=sys.stderr)
+        return 1
     host = _WILDCARDS.get(config.api.host, config.api.host)
     if ":" in host:
         host = f"[{host}]"
