@@ -173,10 +173,14 @@ async def _open_webhooks(
 ) -> None:
     """Webhooks read the outbox's alerts; entered even with none configured (it forgets the
     delivery cursors of destinations removed from the config)."""
-    stale_after = mqtt.config.stale_after_seconds
-    webhooks = await stack.enter_async_context(
-        Webhooks(config.webhooks, db, supervisor=supervisor, stale_after=stale_after)
+    webhooks = Webhooks(
+        config.webhooks,
+        db,
+        supervisor=supervisor,
+        stale_after=mqtt.config.stale_after_seconds,
+        drain_seconds=mqtt.config.shutdown_drain_seconds,
     )
+    await stack.enter_async_context(webhooks)
     mqtt.also_wake(webhooks.wake)
     metrics.watch_webhooks(webhooks.stats)
 

@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -92,6 +92,10 @@ class WebhookSender:
         self._stopping = asyncio.Event()
         self.stats = SenderStats()
         self.last_error: str | None = None
+        self._caught_up = asyncio.Event()
+        self._looks = 0
+        self._empty_look = 0
+        """The last look at the feed that found nothing for this destination."""
 
     def wake(self) -> None:
         """Tell the sender the feed has something new."""
@@ -101,6 +105,14 @@ class WebhookSender:
         """Stop after the request in flight; what is left waits in the feed."""
         self._stopping.set()
         self._wake.set()
+
+    async def wait_caught_up(self) -> None:
+        """Return once a look at the feed begun after this call found nothing to send."""
+        wanted = self._looks + 1
+        self.wake()
+        while self._empty_look < wanted:
+            self._caught_up.clear()
+            await self._caught_up.wait()
 
     def oldest_age(self) -> float:
         """Seconds the alert being tried now has waited (0 when none waits)."""
@@ -113,9 +125,13 @@ class WebhookSender:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while not self._stopping.is_set():
                 self._wake.clear()
+                self._looks += 1
+                look = self._looks
                 batch = await self._deliveries.pending(self.name, BATCH)
                 if not batch:
                     self.stats.oldest_created_at = None
+                    self._empty_look = look
+                    self._caught_up.set()
                     await self._idle()
                     continue
                 for message in batch:
@@ -210,10 +226,13 @@ class Webhooks:
         *,
         supervisor: Supervisor | None = None,
         stale_after: float = math.inf,
+        drain_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``stale_after``: seconds after detection from which an alert is marked stale
-        (``mqtt.stale_after_seconds``, as on the bus)."""
+        (``mqtt.stale_after_seconds``, as on the bus); ``drain_seconds``: on exit, how long
+        the senders may go on delivering what waits (the alerts raised at shutdown)."""
+        self._drain_seconds = drain_seconds
         self.deliveries = WebhookDeliveries(db, clock)
         self.senders = [
             WebhookSender(c, self.deliveries, stale_after=stale_after, clock=clock) for c in configs
@@ -237,11 +256,22 @@ class Webhooks:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._drain()
         for sender in self.senders:
             sender.request_stop()
         for loop in self._loops:
             await loop.stop()
         await self._stack.aclose()
+
+    async def _drain(self) -> None:
+        """Let the senders deliver what waits, for at most ``drain_seconds``; the rest waits
+        in the feed for the next start."""
+        if not self.senders or self._drain_seconds <= 0:
+            return
+        waits = [sender.wait_caught_up() for sender in self.senders]
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self._drain_seconds):
+                await asyncio.gather(*waits)
 
     def wake(self) -> None:
         """Tell every sender an alert was written."""

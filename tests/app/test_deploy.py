@@ -54,9 +54,11 @@ def test_unit_is_hardened_and_notifies(unit: str) -> None:
         "LimitNOFILE=",
     ):
         assert setting in text, setting
-    # The stop timeout covers the daemon's own shutdown budget (tails, then the outbox drain).
+    # The stop timeout covers the daemon's own shutdown budget: the tails, then the webhook
+    # and the broker drains, and the bus timeouts.
     stop = int(re.search(r"^TimeoutStopSec=(\d+)$", text, flags=re.M).group(1))  # type: ignore[union-attr]
-    budget = InstanceConfig().shutdown_seconds + MqttConfig(host="x").shutdown_drain_seconds
+    mqtt = MqttConfig(host="x")
+    budget = InstanceConfig().shutdown_seconds + 2 * mqtt.shutdown_drain_seconds + 2 * mqtt.timeout
     assert stop > budget
     # Every credential the unit hands over is one the config reads.
     config_src = "\n".join(p.read_text() for p in (ROOT / "streamguard" / "config").glob("*.py"))

@@ -48,7 +48,7 @@ def test_compose_stops_slower_than_the_daemon_and_its_config_loads() -> None:
     daemon = compose["services"]["streamguard"]
     grace = int(re.fullmatch(r"(\d+)s", daemon["stop_grace_period"]).group(1))  # type: ignore[union-attr]
     mqtt = MqttConfig(host="mosquitto")
-    budget = InstanceConfig().shutdown_seconds + mqtt.shutdown_drain_seconds + 2 * mqtt.timeout
+    budget = InstanceConfig().shutdown_seconds + 2 * mqtt.shutdown_drain_seconds + 2 * mqtt.timeout
     assert grace > budget
     assert daemon["environment"]["CREDENTIALS_DIRECTORY"] == "/run/secrets"
     assert "api-token" in daemon["secrets"]

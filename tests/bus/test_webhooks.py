@@ -23,6 +23,7 @@ from streamguard.moderation.alerting import Alerting
 from streamguard.state.db import Database
 from streamguard.state.dead_letters import DeadLetters
 from streamguard.state.outbox import MessageKind, Outbox
+from streamguard.state.webhooks import WebhookDeliveries
 from streamguard.testing.broker import Mosquitto
 from streamguard.testing.net import free_port
 from streamguard.testing.webhooks import WebhookReceiver
@@ -232,3 +233,21 @@ def test_config_reads_the_secret_by_name_and_needs_mqtt(monkeypatch: pytest.Monk
         Config.model_validate({"mqtt": {"host": "h"}, "webhooks": [hook, hook]})
     with pytest.raises(ValidationError, match=r"must be an http:// or https:// URL"):
         Config.model_validate({"mqtt": {"host": "h"}, "webhooks": [{**hook, "url": "ftp://x/"}]})
+
+
+async def test_a_clean_stop_delivers_what_waits_within_the_drain(tmp_path: Path) -> None:
+    async with (
+        WebhookReceiver(free_port(), SECRET.encode()) as receiver,
+        Database(tmp_path / "state.db") as db,
+    ):
+        outbox = Outbox(db)
+        await outbox.open()
+        async with Webhooks([webhook(receiver.url)], db, drain_seconds=30):
+            # Written just before the stop, as the `end` alerts of a shutdown are.
+            for index in range(5):
+                await outbox.add(MessageKind.ALERT, f"a{index}", "t", alert_json(f"a{index}"))
+        assert receiver.delivered_ids() == [f"a{index}" for index in range(5)]
+        async with Webhooks([webhook(f"http://127.0.0.1:{free_port()}/h")], db, drain_seconds=0.5):
+            await outbox.add(MessageKind.ALERT, "late", "t", alert_json("late"))
+        # The receiver was down: the stop gave up after the drain, the alert waits.
+        assert await WebhookDeliveries(db).backlog("ops") == 1
