@@ -14,6 +14,7 @@ from streamguard.core.errors import (
 )
 from streamguard.core.segment import Segment, SegmentFlag
 from streamguard.core.verdict import KeywordHit, Outcome, Suggestion, Verdict
+from streamguard.core.version import __version__ as __version__
 from streamguard.engines.base import Engine
 
 __all__ = [
@@ -36,5 +37,3 @@ __all__ = [
     "Verdict",
     "load_config",
 ]
-
-__version__ = "0.1.0"

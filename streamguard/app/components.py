@@ -14,6 +14,7 @@ order; every background loop runs under the one ``Supervisor``, whose crashes ar
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from streamguard.bus.sink import JsonLinesAlerts, MqttAlerts
+from streamguard.bus.webhooks import Webhooks
 from streamguard.config import Config
 from streamguard.core.metrics import Metrics
 from streamguard.core.segment import Segment, SegmentInfo
@@ -108,7 +110,7 @@ async def open_components(
             on_evidence_not_kept=report.evidence_not_kept,
         )
     )
-    _watch_storage(metrics, spool, alerting)
+    await _watch_storage(metrics, spool, alerting, sink)
     outcomes = Outcomes(profiles, alerting, results)
     late = LateVerdicts(attached=attached, profiles=profiles, results=results, outcomes=outcomes)
     # Before the engine starts: a late verdict of a configured stream is judged as configured.
@@ -157,16 +159,46 @@ async def _open_sink(
     )
     metrics.watch_outbox(lambda: mqtt.health().backlog, lambda: mqtt.health().oldest_age or 0.0)
     metrics.watch_dead_letters(lambda: mqtt.outbox.dead_lettered_total)
+    await _open_webhooks(stack, config, db, supervisor, mqtt, metrics)
     return mqtt
 
 
-def _watch_storage(metrics: Metrics, spool: Spool, alerting: Alerting) -> None:
+async def _open_webhooks(
+    stack: AsyncExitStack,
+    config: Config,
+    db: Database,
+    supervisor: Supervisor,
+    mqtt: MqttAlerts,
+    metrics: Metrics,
+) -> None:
+    """Webhooks read the outbox's alerts; entered even with none configured (it forgets the
+    delivery cursors of destinations removed from the config)."""
+    webhooks = Webhooks(
+        config.webhooks,
+        db,
+        supervisor=supervisor,
+        stale_after=mqtt.config.stale_after_seconds,
+        drain_seconds=mqtt.config.shutdown_drain_seconds,
+    )
+    await stack.enter_async_context(webhooks)
+    mqtt.also_wake(webhooks.wake)
+    metrics.watch_webhooks(webhooks.stats)
+
+
+async def _watch_storage(
+    metrics: Metrics, spool: Spool, alerting: Alerting, sink: MqttAlerts | JsonLinesAlerts
+) -> None:
     metrics.watch_spool(
         lambda: spool.depth,
         spool.limit,
         lambda: {**dict.fromkeys(SPOOLED_KINDS, 0), **spool.lost},
         lambda: alerting.evidence_not_kept,
     )
+    metrics.watch_alerts(lambda: sink.raised.counts)
+    if alerting.evidence is not None:
+        store = alerting.evidence
+        await asyncio.to_thread(store.measure)  # then kept current by retention
+        metrics.watch_evidence(lambda: store.disk_bytes)
 
 
 def _watch_engine(engine: Engine, metrics: Metrics) -> None:

@@ -28,7 +28,7 @@ from streamguard.api.text import text_route
 from streamguard.api.try_it import TryIt
 from streamguard.app.components import Components, open_components
 from streamguard.app.notify import Notifier
-from streamguard.app.reload import apply_reload
+from streamguard.app.reload import ReloadResults, apply_reload, reload_result_path
 from streamguard.app.stream_health import StreamHealth
 from streamguard.bus.sink import MqttAlerts
 from streamguard.config import Config
@@ -123,6 +123,7 @@ class Daemon:
             desired=parts.desired,
         )
         self.metrics.watch_streams(lambda: [r.state.value for r in streams.reports()])
+        self.metrics.watch_stream_details(lambda: _stream_details(streams))
         return streams
 
     async def _start_api(self, stack: AsyncExitStack, parts: Components, streams: Streams) -> None:
@@ -134,6 +135,14 @@ class Daemon:
         if isinstance(parts.sink, MqttAlerts):
             readiness["bus"] = _bus_check(parts.sink)
         token = config.api.token.get_secret_value() if config.api.token else None
+        if token is None:
+            log.warning(
+                "the control API has no token: whoever reaches %s:%s may attach, change and "
+                "detach streams and read results (set the api-token credential or "
+                "$STREAMGUARD_API_TOKEN)",
+                config.api.host,
+                config.api.port,
+            )
         app = build_api(
             streams=streams,
             results=parts.results,
@@ -150,6 +159,7 @@ class Daemon:
         stack.push_async_callback(runner.cleanup)
 
     async def _wait_for_stop(self, streams: Streams, parts: Components) -> None:
+        results = ReloadResults(reload_result_path(self.config.state_path()))
         while True:
             await self._signalled.wait()
             self._signalled.clear()
@@ -157,9 +167,11 @@ class Daemon:
                 return
             if self._reload.is_set():
                 self._reload.clear()
-                self.config = await apply_reload(
+                reloaded = await apply_reload(
                     self.config_path, self.config, streams, parts.profiles, self.notifier
                 )
+                self.config = reloaded.config
+                await results.write(reloaded)
 
     async def _shutdown(self, streams: Streams) -> None:
         """Stop ingest and judge every partial tail, within the shutdown deadline."""
@@ -184,6 +196,18 @@ def _count(streams: Streams) -> str:
     reports = streams.reports()
     failed = sum(1 for r in reports if r.state is StreamState.FAILED)
     return f"{len(reports)} stream(s)" + (f", {failed} failed" if failed else "")
+
+
+def _stream_details(streams: Streams) -> dict[str, tuple[str, float | None]]:
+    """Each stream's state and seconds since its last audio, for ``/metrics``."""
+    now = datetime.now(UTC)
+    return {
+        r.stream_id: (
+            r.state.value,
+            (now - r.tally.last_audio_at).total_seconds() if r.tally.last_audio_at else None,
+        )
+        for r in streams.reports()
+    }
 
 
 def _text_config(config: Config) -> LocalEngineConfig:

@@ -1,4 +1,4 @@
-"""systemd's notify protocol: READY, STATUS, WATCHDOG and STOPPING datagrams.
+"""systemd's notify protocol: READY, RELOADING, STATUS, WATCHDOG and STOPPING datagrams.
 
 A few lines instead of a dependency: the protocol is one datagram per message to the
 socket named by ``$NOTIFY_SOCKET`` (a path, or ``@name`` in the abstract namespace).
@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 
 __all__ = ["Notifier"]
 
@@ -53,6 +54,15 @@ class Notifier:
     def status(self, status: str) -> None:
         """Replace the status line ``systemctl status`` shows."""
         self.send(f"STATUS={status}")
+
+    def reloading(self) -> None:
+        """Tell systemd a reload began (the unit shows ``reloading`` until ``reloaded``)."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
+
+    def reloaded(self, status: str) -> None:
+        """Tell systemd the reload is over, whatever its result (``status`` says it)."""
+        self.send("READY=1", f"STATUS={status}")
 
     def stopping(self, status: str = "stopping") -> None:
         """Tell systemd shutdown has begun."""

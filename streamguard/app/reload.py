@@ -5,6 +5,11 @@ old config kept; any other changed section is reported as needing a restart. Eac
 applied on its own, so one refusal does not stop the others, and the config returned is what
 was applied, so the next reload diffs against reality and retries the rest.
 
+systemd sees the reload begin (``RELOADING=1``) and end (``READY=1`` with the result as
+``STATUS``); the result is also written to ``reload.json`` (``ReloadResults``) for
+``streamguard reload``, the unit's ``ExecReload``, which waits for it and fails when the
+reload was refused.
+
 Streams attached through the API are not the file's: a reload never detaches or changes
 them, except that a stream the new file defines under the same id takes that id over. Kept
 API streams that could not run (``Streams.restore``) are tried again once the new profiles
@@ -14,7 +19,11 @@ are in force.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from streamguard.app.notify import Notifier
@@ -24,7 +33,57 @@ from streamguard.core.errors import ConfigError, StreamGuardError
 from streamguard.moderation.profiles import Profiles
 from streamguard.streams.registry import Streams
 
-__all__ = ["apply_reload"]
+__all__ = ["RELOAD_RESULT", "ReloadResults", "Reloaded", "apply_reload", "reload_result_path"]
+
+RELOAD_RESULT = "reload.json"
+"""The file a reload's result is written to (``reload_result_path``)."""
+
+
+def reload_result_path(state_dir: Path) -> Path:
+    """Where the daemon writes its reload results: systemd's ``$RUNTIME_DIRECTORY`` when
+    set (the same for the daemon and ``ExecReload``), else its state directory."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY")
+    base = Path(runtime.split(":")[0]) if runtime else state_dir
+    return base / RELOAD_RESULT
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """What a reload did: the config now in force, whether the file was taken, and why."""
+
+    config: Config
+    ok: bool
+    summary: str
+
+
+class ReloadResults:
+    """Writes each reload's result, numbered, to one small JSON file (atomically)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.generation = 0
+
+    async def write(self, reloaded: Reloaded) -> None:
+        """Record ``reloaded`` as the next generation; an unwritable file is only logged."""
+        self.generation += 1
+        body = {
+            "pid": os.getpid(),
+            "generation": self.generation,
+            "ok": reloaded.ok,
+            "summary": reloaded.summary,
+            "at": time.time(),
+        }
+        try:
+            await asyncio.to_thread(_write_atomically, self.path, json.dumps(body))
+        except OSError as exc:
+            log.warning("reload result not written to %s: %s", self.path, exc)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
 
 log = logging.getLogger("streamguard.daemon")
 
@@ -33,14 +92,26 @@ RESTART_SECTIONS = ("instance", "ingest", "engine", "mqtt", "evidence", "api")
 
 async def apply_reload(
     path: Path, old: Config, streams: Streams, profiles: Profiles, notifier: Notifier
-) -> Config:
-    """Apply ``path`` over ``old``; return the config now in force."""
+) -> Reloaded:
+    """Apply ``path`` over ``old``; return the config now in force and the result, which
+    systemd is told (``RELOADING=1`` first, ``READY=1`` with the result at the end)."""
+    notifier.reloading()
+    summary = "reload failed"
+    try:
+        reloaded = await _apply(path, old, streams, profiles)
+        summary = reloaded.summary
+    finally:
+        # Whatever happened, systemd must not be left waiting in "reloading".
+        notifier.reloaded(summary)
+    return reloaded
+
+
+async def _apply(path: Path, old: Config, streams: Streams, profiles: Profiles) -> Reloaded:
     try:
         new = await asyncio.to_thread(load_config, path)
     except ConfigError as exc:
         log.error("reload refused, config unchanged: %s", exc)
-        notifier.status(f"reload refused: {len(exc.problems)} problem(s)")
-        return old
+        return Reloaded(old, False, f"reload refused: {len(exc.problems)} problem(s)")
     wanted_ids = {s.id for s in new.streams}
     orphaned = sorted(
         report.stream_id
@@ -49,8 +120,7 @@ async def apply_reload(
     )
     if orphaned:
         log.error("reload refused: streams %s use profiles the new config drops", orphaned)
-        notifier.status("reload refused: profiles in use were removed")
-        return old
+        return Reloaded(old, False, "reload refused: profiles in use were removed")
     for section in RESTART_SECTIONS:
         if getattr(old, section) != getattr(new, section):
             log.warning("reload: [%s] changed; it takes effect after a restart", section)
@@ -65,8 +135,8 @@ async def apply_reload(
             log.info("reload: streams %s attached through the API run again", restored)
     summary = f"reloaded: {len(applied)} stream(s)" + (f", {failed} refused" if failed else "")
     log.info(summary)
-    notifier.status(summary)
-    return old.model_copy(update={"profiles": new.profiles, "streams": applied})
+    config = old.model_copy(update={"profiles": new.profiles, "streams": applied})
+    return Reloaded(config, True, summary)
 
 
 async def _apply_streams(

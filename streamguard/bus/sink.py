@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from typing import Self, TextIO
 
 from streamguard.bus.publisher import Publisher, PublisherState
 from streamguard.config.bus import MqttConfig
-from streamguard.core.status import InstanceEvent, StreamEvent, StreamStatus
+from streamguard.core.status import InstanceEvent, StreamEvent, StreamEventKind, StreamStatus
 from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.core.topics import Topics
 from streamguard.moderation.alert import Alert, stamp_published
@@ -28,7 +30,43 @@ from streamguard.state.db import Database
 from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage
 from streamguard.state.spool import DIRECT, Writes
 
-__all__ = ["BusHealth", "JsonLinesAlerts", "MqttAlerts"]
+__all__ = ["AlertsRaised", "BusHealth", "JsonLinesAlerts", "MqttAlerts"]
+
+log = logging.getLogger(__name__)
+
+
+class AlertsRaised:
+    """Counts the alerts a sink was given by (label, risk level), and writes one INFO line
+    per alert and per segment failed, so the journal tells what happened."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def alert(self, alert: Alert) -> None:
+        """Count ``alert`` and log it."""
+        risk = alert.payload.get("risk") or {}
+        label, level = str(risk.get("label", "")), str(risk.get("level", ""))
+        self.counts[label, level] += 1
+        event = (alert.payload.get("incident") or {}).get("event", "")
+        fields = {
+            "alert_id": alert.alert_id,
+            "stream_id": alert.stream_id,
+            "room_id": alert.room_id,
+            "label": label,
+            "risk": level,
+            "event": event,
+        }
+        message = "alert raised: %s %s %s in room %s"
+        log.info(message, event, label, level, alert.room_id, extra=fields)
+
+    def event(self, event: StreamEvent) -> None:
+        """Log a segment that failed to be judged (other events have their own lines)."""
+        if event.kind is StreamEventKind.SEGMENT_FAILED:
+            log.info(
+                "segment failed: %s",
+                event.detail,
+                extra={"stream_id": event.stream_id, "segment_id": event.segment_id},
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +108,12 @@ class MqttAlerts:
         self._shared = supervisor
         self._stack = AsyncExitStack()
         self._loop: Loop | None = None
+        self._also_wake: list[Callable[[], None]] = []
+        self.raised = AlertsRaised()
+
+    def also_wake(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever a message was stored (the webhooks read the same outbox)."""
+        self._also_wake.append(wake)
 
     async def __aenter__(self) -> Self:
         await self.outbox.open()
@@ -101,8 +145,10 @@ class MqttAlerts:
         payload = json.dumps(alert.to_json(), ensure_ascii=False)
         topic = self.topics.alerts(alert.room_id)
         await self._store(MessageKind.ALERT, alert.alert_id, topic, payload)
+        self.raised.alert(alert)
 
     async def event(self, event: StreamEvent) -> None:
+        self.raised.event(event)
         payload = json.dumps(event.to_json(), ensure_ascii=False)
         topic = self.topics.stream_events(event.stream_id)
         await self._store(MessageKind.EVENT, event.event_id, topic, payload)
@@ -117,6 +163,8 @@ class MqttAlerts:
         async def add() -> None:
             await self.outbox.add(kind, message_id, topic, payload)
             self.publisher.wake()
+            for wake in self._also_wake:
+                wake()
 
         await self._writes.write(kind.value, add)
 
@@ -146,12 +194,15 @@ class JsonLinesAlerts:
     def __init__(self, out: TextIO | None = None, log: TextIO | None = None) -> None:
         self._out = out or sys.stdout
         self._log = log or sys.stderr
+        self.raised = AlertsRaised()
 
     async def emit(self, alert: Alert) -> None:
         stamped = stamp_published(alert.to_json(), datetime.now(UTC), math.inf)
         self._write(self._out, stamped)
+        self.raised.alert(alert)
 
     async def event(self, event: StreamEvent) -> None:
+        self.raised.event(event)
         self._write(self._log, {"event": event.to_json()})
 
     async def instance_event(self, event: InstanceEvent) -> None:

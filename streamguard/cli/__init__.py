@@ -6,17 +6,28 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from streamguard.cli import check_config, emulator, moderate, moderate_text, run, tail
+from streamguard.cli import (
+    check_config,
+    emulator,
+    health,
+    moderate,
+    moderate_text,
+    reload,
+    run,
+    tail,
+)
+from streamguard.core.version import __version__
 
 __all__ = ["main"]
 
-COMMANDS = (check_config, moderate, moderate_text, run, tail, emulator)
+COMMANDS = (check_config, moderate, moderate_text, run, reload, tail, health, emulator)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="streamguard", description="Streaming audio moderation daemon."
     )
+    parser.add_argument("--version", action="version", version=f"streamguard {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)

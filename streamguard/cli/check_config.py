@@ -76,7 +76,7 @@ def _source_problems(config: Config, index: int) -> list[ConfigProblem]:
 def _local_engine_problems(engine: LocalEngineConfig, *, load_model: bool) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     try:
-        LibrarySet(engine.libraries)
+        LibrarySet.of(engine)
     except ConfigError as exc:  # LibraryError names the file, library and keyword
         problems += [ConfigProblem(f"engine.libraries: {p.path}", p.reason) for p in exc.problems]
     except (ValueError, RecursionError) as exc:  # not UTF-8, or nested too deep

@@ -10,7 +10,11 @@ from streamguard.config import Config, load_config
 from streamguard.core.errors import ConfigError, ConfigProblem, StreamGuardError
 from streamguard.core.redact import redact
 
-__all__ = ["config_or_report", "report_failure"]
+__all__ = ["EXIT_CONFIG", "config_or_report", "report_failure"]
+
+EXIT_CONFIG = 78
+"""``run``'s exit code when the config is unusable (sysexits' EX_CONFIG): the systemd unit
+does not restart on it (``RestartPreventExitStatus``), as a restart cannot fix the file."""
 
 
 def config_or_report(
@@ -35,8 +39,9 @@ def config_or_report(
 
 
 def report_failure(exc: StreamGuardError | ExceptionGroup[Exception]) -> int:
-    """Print a run's failure (raised inside task groups, so maybe grouped) and return 1;
-    anything that is not a ``StreamGuardError`` is a bug and is raised on."""
+    """Print a run's failure (raised inside task groups, so maybe grouped) and return 1, or
+    ``EXIT_CONFIG`` when every error is a config error; anything that is not a
+    ``StreamGuardError`` is a bug and is raised on."""
     if isinstance(exc, ExceptionGroup):
         ours, rest = exc.split(StreamGuardError)
         if rest is not None:
@@ -46,7 +51,7 @@ def report_failure(exc: StreamGuardError | ExceptionGroup[Exception]) -> int:
         errors = [exc]
     for error in errors:
         print(redact(f"streamguard: {error}"), file=sys.stderr)
-    return 1
+    return EXIT_CONFIG if errors and all(isinstance(e, ConfigError) for e in errors) else 1
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -5,9 +5,11 @@ metadata, clip and verdict) and, when no ``[mqtt]`` broker is configured, every 
 policy raises, exactly as it would be published (``alert.v1`` schema, with ``alert_id``).
 With a broker configured, alerts go to the bus through the durable outbox instead.
 stderr gets a progress bar for recordings of known duration, or a status line for live
-streams. A recording (a file, or an HTTP resource that is not live: see ``--live``) is read
-once; one that brings no audio at all is an error (exit 1). Ctrl-C stops reading; the
-partial tail is still judged and printed, exit code 0.
+streams, and at the end a summary for a person (segments, flagged, alerts). A recording (a
+file, or an HTTP resource that is not live: see ``--live``) is read once; one that brings no
+audio at all is an error (exit 1), and so is a run in which every segment failed to be
+judged (exit 1: nothing was moderated). Ctrl-C stops reading; the partial tail is still
+judged and printed, exit code 0.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import json
 import signal
 import sys
 import tempfile
+from collections import Counter
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,6 +35,7 @@ from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import StreamGuardError
 from streamguard.core.metrics import Metrics
 from streamguard.core.redact import redact
+from streamguard.core.verdict import Outcome, Suggestion
 from streamguard.ingest.source import Source
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
@@ -97,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespace) -> int:
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    summary = _Summary()
     async with AsyncExitStack() as stack:
         clip_dir = args.keep_clips or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="streamguard-"))
@@ -123,7 +129,7 @@ async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespa
             encoding=config.ingest.encoding,
             clip_dir=clip_dir,
             engine=parts.engine,
-            on_result=lambda result: _emit(parts.outcomes, stream, result),
+            on_result=lambda result: _emit(parts.outcomes, stream, result, summary),
             biz_type=lambda: parts.profiles.biz_type(stream),
         )
         work = parts.supervisor.spawn(f"stream[{stream.id}]", pipeline.run(source))
@@ -133,11 +139,51 @@ async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespa
                 _progress(source, pipeline, work, sys.stderr),
             )
         await work
-    return 0
+        summary.alerts = parts.sink.raised.counts
+    return summary.report(sys.stderr)
 
 
-async def _emit(outcomes: Outcomes, stream: StreamConfig, result: SegmentResult) -> None:
+_FAILED = {Outcome.FAILED, Outcome.NOT_MODERATED}
+
+
+@dataclass(slots=True)
+class _Summary:
+    """What a person wants to know at the end: segments by outcome, flagged, alerts."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    flagged: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+    alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, result: SegmentResult) -> None:
+        verdict = result.verdict
+        self.outcomes[verdict.outcome.value] += 1
+        self.failed += verdict.outcome in _FAILED
+        if verdict.outcome is Outcome.MODERATED and verdict.suggestion is not Suggestion.PASS:
+            self.flagged[f"{verdict.suggestion.value} {verdict.label}"] += 1
+
+    def report(self, out: TextIO) -> int:
+        """Print the summary; 1 when there were segments and every one failed, else 0."""
+        total = sum(self.outcomes.values())
+        outcomes = ", ".join(f"{n} {o}" for o, n in sorted(self.outcomes.items()))
+        flagged = ", ".join(f"{n} {what}" for what, n in sorted(self.flagged.items()))
+        alerts = sum(self.alerts.values())
+        out.write(
+            f"== {total} segment(s)" + (f" ({outcomes})" if outcomes else "")
+            + f"; {sum(self.flagged.values())} flagged" + (f" ({flagged})" if flagged else "")
+            + f"; {alerts} alert(s)\n"
+        )  # fmt: skip
+        if total and self.failed == total:
+            out.write("streamguard moderate: every segment failed; nothing was moderated\n")
+            return 1
+        return 0
+
+
+async def _emit(
+    outcomes: Outcomes, stream: StreamConfig, result: SegmentResult, summary: _Summary
+) -> None:
     """Print the segment's line, then decide, record and alert on it."""
+    summary.add(result)
     line = {
         "type": "segment",
         **result.segment.metadata(),

@@ -9,7 +9,7 @@ from typing import Any
 
 from streamguard.app.daemon import Daemon
 from streamguard.cli.check_config import runtime_problems
-from streamguard.cli.common import config_or_report, report_failure
+from streamguard.cli.common import EXIT_CONFIG, config_or_report, report_failure
 from streamguard.core.errors import StreamGuardError
 from streamguard.core.logs import configure_logging
 
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     # The checks check-config makes; the engine loads the speech model itself.
     config = config_or_report(args.config, also=runtime_problems)
     if config is None:
-        return 2
+        return EXIT_CONFIG
     try:
         return asyncio.run(Daemon(args.config, config).run())
     except (StreamGuardError, ExceptionGroup) as exc:

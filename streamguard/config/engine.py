@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Discriminator, Field, SecretStr, Tag, model_validator
 
 from streamguard.config.base import Section, secret_field
 
@@ -38,7 +38,13 @@ class LocalEngineConfig(Section):
     )
     libraries: list[Path] = Field(
         default_factory=list,
-        description="Keyword library files (TOML). Empty = the shipped English default library.",
+        description="Keyword library files (TOML), used with the shipped English default "
+        "library (see replace_default_library).",
+    )
+    replace_default_library: bool = Field(
+        False,
+        description="true: use only the files in libraries, not the shipped default library "
+        "(which they then replace); false: the files add to it.",
     )
     workers: int = Field(
         2, ge=1, le=64, description="Segments judged at the same time (one thread each)."
@@ -400,4 +406,18 @@ class AmsEngineConfig(Section):
     )
 
 
-EngineConfig = Annotated[LocalEngineConfig | AmsEngineConfig, Field(discriminator="type")]
+def _engine_type(value: Any) -> str | None:
+    """The ``type`` of an engine table (a dict from the file, or a model from code)."""
+    found = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return found if isinstance(found, str) else None
+
+
+EngineConfig = Annotated[
+    Annotated[LocalEngineConfig, Tag("local")] | Annotated[AmsEngineConfig, Tag("ams")],
+    Discriminator(
+        _engine_type,
+        custom_error_type="engine_type",
+        custom_error_message='type is required and must be "local" (the embedded engine) or "ams" '
+        "(Tencent Cloud AMS)",
+    ),
+]

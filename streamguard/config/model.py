@@ -16,6 +16,7 @@ from streamguard.config.ingest import IngestConfig
 from streamguard.config.instance import InstanceConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
+from streamguard.config.webhooks import WebhookConfig, check_webhooks
 
 __all__ = ["Config"]
 
@@ -36,11 +37,15 @@ class Config(Section):
     )
     profiles: dict[str, ProfileConfig] = Field(
         default_factory=lambda: {"default": ProfileConfig()},
-        description="Policy profiles by name; streams pick one.",
+        description="Policy profiles by name; streams pick one. `default` is always there "
+        "(define [profiles.default] to change it).",
     )
     api: ApiConfig = Field(default_factory=ApiConfig, description="The control API of the daemon.")
     streams: list[StreamConfig] = Field(
         default_factory=list, description="Streams attached at start."
+    )
+    webhooks: list[WebhookConfig] = Field(
+        default_factory=list, description="HTTP receivers of the alerts, fed from the outbox."
     )
 
     def state_path(self) -> Path:
@@ -50,6 +55,15 @@ class Config(Section):
         if configured.is_absolute() or not base:
             return configured
         return Path(base.split(":")[0]) / configured
+
+    _webhooks_are_consistent = field_validator("webhooks")(check_webhooks)
+
+    @field_validator("profiles")
+    @classmethod
+    def _default_stays(cls, profiles: dict[str, ProfileConfig]) -> dict[str, ProfileConfig]:
+        # Streams that name no profile use `default`: adding another must not remove it.
+        # [profiles.default] in the file replaces it.
+        return profiles if "default" in profiles else {"default": ProfileConfig(), **profiles}
 
     @field_validator("streams")
     @classmethod

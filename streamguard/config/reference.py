@@ -33,7 +33,13 @@ EXAMPLES: dict[str, Any] = {
     "streams.id": "lobby",
     "streams.url": "https://radio.example.com/live.mp3",
     "mqtt.host": "127.0.0.1",
+    "webhooks.name": "ops",
+    "webhooks.url": "https://hooks.example.com/streamguard",
 }
+
+# Lists of tables shown commented out: the example would not validate with them (a webhook
+# needs [mqtt] and a secret).
+COMMENTED_LISTS = {"webhooks"}
 
 
 # The example key shown for tables keyed by name.
@@ -67,6 +73,8 @@ def _render_scalar(
         out.append(f"# ({name} is a secret and cannot be set here)")
         out.append("")
         return
+    if field.is_required():  # no default: say so, or a commented example reads as one
+        out.append("# Required (no default); the value shown is an example.")
     if field.is_required() or name == "type":  # `type` picks the model: always written
         value = EXAMPLES[path] if field.is_required() else field.default
         prefix = "# " if commented else ""
@@ -83,7 +91,7 @@ def _render_table(
     annotation = field.annotation
     origin = get_origin(annotation)
     models = _submodels(annotation)
-    optional = type(None) in get_args(annotation)
+    optional = type(None) in get_args(annotation) or path in COMMENTED_LISTS
     hash_ = "# " if commented or optional else ""
     out.append(f"# --- {path}: {field.description or ''}")
     if origin is list:

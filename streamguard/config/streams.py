@@ -10,9 +10,9 @@ below MQTT's 65,535-byte topic limit. Metadata, copied into every alert, is boun
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StringConstraints, field_validator
+from pydantic import Field, StrictBool, StringConstraints, field_validator, model_validator
 
 from streamguard.config.base import Section
 from streamguard.config.ingest import SegmentSeconds
@@ -71,6 +71,14 @@ class StreamConfig(Section):
             f"keys of 1-{MAX_METADATA_KEY} characters, values of up to {MAX_METADATA_VALUE}."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _room_defaults_to_the_id(cls, data: Any) -> Any:
+        # Filled in, not left empty: the API, the bus and the database all show the room.
+        if isinstance(data, dict) and not data.get("room") and isinstance(data.get("id"), str):
+            return {**data, "room": data["id"]}
+        return data
 
     @field_validator("room")
     @classmethod

@@ -1,5 +1,9 @@
 """Logging: JSON lines with bound context when not on a terminal, readable text when on one.
 
+Under systemd with stderr connected to the journal (``$JOURNAL_STREAM`` names stderr), each
+line starts with its syslog priority (``<3>`` error … ``<7>`` debug), which journald takes as
+the entry's priority and strips: ``journalctl -p warning`` filters, the entry stays JSON.
+
 Every line of the process goes this way — ours, aiohttp's, asyncio's and Python warnings
 (``logging.captureWarnings``) — so a log collector sees one format, and every line passes
 ``core.redact``: a password in a stream URL is never written out, whoever logs it.
@@ -9,13 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from streamguard.core.redact import redact, redact_json
 
-__all__ = ["BoundLogger", "configure_logging", "stream_logger"]
+__all__ = ["BoundLogger", "configure_logging", "journal_priority", "on_journal", "stream_logger"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -61,6 +66,42 @@ class TextFormatter(logging.Formatter):
         return redact(line)
 
 
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+
+
+def journal_priority(level: int) -> int:
+    """The syslog priority journald files a line of this logging level under."""
+    return next((priority for floor, priority in _PRIORITIES if level >= floor), 7)
+
+
+class JournalFormatter(logging.Formatter):
+    """Another formatter's line behind journald's ``<priority>`` prefix."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = self._inner.format(record)
+        # A multi-line entry (a traceback in text form) keeps one priority for all its lines.
+        prefix = f"<{journal_priority(record.levelno)}>"
+        return prefix + line.replace("\n", "\n" + prefix)
+
+
+def on_journal(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
+    """Whether ``stream`` is the journal's (systemd sets ``$JOURNAL_STREAM`` to its
+    ``device:inode``; a redirected stderr no longer matches)."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        status = os.fstat(stream.fileno())
+    except (OSError, ValueError):  # no file descriptor (a StringIO), or closed
+        return False
+    return (status.st_dev, status.st_ino) == (int(device), int(inode))
+
+
 class _Handler(logging.StreamHandler[TextIO]):
     """The handler ``configure_logging`` installs (so that a second call replaces it)."""
 
@@ -71,7 +112,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     warnings included."""
     out = stream or sys.stderr
     handler = _Handler(out)
-    handler.setFormatter(TextFormatter() if out.isatty() else JsonFormatter())
+    formatter: logging.Formatter = TextFormatter() if out.isatty() else JsonFormatter()
+    handler.setFormatter(JournalFormatter(formatter) if on_journal(out) else formatter)
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, _Handler)] + [handler]
     root.setLevel(LIBRARY_LEVEL)

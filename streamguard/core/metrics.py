@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import platform
 from collections import Counter as CountOf
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from streamguard.core.version import __version__
 
 __all__ = ["Metrics"]
 
@@ -16,10 +28,11 @@ __all__ = ["Metrics"]
 class Metrics:
     """Every metric the daemon exports; components get this object and update their own."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: str = __version__) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._stream_states: Callable[[], list[str]] = list
+        self._stream_details: Callable[[], Mapping[str, tuple[str, float | None]]] = dict
         self._ams_outcomes: Callable[[], Mapping[tuple[str, str], int]] = dict
         self._gate_saved: Callable[[], float] = lambda: 0.0
         self._late_verdicts: Callable[[], int] = lambda: 0
@@ -27,7 +40,17 @@ class Metrics:
         self._dead_letters: Callable[[], int] = lambda: 0
         self._spool_lost: Callable[[], Mapping[str, int]] = dict
         self._evidence_not_kept: Callable[[], int] = lambda: 0
+        self._evidence_bytes: Callable[[], float] | None = None
+        self._alerts_raised: Callable[[], Mapping[tuple[str, str], int]] = dict
+        self._webhooks: Callable[[], Mapping[str, Mapping[str, float]]] = dict
         r.register(_Collected(self))
+        # The process (CPU, memory, open files), the Python runtime and its GC.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("streamguard_build", "The running streamguard's version.", registry=r).info(
+            {"version": version, "python": platform.python_version()}
+        )
         self.audio_seconds = Counter(
             "streamguard_audio_seconds",
             "Audio seconds by what happened to them (ingested, moderated, skipped_silent, "
@@ -45,6 +68,21 @@ class Metrics:
             buckets=(0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300),
             registry=r,
         )
+        self.alerts_published = Counter(
+            "streamguard_alerts_published", "Alerts the broker acknowledged.", registry=r
+        )
+        self.reconnects = Counter(
+            "streamguard_source_reconnects", "Source reconnects, all streams.", registry=r
+        )
+        self.loop_restarts = Counter(
+            "streamguard_loop_restarts",
+            "Background loops restarted after they raised, by loop name.",
+            ["loop"],
+            registry=r,
+        )
+        self._storage_gauges(r)
+
+    def _storage_gauges(self, r: CollectorRegistry) -> None:
         self.outbox_depth = Gauge(
             "streamguard_outbox_depth", "Messages waiting in the outbox.", registry=r
         )
@@ -52,12 +90,6 @@ class Metrics:
             "streamguard_outbox_oldest_age_seconds",
             "Age of the oldest message waiting in the outbox (0 when empty).",
             registry=r,
-        )
-        self.alerts_published = Counter(
-            "streamguard_alerts_published", "Alerts the broker acknowledged.", registry=r
-        )
-        self.reconnects = Counter(
-            "streamguard_source_reconnects", "Source reconnects, all streams.", registry=r
         )
         self.spool_depth = Gauge(
             "streamguard_spool_depth",
@@ -70,12 +102,21 @@ class Metrics:
             "Writes the spool keeps in memory at most; more are lost (spool_lost_total).",
             registry=r,
         )
-        self.loop_restarts = Counter(
-            "streamguard_loop_restarts",
-            "Background loops restarted after they raised, by loop name.",
-            ["loop"],
-            registry=r,
-        )
+
+    def watch_alerts(self, raised: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Count the alerts raised by (label, risk level), read at scrape time."""
+        self._alerts_raised = raised
+
+    def watch_evidence(self, disk_bytes: Callable[[], float]) -> None:
+        """Report the bytes the evidence takes on disk, read at scrape time."""
+        self._evidence_bytes = disk_bytes
+
+    def watch_stream_details(
+        self, details: Callable[[], Mapping[str, tuple[str, float | None]]]
+    ) -> None:
+        """Report each attached stream's state and the age of its last audio (``{stream id:
+        (state, seconds since the last audio or None)}``), read at scrape time."""
+        self._stream_details = details
 
     def watch_ams(
         self,
@@ -119,6 +160,10 @@ class Metrics:
     def watch_streams(self, states: Callable[[], list[str]]) -> None:
         """Count attached streams by state at scrape time (detached ones drop out)."""
         self._stream_states = states
+
+    def watch_webhooks(self, stats: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        """Report each webhook destination's deliveries (``Webhooks.stats``) at scrape time."""
+        self._webhooks = stats
 
     def watch_outbox(self, depth: Callable[[], float], oldest_age: Callable[[], float]) -> None:
         """Read the outbox gauges at scrape time rather than keeping copies in step."""
@@ -175,6 +220,72 @@ def _local_engine_metrics(c: Mapping[str, Any]) -> Iterator[Metric]:
         yield GaugeMetricFamily(f"{prefix}_{gauge}", doc, value=c[gauge])
 
 
+_WEBHOOK_COUNTERS = {
+    "delivered": "Alerts the webhook receiver answered 2xx to, by destination.",
+    "failed_attempts": "POSTs that failed (refused, timed out, not 2xx), by destination.",
+    "dead_lettered": "Alerts given up on after dead_letter_after_seconds, by destination.",
+    "filtered": "Alerts not sent because the destination's label/risk filter excludes them.",
+}
+
+
+def _webhook_metrics(stats: Mapping[str, Mapping[str, float]]) -> Iterator[Metric]:
+    """The webhook families: one series per configured destination."""
+    for key, doc in _WEBHOOK_COUNTERS.items():
+        family = CounterMetricFamily(f"streamguard_webhook_{key}", doc, labels=["webhook"])
+        for name, values in sorted(stats.items()):
+            family.add_metric([name], values[key])
+        yield family
+    age = GaugeMetricFamily(
+        "streamguard_webhook_oldest_age_seconds",
+        "Age of the alert the destination is trying to deliver now (0 when none waits).",
+        labels=["webhook"],
+    )
+    for name, values in sorted(stats.items()):
+        age.add_metric([name], values["oldest_age"])
+    yield age
+
+
+def _stream_metrics(details: Mapping[str, tuple[str, float | None]]) -> Iterator[Metric]:
+    """One series per attached stream in each family (cardinality: the streams attached)."""
+    state = GaugeMetricFamily(
+        "streamguard_stream_state",
+        "1 for each attached stream, labelled with its current state.",
+        labels=["stream", "state"],
+    )
+    age = GaugeMetricFamily(
+        "streamguard_stream_last_audio_age_seconds",
+        "Seconds since each stream's last audio was heard (segments are cut from it); "
+        "absent until the stream was first heard.",
+        labels=["stream"],
+    )
+    for stream_id, (current, last_age) in sorted(details.items()):
+        state.add_metric([stream_id, current], 1)
+        if last_age is not None:
+            age.add_metric([stream_id], last_age)
+    yield state
+    yield age
+
+
+def _alert_metrics(
+    raised: Mapping[tuple[str, str], int], evidence_bytes: Callable[[], float] | None
+) -> Iterator[Metric]:
+    """Alerts raised by label and risk, and the evidence kept on disk."""
+    family = CounterMetricFamily(
+        "streamguard_alerts_raised",
+        "Alerts raised (written for the bus or printed), by label and risk level.",
+        labels=["label", "risk"],
+    )
+    for (label, risk), count in sorted(raised.items()):
+        family.add_metric([label, risk], count)
+    yield family
+    if evidence_bytes is not None:
+        yield GaugeMetricFamily(
+            "streamguard_evidence_bytes",
+            "Bytes of evidence (clips and records) on disk, as of the last retention pass.",
+            value=evidence_bytes(),
+        )
+
+
 class _Collected(Collector):
     """Metrics read from their owners when Prometheus scrapes, not kept in step by hand."""
 
@@ -210,6 +321,9 @@ class _Collected(Collector):
         )
         if m._local_engine is not None:
             yield from _local_engine_metrics(m._local_engine())
+        yield from _webhook_metrics(m._webhooks())
+        yield from _stream_metrics(m._stream_details())
+        yield from _alert_metrics(m._alerts_raised(), m._evidence_bytes)
         yield CounterMetricFamily(
             "streamguard_outbox_dead_letters",
             "Outbox messages that could not be published and were moved to the dead letters "

@@ -14,6 +14,7 @@ A clip that cannot be kept (the disk is full, the directory unwritable) raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -76,6 +77,8 @@ class EvidenceStore:
         self.directory = directory
         self.keep_seconds = keep_seconds
         self.max_bytes = max_bytes
+        self.disk_bytes = 0
+        """Bytes of clips and records kept, as last measured (``measure``, retention)."""
         self.base_url = base_url.rstrip("/") if base_url else None
         self._clock = clock
 
@@ -121,6 +124,17 @@ class EvidenceStore:
     async def discard(self, clip: Path) -> None:
         """Delete the clip of a safe segment."""
         await asyncio.to_thread(clip.unlink, missing_ok=True)
+
+    def measure(self) -> int:
+        """Bytes the evidence takes on disk now (blocking: call it off the event loop);
+        ``disk_bytes`` keeps it, and every retention pass updates it."""
+        total = 0
+        if self.directory.is_dir():
+            for path in self.directory.glob("*/*"):
+                with contextlib.suppress(FileNotFoundError):
+                    total += path.stat().st_size
+        self.disk_bytes = total
+        return total
 
     async def prune(self) -> int:
         """Apply retention now; return how many clips were deleted."""
@@ -191,4 +205,5 @@ class EvidenceStore:
                 path.unlink(missing_ok=True)
             total -= size
             removed += 1
+        self.disk_bytes = total
         return removed

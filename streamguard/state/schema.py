@@ -229,6 +229,29 @@ RESULTS_USAGE_MIGRATIONS: list[str] = [
 ]
 """Read by ``state/usage.py``."""
 
+WEBHOOKS_MIGRATIONS: list[str] = [
+    # Webhooks read the alerts of the MQTT outbox (alerts_outbox), whose rows go on PUBACK:
+    # a trigger copies each alert into webhook_feed, in the same transaction that writes it,
+    # while at least one destination is configured. Each destination keeps its own cursor
+    # (the last seq it delivered or dead-lettered); a feed row goes once every cursor passed it.
+    """CREATE TABLE webhook_cursors (
+        destination TEXT PRIMARY KEY,
+        delivered_seq INTEGER NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE TABLE webhook_feed (
+        seq INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    "CREATE TRIGGER webhook_feed_alert AFTER INSERT ON alerts_outbox"
+    " WHEN new.kind = 'alert' AND EXISTS (SELECT 1 FROM webhook_cursors) BEGIN"
+    " INSERT OR IGNORE INTO webhook_feed (seq, message_id, payload, created_at)"
+    " VALUES (new.seq, new.message_id, new.payload, new.created_at); END",
+]
+"""Kept by ``state/webhooks.py``."""
+
 SCHEMA: dict[str, list[str]] = {
     "results": RESULTS_MIGRATIONS,
     "feedback": FEEDBACK_MIGRATIONS,
@@ -242,5 +265,6 @@ SCHEMA: dict[str, list[str]] = {
     "incidents": INCIDENTS_MIGRATIONS,
     "results_search": RESULTS_SEARCH_MIGRATIONS,
     "results_usage": RESULTS_USAGE_MIGRATIONS,
+    "webhooks": WEBHOOKS_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""

@@ -2,7 +2,8 @@
 
 A real mosquitto broker (``broker``), an Icecast-like live server (``media_servers``),
 loopback ports (``net``), a deterministic engine fake (``engines``) and builders of the
-inputs alerting consumes with a recording sink (``alerts``). Pieces only the tests use stay
+inputs alerting consumes with a recording sink (``alerts``), a webhook receiver that checks
+signatures (``webhooks``). Pieces only the tests use stay
 in ``tests/support``.
 
 The daemon does not use this module: nothing else in ``streamguard`` imports it

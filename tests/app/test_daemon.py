@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sqlite3
 import string
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from hypothesis import strategies as st
 
 from streamguard.testing.broker import Mosquitto
 from streamguard.testing.media_servers import IcecastServer
+from streamguard.testing.net import free_port
 from tests.support.daemon import DaemonProcess
 from tests.support.subscriber import Subscriber
 
@@ -65,9 +69,52 @@ def test_health_metrics_and_openapi_need_no_token(api_daemon: DaemonProcess) -> 
     assert 'streamguard_local_engine_segments_total{outcome="moderated"}' in text
     assert 'streamguard_local_engine_health_events_total{kind="overloaded"} 0.0' in text
     assert "streamguard_local_engine_backlog_limit " in text
+    # The operator's surface: build, process, runtime and GC, evidence on disk.
+    assert re.search(
+        r'^streamguard_build_info\{python="[\d.]+",version="[^"]+"\} 1\.0$', text, re.M
+    )
+    for family in (
+        "process_open_fds",
+        "process_resident_memory_bytes",
+        "python_gc_objects_collected_total",
+        "python_info",
+        "streamguard_evidence_bytes ",
+    ):
+        assert family in text, family
     status, spec = api_daemon.request("GET", "/openapi.json", token=None)
     assert status == 200
     assert {"/v1/streams", "/v1/streams/{id}", "/v1/results", "/v1/feedback"} <= set(spec["paths"])
+
+
+def test_health_command_checks_the_configured_port(
+    api_daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "streamguard", "health", "-c"]
+    healthy = subprocess.run(
+        [*command, str(api_daemon.config_path)], capture_output=True, check=False, timeout=60
+    )
+    assert healthy.returncode == 0, healthy.stderr
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text(f"[api]\nport = {free_port()}\n", encoding="utf-8")
+    done = subprocess.run(
+        [*command, str(elsewhere)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 1
+    assert "/healthz" in done.stderr
+
+
+def test_run_with_a_broken_config_exits_with_the_config_code(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[engine]\nmodel = 1\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "streamguard", "run", "-c", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 78, done.stderr  # RestartPreventExitStatus=78 in the units
+    assert "engine" in done.stderr
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])
@@ -331,6 +378,18 @@ async def test_two_rooms_attached_through_the_api_alert_on_mqtt(
 
             # Acknowledgements are counted just after the broker's PUBACK: a moment later.
             await wait_for(lambda: published() >= len(alerts), 10, "alerts counted")
+            _, metrics = daemon.request("GET", "/metrics", token=None)
+            assert re.search(
+                r'^streamguard_alerts_raised_total\{label="Abuse",risk="(medium|high)"\} [1-9]',
+                metrics,
+                re.M,
+            )
+            assert re.search(
+                r'^streamguard_stream_state\{state="\w+",stream="room-a"\} 1\.0$', metrics, re.M
+            )
+            assert re.search(
+                r'^streamguard_stream_last_audio_age_seconds\{stream="room-a"\} ', metrics, re.M
+            )
             daemon.signal(signal.SIGTERM)
             assert await asyncio.to_thread(daemon.wait) == 0
     finally:

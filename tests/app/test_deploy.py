@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from streamguard.config.bus import MqttConfig
+from streamguard.config.instance import InstanceConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ["streamguard.service", "streamguard@.service"]
 
@@ -44,9 +47,19 @@ def test_unit_is_hardened_and_notifies(unit: str) -> None:
         "NoNewPrivileges=yes",
         "RestrictAddressFamilies=",
         "LoadCredential=",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/opt/streamguard/.venv/bin/streamguard reload -c ",
+        " --pid $MAINPID",
+        "RuntimeDirectory=",
+        "RestartPreventExitStatus=78",
+        "LimitNOFILE=",
     ):
         assert setting in text, setting
+    # The stop timeout covers the daemon's own shutdown budget: the tails, then the webhook
+    # and the broker drains, and the bus timeouts.
+    stop = int(re.search(r"^TimeoutStopSec=(\d+)$", text, flags=re.M).group(1))  # type: ignore[union-attr]
+    mqtt = MqttConfig(host="x")
+    budget = InstanceConfig().shutdown_seconds + 2 * mqtt.shutdown_drain_seconds + 2 * mqtt.timeout
+    assert stop > budget
     # Every credential the unit hands over is one the config reads.
     config_src = "\n".join(p.read_text() for p in (ROOT / "streamguard" / "config").glob("*.py"))
     for credential in re.findall(r"LoadCredential=-([\w-]+):", text):
@@ -74,7 +87,11 @@ def test_dockerfile_installs_what_the_project_installs() -> None:
     assert {"pyproject.toml", "README.md", "streamguard"} <= sources
     assert re.search(r"^USER \d+", text, flags=re.M), "runs as a non-root user"
     assert "HEALTHCHECK" in text
-    assert "/healthz" in text
+    # The health check asks the port the config names, not a port written twice.
+    assert 'CMD ["streamguard", "health", "-c", "/etc/streamguard/streamguard.toml"]' in text
+    assert "LICENSE" in sources  # the build needs it (license-files)
+    for label in ("title", "version", "licenses", "source"):
+        assert f"org.opencontainers.image.{label}=" in text, label
     assert re.search(r"^VOLUME \[\"/var/lib/streamguard\"\]", text, flags=re.M)
     assert "STATE_DIRECTORY=/var/lib/streamguard" in text
     assert 'CMD ["run", "-c", "/etc/streamguard/streamguard.toml"]' in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import socket
 import warnings
 from collections.abc import Iterator
@@ -13,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from streamguard.app.notify import Notifier
+from streamguard.bus.sink import JsonLinesAlerts
+from streamguard.config.policy import ProfileConfig
 from streamguard.core.logs import configure_logging, stream_logger
+from streamguard.core.verdict import Outcome
+from streamguard.moderation.alerting import Alerting
+from streamguard.moderation.outcomes import Outcomes
+from streamguard.testing.alerts import risky, segment, stream
 
 
 def test_notifier_sends_datagrams_to_the_notify_socket(tmp_path: Path) -> None:
@@ -132,3 +139,54 @@ def test_text_lines_for_a_terminal_are_masked_too() -> None:
     logging.getLogger("streamguard.test").warning("open rtsp://cam:pw@127.0.0.1/s")
     assert "rtsp://cam:***@127.0.0.1/s" in out.getvalue()
     assert ":pw@" not in out.getvalue()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_lines_carry_the_journal_priority_when_stderr_is_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "journal-stream"
+    with path.open("w", encoding="utf-8") as out:
+        status = os.fstat(out.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{status.st_dev}:{status.st_ino}")
+        configure_logging("INFO", out)
+        logging.getLogger("streamguard.test").info("alert raised")
+        logging.getLogger("aiohttp.server").error("handler failed")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("deprecated", DeprecationWarning, stacklevel=1)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [line[:3] for line in lines] == ["<6>", "<3>", "<4>"]
+    assert [json.loads(line[3:])["logger"] for line in lines] == [
+        "streamguard.test",
+        "aiohttp.server",
+        "py.warnings",
+    ]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_no_priority_prefix_when_stderr_is_not_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOURNAL_STREAM", "1:2")  # someone else's stream: stderr was redirected
+    path = tmp_path / "redirected"
+    with path.open("w", encoding="utf-8") as out:
+        configure_logging("INFO", out)
+        logging.getLogger("streamguard.test").warning("plain")
+    assert json.loads(path.read_text(encoding="utf-8"))["message"] == "plain"
+
+
+async def test_an_info_line_per_alert_raised_and_per_segment_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="streamguard.bus.sink")
+    sink = JsonLinesAlerts(io.StringIO(), io.StringIO())
+    async with Alerting({"default": ProfileConfig()}, sink, instance_id="cli") as alerting:
+        seg, failed = segment(), segment(seq=1)
+        await Outcomes(alerting.profiles, alerting).handle(stream(), seg, risky(seg), None)
+        verdict = risky(failed, outcome=Outcome.FAILED, reason="engine timed out")
+        await Outcomes(alerting.profiles, alerting).handle(stream(), failed, verdict, None)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("INFO", "alert raised: new Abuse high in room room-1") in lines
+    assert ("INFO", "segment failed: engine timed out") in lines
+    assert sink.raised.counts[("Abuse", "high")] == 2  # new, then end

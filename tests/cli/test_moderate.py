@@ -44,6 +44,7 @@ def test_a_file_gets_real_verdicts_and_alerts(room_mp3: Path) -> None:
     assert [a["incident"]["event"] for a in alerts] == ["new", "end"]
     assert alerts[0]["segment"]["id"] == segments[1]["segment_id"]
     assert "100%" in result.stderr  # the progress bar reached the end
+    assert "== 3 segment(s) (3 moderated); 1 flagged (1 Block Abuse); 2 alert(s)" in result.stderr
 
 
 async def test_ctrl_c_on_a_live_stream_still_judges_the_partial_tail(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamguard.config import load_config, parse_config
+from streamguard.config.policy import ProfileConfig
 from streamguard.config.reference import render_reference
 from streamguard.core.errors import ConfigError
 
@@ -43,7 +44,22 @@ BROKEN = {
         '[[streams]]\nid = "a"\nurl = "x"\n[[streams]]\nid = "a"\nurl = "y"\n',
         "[1].id 'a' is used by another stream",
     ),
-    "unknown engine": ('[engine]\ntype = "magic"\n', "engine:"),
+    "unknown engine": (
+        '[engine]\ntype = "magic"\n',
+        'engine: type is required and must be "local"',
+    ),
+    "engine without type": (
+        '[engine]\nmodel = "tiny.en"\n',
+        'engine: type is required and must be "local" (the embedded engine) or "ams"',
+    ),
+    "webhook without mqtt": (
+        '[[webhooks]]\nname = "ops"\nurl = "http://127.0.0.1:9/"\n',
+        "webhooks[0]: webhook 'ops' has no secret: put it in",
+    ),
+    "webhook secret in the file": (
+        '[mqtt]\nhost = "x"\n[[webhooks]]\nname = "ops"\nurl = "http://x/"\nsecret = "hunter2"\n',
+        "secret is a secret and is not read from the config file",
+    ),
     "engine key of the other type": (
         '[engine]\ntype = "local"\nendpoint = "http://x"\n',
         "engine.endpoint: unknown key",
@@ -109,3 +125,14 @@ def test_check_config_accepts_the_example() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+def test_adding_a_profile_keeps_default_and_defining_default_replaces_it() -> None:
+    added = parse_config({"profiles": {"kids": {"min_risk": "low"}}})
+    assert set(added.profiles) == {"default", "kids"}
+    assert added.profiles["default"] == ProfileConfig()
+    changed = parse_config({"profiles": {"default": {"min_risk": "high"}}})
+    assert changed.profiles["default"].min_risk == "high"
+    streams = parse_config({"profiles": {"kids": {}}, "streams": [{"id": "a", "url": "x.wav"}]})
+    assert streams.streams[0].profile == "default"
+    assert streams.streams[0].room == "a"  # no room: the room of its id

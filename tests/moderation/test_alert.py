@@ -138,9 +138,14 @@ async def test_evidence_retention_by_age_and_disk_cap(tmp_path: Path) -> None:
     # Keeping the third (just kept, so spared) went over 25 kB: the oldest went first.
     assert [e.clip_path.exists() for e in kept] == [False, True, True]
     assert not kept[0].record_path.exists()
+    # /metrics' evidence bytes: what retention left, and the same measured from scratch.
+    on_disk = sum(p.stat().st_size for e in kept[1:] for p in (e.clip_path, e.record_path))
+    assert store.disk_bytes == on_disk
+    assert EvidenceStore(tmp_path / "ev", keep_seconds=1, max_bytes=1).measure() == on_disk
     assert await store.prune() == 0
     now[0] += 1000  # everything is now older than keep_seconds
     assert await store.prune() == 2
+    assert store.disk_bytes == 0
     assert not any(e.clip_path.exists() or e.record_path.exists() for e in kept)
 
 

@@ -66,7 +66,7 @@ class LocalEngine:
         on_health: Callable[[HealthEvent], None] | None = None,
     ) -> None:
         self.config = config = config or LocalEngineConfig()
-        self.libraries = LibrarySet(config.libraries)
+        self.libraries = LibrarySet.of(config)
         self.text = TextModerator(config, libraries=self.libraries, embedder=embedder)
         self.tails = StreamTails(config.context_words)
         self.recognizer = recognizer or Recognizer(

@@ -31,6 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from streamguard.config.engine import LocalEngineConfig
 from streamguard.core.errors import ConfigError, ConfigProblem
 from streamguard.engines.local.normalize import Token, edit_distance, sound_key, tokenize
 
@@ -436,6 +437,14 @@ class LibrarySet:
         self._stamps = {path: self._stamp(path) for path in self.paths}
         self._loaded = {path: load_library_file(path) for path in self.paths}
         self.matcher = KeywordMatcher([lib for libs in self._loaded.values() for lib in libs])
+
+    @classmethod
+    def of(cls, config: LocalEngineConfig) -> LibrarySet:
+        """The config's libraries: the shipped default first and then ``libraries``, or only
+        ``libraries`` with ``replace_default_library``."""
+        default = default_library_path()
+        own = [p for p in config.libraries if p.resolve() != default.resolve()]
+        return cls(own if config.replace_default_library and own else [default, *own])
 
     @staticmethod
     def _stamp(path: Path) -> _FileStamp | None:

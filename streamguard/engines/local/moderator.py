@@ -44,7 +44,7 @@ class TextModerator:
         embedder: Embedder | None = None,
     ) -> None:
         self.rules = Rules.of(config)
-        self.libraries = libraries or LibrarySet(config.libraries)
+        self.libraries = libraries or LibrarySet.of(config)
         self.examples = ExampleSet(config.example_libraries) if config.semantic else None
         self.embedder: Embedder | None = None
         if config.semantic:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from streamguard.config.engine import LocalEngineConfig
 from streamguard.engines.local.keywords import (
     MAX_BATCH,
     KeywordLibrary,
@@ -297,3 +298,24 @@ def test_libraries_reload_on_change_and_keep_working_after_a_broken_edit(tmp_pat
     assert libraries.refresh() is True
     assert libraries.errors == {}
     assert [m.keyword for m in libraries.matcher.match("cherry pie")] == ["cherry"]
+
+
+def test_a_custom_library_adds_to_the_shipped_one_unless_it_replaces_it(tmp_path: Path) -> None:
+    own = tmp_path / "room.toml"
+    own.write_text(
+        '[[library]]\nid = "room-rules"\nname = "Room rules"\nlabel = "Custom"\n'
+        'score = 95\nkeywords = ["free followers"]\n',
+        encoding="utf-8",
+    )
+    text = "get free followers or I will kill you"
+
+    def hits(config: LocalEngineConfig) -> set[str]:
+        return {m.library.id for m in LibrarySet.of(config).matcher.match(text)}
+
+    assert hits(LocalEngineConfig(libraries=[own])) == {"room-rules", "en-spam", "en-threats"}
+    replaced = LocalEngineConfig(libraries=[own], replace_default_library=True)
+    assert hits(replaced) == {"room-rules"}
+    assert hits(LocalEngineConfig()) == {"en-spam", "en-threats"}
+    # Listing the shipped file as well does not load it twice (no duplicate library ids).
+    listed = LocalEngineConfig(libraries=[default_library_path(), own])
+    assert hits(listed) == {"room-rules", "en-spam", "en-threats"}
