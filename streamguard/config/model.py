@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -15,6 +16,7 @@ from streamguard.config.engine import EngineConfig, LocalEngineConfig
 from streamguard.config.ingest import IngestConfig
 from streamguard.config.instance import InstanceConfig
 from streamguard.config.policy import ProfileConfig
+from streamguard.config.state import StateConfig
 from streamguard.config.streams import StreamConfig
 
 __all__ = ["Config"]
@@ -23,6 +25,10 @@ __all__ = ["Config"]
 class Config(Section):
     instance: InstanceConfig = Field(
         default_factory=InstanceConfig, description="This daemon's name and state directory."
+    )
+    state: StateConfig = Field(
+        default_factory=StateConfig,
+        description="The state database: embedded SQLite, or a shared PostgreSQL (fleet mode).",
     )
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Reading sources.")
     engine: EngineConfig = Field(
@@ -50,6 +56,15 @@ class Config(Section):
         if configured.is_absolute() or not base:
             return configured
         return Path(base.split(":")[0]) / configured
+
+    def sqlite_path(self) -> Path:
+        """The SQLite file of the state (not fleet mode): ``state.url``'s path, a relative
+        one under ``state_path()``; by default ``state_path()/streamguard.db``."""
+        url = self.state.url
+        if url is None:
+            return self.state_path() / "streamguard.db"
+        path = Path(urlsplit(url).path)
+        return path if path.is_absolute() else self.state_path() / path
 
     @field_validator("streams")
     @classmethod

@@ -1,0 +1,292 @@
+"""Instances and leases: who is alive in the fleet, and which instance runs which stream.
+
+An instance ``join``s (its row in ``fleet_instances``) and ``renew``s now and then: one
+transaction that proves it alive (heartbeat) and extends the lease of every stream it holds,
+and tells it which of them it lost (taken over while it was away, or detached). ``claim``
+takes streams nobody holds or whose lease expired, with ``FOR UPDATE SKIP LOCKED`` so
+instances claiming at once never wait for nor take the same row, up to this instance's
+share: the fleet's streams spread over the live instances, each taking at most its
+capacity (water-filling: the share is the smallest level at which the instances, each
+capped by its capacity, hold every stream). ``excess`` says how many to give back when
+the fleet grew; ``release`` gives streams back at once (drain, shed).
+
+Each claim increases the stream's ``generation``: the fence. ``fences`` holds the
+generation of every stream this instance holds, and the shared stores check it in the
+transaction of each write (``check_fence``): a stale owner's writes are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
+
+__all__ = ["Fence", "Fleet", "FleetStatus", "Lease", "check_fence", "fair_share"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A stream this instance just claimed."""
+
+    stream_id: str
+    generation: int
+    config: dict[str, Any]
+    previous_owner: str | None
+    """Who held it before (None: nobody, or it was released): a takeover when set."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a fenced write carries: the writer and the lease generation it holds."""
+
+    stream_id: str
+    owner: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class FleetStatus:
+    """The fleet gauges."""
+
+    instances_alive: int
+    streams: int
+    streams_unowned: int
+    takeovers: int
+
+
+class Fleet:
+    """This instance's membership and its leases, in the shared database."""
+
+    def __init__(
+        self,
+        db: PgDatabase,
+        instance_id: str,
+        *,
+        lease_seconds: float,
+        capacity: int | None = None,
+    ) -> None:
+        self._db = db
+        self.instance_id = instance_id
+        self.lease = timedelta(seconds=lease_seconds)
+        self.capacity = capacity
+        self.fences: dict[str, int] = {}
+        """Streams held now, with their generation."""
+        self.draining = False
+
+    def fence(self, stream_id: str) -> Fence | None:
+        """The fence a write for ``stream_id`` carries, None when this instance holds none."""
+        generation = self.fences.get(stream_id)
+        return None if generation is None else Fence(stream_id, self.instance_id, generation)
+
+    async def join(self) -> None:
+        """Register (again) as alive; a restarted instance gets none of its old leases back
+        by joining: they expire and are claimed like anyone's."""
+
+        async def upsert(conn: Connection) -> None:
+            await conn.execute(
+                "INSERT INTO fleet_instances (instance_id, started_at, heartbeat_at, capacity)"
+                " VALUES (%s, now(), now(), %s) ON CONFLICT (instance_id) DO UPDATE SET"
+                " started_at = now(), heartbeat_at = now(), draining = false,"
+                " capacity = excluded.capacity",
+                (self.instance_id, self.capacity),
+            )
+
+        await self._db.run(upsert)
+        self.draining = False
+
+    async def renew(self) -> list[str]:
+        """Heartbeat and extend every held lease; return the held streams that were lost
+        (forgotten from ``fences``: the caller stops them)."""
+        held = dict(self.fences)
+
+        async def renew(conn: Connection) -> set[tuple[str, int]]:
+            await conn.execute(
+                "UPDATE fleet_instances SET heartbeat_at = now(), draining = %s"
+                " WHERE instance_id = %s",
+                (self.draining, self.instance_id),
+            )
+            cursor = await conn.execute(
+                "UPDATE desired_streams SET lease_until = now() + %s"
+                " WHERE owner = %s RETURNING stream_id, generation",
+                (self.lease, self.instance_id),
+            )
+            return {(row[0], row[1]) for row in await cursor.fetchall()}
+
+        kept = await self._db.run(renew)
+        lost = [s for s, generation in held.items() if (s, generation) not in kept]
+        for stream_id in lost:
+            self.fences.pop(stream_id, None)
+        return lost
+
+    async def claim(self) -> list[Lease]:
+        """Claim free and expired streams up to this instance's share (none while draining)."""
+        if self.draining:
+            return []
+
+        async def claim(conn: Connection) -> list[Lease]:
+            share = await self._share(conn)
+            room = share - await _held(conn, self.instance_id)
+            if room <= 0:
+                return []
+            cursor = await conn.execute(_CLAIM, (room, self.instance_id, self.lease))
+            leases = [Lease(r[0], r[1], r[2], r[3]) for r in await cursor.fetchall()]
+            await _history(conn, self.instance_id, leases)
+            return leases
+
+        leases = await self._db.run(claim)
+        for lease in leases:
+            self.fences[lease.stream_id] = lease.generation
+        return leases
+
+    async def excess(self) -> int:
+        """How many held streams are over this instance's share (to give back: the fleet
+        grew, or the share of the desired set shrank)."""
+
+        async def count(conn: Connection) -> int:
+            return await _held(conn, self.instance_id) - await self._share(conn)
+
+        return max(0, await self._db.run(count)) if not self.draining else 0
+
+    async def _share(self, conn: Connection) -> int:
+        cursor = await conn.execute(_SHARE_INPUTS, {"ttl": self.lease, "me": self.instance_id})
+        rows = await cursor.fetchall()
+        streams = rows[0][0] if rows else 0
+        capacities = [row[1] for row in rows if row[2]]
+        mine = self.capacity
+        level = fair_share(streams, [*capacities, mine])
+        return level if mine is None else min(mine, level)
+
+    async def release(self, stream_ids: Iterable[str]) -> None:
+        """Give streams back at once (their tails judged): another instance may claim them
+        at its next claim. Only leases still held under the fenced generation are released."""
+        fences = [(s, self.fences[s]) for s in stream_ids if s in self.fences]
+        if not fences:
+            return
+
+        async def release(conn: Connection) -> None:
+            for stream_id, generation in fences:
+                cursor = await conn.execute(
+                    "UPDATE desired_streams SET owner = NULL, lease_until = NULL"
+                    " WHERE stream_id = %s AND owner = %s AND generation = %s",
+                    (stream_id, self.instance_id, generation),
+                )
+                if cursor.rowcount:
+                    await conn.execute(
+                        "INSERT INTO lease_history (stream_id, generation, kind, from_owner)"
+                        " VALUES (%s, %s, 'release', %s)",
+                        (stream_id, generation, self.instance_id),
+                    )
+
+        await self._db.run(release)
+        for stream_id, _ in fences:
+            self.fences.pop(stream_id, None)
+
+    async def drain(self) -> None:
+        """Stop claiming, and tell the fleet (a draining instance has no share)."""
+        self.draining = True
+
+        async def mark(conn: Connection) -> None:
+            await conn.execute(
+                "UPDATE fleet_instances SET draining = true WHERE instance_id = %s",
+                (self.instance_id,),
+            )
+
+        await self._db.run(mark)
+
+    async def status(self) -> FleetStatus:
+        """The fleet's gauges, as the database sees them now."""
+
+        async def read(conn: Connection) -> FleetStatus:
+            cursor = await conn.execute(_STATUS, (self.lease,))
+            row = await cursor.fetchone()
+            assert row is not None  # aggregates always give a row
+            return FleetStatus(*row)
+
+        return await self._db.run(read)
+
+
+def fair_share(streams: int, capacities: list[int | None]) -> int:
+    """The smallest level L at which instances each holding min(capacity, L) hold
+    ``streams`` (every instance's capacity when they cannot: the rest stays unowned)."""
+    if not capacities or streams <= 0:
+        return 0
+    level = math.ceil(streams / len(capacities))
+    while sum(level if c is None else min(c, level) for c in capacities) < streams:
+        if all(c is not None and c <= level for c in capacities):
+            break
+        level += 1
+    return level
+
+
+async def check_fence(conn: Connection, fence: Fence) -> None:
+    """Raise ``StaleWrite`` unless ``fence`` is the stream's current lease. The row stays
+    share-locked till the write's transaction ends, so no claim slips in between."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM desired_streams WHERE stream_id = %s AND owner = %s"
+        " AND generation = %s FOR SHARE",
+        (fence.stream_id, fence.owner, fence.generation),
+    )
+    if await cursor.fetchone() is None:
+        raise StaleWrite(fence.stream_id, fence.generation)
+
+
+async def _held(conn: Connection, instance_id: str) -> int:
+    cursor = await conn.execute(
+        "SELECT count(*) FROM desired_streams WHERE owner = %s", (instance_id,)
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _history(conn: Connection, instance_id: str, leases: list[Lease]) -> None:
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO lease_history (stream_id, generation, kind, from_owner, to_owner)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            [
+                (
+                    lease.stream_id,
+                    lease.generation,
+                    "claim" if lease.previous_owner is None else "takeover",
+                    lease.previous_owner,
+                    instance_id,
+                )
+                for lease in leases
+            ],
+        )
+
+
+_CLAIM = """
+WITH free AS (
+    SELECT stream_id, owner FROM desired_streams
+    WHERE owner IS NULL OR lease_until < now()
+    ORDER BY lease_until NULLS FIRST, created_at, stream_id
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE desired_streams AS d
+SET owner = %s, lease_until = now() + %s, generation = d.generation + 1
+FROM free WHERE d.stream_id = free.stream_id
+RETURNING d.stream_id, d.generation, d.config, free.owner
+"""
+"""Take up to N streams nobody holds or whose lease expired; rows another instance is
+claiming right now are skipped, not waited for."""
+
+_SHARE_INPUTS = """
+SELECT (SELECT count(*) FROM desired_streams), capacity, instance_id <> %(me)s
+FROM fleet_instances
+WHERE (heartbeat_at > now() - %(ttl)s AND NOT draining) OR instance_id = %(me)s
+"""
+"""The desired streams' count, and the capacity of each other live instance (flagged)."""
+
+_STATUS = """
+SELECT
+    (SELECT count(*) FROM fleet_instances WHERE heartbeat_at > now() - %s),
+    (SELECT count(*) FROM desired_streams),
+    (SELECT count(*) FROM desired_streams WHERE owner IS NULL OR lease_until < now()),
+    (SELECT count(*) FROM lease_history WHERE kind = 'takeover')
+"""

@@ -1,0 +1,193 @@
+"""Every segment's outcome in the shared database (fleet mode): the counterpart of
+``state/results.py``, where each write carries the fence of its stream's lease.
+
+``record`` asks ``fences`` (``Fleet.fence``) for the generation this instance holds for the
+segment's stream; the write checks it in its own transaction and is refused
+(``StaleWrite``) when the lease moved on, or when this instance holds none. Any instance
+reads every instance's results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from streamguard.core.segment import Segment, SegmentInfo
+from streamguard.core.verdict import Verdict
+from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
+from streamguard.state.postgres.fleet import Fence, check_fence
+from streamguard.state.results import RISK_ORDER, ResultQuery
+from streamguard.state.spool import DIRECT, Writes
+
+__all__ = ["PgResults"]
+
+Fences = Callable[[str], Fence | None]
+"""The fence this instance holds for a stream id, None when it holds none."""
+
+
+class PgResults:
+    """The shared ``results`` table, with ``Results``' surface; ``record`` goes through
+    ``writes`` (a ``Spool`` keeps it in memory while the database is away)."""
+
+    def __init__(self, db: PgDatabase, fences: Fences, writes: Writes = DIRECT) -> None:
+        self._db = db
+        self._fences = fences
+        self._writes = writes
+
+    async def record(
+        self, room_id: str, segment: Segment | SegmentInfo, verdict: Verdict, risk: str
+    ) -> None:
+        """Store a segment's result under its stream's lease (again: the latest wins)."""
+        fence = self._fences(segment.stream_id)
+        if fence is None:
+            raise StaleWrite(segment.stream_id, 0)
+        row = _row(room_id, segment, verdict, risk, fence)
+
+        async def insert(conn: Connection) -> None:
+            await check_fence(conn, fence)
+            await conn.execute(_UPSERT, row)
+
+        await self._writes.write("result", lambda: self._db.run(insert))
+
+    async def prune(self, older_than: datetime) -> int:
+        """Delete results of segments that started before ``older_than``; return how many."""
+
+        async def delete(conn: Connection) -> int:
+            cursor = await conn.execute("DELETE FROM results WHERE started_at < %s", (older_than,))
+            return cursor.rowcount
+
+        return await self._db.run(delete)
+
+    async def stream_of(self, segment_id: str) -> str | None:
+        """The stream a recorded segment belongs to (None if it was never recorded)."""
+
+        async def read(conn: Connection) -> str | None:
+            cursor = await conn.execute(
+                "SELECT stream_id FROM results WHERE segment_id = %s", (segment_id,)
+            )
+            row = await cursor.fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._db.run(read)
+
+    async def owners(self, stream_id: str) -> list[tuple[str, str | None, int | None]]:
+        """(segment id, owner, generation) of a stream's results, oldest first."""
+
+        async def read(conn: Connection) -> list[tuple[str, str | None, int | None]]:
+            cursor = await conn.execute(
+                "SELECT segment_id, owner, generation FROM results WHERE stream_id = %s"
+                " ORDER BY started_at",
+                (stream_id,),
+            )
+            return [(r[0], r[1], r[2]) for r in await cursor.fetchall()]
+
+        return await self._db.run(read)
+
+    async def query(self, q: ResultQuery) -> list[dict[str, Any]]:
+        """Results matching every filter of ``q``, oldest first (``text``: every word must
+        appear in the transcript or the labels, case-insensitively)."""
+        clauses, args = _filters(q)
+        where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
+        query = sql.SQL(
+            "SELECT segment, verdict, risk, room_id FROM results{} ORDER BY started_at LIMIT %s"
+        ).format(where)
+
+        async def fetch(conn: Connection) -> list[dict[str, Any]]:
+            cursor = await conn.execute(query, [*args, q.limit])
+            return [
+                {"segment": r[0], "verdict": r[1], "risk": r[2], "room_id": r[3]}
+                for r in await cursor.fetchall()
+            ]
+
+        return await self._db.run(fetch)
+
+    async def latest(self, stream_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The most recent result (by segment start) of each of ``stream_ids`` that has one."""
+
+        async def fetch(conn: Connection) -> dict[str, dict[str, Any]]:
+            cursor = await conn.execute(
+                "SELECT DISTINCT ON (stream_id) stream_id, segment, verdict, risk FROM results"
+                " WHERE stream_id = ANY(%s) ORDER BY stream_id, started_at DESC",
+                (stream_ids,),
+            )
+            return {
+                r[0]: {"segment": r[1], "verdict": r[2], "risk": r[3]}
+                for r in await cursor.fetchall()
+            }
+
+        return await self._db.run(fetch)
+
+
+def _row(
+    room_id: str, segment: Segment | SegmentInfo, verdict: Verdict, risk: str, fence: Fence
+) -> tuple[Any, ...]:
+    body = verdict.to_json()
+    search = " ".join(
+        [body["text"], verdict.label, verdict.sub_label]
+        + [f"{k.keyword} {k.label} {k.sub_label}" for k in verdict.keywords]
+    ).lower()
+    return (
+        segment.id,
+        segment.stream_id,
+        room_id,
+        segment.seq,
+        segment.started_at,
+        segment.ended_at,
+        segment.duration,
+        verdict.outcome.value,
+        verdict.suggestion.value,
+        verdict.label,
+        verdict.score,
+        risk,
+        verdict.engine,
+        verdict.reason,
+        Jsonb(segment.metadata()),
+        Jsonb(body),
+        fence.owner,
+        fence.generation,
+        search,
+    )
+
+
+def _filters(q: ResultQuery) -> tuple[list[sql.Composable], list[Any]]:
+    clauses: list[sql.Composable] = []
+    args: list[Any] = []
+    for column, value in (
+        ("stream_id", q.stream_id),
+        ("room_id", q.room_id),
+        ("segment_id", q.segment_id),
+        ("label", q.label),
+    ):
+        if value is not None:
+            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            args.append(value)
+    if q.min_risk is not None:
+        clauses.append(sql.SQL("risk = ANY(%s)"))
+        args.append([r for r, n in RISK_ORDER.items() if n >= RISK_ORDER[q.min_risk]])
+    if q.since is not None:
+        clauses.append(sql.SQL("started_at >= %s"))
+        args.append(q.since.astimezone(UTC))
+    if q.until is not None:
+        clauses.append(sql.SQL("started_at < %s"))
+        args.append(q.until.astimezone(UTC))
+    for word in (q.text or "").lower().split():
+        clauses.append(sql.SQL("strpos(search, %s) > 0"))
+        args.append(word)
+    return clauses, args
+
+
+_UPSERT = """
+INSERT INTO results (segment_id, stream_id, room_id, seq, started_at, ended_at, duration,
+    outcome, suggestion, label, score, risk, engine, reason, segment, verdict, owner,
+    generation, search)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (segment_id) DO UPDATE SET room_id = excluded.room_id, outcome = excluded.outcome,
+    suggestion = excluded.suggestion, label = excluded.label, score = excluded.score,
+    risk = excluded.risk, engine = excluded.engine, reason = excluded.reason,
+    segment = excluded.segment, verdict = excluded.verdict, owner = excluded.owner,
+    generation = excluded.generation, search = excluded.search
+"""
