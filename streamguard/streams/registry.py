@@ -217,6 +217,23 @@ class Streams:
             held = self._held.pop(stream_id, None) is not None
             return await self._detach(stream_id) or held or forgotten
 
+    async def run_leased(self, stream: StreamConfig, *, from_api: bool) -> None:
+        """Start a stream whose lease this instance just took (fleet mode): checked like
+        any, not kept again (the shared desired set holds it), detachable by the API."""
+        async with self._lock:
+            await self._attach(stream, from_api, keep=False)
+
+    async def hand_over(self, stream_id: str) -> bool:
+        """Stop a stream another instance is to run (fleet mode: lease lost, shed or
+        drained) and wait until its tail is recorded; it stays in the desired set."""
+        async with self._lock:
+            held = self._held.pop(stream_id, None) is not None
+            return await self._detach(stream_id) or held
+
+    def running(self) -> list[str]:
+        """The ids of the streams that run here now."""
+        return list(self._runners)
+
     async def restore(self) -> list[str]:
         """Start every stream kept from the API that does not run yet; hold (and report) each
         one that cannot run. Returns the ids started."""

@@ -67,6 +67,17 @@ async def test_a_stale_owner_cannot_record_a_result_and_the_new_owner_can(
     assert await results.stream_of(seg.id) == "s1"
 
 
+async def test_a_detached_streams_last_writes_are_kept(db: PgDatabase) -> None:
+    await PgDesiredStreams(db).put(stream("s1"), Origin.API)
+    holder = Fleet(db, "holder", lease_seconds=30)
+    await holder.join()
+    await holder.claim()
+    assert await PgDesiredStreams(db).remove("s1")
+    seg = segment("s1", 0)
+    await PgResults(db, holder.fence).record("room-1", seg, risky(seg), "high")  # its tail
+    assert await PgResults(db, holder.fence).stream_of(seg.id) == "s1"
+
+
 async def test_a_write_for_a_stream_this_instance_never_held_is_refused(db: PgDatabase) -> None:
     (holder,) = [Fleet(db, "holder", lease_seconds=30)]
     await holder.join()

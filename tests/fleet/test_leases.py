@@ -51,14 +51,14 @@ async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
     assert await check(), what
 
 
-async def test_a_lone_instance_claims_every_stream_once_with_generation_one(
+async def test_a_lone_instance_claims_every_stream_once_each_with_its_own_generation(
     db: PgDatabase,
 ) -> None:
     await desire(db, 3)
     (only,) = await members(db, 1)
     leases = await only.claim()
     assert sorted(lease.stream_id for lease in leases) == ["room-0", "room-1", "room-2"]
-    assert {lease.generation for lease in leases} == {1}
+    assert sorted(lease.generation for lease in leases) == [1, 2, 3]
     assert {lease.previous_owner for lease in leases} == {None}
     assert leases[0].config["url"].startswith("https://live.example.invalid/")
     assert await only.claim() == []  # nothing left: a second claim takes nothing
@@ -132,7 +132,7 @@ async def test_an_expired_lease_is_taken_over_and_its_old_owner_learns_it_lost_i
         return len(new.fences) == 2
 
     await until(taken, "the new instance took both streams over")
-    assert new.fences == {"room-0": 2, "room-1": 2}
+    assert sorted(new.fences.values()) == [3, 4]  # new generations: the old ones are fenced
     lost = await old.renew()
     assert sorted(lost) == ["room-0", "room-1"]
     assert old.fences == {}
@@ -163,6 +163,19 @@ async def test_a_detached_stream_is_lost_by_its_owner(db: PgDatabase) -> None:
     assert await PgDesiredStreams(db).remove("room-1")
     assert await owner.renew() == ["room-1"]
     assert list(owner.fences) == ["room-0"]
+
+
+async def test_an_api_attach_is_held_where_it_was_asked_unless_another_holds_it(
+    db: PgDatabase,
+) -> None:
+    here, there = await members(db, 2)
+    config = stream(1).model_dump(mode="json")
+    assert await there.keep_and_take("room-1", "api", config) is None
+    assert await here.keep_and_take("room-1", "api", config) == "i1"
+    generation = there.fences["room-1"]
+    assert await there.keep_and_take("room-1", "api", config) is None  # a change: kept
+    assert there.fences["room-1"] == generation
+    assert here.fences == {}
 
 
 async def test_the_desired_set_keeps_every_origin(db: PgDatabase) -> None:

@@ -10,9 +10,10 @@ capacity (water-filling: the share is the smallest level at which the instances,
 capped by its capacity, hold every stream). ``excess`` says how many to give back when
 the fleet grew; ``release`` gives streams back at once (drain, shed).
 
-Each claim increases the stream's ``generation``: the fence. ``fences`` holds the
-generation of every stream this instance holds, and the shared stores check it in the
-transaction of each write (``check_fence``): a stale owner's writes are refused.
+Each change of holder gives the stream a new ``generation`` (from one sequence): the fence.
+``fences`` holds the generation of every stream this instance holds, and the shared stores
+check it in the transaction of each write (``check_fence``): a stale owner's writes are
+refused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
 
@@ -37,6 +40,8 @@ class Lease:
     config: dict[str, Any]
     previous_owner: str | None
     """Who held it before (None: nobody, or it was released): a takeover when set."""
+    origin: str
+    """Who asked for the stream (``state.desired.Origin``'s values)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +138,7 @@ class Fleet:
             if room <= 0:
                 return []
             cursor = await conn.execute(_CLAIM, (room, self.instance_id, self.lease))
-            leases = [Lease(r[0], r[1], r[2], r[3]) for r in await cursor.fetchall()]
+            leases = [Lease(*row) for row in await cursor.fetchall()]
             await _history(conn, self.instance_id, leases)
             return leases
 
@@ -141,6 +146,36 @@ class Fleet:
         for lease in leases:
             self.fences[lease.stream_id] = lease.generation
         return leases
+
+    async def keep_and_take(
+        self, stream_id: str, origin: str, config: dict[str, Any]
+    ) -> str | None:
+        """Keep a stream in the desired set and hold it here at once, in one transaction,
+        unless another live instance holds it (an API attach runs where it was asked).
+        Returns that other holder, or None when this instance now holds the stream."""
+
+        async def take(conn: Connection) -> tuple[str | None, int | None]:
+            await conn.execute(_KEEP, (stream_id, origin, Jsonb(config)))
+            cursor = await conn.execute(
+                _TAKE, {"me": self.instance_id, "lease": self.lease, "id": stream_id}
+            )
+            taken = await cursor.fetchone()
+            if taken is None:
+                cursor = await conn.execute(
+                    "SELECT owner FROM desired_streams WHERE stream_id = %s", (stream_id,)
+                )
+                row = await cursor.fetchone()
+                return (None if row is None else row[0]), None
+            generation, previous = taken
+            if previous != self.instance_id:
+                lease = Lease(stream_id, generation, config, previous, origin)
+                await _history(conn, self.instance_id, [lease])
+            return None, generation
+
+        holder, generation = await self._db.run(take)
+        if generation is not None:
+            self.fences[stream_id] = generation
+        return holder
 
     async def excess(self) -> int:
         """How many held streams are over this instance's share (to give back: the fleet
@@ -223,14 +258,16 @@ def fair_share(streams: int, capacities: list[int | None]) -> int:
 
 
 async def check_fence(conn: Connection, fence: Fence) -> None:
-    """Raise ``StaleWrite`` unless ``fence`` is the stream's current lease. The row stays
-    share-locked till the write's transaction ends, so no claim slips in between."""
+    """Raise ``StaleWrite`` when another generation holds the stream now. The row stays
+    share-locked till the write's transaction ends, so no claim slips in between. A stream
+    detached meanwhile (no row) takes its last writes: nobody else can hold it, and a new
+    attach starts from a generation never used before."""
     cursor = await conn.execute(
-        "SELECT 1 FROM desired_streams WHERE stream_id = %s AND owner = %s"
-        " AND generation = %s FOR SHARE",
-        (fence.stream_id, fence.owner, fence.generation),
+        "SELECT owner, generation FROM desired_streams WHERE stream_id = %s FOR SHARE",
+        (fence.stream_id,),
     )
-    if await cursor.fetchone() is None:
+    row = await cursor.fetchone()
+    if row is not None and (row[0], row[1]) != (fence.owner, fence.generation):
         raise StaleWrite(fence.stream_id, fence.generation)
 
 
@@ -269,12 +306,33 @@ WITH free AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE desired_streams AS d
-SET owner = %s, lease_until = now() + %s, generation = d.generation + 1
+SET owner = %s, lease_until = now() + %s, generation = nextval('lease_generations')
 FROM free WHERE d.stream_id = free.stream_id
-RETURNING d.stream_id, d.generation, d.config, free.owner
+RETURNING d.stream_id, d.generation, d.config, free.owner, d.origin
 """
 """Take up to N streams nobody holds or whose lease expired; rows another instance is
 claiming right now are skipped, not waited for."""
+
+_KEEP = """
+INSERT INTO desired_streams (stream_id, origin, config, created_at, updated_at)
+VALUES (%s, %s, %s, now(), now())
+ON CONFLICT (stream_id) DO UPDATE SET origin = excluded.origin, config = excluded.config,
+    updated_at = excluded.updated_at
+"""
+
+_TAKE = """
+WITH old AS (SELECT stream_id, owner FROM desired_streams WHERE stream_id = %(id)s FOR UPDATE)
+UPDATE desired_streams AS d
+SET owner = %(me)s, lease_until = now() + %(lease)s,
+    generation = CASE WHEN old.owner IS DISTINCT FROM %(me)s
+        THEN nextval('lease_generations') ELSE d.generation END
+FROM old
+WHERE d.stream_id = old.stream_id
+  AND (old.owner IS NULL OR old.owner = %(me)s OR d.lease_until < now())
+RETURNING d.generation, old.owner
+"""
+"""Hold one stream here unless another instance holds a live lease on it; the generation
+grows only when the holder changes."""
 
 _SHARE_INPUTS = """
 SELECT (SELECT count(*) FROM desired_streams), capacity, instance_id <> %(me)s

@@ -22,8 +22,10 @@ FLEET_MIGRATIONS: list[LiteralString] = [
         capacity INTEGER
     )""",
     # The desired set of streams, whoever attached them, and who runs each: the lease.
-    # ``generation`` grows by one at every claim; a write carries the generation its writer
-    # holds and is refused when it is not the current one (fencing).
+    # ``generation`` is drawn from ``lease_generations`` at every change of holder (never
+    # reused, even by a stream detached and attached again); a write carries the generation
+    # its writer holds and is refused when it is not the current one (fencing).
+    "CREATE SEQUENCE lease_generations",
     """CREATE TABLE desired_streams (
         stream_id TEXT PRIMARY KEY,
         origin TEXT NOT NULL,
