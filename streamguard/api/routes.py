@@ -32,7 +32,7 @@ from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
 from streamguard.core.redact import redact_json
 from streamguard.state.db import StateError
 from streamguard.state.feedback import Feedback, FeedbackError
-from streamguard.state.results import RISK_ORDER, ResultQuery, Results
+from streamguard.state.results import RISK_ORDER, ResultQuery, ResultStore
 from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownProfile
 from streamguard.streams.report import StreamReport
 
@@ -61,7 +61,7 @@ Check = Callable[[], Awaitable[tuple[bool, str]]]
 def build_api(
     *,
     streams: StreamControl,
-    results: Results,
+    results: ResultStore,
     feedback: Feedback,
     registry: CollectorRegistry,
     readiness: dict[str, Check],
@@ -195,7 +195,7 @@ class _Handlers:
     def __init__(
         self,
         streams: StreamControl,
-        results: Results,
+        results: ResultStore,
         feedback: Feedback,
         registry: CollectorRegistry,
         readiness: dict[str, Check],

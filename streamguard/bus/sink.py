@@ -25,7 +25,7 @@ from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.core.topics import Topics
 from streamguard.moderation.alert import Alert, stamp_published
 from streamguard.state.db import Database
-from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage
+from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage, OutboxStore
 from streamguard.state.spool import DIRECT, Writes
 
 __all__ = ["BusHealth", "JsonLinesAlerts", "MqttAlerts"]
@@ -61,11 +61,13 @@ class MqttAlerts:
         on_acked: Callable[[Sequence[OutboxMessage]], None] | None = None,
         supervisor: Supervisor | None = None,
         writes: Writes = DIRECT,
+        outbox: OutboxStore | None = None,
     ) -> None:
         self.config = config
         self._writes = writes
         self.topics = Topics(config.topic_prefix)
-        self.outbox = Outbox(db)
+        self.outbox: OutboxStore = outbox or Outbox(db)
+        """The SQLite outbox in ``db``, unless another is given (fleet mode's shared one)."""
         self.publisher = Publisher(config, self.outbox, instance_id, on_acked=on_acked)
         self._shared = supervisor
         self._stack = AsyncExitStack()

@@ -57,14 +57,16 @@ class Config(Section):
             return configured
         return Path(base.split(":")[0]) / configured
 
-    def sqlite_path(self) -> Path:
-        """The SQLite file of the state (not fleet mode): ``state.url``'s path, a relative
-        one under ``state_path()``; by default ``state_path()/streamguard.db``."""
+    def sqlite_path(self, state_dir: Path | None = None) -> Path:
+        """The instance's SQLite file: a ``sqlite:`` ``state.url``'s path (a relative one
+        under ``state_dir``, by default ``state_path()``), else ``state_dir/streamguard.db``
+        (in fleet mode it keeps what is not shared)."""
+        base = self.state_path() if state_dir is None else state_dir
         url = self.state.url
-        if url is None:
-            return self.state_path() / "streamguard.db"
+        if url is None or self.state.fleet:
+            return base / "streamguard.db"
         path = Path(urlsplit(url).path)
-        return path if path.is_absolute() else self.state_path() / path
+        return path if path.is_absolute() else base / path
 
     @field_validator("streams")
     @classmethod

@@ -35,7 +35,7 @@ from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.engines.base import Engine
 from streamguard.ingest.protocols import resolve_source
 from streamguard.moderation.profiles import Profiles
-from streamguard.state.desired import DesiredStream, DesiredStreams
+from streamguard.state.desired import DesiredStream, KeptStreams
 from streamguard.streams.refusals import InvalidSource, ShuttingDown, StreamConflict, UnknownProfile
 from streamguard.streams.report import StreamReport, StreamTally
 from streamguard.streams.runner import ResultHandler, StateHandler, StreamRunner
@@ -76,7 +76,7 @@ class Streams:
         profiles: Profiles,
         on_attach: AttachHandler,
         supervisor: Supervisor | None = None,
-        desired: DesiredStreams | None = None,
+        desired: KeptStreams | None = None,
     ) -> None:
         self._profiles = profiles
         self._on_attach = on_attach

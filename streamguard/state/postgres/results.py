@@ -20,7 +20,7 @@ from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
 from streamguard.state.postgres.fleet import Fence, check_fence
-from streamguard.state.results import RISK_ORDER, ResultQuery
+from streamguard.state.results import RISK_ORDER, ResultQuery, verdict_columns
 from streamguard.state.spool import DIRECT, Writes
 
 __all__ = ["PgResults"]
@@ -37,6 +37,8 @@ class PgResults:
         self._db = db
         self._fences = fences
         self._writes = writes
+        self.on_stale: Callable[[str], None] | None = None
+        """Told the stream id of a write refused as stale (fleet mode stops that stream)."""
 
     async def record(
         self, room_id: str, segment: Segment | SegmentInfo, verdict: Verdict, risk: str
@@ -44,6 +46,7 @@ class PgResults:
         """Store a segment's result under its stream's lease (again: the latest wins)."""
         fence = self._fences(segment.stream_id)
         if fence is None:
+            self._stale(segment.stream_id)
             raise StaleWrite(segment.stream_id, 0)
         row = _row(room_id, segment, verdict, risk, fence)
 
@@ -51,7 +54,49 @@ class PgResults:
             await check_fence(conn, fence)
             await conn.execute(_UPSERT, row)
 
-        await self._writes.write("result", lambda: self._db.run(insert))
+        try:
+            await self._writes.write("result", lambda: self._db.run(insert))
+        except StaleWrite:
+            self._stale(segment.stream_id)
+            raise
+
+    def _stale(self, stream_id: str) -> None:
+        if self.on_stale is not None:
+            self.on_stale(stream_id)
+
+    async def replace_verdict(self, verdict: Verdict, risk: str) -> bool:
+        """Put a late verdict on its segment's row (whoever holds the stream now: a late
+        AMS verdict is settled by whichever instance polls it); False if unknown."""
+        values = (*verdict_columns(verdict, risk), Jsonb(verdict.to_json()), verdict.segment_id)
+
+        async def update(conn: Connection) -> bool:
+            cursor = await conn.execute(
+                "UPDATE results SET outcome = %s, suggestion = %s, label = %s, score = %s,"
+                " risk = %s, engine = %s, reason = %s, verdict = %s WHERE segment_id = %s",
+                values,
+            )
+            return cursor.rowcount > 0
+
+        return await self._db.run(update)
+
+    async def usage(self) -> list[dict[str, Any]]:
+        """Minutes ingested, moderated and skipped per UTC day and label, fleet-wide."""
+
+        async def fetch(conn: Connection) -> list[dict[str, Any]]:
+            cursor = await conn.execute(_USAGE)
+            return [
+                {
+                    "day": day,
+                    "label": label,
+                    "minutes_ingested": round(ingested / 60, 3),
+                    "minutes_moderated": round(moderated / 60, 3),
+                    "minutes_skipped_silent": round(silent / 60, 3),
+                    "minutes_unjudged": round(unjudged / 60, 3),
+                }
+                for day, label, ingested, moderated, silent, unjudged in await cursor.fetchall()
+            ]
+
+        return await self._db.run(fetch)
 
     async def prune(self, older_than: datetime) -> int:
         """Delete results of segments that started before ``older_than``; return how many."""
@@ -138,13 +183,7 @@ def _row(
         segment.started_at,
         segment.ended_at,
         segment.duration,
-        verdict.outcome.value,
-        verdict.suggestion.value,
-        verdict.label,
-        verdict.score,
-        risk,
-        verdict.engine,
-        verdict.reason,
+        *verdict_columns(verdict, risk),
         Jsonb(segment.metadata()),
         Jsonb(body),
         fence.owner,
@@ -190,4 +229,14 @@ ON CONFLICT (segment_id) DO UPDATE SET room_id = excluded.room_id, outcome = exc
     risk = excluded.risk, engine = excluded.engine, reason = excluded.reason,
     segment = excluded.segment, verdict = excluded.verdict, owner = excluded.owner,
     generation = excluded.generation, search = excluded.search
+"""
+
+_USAGE = """
+SELECT to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, label,
+    sum(duration),
+    sum(CASE WHEN outcome = 'moderated' THEN duration ELSE 0 END),
+    sum(CASE WHEN outcome = 'no_speech' THEN duration ELSE 0 END),
+    sum(CASE WHEN outcome IN ('skipped_overloaded', 'failed', 'not_moderated')
+        THEN duration ELSE 0 END)
+FROM results GROUP BY day, label ORDER BY day, label
 """
