@@ -119,6 +119,7 @@ class Daemon:
         await sync_config_streams(fleet, self.config)
         member = FleetMember(fleet.fleet, streams)
         fleet.results.on_stale = member.stale
+        self.metrics.watch_fleet(lambda: member.gauges)
         parts.supervisor.start("fleet.leases", member.run)
         return member
 
@@ -151,6 +152,8 @@ class Daemon:
             "database": parts.heartbeat.check,
             "storage": parts.spool.check,  # false while writes wait for a full disk
         }
+        if parts.fleet is not None:
+            readiness["fleet_database"] = parts.fleet.db.check
         if isinstance(parts.sink, MqttAlerts):
             readiness["bus"] = _bus_check(parts.sink)
         token = config.api.token.get_secret_value() if config.api.token else None

@@ -47,6 +47,9 @@ class FleetState:
 
 async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
     """Connect (migrating the schema), join the fleet, and build the shared stores."""
+    # The pool logs every failed reconnection while the database is away; the spool and
+    # the lease loop already say so, once per episode and per turn.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     assert config.state.url is not None, "fleet mode needs state.url"
     password = config.state.password
     db = await stack.enter_async_context(

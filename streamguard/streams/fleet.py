@@ -47,6 +47,8 @@ class FleetMember:
         self.every = fleet.lease.total_seconds() / 3
         self.takeovers = 0
         """Streams this instance took over from an instance whose lease expired."""
+        self.gauges: dict[str, float] = {}
+        """The fleet's gauges as of the last turn (``core.metrics.FLEET_GAUGES``)."""
 
     def stale(self, stream_id: str) -> None:
         """A write of ``stream_id`` was refused: this instance no longer holds it."""
@@ -82,6 +84,14 @@ class FleetMember:
             for stream_id in shed:
                 await self._hand_over(stream_id, "the fleet grew: handed to another instance")
             await self.fleet.release(shed)
+        status = await self.fleet.status()
+        self.gauges = {
+            "instances_alive": status.instances_alive,
+            "streams": status.streams,
+            "streams_unowned": status.streams_unowned,
+            "takeovers": status.takeovers,
+            "streams_held": len(self.fleet.fences),
+        }
 
     async def _run(self, lease: Lease) -> None:
         if lease.previous_owner is not None:

@@ -79,10 +79,10 @@ async def test_a_detached_streams_last_writes_are_kept(db: PgDatabase) -> None:
 
 
 async def test_a_write_for_a_stream_this_instance_never_held_is_refused(db: PgDatabase) -> None:
-    (holder,) = [Fleet(db, "holder", lease_seconds=30)]
+    holder = Fleet(db, "holder", lease_seconds=30)
     await holder.join()
     seg = segment("s9", 0)
-    with pytest.raises(StaleWrite):
+    with pytest.raises(StaleWrite, match="holds no lease"):
         await PgResults(db, holder.fence).record("room-1", seg, risky(seg), "high")
 
 

@@ -1,6 +1,7 @@
-"""Three daemons as processes on one PostgreSQL and one broker: the streams spread over
-them, a killed instance's streams are judged again by the others, a SIGTERM hands streams
-over at once (released, not left to expire)."""
+"""Daemons as processes on one PostgreSQL and one broker: the streams spread over them, a
+killed instance's streams are judged again by the others, a SIGTERM hands streams over at
+once (released, not left to expire), a paused owner cannot write once taken over and stops
+its streams, and a database restarted mid-run loses nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from streamguard.ingest.encoder import encode_pcm
 from streamguard.testing.broker import Mosquitto
 from streamguard.testing.media_servers import IcecastServer
+from streamguard.testing.postgres import PostgresServer
 from tests.support.daemon import DaemonProcess
 from tests.support.waiting import eventually
 
@@ -47,15 +49,17 @@ def quiet_media(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, float]
     return path.read_bytes(), float(QUIET_SECONDS)
 
 
-def fleet_config(pg_url: str, mosquitto: Mosquitto, url: str) -> str:
-    streams = "".join(
-        f'[[streams]]\nid = "{s}"\nurl = "{url}"\nroom = "room-{s}"\n' for s in STREAMS
+def fleet_config(
+    pg_url: str, mosquitto: Mosquitto, url: str, streams: list[str] = STREAMS, lease: float = LEASE
+) -> str:
+    attached = "".join(
+        f'[[streams]]\nid = "{s}"\nurl = "{url}"\nroom = "room-{s}"\n' for s in streams
     )
     return (
         CONFIG
-        + f'[state]\nurl = "{pg_url}"\nlease_seconds = {LEASE}\n'
+        + f'[state]\nurl = "{pg_url}"\nlease_seconds = {lease}\n'
         + f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\ntopic_prefix = "fleet"\n'
-        + streams
+        + attached
     )
 
 
@@ -70,6 +74,22 @@ def daemons(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
 def query(pg_url: str, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(pg_url) as conn:
         return conn.execute(sql).fetchall()
+
+
+async def start(
+    daemons: list[DaemonProcess], tmp_path: Path, config: str, count: int
+) -> list[DaemonProcess]:
+    for n in range(count):
+        daemon = DaemonProcess(tmp_path / f"i{n}", config, instance=f"i{n}")
+        daemons.append(daemon)
+        await asyncio.to_thread(daemon.start)
+    return daemons
+
+
+def held(pg_url: str) -> list[int]:
+    """How many streams each owner holds, sorted (None: unowned streams)."""
+    counts = Counter(owners(pg_url).values())
+    return sorted(counts.values()) if None not in counts else []
 
 
 def owners(pg_url: str) -> dict[str, str | None]:
@@ -96,16 +116,8 @@ async def test_three_instances_share_the_streams_and_take_over_a_killed_ones(
     media, seconds = quiet_media
     async with IcecastServer(media, seconds) as server:
         config = fleet_config(pg_url, mosquitto, server.url)
-        for n in range(3):
-            daemon = DaemonProcess(tmp_path / f"i{n}", config, instance=f"i{n}")
-            daemons.append(daemon)
-            await asyncio.to_thread(daemon.start)
-
-        def spread() -> bool:
-            held = Counter(owners(pg_url).values())
-            return None not in held and sorted(held.values()) == [2, 2, 2]
-
-        await eventually(spread, 120)
+        await start(daemons, tmp_path, config, 3)
+        await eventually(lambda: held(pg_url) == [2, 2, 2], 120)
         # Every stream is judged and recorded under its lease.
         await eventually(lambda: {s for s, _ in judged_by(pg_url)} == set(STREAMS), 120)
 
@@ -122,7 +134,11 @@ async def test_three_instances_share_the_streams_and_take_over_a_killed_ones(
         await eventually(taken_over, 120)
         kinds = query(pg_url, f"SELECT kind, from_owner FROM lease_history WHERE id > {mark}")
         assert {("takeover", "i1")} <= set(kinds)
-        assert max(Counter(owners(pg_url).values()).values()) == 3  # 6 streams on 2 instances
+        assert held(pg_url) == [3, 3]  # 6 streams on 2 instances
+        status, metrics = await asyncio.to_thread(daemons[0].request, "GET", "/metrics")
+        assert status == 200
+        assert "streamguard_fleet_takeovers " in metrics
+        assert "streamguard_fleet_streams 6.0" in metrics
 
         # SIGTERM another: it releases its leases after judging its tails; i0 claims them.
         mark = query(pg_url, "SELECT coalesce(max(id), 0) FROM lease_history")[0][0]
@@ -138,3 +154,98 @@ async def test_three_instances_share_the_streams_and_take_over_a_killed_ones(
 
         daemons[0].signal(signal.SIGTERM)
         assert await asyncio.to_thread(daemons[0].wait) == 0
+
+
+def results_of(pg_url: str, stream_ids: set[str], owner: str) -> int:
+    rows = query(pg_url, f"SELECT stream_id FROM results WHERE owner = '{owner}'")
+    return sum(1 for (stream_id,) in rows if stream_id in stream_ids)
+
+
+async def test_a_paused_owner_taken_over_cannot_write_and_stops_its_streams(
+    pg_url: str,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    quiet_media: tuple[bytes, float],
+    daemons: list[DaemonProcess],
+) -> None:
+    media, seconds = quiet_media
+    streams = STREAMS[:4]
+    async with IcecastServer(media, seconds) as server:
+        config = fleet_config(pg_url, mosquitto, server.url, streams)
+        first, paused = await start(daemons, tmp_path, config, 2)
+        await eventually(lambda: held(pg_url) == [2, 2], 120)
+        await eventually(lambda: {s for s, _ in judged_by(pg_url)} == set(streams), 120)
+
+        paused.signal(signal.SIGSTOP)  # past its lease: its streams are taken over
+        try:
+            stolen = {s for s, owner in owners(pg_url).items() if owner == "i1"}
+            await eventually(lambda: set(owners(pg_url).values()) == {"i0"}, 60)
+            written = results_of(pg_url, stolen, "i1")
+        finally:
+            paused.signal(signal.SIGCONT)
+
+        # Resumed, it learns it lost them (a refused write or its renewal) and stops them:
+        # whatever it had heard meanwhile is refused, not recorded.
+        def stopped_all() -> bool:
+            return all(f"fleet: stopped stream {s}:" in paused.log() for s in stolen)
+
+        await eventually(stopped_all, 60)
+        assert results_of(pg_url, stolen, "i1") == written
+        # Alive again, it gets its share back.
+        await eventually(lambda: held(pg_url) == [2, 2], 120)
+        for daemon in (first, paused):
+            daemon.signal(signal.SIGTERM)
+            assert await asyncio.to_thread(daemon.wait) == 0
+
+
+async def test_a_database_restarted_mid_run_loses_no_result(
+    postgres: PostgresServer,
+    pg_url: str,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    quiet_media: tuple[bytes, float],
+    daemons: list[DaemonProcess],
+) -> None:
+    media, seconds = quiet_media
+    streams = STREAMS[:4]
+    async with IcecastServer(media, seconds) as server:
+        # Leases longer than the outage: no stream moves while the database is away.
+        config = fleet_config(pg_url, mosquitto, server.url, streams, lease=45)
+        await start(daemons, tmp_path, config, 2)
+        await eventually(lambda: held(pg_url) == [2, 2], 120)
+
+        async def storage_ok(daemon: DaemonProcess) -> bool:
+            _, body = await asyncio.to_thread(daemon.request, "GET", "/readyz", token=None)
+            return bool(body["checks"]["storage"]["ok"])
+
+        async def spooling(daemon: DaemonProcess) -> bool:
+            return not await storage_ok(daemon)
+
+        async def written(daemon: DaemonProcess) -> bool:
+            return await storage_ok(daemon)
+
+        # Off the event loop: the media server runs on it.
+        await asyncio.to_thread(postgres.stop)
+        try:
+            # Each instance goes on judging and keeps its results in memory meanwhile.
+            for daemon in daemons:
+                await eventually(lambda d=daemon: spooling(d), 60)  # type: ignore[misc]
+        finally:
+            await asyncio.to_thread(postgres.start)
+        for daemon in daemons:
+            await eventually(lambda d=daemon: written(d), 60)  # type: ignore[misc]
+
+        for daemon in daemons:
+            daemon.signal(signal.SIGTERM)
+            assert await asyncio.to_thread(daemon.wait) == 0
+    kinds = {k for (k,) in query(pg_url, "SELECT DISTINCT kind FROM lease_history")}
+    assert "takeover" not in kinds
+    # Every segment of each lease is recorded: its seqs run from 0 without a hole.
+    rows = query(pg_url, "SELECT stream_id, generation, seq FROM results")
+    runs: dict[tuple[str, int], list[int]] = {}
+    for stream_id, generation, seq in rows:
+        runs.setdefault((stream_id, generation), []).append(seq)
+    assert {s for s, _ in runs} == set(streams)
+    for seqs in runs.values():
+        assert sorted(seqs) == list(range(len(seqs)))
+    assert max(len(seqs) for seqs in runs.values()) >= 2  # the outage fell mid-lease

@@ -25,6 +25,8 @@ CONNECT_SECONDS = 5.0
 """How long a ``run`` waits for a connection (a database that is down answers with
 ``StorageUnavailable`` after this long, and the spool keeps the write)."""
 
+IDLE_IN_TRANSACTION_MS = 5_000
+
 MIGRATION_LOCK = 0x5354_4755  # "STGU": instances starting together migrate one at a time
 
 
@@ -32,9 +34,11 @@ class StaleWrite(StateError):
     """A write refused because its stream's lease moved on: this instance no longer owns it
     (its generation is not the current one). Never retried: the new owner writes instead."""
 
-    def __init__(self, stream_id: str, generation: int) -> None:
+    def __init__(self, stream_id: str, generation: int | None) -> None:
         super().__init__(
-            f"stream {stream_id!r}: write refused, generation {generation} is not the "
+            f"stream {stream_id!r}: write refused, this instance holds no lease on it"
+            if generation is None
+            else f"stream {stream_id!r}: write refused, generation {generation} is not the "
             "stream's current lease"
         )
         self.stream_id = stream_id
@@ -50,7 +54,13 @@ class PgDatabase:
 
     def __init__(self, url: str, *, password: str | None = None, size: int = 4) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"connect_timeout": CONNECT_SECONDS}
+        # A transaction left open by a process that froze (SIGSTOP, a stalled VM) would keep
+        # its row locks, and the lease it share-locked could never be taken over: the
+        # server ends such a session.
+        kwargs: dict[str, Any] = {
+            "connect_timeout": CONNECT_SECONDS,
+            "options": _options(url),
+        }
         if password is not None:
             kwargs["password"] = password
         self._pool = psycopg_pool.AsyncConnectionPool(
@@ -98,6 +108,14 @@ class PgDatabase:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def check(self) -> tuple[bool, str]:
+        """A readiness check: (True, "reachable") once a query went through."""
+        try:
+            await self.run(_ping)
+        except StateError as exc:
+            return False, str(exc)
+        return True, "reachable"
+
     async def run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``await fn(connection)`` in one transaction: committed when it returns, rolled
         back when it raises."""
@@ -113,6 +131,16 @@ class PgDatabase:
             raise StorageUnavailable(f"state database {self.where}: {exc}") from exc
         except psycopg.Error as exc:
             raise StateError(f"state database {self.where}: {exc}") from exc
+
+
+def _options(url: str) -> str:
+    """The URL's own server options, and ours."""
+    given = str(psycopg.conninfo.conninfo_to_dict(url).get("options", ""))
+    return f"{given} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}".strip()
+
+
+async def _ping(conn: Connection) -> None:
+    await conn.execute("SELECT 1")
 
 
 async def _migrate(conn: Connection) -> None:

@@ -47,7 +47,7 @@ class PgResults:
         fence = self._fences(segment.stream_id)
         if fence is None:
             self._stale(segment.stream_id)
-            raise StaleWrite(segment.stream_id, 0)
+            raise StaleWrite(segment.stream_id, None)
         row = _row(room_id, segment, verdict, risk, fence)
 
         async def insert(conn: Connection) -> None:
