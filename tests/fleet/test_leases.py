@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
+from streamguard.config import load_config
 from streamguard.config.streams import StreamConfig
 from streamguard.state.desired import Origin
 from streamguard.state.postgres.database import PgDatabase
@@ -185,3 +187,14 @@ async def test_the_desired_set_keeps_every_origin(db: PgDatabase) -> None:
     assert [d.stream_id for d in await desired.all()] == ["room-2"]
     assert {d.stream_id for d in await desired.all(None)} == {"room-1", "room-2"}
     assert StreamConfig.model_validate((await desired.all())[0].config) == stream(2)
+
+
+@pytest.mark.parametrize("name", ["a", "b", "c"])
+def test_the_compose_examples_configs_are_valid_fleet_configs(name: str) -> None:
+    deploy = Path(__file__).parents[2] / "deploy" / "fleet"
+    config = load_config(deploy / f"streamguard-{name}.toml")
+    assert config.state.fleet
+    assert config.instance.id == f"streamguard-{name}"
+    assert f"./streamguard-{name}.toml:/etc/streamguard/streamguard.toml" in (
+        deploy / "compose.yaml"
+    ).read_text(encoding="utf-8")
