@@ -67,7 +67,7 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
         db,
         fleet,
         PgResults(db, fleet.fence, spool),
-        PgOutbox(db, instance, dead_after=config.state.lease_seconds),
+        PgOutbox(db, instance, dead_after=config.state.lease_seconds, fences=fleet.fence),
         PgDesiredStreams(db),
     )
 

@@ -102,7 +102,7 @@ class MqttAlerts:
     async def emit(self, alert: Alert) -> None:
         payload = json.dumps(alert.to_json(), ensure_ascii=False)
         topic = self.topics.alerts(alert.room_id)
-        await self._store(MessageKind.ALERT, alert.alert_id, topic, payload)
+        await self._store(MessageKind.ALERT, alert.alert_id, topic, payload, alert.stream_id)
 
     async def event(self, event: StreamEvent) -> None:
         payload = json.dumps(event.to_json(), ensure_ascii=False)
@@ -115,9 +115,16 @@ class MqttAlerts:
         topic = self.topics.instance_events(event.instance_id)
         await self._store(MessageKind.EVENT, event.event_id, topic, payload)
 
-    async def _store(self, kind: MessageKind, message_id: str, topic: str, payload: str) -> None:
+    async def _store(
+        self,
+        kind: MessageKind,
+        message_id: str,
+        topic: str,
+        payload: str,
+        stream_id: str | None = None,
+    ) -> None:
         async def add() -> None:
-            await self.outbox.add(kind, message_id, topic, payload)
+            await self.outbox.add(kind, message_id, topic, payload, stream_id)
             self.publisher.wake()
 
         await self._writes.write(kind.value, add)

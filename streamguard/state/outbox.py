@@ -62,8 +62,16 @@ class OutboxStore(Protocol):
     def oldest_age(self) -> float | None:
         """Seconds the oldest waiting message has waited, or None when empty."""
 
-    async def add(self, kind: MessageKind, message_id: str, topic: str, payload: str) -> bool:
-        """Write a message durably; False if one with this id is already waiting."""
+    async def add(
+        self,
+        kind: MessageKind,
+        message_id: str,
+        topic: str,
+        payload: str,
+        stream_id: str | None = None,
+    ) -> bool:
+        """Write a message durably (about ``stream_id``, when it is a stream's: fleet mode
+        fences it); False if one with this id is already waiting."""
 
     async def peek(self, limit: int) -> list[OutboxMessage]:
         """The next ``limit`` messages to publish, in order."""
@@ -113,8 +121,18 @@ class Outbox:
             return None
         return max(0.0, self._clock() - self.oldest_created_at)
 
-    async def add(self, kind: MessageKind, message_id: str, topic: str, payload: str) -> bool:
-        """Write a message durably; False if one with this id is already waiting."""
+    async def add(
+        self,
+        kind: MessageKind,
+        message_id: str,
+        topic: str,
+        payload: str,
+        stream_id: str | None = None,
+    ) -> bool:
+        """Write a message durably; False if one with this id is already waiting.
+        (``stream_id`` matters only to the shared outbox of fleet mode: one machine has no
+        leases to fence.)"""
+        del stream_id
         created_at = self._clock()
 
         def insert(conn: sqlite3.Connection) -> bool:

@@ -90,15 +90,13 @@ async def test_a_stale_owner_cannot_queue_an_alert_and_any_live_instance_sends_a
     db: PgDatabase,
 ) -> None:
     _, new = await take_over(db, "s1")
-    stale = Fence("s1", "old", 1)
-    old_outbox = PgOutbox(db, "old", dead_after=0.3)
+    old_outbox = PgOutbox(db, "old", dead_after=0.3, fences=lambda s: Fence(s, "old", 1))
     with pytest.raises(StaleWrite):
-        await old_outbox.add(MessageKind.ALERT, "a-stale", "t/alerts/room-1", "{}", stale)
-    assert await old_outbox.add(MessageKind.ALERT, "a-1", "t/alerts/room-1", "{}", new.fence("s1"))
-    # An event the dead instance left before it died (no fence: not a stream's write).
+        await old_outbox.add(MessageKind.ALERT, "a-stale", "t/alerts/room-1", "{}", "s1")
+    new_outbox = PgOutbox(db, "new", dead_after=0.3, fences=new.fence)
+    assert await new_outbox.add(MessageKind.ALERT, "a-1", "t/alerts/room-1", "{}", "s1")
+    # An event the dead instance left before it died (not a stream's: no fence).
     assert await old_outbox.add(MessageKind.EVENT, "e-old", "t/events/s1", "{}")
-
-    new_outbox = PgOutbox(db, "new", dead_after=0.3)
     await new_outbox.open()
     assert new_outbox.depth == 2
     await new.renew()  # alive; ``old`` renews no more, so its messages are anyone's

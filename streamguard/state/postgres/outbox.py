@@ -40,8 +40,11 @@ class PgOutbox:
         dead_after: float,
         claim_seconds: float = CLAIM_SECONDS,
         clock: Callable[[], float] = time.time,
+        fences: Callable[[str], Fence | None] = lambda stream_id: None,
     ) -> None:
         self._db = db
+        self.fences = fences
+        """The fence this instance holds for a stream id (``Fleet.fence``)."""
         self.instance_id = instance_id
         self._dead_after = timedelta(seconds=dead_after)
         self._claim = timedelta(seconds=claim_seconds)
@@ -69,11 +72,14 @@ class PgOutbox:
         message_id: str,
         topic: str,
         payload: str,
-        fence: Fence | None = None,
+        stream_id: str | None = None,
     ) -> bool:
-        """Write a message durably (under ``fence`` when given: refused by a stale
-        owner); False if one with this id is already waiting."""
+        """Write a message durably; False if one with this id is already waiting. A message
+        about a stream this instance holds a lease on carries its fence, and a stale owner's
+        is refused (``StaleWrite``); one about a stream it holds none on (an incident ended
+        by its timer after the stream moved) goes as it is."""
         created_at = self._clock()
+        fence = None if stream_id is None else self.fences(stream_id)
 
         async def insert(conn: Connection) -> bool:
             if fence is not None:
