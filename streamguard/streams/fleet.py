@@ -104,7 +104,9 @@ class FleetMember:
             )
         try:
             stream = StreamConfig.model_validate(lease.config)
-            await self._streams.run_leased(stream, from_api=lease.origin == Origin.API)
+            await self._streams.run_leased(
+                stream, from_api=lease.origin == Origin.API, heard_until=lease.heard_until
+            )
         except (ValidationError, StreamGuardError) as exc:
             # Held, not released: another instance would fail the same way.
             log.error(

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -178,7 +179,14 @@ class Streams:
         async with self._lock:
             await self._attach(stream, from_api, keep=True)
 
-    async def _attach(self, stream: StreamConfig, from_api: bool, *, keep: bool) -> None:
+    async def _attach(
+        self,
+        stream: StreamConfig,
+        from_api: bool,
+        *,
+        keep: bool,
+        heard_until: datetime | None = None,
+    ) -> None:
         self._refuse_file_stream(stream.id, from_api)
         self.check(stream, from_api=from_api)
         task = self._tasks.get(stream.id)
@@ -188,7 +196,7 @@ class Streams:
             await self._keep(stream, from_api)
         self._held.pop(stream.id, None)
         await self._on_attach(stream)
-        self._start(stream)
+        self._start(stream, heard_until)
 
     async def change(self, stream: StreamConfig, *, from_api: bool = True) -> None:
         """Apply a changed stream (attaching it if it is gone): restart it if its source or
@@ -217,11 +225,14 @@ class Streams:
             held = self._held.pop(stream_id, None) is not None
             return await self._detach(stream_id) or held or forgotten
 
-    async def run_leased(self, stream: StreamConfig, *, from_api: bool) -> None:
+    async def run_leased(
+        self, stream: StreamConfig, *, from_api: bool, heard_until: datetime | None = None
+    ) -> None:
         """Start a stream whose lease this instance just took (fleet mode): checked like
-        any, not kept again (the shared desired set holds it), detachable by the API."""
+        any, not kept again (the shared desired set holds it), detachable by the API; its
+        first segment carries the gap since ``heard_until`` (the last one recorded)."""
         async with self._lock:
-            await self._attach(stream, from_api, keep=False)
+            await self._attach(stream, from_api, keep=False, heard_until=heard_until)
 
     async def hand_over(self, stream_id: str) -> bool:
         """Stop a stream another instance is to run (fleet mode: lease lost, shed or
@@ -307,7 +318,7 @@ class Streams:
         del self._tasks[stream_id]
         return True
 
-    def _start(self, stream: StreamConfig) -> None:
+    def _start(self, stream: StreamConfig, heard_until: datetime | None = None) -> None:
         assert self._supervisor is not None, "Streams is used outside its async with"
         runner = StreamRunner(
             stream,
@@ -318,6 +329,7 @@ class Streams:
             on_state=self._on_state,
             metrics=self._metrics,
             biz_type=self._profiles.biz_type,
+            heard_until=heard_until,
         )
         self._runners[stream.id] = runner
         self._tasks[stream.id] = self._supervisor.spawn(f"stream[{stream.id}]", runner.run())

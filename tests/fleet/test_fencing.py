@@ -67,6 +67,24 @@ async def test_a_stale_owner_cannot_record_a_result_and_the_new_owner_can(
     assert await results.stream_of(seg.id) == "s1"
 
 
+async def test_a_takeover_knows_when_the_stream_was_last_heard(db: PgDatabase) -> None:
+    await PgDesiredStreams(db).put(stream("s1"), Origin.API)
+    old = Fleet(db, "old", lease_seconds=0.3)
+    await old.join()
+    (first,) = await old.claim()
+    assert first.heard_until is None  # never recorded
+    seg = segment("s1", 3)
+    await PgResults(db, old.fence).record("room-1", seg, risky(seg), "high")
+    new = Fleet(db, "new", lease_seconds=0.3)
+    await new.join()
+    async with asyncio.timeout(60):
+        while not (leases := await new.claim()):
+            await asyncio.sleep(0.05)
+            await new.renew()
+    assert leases[0].heard_until == seg.ended_at
+    assert leases[0].previous_owner == "old"
+
+
 async def test_a_detached_streams_last_writes_are_kept(db: PgDatabase) -> None:
     await PgDesiredStreams(db).put(stream("s1"), Origin.API)
     holder = Fleet(db, "holder", lease_seconds=30)

@@ -134,6 +134,16 @@ async def test_three_instances_share_the_streams_and_take_over_a_killed_ones(
         await eventually(taken_over, 120)
         kinds = query(pg_url, f"SELECT kind, from_owner FROM lease_history WHERE id > {mark}")
         assert {("takeover", "i1")} <= set(kinds)
+        # The new owner's first segment of each stream records the gap nobody heard.
+        for orphan in orphans:
+            ((first,),) = query(
+                pg_url,
+                f"SELECT segment FROM results WHERE stream_id = '{orphan}' AND owner <> 'i1'"
+                f" AND generation > (SELECT max(generation) FROM lease_history WHERE id <= {mark})"
+                " ORDER BY started_at LIMIT 1",
+            )
+            assert "gap_before" in first["flags"]
+            assert first["gap_before"] > 0
         assert held(pg_url) == [3, 3]  # 6 streams on 2 instances
         status, metrics = await asyncio.to_thread(daemons[0].request, "GET", "/metrics")
         assert status == 200

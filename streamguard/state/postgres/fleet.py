@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -42,6 +42,8 @@ class Lease:
     """Who held it before (None: nobody, or it was released): a takeover when set."""
     origin: str
     """Who asked for the stream (``state.desired.Origin``'s values)."""
+    heard_until: datetime | None = None
+    """The end of the stream's last recorded segment, by whoever held it (None: none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +310,8 @@ WITH free AS (
 UPDATE desired_streams AS d
 SET owner = %s, lease_until = now() + %s, generation = nextval('lease_generations')
 FROM free WHERE d.stream_id = free.stream_id
-RETURNING d.stream_id, d.generation, d.config, free.owner, d.origin
+RETURNING d.stream_id, d.generation, d.config, free.owner, d.origin,
+    (SELECT max(r.ended_at) FROM results AS r WHERE r.stream_id = d.stream_id)
 """
 """Take up to N streams nobody holds or whose lease expired; rows another instance is
 claiming right now are skipped, not waited for."""
