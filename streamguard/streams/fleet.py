@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -29,17 +31,28 @@ from streamguard.state.desired import DesiredStream, Origin
 from streamguard.state.postgres.desired import PgDesiredStreams
 from streamguard.state.postgres.fleet import Fleet, Lease
 from streamguard.streams.refusals import StreamConflict
-from streamguard.streams.registry import Streams
 
-__all__ = ["FleetDesired", "FleetMember"]
+__all__ = ["FleetDesired", "FleetMember", "LeasedStreams"]
 
 log = logging.getLogger("streamguard.fleet")
+
+
+class LeasedStreams(Protocol):
+    """What the member starts and stops streams with: ``streams.registry.Streams``."""
+
+    async def run_leased(
+        self, stream: StreamConfig, *, from_api: bool, heard_until: datetime | None = None
+    ) -> None:
+        """Start a stream whose lease was just taken."""
+
+    async def hand_over(self, stream_id: str) -> bool:
+        """Stop a stream (its tail recorded); False when it did not run here."""
 
 
 class FleetMember:
     """Runs the streams this instance holds leases on; see the module docstring."""
 
-    def __init__(self, fleet: Fleet, streams: Streams) -> None:
+    def __init__(self, fleet: Fleet, streams: LeasedStreams) -> None:
         self.fleet = fleet
         self._streams = streams
         self._stale: set[str] = set()
