@@ -81,13 +81,16 @@ async def open_components(
     state_dir: Path,
     evidence: bool = True,
     out: TextIO | None = None,
+    join_fleet: bool = False,
 ) -> Components:
     """Enter every component on ``stack``; ``evidence=False`` keeps no clips (``moderate``),
-    ``out`` is where alerts go as JSON lines when no broker is configured."""
+    ``out`` is where alerts go as JSON lines when no broker is configured; ``join_fleet``
+    (the daemon, when ``state.url`` is PostgreSQL) shares the state with the fleet — the
+    one-off ``moderate`` holds no lease and keeps its state to itself."""
     supervisor = await stack.enter_async_context(Supervisor())
     db = await stack.enter_async_context(Database(config.sqlite_path(state_dir)))
     spool = await stack.enter_async_context(Spool(supervisor=supervisor))
-    fleet = await open_fleet_state(stack, config, spool) if config.state.fleet else None
+    fleet = await open_fleet_state(stack, config, spool) if join_fleet else None
     results, feedback, attached, desired, heartbeat = (
         fleet.results if fleet else Results(db, spool),
         Feedback(db),

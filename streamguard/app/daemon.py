@@ -87,7 +87,11 @@ class Daemon:
         config = self.config
         async with AsyncExitStack() as stack:
             parts = await open_components(
-                stack, config, metrics=self.metrics, state_dir=config.state_path()
+                stack,
+                config,
+                metrics=self.metrics,
+                state_dir=config.state_path(),
+                join_fleet=config.state.fleet,
             )
             streams = await stack.enter_async_context(self._streams(parts))
             if parts.fleet is None:
