@@ -84,9 +84,7 @@ async def open_components(
     join_fleet: bool = False,
 ) -> Components:
     """Enter every component on ``stack``; ``evidence=False`` keeps no clips (``moderate``),
-    ``out`` is where alerts go as JSON lines when no broker is configured; ``join_fleet``
-    (the daemon, when ``state.url`` is PostgreSQL) shares the state with the fleet — the
-    one-off ``moderate`` holds no lease and keeps its state to itself."""
+    ``out`` gets JSON-line alerts without a broker, ``join_fleet`` shares the state (fleet)."""
     supervisor = await stack.enter_async_context(Supervisor())
     db = await stack.enter_async_context(Database(config.sqlite_path(state_dir)))
     spool = await stack.enter_async_context(Spool(supervisor=supervisor))

@@ -70,7 +70,11 @@ class FleetMember:
         self._wake.set()
 
     async def run(self) -> None:
-        """Take part until cancelled (the loop ``fleet.leases``)."""
+        """Take part until cancelled (the loop ``fleet.leases``). The first claim waits one
+        turn: instances started together (a deploy) then see each other and claim their
+        share, instead of the first taking every stream and the others waiting for it to
+        hand them back."""
+        await asyncio.sleep(self.every)
         while True:
             try:
                 await self.turn()
