@@ -11,6 +11,7 @@ import pytest
 from streamguard.demo.samples import room
 from streamguard.ingest.encoder import encode_pcm
 from streamguard.testing.broker import Mosquitto
+from streamguard.testing.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,21 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server of its own per test session (never the machine's), on a
+    free port in a temporary directory; tests may stop, kill and start it (then start it)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A fresh, empty database on the session's server, for one test."""
+    postgres.start()  # a test that stopped it and failed before starting it again
+    return postgres.create_database()
 
 
 @pytest.fixture(scope="session")

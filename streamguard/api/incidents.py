@@ -17,7 +17,7 @@ from streamguard.api.auth import EvidenceUrls, role_of
 from streamguard.api.replies import BadQuery, choice, json_reply, problem, query_int, query_time
 from streamguard.state.feedback import Feedback
 from streamguard.state.incidents import RISK_RANK, IncidentHistory, IncidentQuery
-from streamguard.state.results import Results
+from streamguard.state.results import ResultStore
 from streamguard.streams.report import StreamReport
 
 __all__ = ["IncidentRoutes"]
@@ -35,7 +35,7 @@ class IncidentRoutes:
     def __init__(
         self,
         history: IncidentHistory,
-        results: Results,
+        results: ResultStore,
         feedback: Feedback,
         streams: _Reports,
         urls: EvidenceUrls,

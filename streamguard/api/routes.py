@@ -35,7 +35,7 @@ from streamguard.core.redact import redact_json
 from streamguard.ingest.addresses import POLICY_REFUSAL, AddressNotAllowed
 from streamguard.state.db import StateError
 from streamguard.state.feedback import Feedback, FeedbackError
-from streamguard.state.results import RISK_ORDER, ResultQuery, Results
+from streamguard.state.results import RISK_ORDER, ResultQuery, ResultStore
 from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownProfile
 from streamguard.streams.report import StreamReport
 
@@ -64,7 +64,7 @@ Check = Callable[[], Awaitable[tuple[bool, str]]]
 def build_api(
     *,
     streams: StreamControl,
-    results: Results,
+    results: ResultStore,
     feedback: Feedback,
     registry: CollectorRegistry,
     readiness: dict[str, Check],
@@ -214,7 +214,7 @@ class _Handlers:
     def __init__(
         self,
         streams: StreamControl,
-        results: Results,
+        results: ResultStore,
         feedback: Feedback,
         registry: CollectorRegistry,
         readiness: dict[str, Check],

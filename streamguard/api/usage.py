@@ -19,7 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from streamguard.api.replies import BadQuery, choice, json_reply, problem
-from streamguard.state.results import Results
+from streamguard.state.results import ResultStore
 from streamguard.state.usage import USAGE_COLUMNS, UsageRange
 
 __all__ = ["UsageDay", "UsageLabel", "UsageReport", "UsageRoutes", "UsageRow"]
@@ -75,7 +75,7 @@ class UsageReport(BaseModel):
 class UsageRoutes:
     """The usage handler, on the daemon's results."""
 
-    def __init__(self, results: Results) -> None:
+    def __init__(self, results: ResultStore) -> None:
         self._results = results
 
     def routes(self) -> list[web.RouteDef]:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from streamguard.app.fleet import FleetState, open_fleet_state
 from streamguard.bus.sink import JsonLinesAlerts, MqttAlerts
 from streamguard.bus.webhooks import Webhooks
 from streamguard.config import Config
@@ -46,7 +47,7 @@ from streamguard.state.desired import DesiredStreams
 from streamguard.state.feedback import Feedback
 from streamguard.state.heartbeat import Heartbeat
 from streamguard.state.outbox import MessageKind, OutboxMessage
-from streamguard.state.results import Results
+from streamguard.state.results import Results, ResultStore
 from streamguard.state.spool import Spool, SpoolState
 
 __all__ = ["Components", "open_components"]
@@ -59,7 +60,7 @@ class Components:
     supervisor: Supervisor
     db: Database
     profiles: Profiles
-    results: Results
+    results: ResultStore
     feedback: Feedback
     attached: AttachedStreams
     desired: DesiredStreams
@@ -70,6 +71,8 @@ class Components:
     outcomes: Outcomes
     late: LateVerdicts
     engine: Engine
+    fleet: FleetState | None = None
+    """Fleet mode's shared database and stores (None: one machine on SQLite)."""
 
 
 async def open_components(
@@ -80,20 +83,22 @@ async def open_components(
     state_dir: Path,
     evidence: bool = True,
     out: TextIO | None = None,
+    join_fleet: bool = False,
 ) -> Components:
     """Enter every component on ``stack``; ``evidence=False`` keeps no clips (``moderate``),
-    ``out`` is where alerts go as JSON lines when no broker is configured."""
+    ``out`` gets JSON-line alerts without a broker, ``join_fleet`` shares the state (fleet)."""
     supervisor = await stack.enter_async_context(Supervisor())
-    db = await stack.enter_async_context(Database(state_dir / "streamguard.db"))
+    db = await stack.enter_async_context(Database(config.sqlite_path(state_dir)))
     spool = await stack.enter_async_context(Spool(supervisor=supervisor))
+    fleet = await open_fleet_state(stack, config, spool) if join_fleet else None
     results, feedback, attached, desired, heartbeat = (
-        Results(db, spool),
+        fleet.results if fleet else Results(db, spool),
         Feedback(db),
         AttachedStreams(db, spool),
         DesiredStreams(db),
         Heartbeat(db),
     )
-    sink = await _open_sink(stack, config, db, metrics, supervisor, out, spool)
+    sink = await _open_sink(stack, config, db, metrics, supervisor, out, spool, fleet)
     report = _HealthReport(config.instance.id, metrics, sink)
     supervisor.report_to(report.crashed)
     spool.report_to(report.storage)
@@ -128,7 +133,7 @@ async def open_components(
     _watch_engine(engine, metrics)
     return Components(
         supervisor, db, profiles, results, feedback, attached, desired, heartbeat, spool, sink,
-        alerting, outcomes, late, engine,
+        alerting, outcomes, late, engine, fleet,
     )  # fmt: skip
 
 
@@ -140,6 +145,7 @@ async def _open_sink(
     supervisor: Supervisor,
     out: TextIO | None,
     spool: Spool,
+    fleet: FleetState | None,
 ) -> MqttAlerts | JsonLinesAlerts:
     if config.mqtt is None:
         return JsonLinesAlerts(out or sys.stdout, sys.stderr)
@@ -155,6 +161,7 @@ async def _open_sink(
             on_acked=acked,
             supervisor=supervisor,
             writes=spool,
+            outbox=fleet.outbox if fleet else None,
         )
     )
     metrics.watch_outbox(lambda: mqtt.health().backlog, lambda: mqtt.health().oldest_age or 0.0)

@@ -27,6 +27,7 @@ from streamguard.api.routes import Check, build_api
 from streamguard.api.text import text_route
 from streamguard.api.try_it import TryIt
 from streamguard.app.components import Components, open_components
+from streamguard.app.fleet import FleetState, reload_fleet, sync_config_streams
 from streamguard.app.notify import Notifier
 from streamguard.app.reload import ReloadResults, apply_reload, reload_result_path
 from streamguard.app.stream_health import StreamHealth
@@ -37,7 +38,9 @@ from streamguard.core.metrics import Metrics
 from streamguard.core.serving import start_site
 from streamguard.core.status import StreamState
 from streamguard.engines.local.moderator import TextModerator
-from streamguard.state.results import Results
+from streamguard.state.desired import KeptStreams
+from streamguard.state.results import ResultStore
+from streamguard.streams.fleet import FleetDesired, FleetMember
 from streamguard.streams.registry import Streams
 
 __all__ = ["Daemon"]
@@ -59,6 +62,7 @@ class Daemon:
         self._reload = asyncio.Event()
         self._signalled = asyncio.Event()  # set with either of the two above
         self.api_port: int | None = None
+        self._member: FleetMember | None = None
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT (SIGHUP reloads); return the exit code, 0 when clean."""
@@ -84,14 +88,21 @@ class Daemon:
         config = self.config
         async with AsyncExitStack() as stack:
             parts = await open_components(
-                stack, config, metrics=self.metrics, state_dir=config.state_path()
+                stack,
+                config,
+                metrics=self.metrics,
+                state_dir=config.state_path(),
+                join_fleet=config.state.fleet,
             )
             streams = await stack.enter_async_context(self._streams(parts))
-            # The file's streams first: an id in the file wins over one kept from the API.
-            # Both before the API serves, so no request races the restore.
-            for stream in config.streams:
-                await streams.attach(stream, from_api=False)
-            await streams.restore()
+            if parts.fleet is None:
+                # The file's streams first: an id in the file wins over one kept from the
+                # API. Both before the API serves, so no request races the restore.
+                for stream in config.streams:
+                    await streams.attach(stream, from_api=False)
+                await streams.restore()
+            else:
+                self._member = await self._join_fleet(parts.fleet, parts, streams)
             await self._start_api(stack, parts, streams)
             parts.supervisor.start("systemd.watchdog", self.notifier.watchdog)
             parts.supervisor.start(
@@ -105,8 +116,23 @@ class Daemon:
             await self._shutdown(streams)
         log.info("stopped")
 
+    async def _join_fleet(
+        self, fleet: FleetState, parts: Components, streams: Streams
+    ) -> FleetMember:
+        """Fleet mode: the file's streams join the shared desired set, and the loop
+        ``fleet.leases`` runs this instance's share of it."""
+        await sync_config_streams(fleet, self.config)
+        member = FleetMember(fleet.fleet, streams)
+        fleet.results.on_stale = member.stale
+        self.metrics.watch_fleet(lambda: member.gauges)
+        parts.supervisor.start("fleet.leases", member.run)
+        return member
+
     def _streams(self, parts: Components) -> Streams:
         config, health = self.config, StreamHealth(parts.sink, self.config.ingest.silent_minutes)
+        desired: KeptStreams = parts.desired
+        if parts.fleet is not None:
+            desired = FleetDesired(parts.fleet.fleet, parts.fleet.desired)
         streams = Streams(
             ingest=config.ingest,
             engine=parts.engine,
@@ -120,7 +146,7 @@ class Daemon:
             profiles=parts.profiles,
             on_attach=lambda stream: parts.attached.remember([stream]),
             supervisor=parts.supervisor,
-            desired=parts.desired,
+            desired=desired,
         )
         self.metrics.watch_streams(lambda: [r.state.value for r in streams.reports()])
         self.metrics.watch_stream_details(lambda: _stream_details(streams))
@@ -132,6 +158,8 @@ class Daemon:
             "database": parts.heartbeat.check,
             "storage": parts.spool.check,  # false while writes wait for a full disk
         }
+        if parts.fleet is not None:
+            readiness["fleet_database"] = parts.fleet.db.check
         if isinstance(parts.sink, MqttAlerts):
             readiness["bus"] = _bus_check(parts.sink)
         token = config.api.token.get_secret_value() if config.api.token else None
@@ -167,9 +195,14 @@ class Daemon:
                 return
             if self._reload.is_set():
                 self._reload.clear()
-                reloaded = await apply_reload(
-                    self.config_path, self.config, streams, parts.profiles, self.notifier
-                )
+                if parts.fleet is not None:
+                    reloaded = await reload_fleet(
+                        self.config_path, self.config, parts.fleet, parts.profiles, self.notifier
+                    )
+                else:
+                    reloaded = await apply_reload(
+                        self.config_path, self.config, streams, parts.profiles, self.notifier
+                    )
                 self.config = reloaded.config
                 await results.write(reloaded)
 
@@ -177,6 +210,8 @@ class Daemon:
         """Stop ingest and judge every partial tail, within the shutdown deadline."""
         self.notifier.stopping("judging partial tails, flushing alerts")
         log.info("stopping")
+        if self._member is not None:
+            await self._member.leave()  # claims nothing more
         streams.drain()
         streams.stop_all()
         deadline = self.config.instance.shutdown_seconds
@@ -189,6 +224,8 @@ class Daemon:
                 deadline,
             )
             await streams.cancel_all()
+        if self._member is not None:
+            await self._member.release_all()  # tails recorded: the others take over now
 
 
 def _count(streams: Streams) -> str:
@@ -215,7 +252,7 @@ def _text_config(config: Config) -> LocalEngineConfig:
     return config.engine if isinstance(config.engine, LocalEngineConfig) else LocalEngineConfig()
 
 
-async def _prune_forever(results: Results, keep_days: float) -> None:
+async def _prune_forever(results: ResultStore, keep_days: float) -> None:
     """Delete results past their retention now and then every hour."""
     while True:
         removed = await results.prune(datetime.now(UTC) - timedelta(days=keep_days))

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from streamguard.core.status import InstanceEvent, InstanceEventKind
 from streamguard.core.topics import Topics
-from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage
+from streamguard.state.outbox import MessageKind, OutboxMessage, OutboxStore
 
 __all__ = ["POISON_ATTEMPTS", "PUBLISHER_LOOP", "PoisonGuard"]
 
@@ -36,7 +36,7 @@ PUBLISHER_LOOP = "outbox.publisher"
 class PoisonGuard:
     """The publisher's bookkeeping of messages in flight, and its dead-lettering."""
 
-    def __init__(self, outbox: Outbox, topics: Topics, instance_id: str) -> None:
+    def __init__(self, outbox: OutboxStore, topics: Topics, instance_id: str) -> None:
         self._outbox = outbox
         self._events = topics.instance_events(instance_id)
         self._instance_id = instance_id

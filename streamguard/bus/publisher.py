@@ -35,7 +35,7 @@ from streamguard.core.backoff import Backoff
 from streamguard.core.status import instance_payload
 from streamguard.core.topics import Topics
 from streamguard.moderation.alert import stamp_published
-from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage
+from streamguard.state.outbox import MessageKind, OutboxMessage, OutboxStore
 
 __all__ = ["Publisher", "PublisherState"]
 
@@ -60,7 +60,7 @@ class Publisher:
     def __init__(
         self,
         config: MqttConfig,
-        outbox: Outbox,
+        outbox: OutboxStore,
         instance_id: str,
         *,
         on_acked: Callable[[Sequence[OutboxMessage]], None] | None = None,

@@ -27,7 +27,7 @@ from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.core.topics import Topics
 from streamguard.moderation.alert import Alert, stamp_published
 from streamguard.state.db import Database
-from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage
+from streamguard.state.outbox import MessageKind, Outbox, OutboxMessage, OutboxStore
 from streamguard.state.spool import DIRECT, Writes
 
 __all__ = ["AlertsRaised", "BusHealth", "JsonLinesAlerts", "MqttAlerts"]
@@ -99,11 +99,13 @@ class MqttAlerts:
         on_acked: Callable[[Sequence[OutboxMessage]], None] | None = None,
         supervisor: Supervisor | None = None,
         writes: Writes = DIRECT,
+        outbox: OutboxStore | None = None,
     ) -> None:
         self.config = config
         self._writes = writes
         self.topics = Topics(config.topic_prefix)
-        self.outbox = Outbox(db)
+        self.outbox: OutboxStore = outbox or Outbox(db)
+        """The SQLite outbox in ``db``, unless another is given (fleet mode's shared one)."""
         self.publisher = Publisher(config, self.outbox, instance_id, on_acked=on_acked)
         self._shared = supervisor
         self._stack = AsyncExitStack()
@@ -144,7 +146,7 @@ class MqttAlerts:
     async def emit(self, alert: Alert) -> None:
         payload = json.dumps(alert.to_json(), ensure_ascii=False)
         topic = self.topics.alerts(alert.room_id)
-        await self._store(MessageKind.ALERT, alert.alert_id, topic, payload)
+        await self._store(MessageKind.ALERT, alert.alert_id, topic, payload, alert.stream_id)
         self.raised.alert(alert)
 
     async def event(self, event: StreamEvent) -> None:
@@ -159,9 +161,16 @@ class MqttAlerts:
         topic = self.topics.instance_events(event.instance_id)
         await self._store(MessageKind.EVENT, event.event_id, topic, payload)
 
-    async def _store(self, kind: MessageKind, message_id: str, topic: str, payload: str) -> None:
+    async def _store(
+        self,
+        kind: MessageKind,
+        message_id: str,
+        topic: str,
+        payload: str,
+        stream_id: str | None = None,
+    ) -> None:
         async def add() -> None:
-            await self.outbox.add(kind, message_id, topic, payload)
+            await self.outbox.add(kind, message_id, topic, payload, stream_id)
             self.publisher.wake()
             for wake in self._also_wake:
                 wake()

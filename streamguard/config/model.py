@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -15,6 +16,7 @@ from streamguard.config.engine import EngineConfig, LocalEngineConfig
 from streamguard.config.ingest import IngestConfig
 from streamguard.config.instance import InstanceConfig
 from streamguard.config.policy import ProfileConfig
+from streamguard.config.state import StateConfig
 from streamguard.config.streams import StreamConfig
 from streamguard.config.webhooks import WebhookConfig, check_webhooks
 
@@ -24,6 +26,10 @@ __all__ = ["Config"]
 class Config(Section):
     instance: InstanceConfig = Field(
         default_factory=InstanceConfig, description="This daemon's name and state directory."
+    )
+    state: StateConfig = Field(
+        default_factory=StateConfig,
+        description="The state database: embedded SQLite, or a shared PostgreSQL (fleet mode).",
     )
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Reading sources.")
     engine: EngineConfig = Field(
@@ -64,6 +70,17 @@ class Config(Section):
         # Streams that name no profile use `default`: adding another must not remove it.
         # [profiles.default] in the file replaces it.
         return profiles if "default" in profiles else {"default": ProfileConfig(), **profiles}
+
+    def sqlite_path(self, state_dir: Path | None = None) -> Path:
+        """The instance's SQLite file: a ``sqlite:`` ``state.url``'s path (a relative one
+        under ``state_dir``, by default ``state_path()``), else ``state_dir/streamguard.db``
+        (in fleet mode it keeps what is not shared)."""
+        base = self.state_path() if state_dir is None else state_dir
+        url = self.state.url
+        if url is None or self.state.fleet:
+            return base / "streamguard.db"
+        path = Path(urlsplit(url).path)
+        return path if path.is_absolute() else base / path
 
     @field_validator("streams")
     @classmethod

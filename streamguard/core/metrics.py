@@ -170,6 +170,23 @@ class Metrics:
         self.outbox_depth.set_function(depth)
         self.outbox_oldest_age.set_function(oldest_age)
 
+    def watch_fleet(self, gauges: Callable[[], Mapping[str, float]]) -> None:
+        """Fleet mode: export ``streamguard_fleet_<name>`` for each of ``FLEET_GAUGES``,
+        read at scrape time from ``gauges()`` (kept current by the lease loop)."""
+        for name, description in FLEET_GAUGES.items():
+            Gauge(f"streamguard_fleet_{name}", description, registry=self.registry).set_function(
+                lambda name=name: float(gauges().get(name, 0))  # type: ignore[misc]
+            )
+
+
+FLEET_GAUGES = {
+    "instances_alive": "Instances of the fleet that renewed within a lease length.",
+    "streams": "Streams in the fleet's desired set.",
+    "streams_unowned": "Streams of the desired set no live lease holds.",
+    "takeovers": "Streams taken over from an instance whose lease expired, fleet-wide, ever.",
+    "streams_held": "Streams this instance holds a lease on.",
+}
+
 
 _LOCAL_OUTCOMES = ("moderated", "no_speech", "skipped_overloaded", "failed")
 _LOCAL_SECONDS = {

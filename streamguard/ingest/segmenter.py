@@ -19,7 +19,16 @@ class Segmenter:
     holds ``seconds * 16000`` samples. ``flush`` returns the partial tail on detach.
     """
 
-    def __init__(self, stream_id: str, attached_at: datetime, seconds: int) -> None:
+    def __init__(
+        self,
+        stream_id: str,
+        attached_at: datetime,
+        seconds: int,
+        *,
+        heard_until: datetime | None = None,
+    ) -> None:
+        """``heard_until``: when the stream was last heard before this attach (by another
+        instance, in fleet mode): the first segment is flagged with the gap since."""
         if seconds <= 0:
             raise ValueError(f"segment length must be positive, got {seconds}")
         self._stream_id = stream_id
@@ -33,6 +42,7 @@ class Segmenter:
         self._last_end: datetime | None = None
         self._gap_before = 0.0
         self._flags: set[SegmentFlag] = set()
+        self._heard_until = heard_until
 
     @property
     def pending_seconds(self) -> float:
@@ -55,6 +65,7 @@ class Segmenter:
         while offset < len(samples):
             if self._started_at is None:
                 self._started_at = chunk.wall_start + timedelta(seconds=offset / SAMPLE_RATE)
+                self._resume_gap(self._started_at)
             take = min(self._length - self._pending, len(samples) - offset)
             self._pieces.append(samples[offset : offset + take])
             self._pending += take
@@ -63,6 +74,13 @@ class Segmenter:
             if self._pending == self._length:
                 done.append(self._emit(partial=False))
         return done
+
+    def _resume_gap(self, started_at: datetime) -> None:
+        """Flag the first segment with the time nobody heard the stream before it."""
+        heard_until, self._heard_until = self._heard_until, None
+        if heard_until is not None and started_at > heard_until:
+            self._gap_before += (started_at - heard_until).total_seconds()
+            self._flags.add(SegmentFlag.GAP_BEFORE)
 
     def flush(self) -> Segment | None:
         """Emit whatever is pending as a partial segment (None when nothing is)."""

@@ -24,7 +24,7 @@ from streamguard.core.verdict import Verdict
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.moderation.profiles import Profiles
 from streamguard.state.attached import AttachedStreams
-from streamguard.state.results import Results
+from streamguard.state.results import ResultStore
 
 __all__ = ["LateVerdicts"]
 
@@ -47,7 +47,7 @@ class LateVerdicts:
         *,
         attached: AttachedStreams,
         profiles: Profiles,
-        results: Results,
+        results: ResultStore,
         outcomes: Outcomes,
     ) -> None:
         self._attached = attached

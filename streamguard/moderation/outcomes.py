@@ -20,7 +20,7 @@ from streamguard.core.verdict import Verdict
 from streamguard.moderation.alert import Alert
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.policy import Decision, decide
-from streamguard.state.results import Results
+from streamguard.state.results import ResultStore
 
 __all__ = ["Outcomes"]
 
@@ -32,7 +32,7 @@ class Outcomes:
         self,
         profiles: Mapping[str, ProfileConfig],
         alerting: Alerting,
-        results: Results | None = None,
+        results: ResultStore | None = None,
     ) -> None:
         self._profiles = profiles
         self._alerting = alerting

@@ -19,12 +19,12 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from streamguard.config.streams import StreamConfig
 from streamguard.state.db import Database
 
-__all__ = ["DesiredStream", "DesiredStreams", "Origin"]
+__all__ = ["DesiredStream", "DesiredStreams", "KeptStreams", "Origin"]
 
 
 class Origin(StrEnum):
@@ -42,6 +42,20 @@ class DesiredStream:
     stream_id: str
     origin: Origin
     config: dict[str, Any]
+
+
+class KeptStreams(Protocol):
+    """Where the registry keeps API streams: ``DesiredStreams``, or fleet mode's shared set
+    (``streams.fleet.FleetDesired``)."""
+
+    async def put(self, stream: StreamConfig, origin: Origin = Origin.API) -> None:
+        """Keep ``stream`` as it now is."""
+
+    async def remove(self, stream_id: str) -> bool:
+        """Forget ``stream_id``; False when it was not kept."""
+
+    async def all(self, origin: Origin = Origin.API) -> list[DesiredStream]:
+        """The kept streams to restore at start."""
 
 
 class DesiredStreams:

@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from streamguard.state.db import Database, StorageUnavailable
 from streamguard.state.dead_letters import DeadLetter, insert_dead_letter
 
-__all__ = ["MessageKind", "Outbox", "OutboxMessage"]
+__all__ = ["MessageKind", "Outbox", "OutboxMessage", "OutboxStore"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,49 @@ class OutboxMessage:
     topic: str
     payload: str
     created_at: float
+
+
+class OutboxStore(Protocol):
+    """What the publisher and the sink need of an outbox: ``Outbox`` (SQLite) or, in fleet
+    mode, ``state.postgres.outbox.PgOutbox`` (shared by the instances)."""
+
+    depth: int
+    oldest_created_at: float | None
+    added_total: int
+    removed_total: int
+    dead_lettered_total: int
+
+    async def open(self) -> None:
+        """Read the backlog waiting."""
+
+    def oldest_age(self) -> float | None:
+        """Seconds the oldest waiting message has waited, or None when empty."""
+
+    async def add(
+        self,
+        kind: MessageKind,
+        message_id: str,
+        topic: str,
+        payload: str,
+        stream_id: str | None = None,
+    ) -> bool:
+        """Write a message durably (about ``stream_id``, when it is a stream's: fleet mode
+        fences it); False if one with this id is already waiting."""
+
+    async def peek(self, limit: int) -> list[OutboxMessage]:
+        """The next ``limit`` messages to publish, in order."""
+
+    async def remove(self, seqs: Sequence[int]) -> None:
+        """Forget acknowledged messages."""
+
+    async def settle(self) -> None:
+        """Finish what a refused delete left."""
+
+    async def dead_letter(self, message: OutboxMessage, error: str) -> None:
+        """Move a message that cannot be delivered to the dead letters."""
+
+    async def wait_empty(self) -> None:
+        """Return once nothing waits."""
 
 
 class Outbox:
@@ -77,8 +121,18 @@ class Outbox:
             return None
         return max(0.0, self._clock() - self.oldest_created_at)
 
-    async def add(self, kind: MessageKind, message_id: str, topic: str, payload: str) -> bool:
-        """Write a message durably; False if one with this id is already waiting."""
+    async def add(
+        self,
+        kind: MessageKind,
+        message_id: str,
+        topic: str,
+        payload: str,
+        stream_id: str | None = None,
+    ) -> bool:
+        """Write a message durably; False if one with this id is already waiting.
+        (``stream_id`` matters only to the shared outbox of fleet mode: one machine has no
+        leases to fence.)"""
+        del stream_id
         created_at = self._clock()
 
         def insert(conn: sqlite3.Connection) -> bool:

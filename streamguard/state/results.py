@@ -6,7 +6,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.verdict import Verdict
@@ -14,7 +14,7 @@ from streamguard.state.db import Database
 from streamguard.state.spool import DIRECT, Writes
 from streamguard.state.usage import UsageRange, usage_rows
 
-__all__ = ["ResultQuery", "Results", "fts_phrases"]
+__all__ = ["ResultQuery", "ResultStore", "Results", "fts_phrases", "verdict_columns"]
 
 
 RISK_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
@@ -37,6 +37,35 @@ class ResultQuery:
     newest_first: bool = False
     after: str | None = None
     """A result's ``cursor``: only results after it in this order (the next page)."""
+
+
+class ResultStore(Protocol):
+    """What the daemon needs of a results table: ``Results`` (SQLite) or, in fleet mode,
+    ``state.postgres.results.PgResults`` (shared, fenced)."""
+
+    async def record(
+        self, room_id: str, segment: Segment | SegmentInfo, verdict: Verdict, risk: str
+    ) -> None:
+        """Store a segment's result (again: the latest record of a segment wins)."""
+
+    async def prune(self, older_than: datetime) -> int:
+        """Delete results of segments that started before ``older_than``; return how many."""
+
+    async def stream_of(self, segment_id: str) -> str | None:
+        """The stream a recorded segment belongs to."""
+
+    async def replace_verdict(self, verdict: Verdict, risk: str) -> bool:
+        """Put a late verdict on its segment's row; False if the segment is unknown."""
+
+    async def query(self, q: ResultQuery) -> list[dict[str, Any]]:
+        """Results matching every filter of ``q``, oldest first (``newest_first``: newest),
+        after the cursor ``q.after``; each with its ``cursor`` and ``incident_id``."""
+
+    async def latest(self, stream_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The most recent result of each of ``stream_ids`` that has one."""
+
+    async def usage(self, span: UsageRange | None = None) -> list[dict[str, Any]]:
+        """Segments and minutes ingested, moderated and skipped per UTC day and label."""
 
 
 class Results:
@@ -62,7 +91,7 @@ class Results:
             segment.started_at.isoformat(),
             segment.ended_at.isoformat(),
             segment.duration,
-            *_verdict_columns(verdict, risk),
+            *verdict_columns(verdict, risk),
             json.dumps(segment.metadata()),
             json.dumps(verdict.to_json()),
         )
@@ -97,7 +126,7 @@ class Results:
         """Put a late verdict (e.g. an AMS task settled after a restart) on its segment's row,
         replacing the "failed" one recorded at shutdown; False if the segment is unknown."""
         values = (
-            *_verdict_columns(verdict, risk),
+            *verdict_columns(verdict, risk),
             json.dumps(verdict.to_json()),
             verdict.segment_id,
         )
@@ -207,7 +236,7 @@ def fts_phrases(text: str) -> str:
     return " ".join('"' + word.replace('"', '""') + '"' for word in words) or '""'
 
 
-def _verdict_columns(verdict: Verdict, risk: str) -> tuple[str, str, str, int, str, str, str]:
+def verdict_columns(verdict: Verdict, risk: str) -> tuple[str, str, str, int, str, str, str]:
     """outcome, suggestion, label, score, risk, engine, reason: the queryable verdict columns."""
     return (
         verdict.outcome.value,

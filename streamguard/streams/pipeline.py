@@ -58,9 +58,12 @@ class StreamPipeline:
         on_result: Callable[[SegmentResult], Awaitable[None]],
         biz_type: Callable[[], str | None] = lambda: None,
         queue_size: int = 4,
+        heard_until: datetime | None = None,
     ) -> None:
         self._stream_id = stream_id
-        self._segmenter = Segmenter(stream_id, attached_at, segment_seconds)
+        self._segmenter = Segmenter(
+            stream_id, attached_at, segment_seconds, heard_until=heard_until
+        )
         self._encoding = encoding
         self._clip_dir = clip_dir
         self._engine = engine

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -35,7 +36,7 @@ from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.engines.base import Engine
 from streamguard.ingest.protocols import resolve_source
 from streamguard.moderation.profiles import Profiles
-from streamguard.state.desired import DesiredStream, DesiredStreams
+from streamguard.state.desired import DesiredStream, KeptStreams
 from streamguard.streams.refusals import InvalidSource, ShuttingDown, StreamConflict, UnknownProfile
 from streamguard.streams.report import StreamReport, StreamTally
 from streamguard.streams.runner import ResultHandler, StateHandler, StreamRunner
@@ -76,7 +77,7 @@ class Streams:
         profiles: Profiles,
         on_attach: AttachHandler,
         supervisor: Supervisor | None = None,
-        desired: DesiredStreams | None = None,
+        desired: KeptStreams | None = None,
     ) -> None:
         self._profiles = profiles
         self._on_attach = on_attach
@@ -178,7 +179,14 @@ class Streams:
         async with self._lock:
             await self._attach(stream, from_api, keep=True)
 
-    async def _attach(self, stream: StreamConfig, from_api: bool, *, keep: bool) -> None:
+    async def _attach(
+        self,
+        stream: StreamConfig,
+        from_api: bool,
+        *,
+        keep: bool,
+        heard_until: datetime | None = None,
+    ) -> None:
         self._refuse_file_stream(stream.id, from_api)
         self.check(stream, from_api=from_api)
         task = self._tasks.get(stream.id)
@@ -188,7 +196,7 @@ class Streams:
             await self._keep(stream, from_api)
         self._held.pop(stream.id, None)
         await self._on_attach(stream)
-        self._start(stream)
+        self._start(stream, heard_until)
 
     async def change(self, stream: StreamConfig, *, from_api: bool = True) -> None:
         """Apply a changed stream (attaching it if it is gone): restart it if its source or
@@ -216,6 +224,26 @@ class Streams:
             forgotten = self._desired is not None and await self._desired.remove(stream_id)
             held = self._held.pop(stream_id, None) is not None
             return await self._detach(stream_id) or held or forgotten
+
+    async def run_leased(
+        self, stream: StreamConfig, *, from_api: bool, heard_until: datetime | None = None
+    ) -> None:
+        """Start a stream whose lease this instance just took (fleet mode): checked like
+        any, not kept again (the shared desired set holds it), detachable by the API; its
+        first segment carries the gap since ``heard_until`` (the last one recorded)."""
+        async with self._lock:
+            await self._attach(stream, from_api, keep=False, heard_until=heard_until)
+
+    async def hand_over(self, stream_id: str) -> bool:
+        """Stop a stream another instance is to run (fleet mode: lease lost, shed or
+        drained) and wait until its tail is recorded; it stays in the desired set."""
+        async with self._lock:
+            held = self._held.pop(stream_id, None) is not None
+            return await self._detach(stream_id) or held
+
+    def running(self) -> list[str]:
+        """The ids of the streams that run here now."""
+        return list(self._runners)
 
     async def restore(self) -> list[str]:
         """Start every stream kept from the API that does not run yet; hold (and report) each
@@ -290,7 +318,7 @@ class Streams:
         del self._tasks[stream_id]
         return True
 
-    def _start(self, stream: StreamConfig) -> None:
+    def _start(self, stream: StreamConfig, heard_until: datetime | None = None) -> None:
         assert self._supervisor is not None, "Streams is used outside its async with"
         runner = StreamRunner(
             stream,
@@ -301,6 +329,7 @@ class Streams:
             on_state=self._on_state,
             metrics=self._metrics,
             biz_type=self._profiles.biz_type,
+            heard_until=heard_until,
         )
         self._runners[stream.id] = runner
         self._tasks[stream.id] = self._supervisor.spawn(f"stream[{stream.id}]", runner.run())

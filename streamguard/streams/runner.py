@@ -69,8 +69,10 @@ class StreamRunner:
         metrics: Metrics,
         biz_type: BizType,
         restart_backoff: Backoff = RESTART_BACKOFF,
+        heard_until: datetime | None = None,
     ) -> None:
         self.config = config
+        self._heard_until = heard_until  # the first life's first segment carries the gap
         self._biz_type = biz_type
         self._ingest = ingest
         self._engine = engine
@@ -151,7 +153,9 @@ class StreamRunner:
             engine=self._engine,
             on_result=self._result,
             biz_type=lambda: self._biz_type(self.config),
+            heard_until=self._heard_until,
         )
+        self._heard_until = None
         async with source:
             self._source = source
             if self._stopping.is_set():

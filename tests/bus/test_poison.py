@@ -22,7 +22,7 @@ from streamguard.core.supervisor import Supervisor
 from streamguard.core.topics import Topics
 from streamguard.state.db import Database
 from streamguard.state.dead_letters import DeadLetters
-from streamguard.state.outbox import MessageKind, Outbox
+from streamguard.state.outbox import MessageKind, Outbox, OutboxStore
 from streamguard.testing.broker import Mosquitto
 from tests.support.subscriber import Subscriber
 
@@ -46,7 +46,7 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-async def queue(outbox: Outbox, topics: Topics, names: list[str], room: str = "r") -> None:
+async def queue(outbox: OutboxStore, topics: Topics, names: list[str], room: str = "r") -> None:
     """Events written as a previous run would have left them in the outbox."""
     for name in names:
         payload = json.dumps({"name": name})

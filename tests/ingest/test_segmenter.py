@@ -88,6 +88,19 @@ def test_gap_flags_the_next_segment_and_the_one_it_falls_in() -> None:
     assert tail.ended_at == later + timedelta(seconds=4)
 
 
+def test_a_resumed_stream_flags_its_first_segment_with_the_gap_since_it_was_last_heard() -> None:
+    # Fleet mode: another instance recorded the stream up to 8 s before this attach heard it.
+    segmenter = Segmenter("room-1", T0, 15, heard_until=T0 - timedelta(seconds=8))
+    first, second = segmenter.push(chunks_of([30 * SAMPLE_RATE])[0])
+    assert first.gap_before == 8.0
+    assert first.flags == {SegmentFlag.GAP_BEFORE}
+    assert (second.gap_before, second.flags) == (0.0, frozenset())
+    # Heard again before the last recorded end (overlap): no gap to report.
+    overlapping = Segmenter("room-1", T0, 15, heard_until=T0 + timedelta(seconds=1))
+    (only,) = overlapping.push(chunks_of([15 * SAMPLE_RATE])[0])
+    assert (only.gap_before, only.flags) == (0.0, frozenset())
+
+
 def test_flush_with_nothing_pending_emits_nothing() -> None:
     segmenter = Segmenter("room-1", T0, 15)
     assert segmenter.flush() is None

@@ -32,7 +32,9 @@ class DaemonProcess:
         *,
         watchdog_usec: int = 2_000_000,
         env: dict[str, str] | None = None,
+        instance: str = "test",
     ) -> None:
+        self.instance = instance
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.extra_env = env or {}
@@ -56,7 +58,7 @@ class DaemonProcess:
         self.log_path = workdir / "daemon.log"
 
     def write_config(self, body: str) -> None:
-        head = f'[instance]\nid = "test"\nstate_dir = "{self.workdir / "state"}"\n'
+        head = f'[instance]\nid = "{self.instance}"\nstate_dir = "{self.workdir / "state"}"\n'
         head += f"[api]\nport = {self.port}\n"
         self.config_path.write_text(head + body, encoding="utf-8")
 

@@ -1,0 +1,105 @@
+"""Fleet mode's part of the composition root: the shared PostgreSQL and what lives there.
+
+    PostgreSQL (pool, migrations) → this instance joins the fleet → shared results (fenced),
+    shared outbox, shared desired set
+
+What is not shared yet (the incident journal and history, feedback, attached streams' alert
+fields, AMS task tracking, evidence, the readiness heartbeat) stays in the instance's own
+SQLite file beside it; docs/fleet.md says what that means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamguard.app.notify import Notifier
+from streamguard.app.reload import Reloaded
+from streamguard.config import Config
+from streamguard.config.loading import load_config
+from streamguard.core.errors import ConfigError
+from streamguard.moderation.profiles import Profiles
+from streamguard.state.desired import Origin
+from streamguard.state.postgres.database import PgDatabase
+from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.fleet import Fleet
+from streamguard.state.postgres.outbox import PgOutbox
+from streamguard.state.postgres.results import PgResults
+from streamguard.state.spool import Spool
+
+__all__ = ["FleetState", "open_fleet_state", "reload_fleet", "sync_config_streams"]
+
+log = logging.getLogger("streamguard.fleet")
+
+
+@dataclass(frozen=True, slots=True)
+class FleetState:
+    """The shared database and this instance's stores on it."""
+
+    db: PgDatabase
+    fleet: Fleet
+    results: PgResults
+    outbox: PgOutbox
+    desired: PgDesiredStreams
+
+
+async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
+    """Connect (migrating the schema), join the fleet, and build the shared stores."""
+    # The pool logs every failed reconnection while the database is away; the spool and
+    # the lease loop already say so, once per episode and per turn.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    assert config.state.url is not None, "fleet mode needs state.url"
+    password = config.state.password
+    db = await stack.enter_async_context(
+        PgDatabase(
+            config.state.url,
+            password=password.get_secret_value() if password is not None else None,
+        )
+    )
+    instance = config.instance.id
+    fleet = Fleet(
+        db, instance, lease_seconds=config.state.lease_seconds, capacity=config.state.capacity
+    )
+    await fleet.join()
+    return FleetState(
+        db,
+        fleet,
+        PgResults(db, fleet.fence, spool),
+        PgOutbox(db, instance, dead_after=config.state.lease_seconds, fences=fleet.fence),
+        PgDesiredStreams(db),
+    )
+
+
+async def sync_config_streams(state: FleetState, config: Config) -> None:
+    """Make the file's streams the desired set's ``config`` streams: every instance reads
+    the same file, and whichever holds a stream's lease runs it."""
+    wanted = {stream.id for stream in config.streams}
+    for stream in config.streams:
+        await state.desired.put(stream, Origin.CONFIG)
+    for kept in await state.desired.all(Origin.CONFIG):
+        if kept.stream_id not in wanted:
+            await state.desired.remove(kept.stream_id)
+
+
+async def reload_fleet(
+    path: Path, old: Config, state: FleetState, profiles: Profiles, notifier: Notifier
+) -> Reloaded:
+    """SIGHUP in fleet mode: profiles apply here, the file's streams go to the desired set
+    (a changed stream runs with its new config from its next claim)."""
+    notifier.reloading()
+    try:
+        new = await asyncio.to_thread(load_config, path)
+    except ConfigError as exc:
+        log.error("reload refused, config unchanged: %s", exc)
+        summary = f"reload refused: {len(exc.problems)} problem(s)"
+        notifier.reloaded(summary)
+        return Reloaded(config=old, ok=False, summary=summary)
+    profiles.replace(new.profiles)
+    await sync_config_streams(state, new)
+    summary = f"reloaded: {len(new.streams)} stream(s) in the file"
+    notifier.reloaded(summary)
+    config = old.model_copy(update={"profiles": new.profiles, "streams": new.streams})
+    return Reloaded(config=config, ok=True, summary=summary)

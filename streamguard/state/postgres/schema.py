@@ -1,0 +1,116 @@
+"""The PostgreSQL schema (fleet mode), each component's migrations in order — the same rule
+as ``state/schema.py`` for SQLite: append a step to change a table, never edit or reorder one
+that shipped, never rename a component.
+
+Times that decide ownership (leases, heartbeats, outbox claims) are the database's own
+``now()``: the instances' clocks may disagree, the one database does not.
+"""
+
+from __future__ import annotations
+
+from typing import LiteralString
+
+__all__ = ["SCHEMA"]
+
+FLEET_MIGRATIONS: list[LiteralString] = [
+    # Every instance that ever joined; alive while heartbeat_at is recent.
+    """CREATE TABLE fleet_instances (
+        instance_id TEXT PRIMARY KEY,
+        started_at TIMESTAMPTZ NOT NULL,
+        heartbeat_at TIMESTAMPTZ NOT NULL,
+        draining BOOLEAN NOT NULL DEFAULT false,
+        capacity INTEGER
+    )""",
+    # The desired set of streams, whoever attached them, and who runs each: the lease.
+    # ``generation`` is drawn from ``lease_generations`` at every change of holder (never
+    # reused, even by a stream detached and attached again); a write carries the generation
+    # its writer holds and is refused when it is not the current one (fencing).
+    "CREATE SEQUENCE lease_generations",
+    """CREATE TABLE desired_streams (
+        stream_id TEXT PRIMARY KEY,
+        origin TEXT NOT NULL,
+        config JSONB NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        owner TEXT,
+        lease_until TIMESTAMPTZ,
+        generation BIGINT NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX desired_streams_owner ON desired_streams (owner)",
+    # Every change of owner: who had the stream, who has it, and how it moved (``claim`` of
+    # a stream nobody held, ``takeover`` of an expired lease, ``release`` on drain or shed).
+    """CREATE TABLE lease_history (
+        id BIGSERIAL PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        generation BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        from_owner TEXT,
+        to_owner TEXT,
+        at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )""",
+    "CREATE INDEX lease_history_stream ON lease_history (stream_id, id)",
+]
+"""Kept by ``state/postgres/fleet.py``."""
+
+RESULTS_MIGRATIONS: list[LiteralString] = [
+    # As SQLite's ``results``, plus who wrote the row under which lease generation.
+    """CREATE TABLE results (
+        segment_id TEXT PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL,
+        ended_at TIMESTAMPTZ NOT NULL,
+        duration DOUBLE PRECISION NOT NULL,
+        outcome TEXT NOT NULL,
+        suggestion TEXT NOT NULL,
+        label TEXT NOT NULL,
+        score INTEGER NOT NULL,
+        risk TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        segment JSONB NOT NULL,
+        verdict JSONB NOT NULL,
+        owner TEXT,
+        generation BIGINT,
+        search TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX results_stream_time ON results (stream_id, started_at)",
+    "CREATE INDEX results_label ON results (label, started_at)",
+]
+"""Kept by ``state/postgres/results.py``."""
+
+OUTBOX_MIGRATIONS: list[LiteralString] = [
+    # As SQLite's ``alerts_outbox``, shared: ``origin`` wrote it; a publisher claims messages
+    # (``claimed_by`` until ``claimed_until``) so two instances do not send the same one, and
+    # a dead instance's messages and claims are taken by the living.
+    """CREATE TABLE alerts_outbox (
+        seq BIGSERIAL PRIMARY KEY,
+        message_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        origin TEXT NOT NULL,
+        claimed_by TEXT,
+        claimed_until TIMESTAMPTZ
+    )""",
+    """CREATE TABLE outbox_dead_letters (
+        id BIGSERIAL PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        failed_at DOUBLE PRECISION NOT NULL,
+        error TEXT NOT NULL
+    )""",
+]
+"""Kept by ``state/postgres/outbox.py``."""
+
+SCHEMA: dict[str, list[LiteralString]] = {
+    "fleet": FLEET_MIGRATIONS,
+    "results": RESULTS_MIGRATIONS,
+    "outbox": OUTBOX_MIGRATIONS,
+}
+"""Every component's migrations, applied in this order."""

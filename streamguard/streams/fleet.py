@@ -1,0 +1,179 @@
+"""Fleet mode: this instance's part in running the fleet's streams, by lease.
+
+``FleetMember.run`` is the supervised loop ``fleet.leases``: every third of a lease it
+renews (heartbeat + every held lease), stops the streams it lost (taken over while it was
+paused or cut off, or detached), claims free and expired streams up to its share and runs
+them, and hands back what is over its share when the fleet grew. A write refused as stale
+(``stale``) stops its stream at the next turn, without waiting for the renewal.
+
+``leave`` is the SIGTERM path: stop claiming (``drain``), and once the daemon stopped its
+streams (their tails judged and recorded under their leases), release every lease so the
+others take the streams over at their next claim, not a lease length later.
+
+``FleetDesired`` is what the registry keeps API streams in, in fleet mode: an attach is kept
+in the shared desired set and held here at once; nothing is restored at start (the leases
+bring streams back, wherever they run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from streamguard.config.streams import StreamConfig
+from streamguard.core.errors import StreamGuardError
+from streamguard.state.db import StateError
+from streamguard.state.desired import DesiredStream, Origin
+from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.fleet import Fleet, Lease
+from streamguard.streams.refusals import StreamConflict
+
+__all__ = ["FleetDesired", "FleetMember", "LeasedStreams"]
+
+log = logging.getLogger("streamguard.fleet")
+
+
+class LeasedStreams(Protocol):
+    """What the member starts and stops streams with: ``streams.registry.Streams``."""
+
+    async def run_leased(
+        self, stream: StreamConfig, *, from_api: bool, heard_until: datetime | None = None
+    ) -> None:
+        """Start a stream whose lease was just taken."""
+
+    async def hand_over(self, stream_id: str) -> bool:
+        """Stop a stream (its tail recorded); False when it did not run here."""
+
+
+class FleetMember:
+    """Runs the streams this instance holds leases on; see the module docstring."""
+
+    def __init__(self, fleet: Fleet, streams: LeasedStreams) -> None:
+        self.fleet = fleet
+        self._streams = streams
+        self._stale: set[str] = set()
+        self._wake = asyncio.Event()
+        self.every = fleet.lease.total_seconds() / 3
+        self.takeovers = 0
+        """Streams this instance took over from an instance whose lease expired."""
+        self.gauges: dict[str, float] = {}
+        """The fleet's gauges as of the last turn (``core.metrics.FLEET_GAUGES``)."""
+
+    def stale(self, stream_id: str) -> None:
+        """A write of ``stream_id`` was refused: this instance no longer holds it."""
+        self.fleet.fences.pop(stream_id, None)
+        self._stale.add(stream_id)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Take part until cancelled (the loop ``fleet.leases``). The first claim waits one
+        turn: instances started together (a deploy) then see each other and claim their
+        share, instead of the first taking every stream and the others waiting for it to
+        hand them back."""
+        await asyncio.sleep(self.every)
+        while True:
+            try:
+                await self.turn()
+            except StateError as exc:  # the database is away: leases wait, streams run on
+                log.warning("fleet: leases not renewed this turn: %s", exc)
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self.every):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def turn(self) -> None:
+        """One renewal, claim and rebalance."""
+        while self._stale:
+            await self._hand_over(self._stale.pop(), "a write was refused as stale")
+        for stream_id in await self.fleet.renew():
+            await self._hand_over(stream_id, "its lease was lost")
+        for lease in await self.fleet.claim():
+            await self._run(lease)
+        excess = await self.fleet.excess()
+        if excess > 0:
+            shed = sorted(self.fleet.fences)[:excess]
+            for stream_id in shed:
+                await self._hand_over(stream_id, "the fleet grew: handed to another instance")
+            await self.fleet.release(shed)
+        status = await self.fleet.status()
+        self.gauges = {
+            "instances_alive": status.instances_alive,
+            "streams": status.streams,
+            "streams_unowned": status.streams_unowned,
+            "takeovers": status.takeovers,
+            "streams_held": len(self.fleet.fences),
+        }
+
+    async def _run(self, lease: Lease) -> None:
+        if lease.previous_owner is not None:
+            self.takeovers += 1
+            log.warning(
+                "fleet: took stream %s over from %s (its lease expired)",
+                lease.stream_id,
+                lease.previous_owner,
+                extra={"stream_id": lease.stream_id},
+            )
+        try:
+            stream = StreamConfig.model_validate(lease.config)
+            await self._streams.run_leased(
+                stream, from_api=lease.origin == Origin.API, heard_until=lease.heard_until
+            )
+        except (ValidationError, StreamGuardError) as exc:
+            # Held, not released: another instance would fail the same way.
+            log.error(
+                "fleet: stream %s cannot run here: %s",
+                lease.stream_id,
+                exc,
+                extra={"stream_id": lease.stream_id},
+            )
+
+    async def _hand_over(self, stream_id: str, why: str) -> None:
+        if await self._streams.hand_over(stream_id):
+            log.warning("fleet: stopped stream %s: %s", stream_id, why)
+
+    async def leave(self) -> None:
+        """Stop claiming; tell the fleet (the daemon then stops the streams)."""
+        try:
+            await self.fleet.drain()
+        except StateError as exc:
+            log.warning("fleet: could not mark this instance draining: %s", exc)
+
+    async def release_all(self) -> None:
+        """Give every lease back once the streams stopped, so others claim them at once."""
+        try:
+            await self.fleet.release(list(self.fleet.fences))
+        except StateError as exc:
+            log.warning("fleet: leases not released (they expire instead): %s", exc)
+
+
+class FleetDesired:
+    """The registry's ``DesiredStreams`` in fleet mode (see the module docstring)."""
+
+    def __init__(self, fleet: Fleet, desired: PgDesiredStreams) -> None:
+        self._fleet = fleet
+        self._desired = desired
+
+    async def put(self, stream: StreamConfig, origin: Origin = Origin.API) -> None:
+        """Keep ``stream`` and hold it here; ``StreamConflict`` when another instance runs
+        it (its config is updated all the same and applies at its next start)."""
+        holder = await self._fleet.keep_and_take(
+            stream.id, origin.value, stream.model_dump(mode="json")
+        )
+        if holder is not None:
+            raise StreamConflict(f"stream {stream.id!r} runs on instance {holder!r}")
+
+    async def remove(self, stream_id: str) -> bool:
+        """Forget ``stream_id`` fleet-wide (its holder stops it at its next renewal)."""
+        self._fleet.fences.pop(stream_id, None)
+        return await self._desired.remove(stream_id)
+
+    async def all(self, origin: Origin = Origin.API) -> list[DesiredStream]:
+        """Nothing to restore here: leases bring the desired set back."""
+        del origin
+        return []
