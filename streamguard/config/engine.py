@@ -147,6 +147,14 @@ class LocalEngineConfig(Section):
             "CPU (docs/benchmarks.md, 'Local engine'); false = one plain pass."
         ),
     )
+    hotwords: bool = Field(
+        False,
+        description=(
+            "Hear every segment with the words of keyword libraries marked 'hotwords = true' "
+            "as whisper hotwords (at most 40 keywords). Off by default: on benign speech it "
+            "changes what whisper hears (docs/benchmarks.md, 'Hotwords on benign speech')."
+        ),
+    )
     recheck_word_probability: float = Field(
         0.6,
         ge=0,

@@ -103,7 +103,11 @@ async def hear(
 ) -> list[Heard]:
     """Recognise the speech ``regions`` of each segment's samples in one pass, then listen
     again to near misses; one ``Heard`` per item, in order."""
-    transcripts = await offload(functools.partial(recognizer.transcribe_many, items))
+    # engine.hotwords: the first pass hears with the marked libraries' words as hotwords.
+    hotwords = libraries.matcher.hotwords if config.hotwords else ""
+    transcripts = await offload(
+        functools.partial(recognizer.transcribe_many, items, hotwords=hotwords or None)
+    )
     return await _second_listen(
         items,
         transcripts,

@@ -570,3 +570,41 @@ async def test_segments_queued_behind_a_running_batch_wait_for_it(speech: Speech
         )
     assert [v.outcome for v in verdicts] == [Outcome.MODERATED] * 6, [v.reason for v in verdicts]
     assert {v.text for v in verdicts} == {"hello there"}
+
+
+class _Listening(Recognizer):
+    """Records the hotwords of each pass and hears a fixed sentence (a fake at our seam)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hotwords: list[str | None] = []
+
+    @property
+    def multilingual(self) -> bool:
+        return False
+
+    def transcribe_many(
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
+    ) -> list[Transcript]:
+        self.hotwords.append(hotwords)
+        text = "Get cheap by followers here."
+        return [Transcript(text, (), "en", 1.0, -0.2, 0.1, 1.1, 0.95, (), 3.0, 0.1) for _ in items]
+
+
+@pytest.mark.parametrize("hotwords", [False, True])
+async def test_engine_hotwords_bias_the_first_pass_with_marked_libraries_only(
+    speech: SpeechCache, hotwords: bool
+) -> None:
+    listening = _Listening()
+    config = LocalEngineConfig(hotwords=hotwords, recheck=False)
+    async with LocalEngine(config, recognizer=listening) as engine:
+        verdict = await engine.moderate(segment_of(speech("Good morning everyone.", "hibari")))
+    # The shipped library marks spam and sexual content: their keywords, nothing else.
+    expected = engine.libraries.matcher.hotwords if hotwords else None
+    assert listening.hotwords == [expected]
+    assert expected is None or ("free followers" in expected and "idiot" not in expected)
+    # The homophone "by followers" is the spam keyword "buy followers" either way.
+    assert [k.keyword for k in verdict.keywords] == ["buy followers"]
