@@ -36,6 +36,16 @@ class LocalEngineConfig(Section):
             "CTranslate2 model directory. A multilingual model adds language detection."
         ),
     )
+    model_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description=(
+            "SHA-256 of the whisper model's weights (model.bin of the CTranslate2 model "
+            "directory), checked before the model loads: a larger or multilingual model "
+            "copied by hand must be the one meant. A mismatch stops the engine with an error "
+            "naming both digests. Unset = not checked."
+        ),
+    )
     libraries: list[Path] = Field(
         default_factory=list,
         description="Keyword library files (TOML). Empty = the shipped English default library.",

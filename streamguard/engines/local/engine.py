@@ -79,6 +79,7 @@ class LocalEngine:
             logprob_threshold=config.logprob_threshold,
             compression_ratio_threshold=config.compression_ratio_threshold,
             fillers=config.fillers,
+            sha256=config.model_sha256,
         )
         self.gate: SpeechDetector = gate or SpeechGate(
             threshold=config.speech_threshold,
