@@ -46,6 +46,22 @@ class LocalEngineConfig(Section):
             "naming both digests. Unset = not checked."
         ),
     )
+    multilingual_model: str | None = Field(
+        None,
+        description=(
+            "A multilingual whisper model (a path to a CTranslate2 model directory, or a name "
+            "already in the Hugging Face cache) that hears again the speech an English-only "
+            "'model' could not follow: non-English speech is then transcribed in its own "
+            "language, judged (keyword libraries; the semantic layer is multilingual) and "
+            "reported as 'non-English speech (xx)'. Unset = such speech is reported as "
+            "possible non-English or unintelligible speech, unjudged."
+        ),
+    )
+    multilingual_model_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="SHA-256 of multilingual_model's model.bin, checked before it loads.",
+    )
     libraries: list[Path] = Field(
         default_factory=list,
         description="Keyword library files (TOML). Empty = the shipped English default library.",
