@@ -6,7 +6,8 @@ The evaluation set is the ``held_out`` sentences of the example libraries (shipp
 ``streamguard/engines/local/libraries/en-examples.toml``), which the classifier never
 sees: they were split off with ``random.Random(13)`` before any threshold was chosen.
 Each is judged alone, as ``moderate-text`` judges a chat line, twice: keyword libraries
-only (``semantic = false``) and keywords plus the semantic layer (the defaults). A harmful
+only (``semantic = false``) and keywords plus the semantic layer (``semantic = true``, the
+other settings at their defaults). A harmful
 sentence is *caught* when the suggestion is not Pass, *labelled* when it is also flagged with
 its library's label; a benign sentence that is not Pass is a *false flag*.
 
@@ -16,8 +17,10 @@ list of sentences per example library id, and ``benign`` for sentences that must
 tuning.
 
 CPU is ``time.process_time()`` of this process with the embedder on one thread: "per core"
-figures are per fully used core. Text only: speech conditions (clean, noise, telephone)
-are not measured here.
+figures are per fully used core. It is measured the first time each text is judged (a
+batch per category; texts a keyword decides are not embedded) and again one at a time
+(their vectors kept, as for repeated chat lines). Text only: speech conditions (clean,
+noise, telephone) are not measured here.
 """
 
 from __future__ import annotations
