@@ -440,6 +440,9 @@ async def main() -> None:
         default=",".join(CONDITIONS),
         help="comma-separated conditions to measure (default: all)",
     )
+    parser.add_argument(
+        "--semantic", action="store_true", help="semantic layer on (engine.semantic = true)"
+    )
     parser.add_argument("--write", type=Path, help="write the section to this markdown file")
     args = parser.parse_args()
     config = LocalEngineConfig(workers=1, cpu_threads=1, backlog=1000)
@@ -447,6 +450,8 @@ async def main() -> None:
         config = config.model_copy(update={"beam_size": args.beam_size})
     if args.no_recheck:
         config = config.model_copy(update={"recheck": False})
+    if args.semantic:
+        config = config.model_copy(update={"semantic": True})
     if args.recheck_word_probability is not None:
         config = config.model_copy(
             update={"recheck_word_probability": args.recheck_word_probability}
@@ -463,6 +468,7 @@ async def main() -> None:
         ".venv/bin/python -m bench.engine_eval "
         + (f"--beam-size {args.beam_size} " if args.beam_size is not None else "")
         + ("--no-recheck " if args.no_recheck else "")
+        + ("--semantic " if args.semantic else "")
         + (
             f"--recheck-word-probability {args.recheck_word_probability:g} "
             if args.recheck_word_probability is not None

@@ -1,18 +1,26 @@
 """Semantic layer evaluation on text: recall and false flags per category, CPU per text.
 
-    .venv/bin/python -m bench.semantic_eval [--examples FILE ...] [--json]
+    .venv/bin/python -m bench.semantic_eval [--examples FILE ...] [--held-out FILE] [--json]
 
 The evaluation set is the ``held_out`` sentences of the example libraries (shipped:
 ``streamguard/engines/local/libraries/en-examples.toml``), which the classifier never
 sees: they were split off with ``random.Random(13)`` before any threshold was chosen.
 Each is judged alone, as ``moderate-text`` judges a chat line, twice: keyword libraries
-only (``semantic = false``) and keywords plus the semantic layer (the defaults). A harmful
+only (``semantic = false``) and keywords plus the semantic layer (``semantic = true``, the
+other settings at their defaults). A harmful
 sentence is *caught* when the suggestion is not Pass, *labelled* when it is also flagged with
 its library's label; a benign sentence that is not Pass is a *false flag*.
 
+``--held-out FILE`` judges another held-out set instead (TOML: ``[held_out]`` with one
+list of sentences per example library id, and ``benign`` for sentences that must pass):
+``bench/data/fresh-held-out.toml`` is a second set, written before the second round of
+tuning.
+
 CPU is ``time.process_time()`` of this process with the embedder on one thread: "per core"
-figures are per fully used core. Text only: speech conditions (clean, noise, telephone)
-are not measured here.
+figures are per fully used core. It is measured the first time each text is judged (a
+batch per category; texts a keyword decides are not embedded) and again one at a time
+(their vectors kept, as for repeated chat lines). Text only: speech conditions (clean,
+noise, telephone) are not measured here.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import json
 import platform
 import time
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,36 +64,51 @@ class Tally:
             self.missed.append(text)
 
 
-def _evaluate(moderator: TextModerator, examples: ExampleSet) -> list[Tally]:
+def held_out_sets(examples: ExampleSet, path: Path | None) -> list[tuple[str, str, list[str]]]:
+    """(category, label, sentences) per held-out category; label "" for benign ones."""
+    if path is None:
+        return [
+            (lib.id, lib.label if lib.kind is ExampleKind.FLAG else "", list(lib.held_out))
+            for lib in examples.libraries
+            if lib.held_out
+        ]
+    with path.open("rb") as file:
+        document = tomllib.load(file)["held_out"]
+    labels = {lib.id: lib.label for lib in examples.libraries if lib.kind is ExampleKind.FLAG}
+    return [(name, labels.get(name, ""), list(texts)) for name, texts in document.items()]
+
+
+def _evaluate(moderator: TextModerator, sets: Sequence[tuple[str, str, list[str]]]) -> list[Tally]:
     tallies = []
-    for library in examples.libraries:
-        if not library.held_out:
-            continue
-        tally = Tally(library.id, library.kind is ExampleKind.FLAG)
-        for text, judgement in zip(
-            library.held_out, moderator.judge_many(library.held_out), strict=True
-        ):
-            tally.add(text, library.label, judgement)
+    for category, label, texts in sets:
+        tally = Tally(category, bool(label))
+        for text, judgement in zip(texts, moderator.judge_many(texts), strict=True):
+            tally.add(text, label, judgement)
         tallies.append(tally)
     return tallies
 
 
-def _cpu(moderator: TextModerator, texts: Sequence[str]) -> dict[str, float]:
-    """CPU seconds per text judged one at a time, and per text in batches of 64."""
-    moderator.judge_many(texts[:4])  # warm
+def _cpu(moderator: TextModerator, sets: Sequence[tuple[str, str, list[str]]]) -> dict[str, Any]:
+    """CPU per text the first time each is judged (a batch per category), then per text
+    judged again one at a time (kept vectors: chat repeats itself), and what the semantic
+    layer did with the texts."""
+    texts = [t for _, _, some in sets for t in some]
+    moderator.judge_many(["warm up the model once, please"])
+    moderator.counts.clear()
+    started = time.process_time()
+    for _, _, some in sets:
+        moderator.judge_many(some)
+    first = (time.process_time() - started) / len(texts)
     started = time.process_time()
     for text in texts:
         moderator.judge_many([text])
-    single = (time.process_time() - started) / len(texts)
-    started = time.process_time()
-    for first in range(0, len(texts), 64):
-        moderator.judge_many(texts[first : first + 64])
-    batched = (time.process_time() - started) / len(texts)
+    again = (time.process_time() - started) / len(texts)
     return {
-        "cpu_ms_per_text": round(single * 1000, 1),
-        "texts_per_core_second": round(1 / single, 1),
-        "cpu_ms_per_text_batched": round(batched * 1000, 1),
-        "texts_per_core_second_batched": round(1 / batched, 1),
+        "cpu_ms_per_new_text": round(first * 1000, 2),
+        "new_texts_per_core_second": round(1 / first, 1),
+        "cpu_ms_per_repeated_text": round(again * 1000, 2),
+        "repeated_texts_per_core_second": round(1 / again, 1),
+        "texts by what the semantic layer did (both passes)": dict(moderator.counts),
     }
 
 
@@ -122,6 +146,7 @@ def _table(runs: dict[str, list[Tally]]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=Path, nargs="*", default=[])
+    parser.add_argument("--held-out", type=Path, help="another held-out set (TOML)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     args = parser.parse_args(argv)
     runs: dict[str, list[Tally]] = {}
@@ -133,9 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         moderator.load()
         report[f"{name}: start cpu s"] = round(time.process_time() - started, 2)
         examples = moderator.examples or ExampleSet(args.examples)
-        runs[name] = _evaluate(moderator, examples)
-        texts = [t for lib in examples.libraries for t in lib.held_out]
-        report[f"{name}: cpu"] = _cpu(moderator, texts)
+        sets = held_out_sets(examples, args.held_out)
+        report[f"{name}: cpu"] = _cpu(moderator, sets)
+        runs[name] = _evaluate(moderator, sets)
     report["missed with semantic"] = {t.category: t.missed for t in runs["keywords + semantic"]}
     if args.json:
         print(json.dumps(report, indent=2))

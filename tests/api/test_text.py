@@ -64,7 +64,7 @@ async def test_each_item_is_judged_in_order_with_its_own_request_id(
 ) -> None:
     items = [
         {"id": 0, "text": "you idiot"},
-        {"id": "b", "text": "i know where you live"},
+        {"id": "b", "text": "i am outside your house tonight"},
         {"id": 2, "text": "the weather is nice today"},
     ]
     status, body = await _post(client, {"items": items})
@@ -76,7 +76,7 @@ async def test_each_item_is_judged_in_order_with_its_own_request_id(
     assert len({r["request_id"] for r in results}) == 3
     assert results[0]["keywords"][0]["keyword"] == "idiot"
     assert (results[1]["label"], results[1]["signals"]) == ("Abuse", ["semantic"])
-    assert results[1]["semantic"]["examples"][0]["text"] == "i know where you live"
+    assert results[1]["semantic"]["examples"][0]["text"] == "i am outside your house tonight"
 
 
 async def test_empty_and_over_long_texts_fail_alone(client: TestClient[Any, Any]) -> None:
@@ -131,7 +131,7 @@ async def test_judging_runs_off_the_event_loop_and_answers_93006_past_the_budget
 ) -> None:
     embedder.release.clear()  # the embedder now blocks until released
     embedder.threads.clear()
-    status, body = await _post(client, {"items": [{"id": 1, "text": "hello there"}]})
+    status, body = await _post(client, {"items": [{"id": 1, "text": "hello there everyone"}]})
     embedder.release.set()
     assert (status, body["error"]["error_code"], body["error"]["code"]) == (504, 93006, "timed_out")
     assert threading.get_ident() not in embedder.threads

@@ -82,7 +82,7 @@ def test_the_semantic_layer_flags_a_threat_without_a_violent_word(tmp_path: Path
     semantic = tmp_path / "semantic.toml"
     semantic.write_text('[engine]\ntype = "local"\nsemantic = true\n', encoding="utf-8")
     result = _run(
-        "-c", str(semantic), "I know where you live and which school your kids go to.", "Good game!"
+        "-c", str(semantic), "I know which school your kids go to, see you there.", "Good game!"
     )
     assert result.returncode == 0, result.stderr
     threat, chat = _lines(result.stdout)

@@ -45,12 +45,14 @@ __all__ = ["LocalEngine"]
 class LocalEngine:
     """The embedded engine; use ``async with LocalEngine(config) as engine`` (or ``aclose()``).
 
-    ``recognizer``, ``gate`` and ``embedder`` may be given (a test shares one loaded model,
-    controls the gate, or gives fixed sentence vectors); a given recognizer is not the
-    engine's to close. ``text`` judges transcripts (keywords and the semantic layer), each
-    with the tail of its stream's previous segment (``tails``). ``on_health`` is called on the
-    event loop with every ``HealthEvent``; ``counters`` is a snapshot of what the engine has
-    done (health events counted by kind among them).
+    ``recognizer``, ``multilingual``, ``gate`` and ``embedder`` may be given (a test shares
+    one loaded model, controls the gate, or gives fixed sentence vectors); a given recognizer
+    is not the engine's to close. ``multilingual`` (or ``engine.multilingual_model``) hears
+    again what an English-only recognizer could not follow. ``text`` judges transcripts
+    (keywords and the semantic layer), each with the tail of its stream's previous segment
+    (``tails``). ``on_health`` is called on the event loop with every ``HealthEvent``;
+    ``counters`` is a snapshot of what the engine has done (health events counted by kind
+    among them).
     """
 
     name = assess.ENGINE
@@ -61,6 +63,7 @@ class LocalEngine:
         config: LocalEngineConfig | None = None,
         *,
         recognizer: Recognizer | None = None,
+        multilingual: Recognizer | None = None,
         gate: SpeechDetector | None = None,
         embedder: Embedder | None = None,
         on_health: Callable[[HealthEvent], None] | None = None,
@@ -69,17 +72,13 @@ class LocalEngine:
         self.libraries = LibrarySet.of(config)
         self.text = TextModerator(config, libraries=self.libraries, embedder=embedder)
         self.tails = StreamTails(config.context_words)
-        self.recognizer = recognizer or Recognizer(
-            config.model,
-            cpu_threads=config.cpu_threads,
-            workers=config.workers,
-            compute_type=config.compute_type,
-            beam_size=config.beam_size,
-            no_speech_threshold=config.no_speech_threshold,
-            logprob_threshold=config.logprob_threshold,
-            compression_ratio_threshold=config.compression_ratio_threshold,
-            fillers=config.fillers,
-        )
+        self.recognizer = recognizer or _recognizer(config, config.model, config.model_sha256)
+        self.multilingual = multilingual
+        """Hears again what an English-only ``recognizer`` could not follow (optional)."""
+        if multilingual is None and config.multilingual_model is not None:
+            self.multilingual = _recognizer(
+                config, config.multilingual_model, config.multilingual_model_sha256
+            )
         self.gate: SpeechDetector = gate or SpeechGate(
             threshold=config.speech_threshold,
             energy_floor_dbfs=config.energy_floor_dbfs,
@@ -90,6 +89,8 @@ class LocalEngine:
             model=config.gate_model,
         )
         self.version = f"streamguard {metadata.version('streamguard')}; {self.recognizer.version}"
+        if self.multilingual is not None:
+            self.version += f"; other languages: {self.multilingual.version}"
         if self.text.embedder is not None:
             self.version += f"; {self.text.embedder.name}"
         self._stats = EngineStats(on_health)
@@ -119,6 +120,8 @@ class LocalEngine:
         """Load the speech model and fit the semantic layer now (off the loop), so a bad
         model fails at start-up."""
         await self._scheduler.offload(self.recognizer.load)
+        if self.multilingual is not None:
+            await self._scheduler.offload(self.multilingual.load)
         await self._scheduler.offload(self.text.load)
 
     async def aclose(self) -> None:
@@ -183,7 +186,9 @@ class LocalEngine:
                 *(str(e) for e in self.libraries.errors.values()),
                 *(str(e) for e in self.text.errors),
             ],
-            confidence=assess.Confidence.of(self.config, multilingual=self.recognizer.multilingual),
+            confidence=assess.Confidence.of(
+                self.config, multilingual=heard.multilingual or self.recognizer.multilingual
+            ),
             version=self.version,
         )
         return verdict, gated, heard
@@ -196,13 +201,27 @@ class LocalEngine:
         return judgement
 
     async def _hear(self, batch: Sequence[Job[Heard]]) -> list[Heard]:
-        """The scheduler's recognition of one batch: whisper, then the second listen."""
-        return await listen.hear(
-            [(job.segment.samples, job.regions) for job in batch],
+        """The scheduler's recognition of one batch: whisper, then the second listen, then
+        the multilingual model for what an English-only model could not follow."""
+        items = [(job.segment.samples, job.regions) for job in batch]
+        heard = await listen.hear(
+            items,
             recognizer=self.recognizer,
             libraries=self.libraries,
             config=self.config,
             offload=self._scheduler.offload,
+        )
+        if self.multilingual is None or self.recognizer.multilingual:
+            return heard
+        english = assess.Confidence.of(self.config, multilingual=False)
+        unsure = [
+            n
+            for n, (job, h) in enumerate(zip(batch, heard, strict=True))
+            if assess.UNINTELLIGIBLE
+            in assess.doubts(h.transcript, sum(r.end - r.start for r in job.regions), english)
+        ]
+        return await listen.hear_in_any_language(
+            items, heard, unsure, recognizer=self.multilingual, offload=self._scheduler.offload
         )
 
     def _gate(self, segment: Segment) -> Gated:
@@ -232,3 +251,19 @@ class LocalEngine:
     def _example_failures(self) -> int:
         examples = self.text.examples
         return examples.reload_failures if examples is not None else 0
+
+
+def _recognizer(config: LocalEngineConfig, model: str, sha256: str | None) -> Recognizer:
+    """A whisper ``model`` with the engine's recognition settings."""
+    return Recognizer(
+        model,
+        cpu_threads=config.cpu_threads,
+        workers=config.workers,
+        compute_type=config.compute_type,
+        beam_size=config.beam_size,
+        no_speech_threshold=config.no_speech_threshold,
+        logprob_threshold=config.logprob_threshold,
+        compression_ratio_threshold=config.compression_ratio_threshold,
+        fillers=config.fillers,
+        sha256=sha256,
+    )

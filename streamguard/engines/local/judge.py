@@ -43,7 +43,7 @@ class Level(StrEnum):
 class Rules:
     """When a semantic score counts, and how much."""
 
-    review_score: int = 70
+    review_score: int = 55
     high_score: int = 90
     block: bool = False
 

@@ -1,4 +1,4 @@
-"""Keyword libraries (the consoles' "custom dictionaries") and matching transcripts against them.
+r"""Keyword libraries (the consoles' "custom dictionaries") and matching transcripts against them.
 
 A library file is TOML with one ``[[library]]`` table per library::
 
@@ -11,12 +11,20 @@ A library file is TOML with one ``[[library]]`` table per library::
     score = 70                   # 0-100, or: risk = "high" | "medium" | "low"
     block_score = 80             # hits scoring at least this suggest Block, others Review
     keywords = ["idiot", "shut up"]   # the first batch (at most 500)
+    gap = 2                      # optional: up to 2 other words may stand between the
+                                 # words of a phrase ("ugly pig" hits "ugly fat pig")
+    hotwords = true              # optional: offer these keywords to whisper as hotwords
+                                 # (only with engine.hotwords; see recognizer)
+    patterns = [                 # optional: regular expressions (see ``patterns``)
+        {name = "phone number", regex = '\b\d{3} \d{3} \d{4}\b'},
+    ]
 
     [[library.batch]]            # further batches, at most 500 keywords each
     keywords = ["moron"]
 
 Keywords are at most 20 characters. Matching is on whole normalised words (see
-``normalize``): "the skill you need" does not hit "kill you".
+``normalize``): "the skill you need" does not hit "kill you". A gapped phrase still needs
+its words in order, and its first and last words are the hit's span.
 """
 
 from __future__ import annotations
@@ -34,10 +42,14 @@ from typing import Any
 from streamguard.config.engine import LocalEngineConfig
 from streamguard.core.errors import ConfigError, ConfigProblem
 from streamguard.engines.local.normalize import Token, edit_distance, sound_key, tokenize
+from streamguard.engines.local.patterns import KeywordPattern, PatternText, compile_pattern
 
 __all__ = [
     "MAX_BATCH",
+    "MAX_GAP",
+    "MAX_HOTWORDS",
     "MAX_KEYWORD_CHARS",
+    "NEGATIONS",
     "RISK_SCORES",
     "KeywordLibrary",
     "KeywordMatch",
@@ -58,9 +70,27 @@ MAX_BATCH = 500
 """The consoles' limit on keywords added in one call (here: one batch of a library file)."""
 RISK_SCORES = {"high": 90, "medium": 60, "low": 30}
 """The score a library gets when it states a risk instead of a score."""
+MAX_GAP = 5
+"""Words that may stand between two words of a gapped phrase, at most."""
+NEGATIONS = frozenset({"not", "never", "no", "t", "nt", "hardly"})
+"""Words a gapped phrase never skips: "you are not pathetic" is not "you are pathetic".
+("t" is what remains of "n't" once "isn't" is split at the apostrophe.)"""
+MAX_HOTWORDS = 40
+"""Keywords offered to whisper as hotwords at most: a longer prompt biases all it hears."""
 
-_LIBRARY_KEYS = {"id", "name", "label", "sub_label", "kind", "score", "risk", "block_score"}
-_LIBRARY_KEYS_WITH_BATCHES = _LIBRARY_KEYS | {"keywords", "batch"}
+_LIBRARY_KEYS = {
+    "id",
+    "name",
+    "label",
+    "sub_label",
+    "kind",
+    "score",
+    "risk",
+    "block_score",
+    "gap",
+    "hotwords",
+}
+_LIBRARY_KEYS_WITH_BATCHES = _LIBRARY_KEYS | {"keywords", "batch", "patterns"}
 
 
 class LibraryError(ConfigError):
@@ -89,11 +119,19 @@ class KeywordLibrary:
     source: str = "<memory>"
     """Where the library came from, for error messages."""
     keywords: list[str] = field(default_factory=list)
+    gap: int = 0
+    """Other words that may stand between two words of a phrase (0: contiguous)."""
+    hotwords: bool = False
+    """Whether its keywords are offered to whisper as hotwords (with ``engine.hotwords``)."""
+    patterns: list[KeywordPattern] = field(default_factory=list)
+    """Regular expressions over the words of a text (``patterns``), hits like keywords'."""
 
     def __post_init__(self) -> None:
         problems = []
         if not self.id.strip():
             problems.append(self._problem("id", "must not be empty"))
+        if not 0 <= self.gap <= MAX_GAP:
+            problems.append(self._problem("gap", f"{self.gap} is not within 0-{MAX_GAP}"))
         if not 0 <= self.score <= 100:
             problems.append(self._problem("score", f"{self.score} is not within 0-100"))
         if not 0 <= self.block_score <= 101:
@@ -170,6 +208,32 @@ def _library_from_table(table: Any, index: int, source: str) -> KeywordLibrary:
     block_score = table.get("block_score", 80)
     if isinstance(block_score, bool) or not isinstance(block_score, int):
         problems.append(ConfigProblem(f"{where}.block_score", f"{block_score!r} is not an integer"))
+    gap, hotwords, patterns = _options(table, where, problems)
+    batches = _batches(table, where, problems)
+    if problems:
+        raise LibraryError(problems)
+    library = KeywordLibrary(
+        id=table["id"],
+        name=table["name"],
+        label=table["label"],
+        sub_label=str(table.get("sub_label", "")),
+        kind=LibraryKind(kind),
+        score=RISK_SCORES[risk] if risk is not None else int(str(score)),
+        block_score=block_score,
+        source=source,
+        gap=gap,
+        hotwords=hotwords,
+        patterns=patterns,
+    )
+    for name, batch in batches:
+        library.add(batch, where=name)
+    return library
+
+
+def _batches(
+    table: dict[str, Any], where: str, problems: list[ConfigProblem]
+) -> list[tuple[str, Any]]:
+    """A library table's keyword batches, by where they stand; problems appended."""
     batches: list[tuple[str, Any]] = []
     if "keywords" in table:
         batches.append(("keywords", table["keywords"]))
@@ -187,21 +251,40 @@ def _library_from_table(table: Any, index: int, source: str) -> KeywordLibrary:
     for name, batch in batches:
         if not isinstance(batch, list):
             problems.append(ConfigProblem(f"{where}.{name}", "must be an array of strings"))
-    if problems:
-        raise LibraryError(problems)
-    library = KeywordLibrary(
-        id=table["id"],
-        name=table["name"],
-        label=table["label"],
-        sub_label=str(table.get("sub_label", "")),
-        kind=LibraryKind(kind),
-        score=RISK_SCORES[risk] if risk is not None else int(str(score)),
-        block_score=block_score,
-        source=source,
-    )
-    for name, batch in batches:
-        library.add(batch, where=name)
-    return library
+    return batches
+
+
+def _options(
+    table: dict[str, Any], where: str, problems: list[ConfigProblem]
+) -> tuple[int, bool, list[KeywordPattern]]:
+    """A library table's ``gap``, ``hotwords`` and ``patterns``; problems appended."""
+    gap = table.get("gap", 0)
+    if isinstance(gap, bool) or not isinstance(gap, int) or not 0 <= gap <= MAX_GAP:
+        problems.append(ConfigProblem(f"{where}.gap", f"{gap!r} is not an integer 0-{MAX_GAP}"))
+        gap = 0
+    hotwords = table.get("hotwords", False)
+    if not isinstance(hotwords, bool):
+        problems.append(ConfigProblem(f"{where}.hotwords", f"{hotwords!r} is not true or false"))
+        hotwords = False
+    raw = table.get("patterns", [])
+    if not isinstance(raw, list):
+        problems.append(ConfigProblem(f"{where}.patterns", "must be an array of tables"))
+        raw = []
+    if len(raw) > MAX_BATCH:
+        problems.append(ConfigProblem(f"{where}.patterns", f"{len(raw)}; at most {MAX_BATCH}"))
+    patterns = []
+    for index, item in enumerate(raw):
+        here = f"{where}.patterns[{index}]"
+        if not isinstance(item, dict) or set(item) != {"name", "regex"}:
+            problems.append(ConfigProblem(here, "must be a table with only 'name' and 'regex'"))
+        elif not isinstance(item["name"], str) or not isinstance(item["regex"], str):
+            problems.append(ConfigProblem(here, "'name' and 'regex' must be strings"))
+        else:
+            try:
+                patterns.append(compile_pattern(item["name"], item["regex"]))
+            except ValueError as exc:
+                problems.append(ConfigProblem(here, str(exc)))
+    return gap, hotwords, patterns
 
 
 def load_library_file(path: Path) -> list[KeywordLibrary]:
@@ -266,6 +349,28 @@ class _Phrase:
     keyword: str
     library: KeywordLibrary
 
+    def end(self, tokens: Sequence[Token], first: int) -> int | None:
+        """One past the last token of this phrase found from ``tokens[first]``, or None.
+
+        Each next word is looked for in the ``library.gap`` tokens after the word before;
+        the nearest one that fits is taken (a later word may need a nearer one: all are
+        tried, at most ``gap + 1`` per word).
+        """
+        return self._rest(tokens, first, 0)
+
+    def _rest(self, tokens: Sequence[Token], at: int, word: int) -> int | None:
+        if at >= len(tokens) or not tokens[at].covers(self.keys[word], self.runs[word]):
+            return None
+        if word + 1 == len(self.keys):
+            return at + 1
+        for following in range(at + 1, min(at + 2 + self.library.gap, len(tokens))):
+            end = self._rest(tokens, following, word + 1)
+            if end is not None:
+                return end
+            if tokens[following].keys[0] in NEGATIONS:
+                break  # the next word may not lie beyond a negation
+        return None
+
 
 def _phrase(keyword: str, library: KeywordLibrary) -> _Phrase:
     tokens = tokenize(keyword)
@@ -300,11 +405,8 @@ class _Index:
             else:
                 candidates = {id(p): p for k in token.keys for p in self._by_first.get(k, ())}
             for phrase in candidates.values():
-                end = i + len(phrase.keys)
-                if end <= len(tokens) and all(
-                    tokens[i + n].covers(key, runs)
-                    for n, (key, runs) in enumerate(zip(phrase.keys, phrase.runs, strict=True))
-                ):
+                end = phrase.end(tokens, i)
+                if end is not None:
                     found.append((i, end, phrase))
         return found
 
@@ -340,6 +442,12 @@ class KeywordMatcher:
             for k in lib.keywords
         ]
         self._flag = _Index(flag)
+        self._patterns = [
+            (pattern, lib)
+            for lib in libraries
+            if lib.kind is LibraryKind.FLAG
+            for pattern in lib.patterns
+        ]
         self._sounds = [
             (sound, len(p.keys), p)
             for p in flag
@@ -350,7 +458,22 @@ class KeywordMatcher:
     @property
     def keyword_count(self) -> int:
         """How many keywords all libraries hold together."""
-        return sum(len(lib.keywords) for lib in self.libraries)
+        return sum(len(lib.keywords) + len(lib.patterns) for lib in self.libraries)
+
+    @property
+    def hotwords(self) -> str:
+        """The keywords of flag libraries marked ``hotwords``, for whisper: at most
+        ``MAX_HOTWORDS``, in library order, comma-separated; empty when none is marked.
+
+        Whole keywords, not their words: "send nudes" biases towards the phrase, while
+        "send" alone would bias towards an everyday word."""
+        keywords = [
+            keyword
+            for lib in self.libraries
+            if lib.kind is LibraryKind.FLAG and lib.hotwords
+            for keyword in lib.keywords
+        ]
+        return ", ".join(list(dict.fromkeys(keywords))[:MAX_HOTWORDS])
 
     def _sounding_like(self, sound: str, words: int) -> tuple[_Phrase, ...]:
         key = (sound, words)
@@ -404,7 +527,7 @@ class KeywordMatcher:
             for first, end, _ in self._ignore.find(tokens):
                 ignored.update(range(first, end))
             tokens = [t for n, t in enumerate(tokens) if n not in ignored]
-        return [
+        found = [
             KeywordMatch(
                 keyword=phrase.keyword,
                 library=phrase.library,
@@ -413,6 +536,14 @@ class KeywordMatcher:
             )
             for first, end, phrase in self._flag.find(tokens)
         ]
+        if self._patterns and tokens:
+            words = PatternText(text, tokens)
+            for pattern, library in self._patterns:
+                found.extend(
+                    KeywordMatch(pattern.name, library, start, end)
+                    for start, end in words.find(pattern)
+                )
+        return found
 
 
 @dataclass(frozen=True, slots=True)

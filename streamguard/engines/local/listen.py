@@ -26,7 +26,7 @@ from streamguard.engines.local.keywords import LibrarySet
 from streamguard.engines.local.recognizer import Recognizer, Transcript
 from streamguard.engines.local.stats import HealthEvent, HealthKind
 
-__all__ = ["Gated", "Heard", "Offload", "find_speech", "hear"]
+__all__ = ["Gated", "Heard", "Offload", "find_speech", "hear", "hear_in_any_language"]
 
 log = logging.getLogger("streamguard.engines.local.engine")
 """The engine's logger: what its parts report is the engine's to say, under one name."""
@@ -63,6 +63,8 @@ class Heard:
     corrections: tuple[recheck.Correction, ...] = ()
     recheck_error: str | None = None
     """Why the second listen failed (the plain transcript stands)."""
+    multilingual: bool = False
+    """Heard by the multilingual model (``hear_in_any_language``), which detects languages."""
 
 
 def find_speech(
@@ -103,7 +105,11 @@ async def hear(
 ) -> list[Heard]:
     """Recognise the speech ``regions`` of each segment's samples in one pass, then listen
     again to near misses; one ``Heard`` per item, in order."""
-    transcripts = await offload(functools.partial(recognizer.transcribe_many, items))
+    # engine.hotwords: the first pass hears with the marked libraries' words as hotwords.
+    hotwords = libraries.matcher.hotwords if config.hotwords else ""
+    transcripts = await offload(
+        functools.partial(recognizer.transcribe_many, items, hotwords=hotwords or None)
+    )
     return await _second_listen(
         items,
         transcripts,
@@ -166,3 +172,35 @@ async def _second_listen(
             merged = dataclasses.replace(merged, seconds=merged.seconds + rehearing.seconds)
         heard[n] = Heard(merged, transcripts[n].text, rehearing.audio_seconds, tuple(corrections))
     return heard
+
+
+async def hear_in_any_language(
+    items: Sequence[tuple[Pcm, tuple[SpeechRegion, ...]]],
+    heard: Sequence[Heard],
+    unsure: Sequence[int],
+    *,
+    recognizer: Recognizer,
+    offload: Offload,
+) -> list[Heard]:
+    """``heard``, with the items at ``unsure`` heard again by a multilingual ``recognizer``.
+
+    The English model could not follow those (possibly another language): the multilingual
+    model detects the language and transcribes it, in one pass for all of them. If it
+    fails, the English transcripts stand (and stay reported as not followed).
+    """
+    result = list(heard)
+    if not unsure:
+        return result
+    again = [items[n] for n in unsure]
+    try:
+        transcripts = await offload(functools.partial(recognizer.transcribe_many, again))
+    except Exception as exc:
+        log.warning(
+            "local engine: multilingual model failed, English transcripts stand: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+        return result
+    for n, transcript in zip(unsure, transcripts, strict=True):
+        result[n] = Heard(transcript, transcript.text, multilingual=True)
+    return result

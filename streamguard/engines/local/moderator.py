@@ -5,6 +5,13 @@ the previous segment), ``streamguard moderate-text`` and ``POST /v1/moderate/tex
 method but ``rules`` blocks (embedding, fitting): call it on a worker thread. If the
 semantic layer fails on a text, the keyword judgement stands and ``semantic_error`` says
 why; nothing is reported clean because of it that keywords would have caught.
+
+Embedding is the cost (tens of milliseconds a text, against a tenth of one for keywords), so
+a text is embedded only when its meaning can change the answer (``wants_meaning``): not when
+a keyword hit already decides it (a semantic-only hit suggests Review, which a keyword hit
+already does, unless ``semantic_block``), not when it has fewer than ``semantic_min_words``
+words ("gg", "lol"), and not twice: vectors of recent texts are kept (``MAX_CACHED``), since
+chat repeats itself.
 """
 
 from __future__ import annotations
@@ -12,7 +19,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
+
+import numpy as np
 
 from streamguard.config.engine import LocalEngineConfig
 from streamguard.config.policy import ProfileConfig
@@ -23,9 +33,12 @@ from streamguard.engines.local.judge import Judgement, Rules, judge
 from streamguard.engines.local.keywords import KeywordMatch, LibraryError, LibrarySet
 from streamguard.engines.local.semantic import SemanticFinding, SemanticIndex
 
-__all__ = ["TextModerator"]
+__all__ = ["MAX_CACHED", "TextModerator"]
 
 log = logging.getLogger("streamguard.engines.local.engine")
+
+MAX_CACHED = 4096
+"""Vectors of judged texts kept (the least recently used goes first): ~1.5 KiB each."""
 
 
 class TextModerator:
@@ -44,6 +57,7 @@ class TextModerator:
         embedder: Embedder | None = None,
     ) -> None:
         self.rules = Rules.of(config)
+        self.min_words = config.semantic_min_words
         self.libraries = libraries or LibrarySet.of(config)
         self.examples = ExampleSet(config.example_libraries) if config.semantic else None
         self.embedder: Embedder | None = None
@@ -52,6 +66,11 @@ class TextModerator:
         self._index: SemanticIndex | None = None
         self._cache: dict[str, Vectors] = {}
         self._lock = threading.Lock()
+        self._judged: OrderedDict[str, Vectors] = OrderedDict()
+        self._judged_lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        """Texts by what the semantic layer did with them: ``embedded``, ``cached``,
+        ``decided by keywords``, ``too short`` (for benchmarks and tests)."""
 
     @property
     def semantic(self) -> bool:
@@ -93,15 +112,35 @@ class TextModerator:
         With a ``profile``, its ``ignored_words`` and the labels it switches off
         (``enabled = false``) do not count, as the policy would drop them.
         """
-        findings, error = self._find(texts)
         matcher = self.libraries.matcher
+        matches = [matcher.match(text) for text in texts]
+        if profile is not None:
+            matches = [_allowed(profile, found, None)[0] for found in matches]
+        wanted = [self.wants_meaning(t, m) for t, m in zip(texts, matches, strict=True)]
+        findings, error = self._find([t for t, w in zip(texts, wanted, strict=True) if w])
+        found = iter(findings)
         judged = []
-        for text, finding in zip(texts, findings, strict=True):
-            matches = matcher.match(text)
+        for text, keywords, meant in zip(texts, matches, wanted, strict=True):
+            finding = next(found) if meant else None
             if profile is not None:
-                matches, finding = _allowed(profile, matches, finding)
-            judged.append(_with_error(judge(text, matches, finding, self.rules), error))
+                keywords, finding = _allowed(profile, keywords, finding)
+            judgement = judge(text, keywords, finding, self.rules)
+            judged.append(_with_error(judgement, error if meant else None))
         return judged
+
+    def wants_meaning(self, text: str, keywords: Sequence[KeywordMatch]) -> bool:
+        """Whether ``text``, with these keyword hits, is worth embedding (counted)."""
+        if not self.semantic:
+            return False
+        reason = None
+        if len(text.split()) < self.min_words:
+            reason = "too short"
+        elif keywords and (not self.rules.block or any(_blocks(m) for m in keywords)):
+            reason = "decided by keywords"
+        if reason is not None:
+            with self._judged_lock:
+                self.counts[reason] += 1
+        return reason is None
 
     def judge_after(self, text: str, tail: Tail | None) -> Judgement:
         """``text`` judged together with ``tail``, the end of the text before it.
@@ -116,6 +155,9 @@ class TextModerator:
         prefix = len(tail.text) + 1
         joined = f"{tail.text} {text}"
         matches = [_shifted(m, prefix) for m in self.libraries.matcher.match(joined)]
+        kept = [m for m in matches if m is not None]
+        if not self.wants_meaning(text, kept):
+            return judge(text, kept, None, self.rules)
         (alone, together), error = self._find([text, joined])
         finding = alone
         if (
@@ -124,7 +166,6 @@ class TextModerator:
             and together.library.id != tail.flagged_library
         ):
             finding = dataclasses.replace(together, context=True)
-        kept = [m for m in matches if m is not None]
         return _with_error(judge(text, kept, finding, self.rules), error)
 
     def _find(self, texts: Sequence[str]) -> tuple[list[SemanticFinding | None], str | None]:
@@ -136,7 +177,9 @@ class TextModerator:
             if index is None or self.embedder is None:
                 return nothing, None
             wanted = [n for n, t in enumerate(texts) if t.strip()]
-            found = index.find(self.embedder.embed([texts[n] for n in wanted]))
+            if not wanted:
+                return nothing, None
+            found = index.find(self._vectors([texts[n] for n in wanted], self.embedder))
         except Exception as exc:
             # Keywords still judge the text; the verdict says the semantic layer did not.
             log.exception("semantic layer failed; judging by keywords only")
@@ -144,6 +187,30 @@ class TextModerator:
         for n, finding in zip(wanted, found, strict=True):
             nothing[n] = finding
         return nothing, None
+
+    def _vectors(self, texts: Sequence[str], embedder: Embedder) -> Vectors:
+        """The vectors of ``texts``: kept ones reused, the others embedded in one batch."""
+        keys = [" ".join(t.split()) for t in texts]
+        with self._judged_lock:
+            known = {k: self._judged[k] for k in keys if k in self._judged}
+            for key in known:
+                self._judged.move_to_end(key)
+            missing = list(dict.fromkeys(k for k in keys if k not in known))
+            self.counts["cached"] += len(keys) - len(missing)
+        if missing:
+            fresh = embedder.embed(missing)
+            with self._judged_lock:
+                self.counts["embedded"] += len(missing)
+                for key, vector in zip(missing, fresh, strict=True):
+                    known[key] = self._judged[key] = vector
+                while len(self._judged) > MAX_CACHED:
+                    self._judged.popitem(last=False)
+        vectors: Vectors = np.stack([known[k] for k in keys])
+        return vectors
+
+
+def _blocks(match: KeywordMatch) -> bool:
+    return match.library.score >= match.library.block_score
 
 
 def _shifted(match: KeywordMatch, offset: int) -> KeywordMatch | None:

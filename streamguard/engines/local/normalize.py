@@ -7,8 +7,11 @@ words as whisper writes profanity ("f**k", "a**hole") kept as masks that match a
 word of their length with the letters they show. Repeated letters are
 compared run by run: a token's ``key`` has every run of one letter collapsed to a single
 letter and ``runs`` remembers how long each run was, so "fuuuuck" matches "fuck" while "as"
-does not match "ass" (see ``Token.covers``). Every token keeps the character span it came
-from in the original text, so a match points back at what was actually written or heard.
+does not match "ass" (see ``Token.covers``). Words that sound alike (``HOMOPHONES``:
+"by", "buy" and "bye"; "u" and "you") are read every way, so "by followers" matches "buy
+followers" as speech recognition or a hurried typist may write it. Every token keeps the
+character span it came from in the original text, so a match points back at what was
+actually written or heard.
 """
 
 from __future__ import annotations
@@ -19,13 +22,38 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Token", "edit_distance", "fold", "sound_key", "tokenize"]
+__all__ = ["HOMOPHONES", "Token", "edit_distance", "fold", "sound_key", "tokenize"]
 
 _LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s"}
 # "1" and "|" stand for "i" or "l" ("k1ll", "1ame"): a token holding them has both readings.
 _AMBIGUOUS = {"1": "il", "|": "il", "!": "i"}
 _MAX_READINGS = 8
 """A token with many ambiguous characters is read at most this many ways (keeps matching fast)."""
+
+HOMOPHONES: tuple[tuple[str, ...], ...] = (
+    ("by", "buy", "bye"),
+    ("for", "four"),
+    ("to", "too", "two"),
+    ("u", "you", "ya", "yu"),
+    ("ur", "your"),
+    ("r", "are"),
+    ("no", "know"),
+    ("nose", "knows"),
+    ("where", "wear"),
+    ("die", "dye"),
+    ("dead", "ded"),
+    ("sell", "cell"),
+    ("site", "sight"),
+    ("heroin", "heroine"),
+    ("pills", "pils"),
+    ("nudes", "noods"),
+    ("kill", "kil"),
+)
+"""Words read as each other: each word of a group is also every other word of its group.
+Kept to words that speech recognition or chat spelling confuse *and* that keywords use;
+a wider table makes more ordinary sentences match phrases."""
+
+_SOUNDS_ALIKE = {word: group for group in HOMOPHONES for word in group}
 
 _WORD = re.compile(r"(?:[^\W_]|[@$!|*])+")
 # "f*u*c*k" inside one word is spelled out; "f**k", "f***ing", "sh*t" are masked (below).
@@ -99,7 +127,10 @@ def _collapse(word: str) -> tuple[str, tuple[int, ...]]:
 
 
 def _readings(word: str) -> list[str]:
-    """Every letter reading of a word: leetspeak mapped only when the word has letters."""
+    """Every letter reading of a word: leetspeak mapped only when the word has letters,
+    then the homophones of the word as written (``HOMOPHONES``)."""
+    if word in _SOUNDS_ALIKE:
+        return list(dict.fromkeys((word, *_SOUNDS_ALIKE[word])))
     if not any(c.isalpha() for c in word):
         return [word]
     options: list[str] = []

@@ -14,6 +14,7 @@ no-speech probability drops more, and known filler phrases left on their own are
 from __future__ import annotations
 
 import bisect
+import hashlib
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -33,7 +34,14 @@ from streamguard.core.errors import EngineError
 from streamguard.engines.gate import SpeechRegion
 from streamguard.engines.local.normalize import tokenize
 
-__all__ = ["HOTWORD_TOKENS_PER_SECOND", "Recognizer", "Transcript", "Word", "resolve_model"]
+__all__ = [
+    "HOTWORD_TOKENS_PER_SECOND",
+    "Recognizer",
+    "Transcript",
+    "Word",
+    "check_model_digest",
+    "resolve_model",
+]
 
 HOTWORD_TOKENS_PER_SECOND = 4.0
 """Output cap of a hotword-biased pass: speech runs at about 3 tokens a second."""
@@ -47,6 +55,31 @@ def resolve_model(model: str) -> str:
     if path.is_dir():
         return str(path)
     return model
+
+
+def check_model_digest(source: str, expected: str) -> None:
+    """Raise ``EngineError`` unless ``source``'s ``model.bin`` has SHA-256 ``expected``.
+
+    ``source`` is a model directory (``resolve_model``); the weights are read in 1 MiB
+    blocks (a few seconds for a large model, once at start).
+    """
+    weights = Path(source) / "model.bin"
+    if not weights.is_file():
+        raise EngineError(
+            f"engine.model_sha256 is set, but the whisper model {source!r} is not a "
+            "directory holding model.bin; give model as a path to a CTranslate2 model directory"
+        )
+    digest = hashlib.sha256()
+    with weights.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    actual = digest.hexdigest()
+    if actual != expected.lower():
+        raise EngineError(
+            f"engine.model_sha256 mismatch: {weights} has SHA-256 {actual}, the config "
+            f"expects {expected.lower()}; the file is not the model meant (a partial copy or "
+            "another model)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +161,11 @@ class Recognizer:
         logprob_threshold: float = -1.0,
         compression_ratio_threshold: float = 2.4,
         fillers: Sequence[str] = DEFAULT_FILLERS,
+        sha256: str | None = None,
     ) -> None:
         self.model_name = model
+        self.sha256 = sha256
+        """The weights' expected SHA-256 (``engine.model_sha256``), checked at load."""
         self.cpu_threads = cpu_threads
         self.workers = workers
         self.compute_type = compute_type
@@ -157,6 +193,8 @@ class Recognizer:
         with self._lock:
             if self._model is None:
                 source = resolve_model(self.model_name)
+                if self.sha256 is not None:
+                    check_model_digest(source, self.sha256)
                 try:
                     self._model = faster_whisper.WhisperModel(
                         source,

@@ -570,3 +570,114 @@ async def test_segments_queued_behind_a_running_batch_wait_for_it(speech: Speech
         )
     assert [v.outcome for v in verdicts] == [Outcome.MODERATED] * 6, [v.reason for v in verdicts]
     assert {v.text for v in verdicts} == {"hello there"}
+
+
+class _Listening(Recognizer):
+    """Records the hotwords of each pass and hears a fixed sentence (a fake at our seam)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hotwords: list[str | None] = []
+
+    @property
+    def multilingual(self) -> bool:
+        return False
+
+    def transcribe_many(
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
+    ) -> list[Transcript]:
+        self.hotwords.append(hotwords)
+        text = "Get cheap by followers here."
+        return [Transcript(text, (), "en", 1.0, -0.2, 0.1, 1.1, 0.95, (), 3.0, 0.1) for _ in items]
+
+
+@pytest.mark.parametrize("hotwords", [False, True])
+async def test_engine_hotwords_bias_the_first_pass_with_marked_libraries_only(
+    speech: SpeechCache, hotwords: bool
+) -> None:
+    listening = _Listening()
+    config = LocalEngineConfig(hotwords=hotwords, recheck=False)
+    async with LocalEngine(config, recognizer=listening) as engine:
+        verdict = await engine.moderate(segment_of(speech("Good morning everyone.", "hibari")))
+    # The shipped library marks spam and sexual content: their keywords, nothing else.
+    expected = engine.libraries.matcher.hotwords if hotwords else None
+    assert listening.hotwords == [expected]
+    assert expected is None or ("free followers" in expected and "idiot" not in expected)
+    # The homophone "by followers" is the spam keyword "buy followers" either way.
+    assert [k.keyword for k in verdict.keywords] == ["buy followers"]
+
+
+class _Lost(Recognizer):
+    """An English-only recogniser that could not follow what it heard (a fake at our seam)."""
+
+    @property
+    def multilingual(self) -> bool:
+        return False
+
+    def transcribe_many(
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
+    ) -> list[Transcript]:
+        text = "do bissedIN idiot"  # unsure: log-probability -1.6, words at 0.3
+        return [Transcript(text, (), "en", 1.0, -1.6, 0.2, 1.2, 0.3, (), 3.0, 0.1) for _ in items]
+
+
+class _German(Recognizer):
+    """A multilingual recogniser that hears German (no multilingual model is offline here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heard = 0
+
+    @property
+    def multilingual(self) -> bool:
+        return True
+
+    def transcribe_many(
+        self,
+        items: Sequence[tuple[Pcm, Sequence[SpeechRegion]]],
+        *,
+        hotwords: str | None = None,
+    ) -> list[Transcript]:
+        self.heard += len(items)
+        text = "Du bist ein Idiot."
+        return [Transcript(text, (), "de", 0.97, -0.3, 0.1, 1.1, 0.9, (), 3.0, 0.1) for _ in items]
+
+
+async def test_speech_english_cannot_follow_goes_to_the_multilingual_model(
+    speech: SpeechCache,
+) -> None:
+    german = _German()
+    segment = segment_of(speech("Good morning everyone.", "hibari"))
+    async with LocalEngine(recognizer=_Lost(), multilingual=german) as engine:
+        verdict = await engine.moderate(segment)
+    assert german.heard == 1
+    # Heard in German, judged (the library's "idiot" is German too) and reported as such.
+    assert verdict.text == "Du bist ein Idiot."
+    assert verdict.unsupported == ("moaning", "screams", "non-English speech (de)")
+    assert (verdict.hit, verdict.label) == (True, "Abuse")
+    assert "other languages" in verdict.engine_version
+
+
+async def test_without_a_multilingual_model_such_speech_is_reported_not_followed(
+    speech: SpeechCache,
+) -> None:
+    segment = segment_of(speech("Good morning everyone.", "hibari"))
+    async with LocalEngine(recognizer=_Lost()) as engine:
+        verdict = await engine.moderate(segment)
+    assert verdict.unsupported == ("moaning", "screams", UNINTELLIGIBLE)
+    assert verdict.text == "do bissedIN idiot"
+
+
+async def test_speech_english_follows_is_not_heard_again(speech: SpeechCache) -> None:
+    german = _German()
+    segment = segment_of(speech("Good morning everyone.", "hibari"))
+    async with LocalEngine(recognizer=_Listening(), multilingual=german) as engine:
+        verdict = await engine.moderate(segment)
+    assert german.heard == 0
+    assert verdict.text == "Get cheap by followers here."

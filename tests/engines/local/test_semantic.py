@@ -111,7 +111,12 @@ def test_texts_near_harmful_examples_are_flagged_and_others_pass(
     moderator: TextModerator,
 ) -> None:
     threat, drugs, chat, idiot = moderator.judge_many(
-        ["i know where you live", "cheap pills and weed", "nice weather today", "you idiot"]
+        [
+            "i am outside your house tonight",
+            "cheap pills and weed",
+            "nice weather today",
+            "you idiot",
+        ]
     )
     assert (threat.label, threat.sub_label, threat.suggestion) == (
         "Abuse",
@@ -142,7 +147,7 @@ def test_examples_are_embedded_once_and_a_changed_file_is_refitted(
 def test_the_semantic_switch_turns_the_layer_off() -> None:
     moderator = TextModerator(LocalEngineConfig(semantic=False))
     assert (moderator.semantic, moderator.embedder) == (False, None)
-    (judgement,) = moderator.judge_many(["i know where you live"])
+    (judgement,) = moderator.judge_many(["i am outside your house tonight"])
     assert (judgement.hit, judgement.best_semantic_score) == (False, 0)
 
 
@@ -151,11 +156,12 @@ def test_a_failing_semantic_layer_leaves_the_keywords_to_judge(moderator: TextMo
     assert isinstance(embedder, WordEmbedder)
     moderator.load()
     embedder.fail = RuntimeError("model gone")
-    (judgement,) = moderator.judge_many(["you idiot i know where you live"])
-    assert [m.keyword for m in judgement.keywords] == ["idiot"]
-    assert judgement.semantic is None
-    assert judgement.semantic_error == "RuntimeError: model gone"
-    assert judgement.to_json()["semantic_error"] == "RuntimeError: model gone"
+    idiot, threat = moderator.judge_many(["you idiot", "i am outside your house tonight"])
+    assert [m.keyword for m in idiot.keywords] == ["idiot"]
+    assert idiot.semantic_error is None  # keywords decided it: never embedded
+    assert (threat.hit, threat.semantic) == (False, None)
+    assert threat.semantic_error == "RuntimeError: model gone"
+    assert threat.to_json()["semantic_error"] == "RuntimeError: model gone"
 
 
 def test_a_profile_drops_its_ignored_words_and_switched_off_labels(
@@ -212,3 +218,56 @@ def test_a_tail_is_used_only_by_the_next_segment_without_a_gap() -> None:
     assert tails.before(_segment(5, flags=frozenset({SegmentFlag.GAP_BEFORE}))) is None
     assert StreamTails(words=0).before(_segment(5)) is None
     assert tail_words("a b c", 0) == ""
+
+
+def test_only_texts_whose_meaning_can_change_the_answer_are_embedded(
+    moderator: TextModerator,
+) -> None:
+    embedder = moderator.embedder
+    assert isinstance(embedder, WordEmbedder)
+    moderator.load()
+    before = embedder.embedded
+    texts = ["gg", "you idiot, sit down now", "nice weather today", "nice  weather today"]
+    short, insult, weather, again = moderator.judge_many(texts)
+    # One embedding: "gg" is too short, the insult is decided by a keyword, and the
+    # repeated text (whitespace aside) is embedded once.
+    assert embedder.embedded == before + 1
+    assert moderator.counts == {
+        "too short": 1,
+        "decided by keywords": 1,
+        "embedded": 1,
+        "cached": 1,
+    }
+    assert (short.hit, insult.suggestion, weather.hit, again.hit) == (
+        False,
+        Suggestion.REVIEW,
+        False,
+        False,
+    )
+    assert insult.semantic is None
+    assert [m.keyword for m in insult.keywords] == ["idiot"]
+    moderator.judge_many(["nice weather today"])
+    assert embedder.embedded == before + 1  # kept from the call before
+
+
+def test_with_semantic_block_a_review_keyword_hit_is_still_embedded(examples_file: Path) -> None:
+    config = LocalEngineConfig(
+        semantic=True, semantic_block=True, example_libraries=[examples_file]
+    )
+    embedder = WordEmbedder()
+    moderator = TextModerator(config, embedder=embedder)
+    moderator.load()
+    before = embedder.embedded
+    # "idiot" suggests Review (score 70 < block 80): a high semantic match could Block.
+    (judgement,) = moderator.judge_many(["you idiot i am outside your house tonight"])
+    assert embedder.embedded == before + 1
+    assert judgement.semantic is not None
+
+
+def test_short_texts_are_judged_by_keywords_alone(examples_file: Path) -> None:
+    config = LocalEngineConfig(
+        semantic=True, semantic_min_words=6, example_libraries=[examples_file]
+    )
+    moderator = TextModerator(config, embedder=WordEmbedder())
+    (judgement,) = moderator.judge_many(["i am outside your house"])
+    assert (judgement.hit, moderator.counts["too short"]) == (False, 1)
