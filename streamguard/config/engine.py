@@ -398,6 +398,14 @@ class AmsEngineConfig(Section):
             "per segment. Off: Pass verdicts come from the DescribeTasks summary."
         ),
     )
+    supported_languages: list[str] = Field(
+        default_factory=lambda: ["zh", "cmn", "chi", "zho", "chinese", "mandarin"],
+        description=(
+            "Languages AMS judges (its LanguageResults labels, any case; 'zh' covers "
+            "'zh-…'). Speech AMS heard in another language is listed as unsupported and "
+            "its Pass becomes Review. AMS's FAQ: only Chinese is supported."
+        ),
+    )
 
 
 EngineConfig = Annotated[LocalEngineConfig | AmsEngineConfig, Field(discriminator="type")]

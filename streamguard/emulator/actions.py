@@ -207,7 +207,7 @@ class AmsActions:
         self._stats.billed_seconds += seconds
         if verdict.outcome in UNJUDGED:
             raise ApiError("InternalError", f"The audio could not be judged: {verdict.reason}")
-        return _sync_answer(request, verdict, seconds)
+        return _sync_answer(request, verdict, seconds, self._options.language)
 
     async def _sync_audio(self, request: SyncParams) -> tuple[Pcm, float]:
         """The request's audio, fetched if it came by URL, decoded whole; and its length."""
@@ -244,9 +244,11 @@ def _refused(item: TaskParams, code: str, message: str) -> dict[str, Any]:
     return {"DataId": item.data_id, "TaskId": "", "Code": code, "Message": message}
 
 
-def _sync_answer(request: SyncParams, verdict: Verdict, seconds: float) -> dict[str, Any]:
+def _sync_answer(
+    request: SyncParams, verdict: Verdict, seconds: float, language: str
+) -> dict[str, Any]:
     """The CreateAudioModerationSyncTask answer for the audio's one verdict."""
-    result = audio_result(verdict, seconds)
+    result = audio_result(verdict, seconds, language)
     return {
         "DataId": request.data_id,
         "Name": request.name,
@@ -257,7 +259,7 @@ def _sync_answer(request: SyncParams, verdict: Verdict, seconds: float) -> dict[
         "TextResults": result["TextResults"],
         "MoanResults": [],
         "SubLabel": result["SubLabel"],
-        "LanguageResults": [],
+        "LanguageResults": result["LanguageResults"],
         "SpeakerResults": [],
         "RecognitionResults": [],
         "Duration": result["Duration"],

@@ -91,6 +91,7 @@ class AmsEmulator:
             self.stats,
             now=self._now,
             workers=options.ondemand_concurrency,
+            language=options.language,
         )
         self._front = self._serve(judge, clock, monotonic)
         self._site: web.AppRunner | None = None

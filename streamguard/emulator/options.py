@@ -31,6 +31,9 @@ class EmulatorOptions:
     """LIVE_AUDIO tasks running at once; more are refused (RequestLimitExceeded)."""
     full_callbacks: bool = False
     """Call back for every slice, not only those that hit."""
+    language: str = ""
+    """The language each slice with speech is reported in (``LanguageResults``): a label
+    such as ``cmn`` or ``English``; ``auto`` = the engine transcript's language; "" = none."""
     download_timeout: float = 10.0
     max_download_bytes: int = 500 * 1024 * 1024
 

@@ -54,7 +54,9 @@ class TaskRunner:
         *,
         now: Callable[[], datetime],
         workers: int,
+        language: str = "",
     ) -> None:
+        self._language = language
         self._media = media
         self._judge = judge
         self._callbacks = callbacks
@@ -182,7 +184,7 @@ class TaskRunner:
         entry: dict[str, Any] = {
             # A live slice is placed by the Unix second it was heard, a file's by its offset.
             "OffsetTime": str(int(heard_at.timestamp()) if live else int(progress.offset)),
-            "Result": audio_result(verdict, seconds),
+            "Result": audio_result(verdict, seconds, self._language),
             "CreatedAt": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         task.segments.append(entry)

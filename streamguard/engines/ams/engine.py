@@ -80,7 +80,14 @@ class AmsEngine:
         self._tick = tick
         self._clips = ClipStore(config, state_dir, clips)
         self._wake = asyncio.Event()
-        self._settle = Settler(self.store, self._clips, self._wake, on_late=on_verdict, clock=clock)
+        self._settle = Settler(
+            self.store,
+            self._clips,
+            self._wake,
+            on_late=on_verdict,
+            clock=clock,
+            languages=config.supported_languages,
+        )
         self._callbacks = (
             Callbacks(self.store, self._settle, self._clips)
             if config.callbacks and config.mode == "async"
