@@ -1,7 +1,7 @@
 """The AMS emulator: an aiohttp service that speaks AMS 2020-12-29 (spec §6).
 
 It checks TC3 signatures, validates parameters with the spec's error codes, limits request
-rate (per SecretId) and task concurrency, runs each task PENDING → RUNNING → FINISH/ERROR
+rate (per SecretId and action) and task concurrency, runs each task PENDING → RUNNING → FINISH/ERROR
 (or CANCELLED): it downloads the task's audio from its URL, decodes it with PyAV into
 15/30/60 s slices and judges each slice with any ``Engine``. Callbacks carry
 ``X-Signature`` when a Seed was given. ``Faults`` inject throttling, 5xx, latency, hung
@@ -122,6 +122,7 @@ class AmsEmulator:
             keys=self.options.keys,
             tokens=self.options.tokens,
             requests_per_second=self.options.requests_per_second,
+            action_rates=self.options.action_rates,
             faults=self._current_faults,
             clock=clock,
             monotonic=monotonic,

@@ -25,8 +25,12 @@ class EmulatorOptions:
     processing_factor: float = 0.25
     """Seconds of processing per second of audio (AMS: about 4x real time)."""
     requests_per_second: float = 20.0
+    """Requests a second per SecretId and action (spec §4.1: 20/s for each documented
+    action), unless ``action_rates`` names the action."""
+    action_rates: Mapping[str, float] = field(default_factory=dict)
+    """Action → requests a second per SecretId, overriding ``requests_per_second``."""
     ondemand_concurrency: int = 10
-    """On-demand (AUDIO) tasks judged at once; more wait, newest first."""
+    """On-demand (AUDIO) tasks judged at once; more wait, oldest first (current SDK docs)."""
     live_concurrency: int = 100
     """LIVE_AUDIO tasks running at once; more are refused (RequestLimitExceeded)."""
     full_callbacks: bool = False

@@ -1,7 +1,8 @@
 """Running tasks: PENDING → RUNNING → FINISH | ERROR (or CANCELLED) (spec §3.2, §4).
 
-An on-demand (AUDIO) task waits in a newest-first queue for one of a fixed number of
-workers, which downloads its file and judges it slice by slice, paced like AMS. A live task
+An on-demand (AUDIO) task waits in an oldest-first queue (the current SDK docs; older ones
+said newest first) for one of a fixed number of workers, which downloads its file and
+judges it slice by slice, paced like AMS. A live task
 runs at once in a task of its own and reads its stream until the stream ends or the task is
 cancelled. Each slice that hits is called back; every task ends with a final callback.
 """
@@ -63,7 +64,7 @@ class TaskRunner:
         self._stats = stats
         self._now = now
         self._workers = workers
-        self._queue: asyncio.LifoQueue[EmulatedTask] = asyncio.LifoQueue()
+        self._queue: asyncio.Queue[EmulatedTask] = asyncio.Queue()
         self._live_stops: dict[str, threading.Event] = {}
         self._background: set[asyncio.Task[None]] = set()
 

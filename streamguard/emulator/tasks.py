@@ -125,6 +125,10 @@ class EmulatedTask:
     seed: str = ""
     callback_url: str = ""
     fault: TaskFault | None = None
+    seq: int = 0
+    """The task's place in the order of creation (DescribeTasks pages by it)."""
+    slice_seconds: int = 30
+    """The console's slice length when the task was created: ``MediaInfo.Duration``."""
     status: str = "PENDING"
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     segments: list[dict[str, Any]] = field(default_factory=list)
@@ -182,10 +186,11 @@ class EmulatedTask:
         return str(top["Label"])
 
     def media_info(self) -> dict[str, Any]:
-        """``MediaInfo``: the audio judged so far, its Duration in ms."""
+        """``MediaInfo``: its Duration is the slice length in ms (the docs: "segment length
+        for stream input, default 15 s"); each slice's own length is its Result.Duration."""
         return {
             "Codecs": "",
-            "Duration": round(self.duration * 1000),
+            "Duration": self.slice_seconds * 1000,
             "Width": 0,
             "Height": 0,
             "Thumbnail": "",

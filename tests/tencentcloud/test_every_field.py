@@ -127,8 +127,7 @@ def _detail(where: str, said: str) -> dict[str, Any]:
     """A full FINISH detail that says ``said`` in one place (``where``), Pass elsewhere."""
     answer = full("DescribeTaskDetailResponse")
     result = answer["AudioSegments"][0]["Result"]
-    if where == "language":
-        result["LanguageResults"][0]["Label"] = "English"
+    result["LanguageResults"][0]["Label"] = "English" if where == "language" else "cmn"
     if where in ("language", "none"):
         return answer
     place = {
@@ -196,9 +195,8 @@ def test_every_field_of_a_page_in_every_odd_shape() -> None:
 @pytest.mark.parametrize("said", ["Block", "Review", "language"])
 def test_every_field_of_a_sync_answer_in_every_odd_shape(said: str) -> None:
     base = full("CreateAudioModerationSyncTaskResponse")
-    if said == "language":
-        base["LanguageResults"][0]["Label"] = "English"
-    else:
+    base["LanguageResults"][0]["Label"] = "English" if said == "language" else "cmn"
+    if said != "language":
         base["TextResults"][0]["Suggestion"] = said
     for path in paths(base):
         for odd in (_ABSENT, *ODD_VALUES):
