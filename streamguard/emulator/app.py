@@ -35,6 +35,7 @@ from streamguard.emulator.callbacks import CallbackSender
 from streamguard.emulator.faults import Faults
 from streamguard.emulator.front import ApiFront
 from streamguard.emulator.judging import SliceJudge
+from streamguard.emulator.live import pull_settings
 from streamguard.emulator.media import MediaReader
 from streamguard.emulator.options import EmulatorOptions, EmulatorStats
 from streamguard.emulator.runner import TaskRunner
@@ -77,8 +78,7 @@ class AmsEmulator:
             slice_seconds=options.slice_seconds,
             timeout=options.download_timeout,
             max_bytes=options.max_download_bytes,
-            # Each live task holds a decode thread for as long as it runs.
-            threads=options.ondemand_concurrency + options.live_concurrency + 2,
+            threads=options.ondemand_concurrency + 2,
         )
         self._callbacks = CallbackSender(
             self.stats, full=options.full_callbacks, shapes=lambda: self.faults.shapes
@@ -92,6 +92,10 @@ class AmsEmulator:
             now=self._now,
             workers=options.ondemand_concurrency,
             language=options.language,
+            live_settings=pull_settings(
+                timeout=options.download_timeout, reconnects=options.live_reconnects
+            ),
+            slice_seconds=options.slice_seconds,
         )
         self._front = self._serve(judge, clock, monotonic)
         self._site: web.AppRunner | None = None

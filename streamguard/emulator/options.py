@@ -38,6 +38,9 @@ class EmulatorOptions:
     language: str = ""
     """The language each slice with speech is reported in (``LanguageResults``): a label
     such as ``cmn`` or ``English``; ``auto`` = the engine transcript's language; "" = none."""
+    live_reconnects: int = 16
+    """A live stream lost this many times in a row ends its task (AMS: 16 for network
+    failures)."""
     download_timeout: float = 10.0
     max_download_bytes: int = 500 * 1024 * 1024
 

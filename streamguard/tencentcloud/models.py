@@ -100,12 +100,12 @@ def _lenient_str(value: Any) -> str:
 
 def _lenient_objects(value: Any) -> list[Any]:
     """A list of JSON objects: null and non-lists are empty, a lone object is a list of one,
-    and items that are not objects are dropped."""
-    if isinstance(value, dict):
+    and items that are not objects are dropped (models built in code count as objects)."""
+    if isinstance(value, dict | BaseModel):
         return [value]
     if not isinstance(value, list):
         return []
-    return [item for item in value if isinstance(item, dict)]
+    return [item for item in value if isinstance(item, dict | BaseModel)]
 
 
 def _lenient_strings(value: Any) -> list[str]:
@@ -118,7 +118,7 @@ def _lenient_strings(value: Any) -> list[str]:
 
 def _lenient_object(value: Any) -> Any:
     """A nested object, or None for null or anything that is not an object."""
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict | BaseModel) else None
 
 
 Int = Annotated[int, BeforeValidator(_lenient_int)]

@@ -34,6 +34,7 @@ __all__ = [
     "failed",
     "from_detail",
     "from_json",
+    "from_slice",
     "from_summary",
     "from_sync",
     "remapped",
@@ -281,6 +282,21 @@ def from_detail(
         task_id=detail.task_id,
         details=details,
     )
+
+
+def from_slice(
+    segment_id: str, task_id: str, piece: AudioSegment, languages: Collection[str] = CHINESE
+) -> Verdict:
+    """The verdict on one slice of a live task (its own result only: a live task's overall
+    suggestion and labels cover every slice so far). No result is a failure, not a Pass."""
+    if piece.result is None:
+        reason = f"AMS sent no result for the slice at {piece.offset_time} of live task {task_id}"
+        return failed(segment_id, reason, task_id)
+    alone = AudioSegment(offset_time="0", result=piece.result)
+    detail = TaskDetail(task_id=task_id, status="FINISH", audio_segments=[alone])
+    verdict = from_detail(segment_id, detail, languages)
+    details = {**verdict.details, "source": "LIVE_AUDIO", "offset_time": piece.offset_time}
+    return replace(verdict, details=details)
 
 
 def summary_passes(data: TaskData) -> bool:

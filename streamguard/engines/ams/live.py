@@ -1,0 +1,350 @@
+"""``LiveStream``: one stream moderated by AMS itself (``mode = "live"``, Type LIVE_AUDIO).
+
+AMS pulls the stream's URL, cuts it by the console's slice length and judges each slice; we
+never touch the audio. A ``LiveStream`` owns the stream's AMS task:
+
+- it creates it (``Input.Url`` = the stream URL, the stream's BizType, our callback URL and
+  Seed); first it cancels tasks an earlier run of this stream left pulling (found by their
+  DataId prefix), so a crash never leaves AMS billing a stream nobody listens to;
+- it learns the task's slices from DescribeTaskDetail with ShowAllSegments every
+  ``live_poll_interval`` (every slice), and a callback (hits) makes it poll at once; the
+  slices go out each once, in time order;
+- each slice becomes one of our segments (``SegmentInfo``: times from ``OffsetTime``, the
+  Unix second its audio starts, and its ``Duration`` or else ``MediaInfo.Duration``; ids in
+  our own sequence) with its verdict (``verdicts.from_slice``) and AMS's copy of the audio
+  (``AudioResult.Url``) as evidence, handed out through ``async for``;
+- a task that ends (FINISH: the stream ended or AMS gave up on it), errors, disappears or
+  cannot be created is created again after a backoff (2 s doubling to
+  ``live_restart_max``), until the stream is detached: leaving ``async with`` cancels the
+  task (CancelTask).
+
+A Create whose outcome is unknown (a timeout, an unreadable answer) is looked up by its
+DataId before another is made: the task it may have created is adopted, not duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from streamguard.config.engine import AmsEngineConfig
+from streamguard.core.backoff import Backoff
+from streamguard.core.segment import SegmentFlag, SegmentInfo
+from streamguard.core.verdict import Verdict
+from streamguard.engines.ams import verdicts
+from streamguard.engines.ams.pages import iso
+from streamguard.engines.ams.settle import ENDED
+from streamguard.tencentcloud.client import AmsClient
+from streamguard.tencentcloud.errors import AmsError, AmsInvalidResponse, AmsRetryableError
+from streamguard.tencentcloud.models import (
+    AudioSegment,
+    CreateTasksRequest,
+    DescribeTasksRequest,
+    StorageInfo,
+    TaskDetail,
+    TaskFilter,
+    TaskInput,
+)
+
+__all__ = ["DEFAULT_SLICE_SECONDS", "JudgedSlice", "LiveStream", "LiveTaskRouter"]
+
+DEFAULT_SLICE_SECONDS = 30.0
+"""A slice's length when AMS names none (its console's default)."""
+GAP_TOLERANCE = 1.5
+"""Seconds between two slices that still count as continuous (OffsetTime is whole seconds)."""
+ORPHAN_LOOKBACK = timedelta(days=1)
+
+LiveTaskRouter = MutableMapping[str, Callable[[TaskDetail], Awaitable[None]]]
+"""Task id → the live stream taking its callbacks (``Callbacks.live``)."""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedSlice:
+    """A slice AMS cut and judged, as one of our segments."""
+
+    segment: SegmentInfo
+    verdict: Verdict
+    evidence_url: str
+    """AMS's stored copy of the slice ("" when it gave none; it expires in 12-24 h)."""
+
+
+class LiveStream:
+    """``async with LiveStream(...) as live: async for judged in live: ...``.
+
+    ``state`` is ``starting``, ``running`` (AMS is pulling), ``restarting`` (between tasks;
+    ``last_error`` says why) or ``stopped``. ``router`` is where callbacks find the task.
+    """
+
+    def __init__(
+        self,
+        config: AmsEngineConfig,
+        client: AmsClient,
+        *,
+        url: str,
+        stream_id: str,
+        attached_at: datetime,
+        biz_type: str | None,
+        router: LiveTaskRouter,
+        callback_url: str | None = None,
+        seed: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._client = client
+        self.url = url
+        self.stream_id = stream_id
+        self.attached_at = attached_at
+        self._biz_type = biz_type or config.biz_type
+        self._router = router
+        self._callback_url = callback_url
+        self._seed = seed
+        self._clock = clock
+        self._backoff = Backoff(
+            initial=min(2.0, config.live_restart_max), maximum=config.live_restart_max
+        )
+        self._out: asyncio.Queue[JudgedSlice] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._seq = 0
+        self._tasks_made = 0
+        self._last_end: datetime | None = None
+        self._seen: set[tuple[str, str]] = set()
+        self._ended: set[str] = set()
+        self._called_back: dict[tuple[str, str], AudioSegment] = {}
+        self._media_seconds = 0.0
+        self.task_id: str | None = None
+        self.state = "starting"
+        self.last_error: str | None = None
+        self.calls = 0
+        """AMS calls this stream made (Create, DescribeTaskDetail, DescribeTasks, Cancel)."""
+
+    async def __aenter__(self) -> Self:
+        self._runner = asyncio.create_task(self._run(), name=f"ams.live[{self.stream_id}]")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+            await asyncio.wait([runner])
+        self.state = "stopped"
+        await self._cancel_current()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> JudgedSlice:
+        return await self._out.get()
+
+    async def _run(self) -> None:
+        await self._cancel_orphans()
+        failures = 0
+        while True:
+            try:
+                task_id = await self._start_task()
+                ended = await self._follow(task_id)
+                failures = 0 if ended == "FINISH" else failures + 1
+            except AmsError as exc:
+                self.last_error = f"AMS: {exc}"
+                failures += 1
+            except Exception as exc:
+                # An answer this code cannot handle costs a restart, never the stream.
+                log.exception("AMS live task of %s could not be followed", self.stream_id)
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                failures += 1
+            await self._cancel_current()  # a task we stop following must not pull on
+            self.state = "restarting"
+            delay = self._backoff.delay(max(failures, 1))
+            log.info(
+                "AMS live task of %s restarts in %.1f s: %s", self.stream_id, delay, self.last_error
+            )
+            await asyncio.sleep(delay)
+
+    # -- the task ------------------------------------------------------------------------
+
+    def _data_id(self) -> str:
+        return f"{self.stream_id}-{self.attached_at:%Y%m%d%H%M%S}-L{self._tasks_made:03d}"
+
+    async def _start_task(self) -> str:
+        """Create the stream's task (or adopt the one a Create of unknown outcome made)."""
+        self._tasks_made += 1
+        data_id = self._data_id()
+        request = CreateTasksRequest(
+            tasks=[
+                TaskInput(data_id=data_id, name=self.stream_id, input=StorageInfo(url=self.url))
+            ],
+            biz_type=self._biz_type,
+            type="LIVE_AUDIO",
+            callback_url=self._callback_url,
+            seed=self._seed if self._callback_url else None,
+        )
+        created_since = self._clock() - 300
+        try:
+            self.calls += 1
+            answer = await self._client.create_tasks(request)
+        except (AmsRetryableError, AmsInvalidResponse) as exc:
+            if isinstance(exc, AmsRetryableError) and exc.unprocessed:
+                raise
+            task_id = await self._find(data_id, created_since)
+            if task_id is None:
+                raise
+            return self._adopt(task_id)
+        results = [r for r in answer.results if r.data_id in (data_id, "")]
+        if not results or results[0].code != "OK" or not results[0].task_id:
+            said = f"{results[0].code}: {results[0].message}" if results else "no result"
+            message = f"live task for {self.stream_id} refused: {said}"
+            raise AmsError("CreateRefused", message, answer.request_id)
+        return self._adopt(results[0].task_id)
+
+    def _adopt(self, task_id: str) -> str:
+        self.task_id = task_id
+        self._router[task_id] = self._take
+        self.state = "running"
+        log.info("AMS live task %s pulls stream %s", task_id, self.stream_id)
+        return task_id
+
+    def _forget_task(self) -> None:
+        if self.task_id is not None:
+            self._router.pop(self.task_id, None)
+        self.task_id = None
+
+    async def _find(self, data_id: str, since: float) -> str | None:
+        """The task id of a live task created with ``data_id`` since ``since``, if any."""
+        request = DescribeTasksRequest(
+            limit=20,
+            filter=TaskFilter(type="LIVE_AUDIO"),
+            start_time=iso(since),
+        )
+        with contextlib.suppress(AmsError):
+            self.calls += 1
+            page = await self._client.describe_tasks(request)
+            for task in page.data:
+                if task.data_id == data_id and task.status not in ENDED:
+                    return task.task_id
+        return None
+
+    async def _cancel_orphans(self) -> None:
+        """Cancel live tasks of this stream that an earlier run left pulling."""
+        prefix = f"{self.stream_id}-"
+        request = DescribeTasksRequest(
+            limit=20,
+            filter=TaskFilter(type="LIVE_AUDIO", task_status="RUNNING"),
+            start_time=iso(self._clock() - ORPHAN_LOOKBACK.total_seconds()),
+        )
+        try:
+            self.calls += 1
+            page = await self._client.describe_tasks(request)
+        except AmsError as exc:
+            log.info("AMS: looking for orphaned live tasks of %s failed: %s", self.stream_id, exc)
+            return
+        for task in page.data:
+            if task.data_id.startswith(prefix) and task.task_id:
+                await self._cancel(task.task_id, "an earlier run's")
+
+    async def _cancel_current(self) -> None:
+        """Cancel the task being followed (none once it ended by itself)."""
+        task_id = self.task_id
+        self._forget_task()
+        if task_id is not None and task_id not in self._ended:
+            await self._cancel(task_id, "the stream's")
+
+    async def _cancel(self, task_id: str, whose: str) -> None:
+        try:
+            self.calls += 1
+            await asyncio.wait_for(self._client.cancel_task(task_id), self._config.request_timeout)
+            log.info("AMS: cancelled %s live task %s (%s)", whose, task_id, self.stream_id)
+        except (AmsError, TimeoutError) as exc:
+            log.warning("AMS: CancelTask %s for %s failed: %s", task_id, self.stream_id, exc)
+
+    # -- its slices ----------------------------------------------------------------------
+
+    async def _follow(self, task_id: str) -> str:
+        """Poll the task until it ends; its final status. A callback wakes a poll early."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._config.live_poll_interval)
+            self._wake.clear()
+            try:
+                self.calls += 1
+                detail = await self._client.describe_task_detail(task_id, show_all_segments=True)
+            except AmsError as exc:
+                self._hand_out(task_id, [])  # what callbacks brought still goes out
+                if exc.code == "ResourceNotFound":
+                    self.last_error = f"AMS no longer knows live task {task_id}: {exc}"
+                    return "LOST"
+                self.last_error = f"AMS: {exc}"
+                continue
+            self._hand_out(task_id, detail.audio_segments, detail)
+            if detail.status in ENDED:
+                why = f": {detail.error_type}: {detail.error_description}"
+                self.last_error = f"AMS live task {task_id} ended {detail.status}" + (
+                    why if detail.error_type else ""
+                )
+                self._ended.add(task_id)
+                return detail.status
+
+    async def _take(self, detail: TaskDetail) -> None:
+        """A callback: keep its slices and have the follower poll at once, so that slices
+        go out in time order (a callback brings hits only; the poll, every slice)."""
+        task_id = detail.task_id or self.task_id or ""
+        for piece in detail.audio_segments:
+            self._called_back.setdefault((task_id, piece.offset_time), piece)
+        if detail.media_info is not None and detail.media_info.duration > 0:
+            self._media_seconds = detail.media_info.duration / 1000
+        self._wake.set()
+
+    def _hand_out(
+        self, task_id: str, polled: list[AudioSegment], detail: TaskDetail | None = None
+    ) -> None:
+        """Hand out, in time order, every slice of ``task_id`` not handed out before."""
+        if detail is not None and detail.media_info is not None and detail.media_info.duration:
+            self._media_seconds = detail.media_info.duration / 1000
+        pieces = {(task_id, p.offset_time): p for p in polled}
+        for key in [k for k in self._called_back if k[0] == task_id]:
+            called = self._called_back.pop(key)
+            if pieces.get(key) is None or pieces[key].result is None:
+                pieces[key] = called  # the poll may lag the callback, or lack the result
+        for key, piece in sorted(pieces.items(), key=lambda item: item[1].offset_seconds):
+            if key not in self._seen:
+                self._seen.add(key)
+                self._out.put_nowait(self._judged(task_id, piece, self._media_seconds))
+
+    def _judged(self, task_id: str, piece: AudioSegment, media_seconds: float) -> JudgedSlice:
+        result = piece.result
+        seconds = (result.duration / 1000 if result else 0.0) or media_seconds
+        seconds = seconds if seconds > 0 else DEFAULT_SLICE_SECONDS
+        offset = piece.offset_seconds
+        if offset < 1e9:  # not a Unix time: an offset into the task (as for files)
+            offset += self._clock() - seconds
+        started = datetime.fromtimestamp(offset, UTC)
+        gap = 0.0 if self._last_end is None else (started - self._last_end).total_seconds()
+        flags = frozenset({SegmentFlag.GAP_BEFORE}) if gap > GAP_TOLERANCE else frozenset()
+        segment = SegmentInfo(
+            stream_id=self.stream_id,
+            seq=self._seq,
+            attached_at=self.attached_at,
+            started_at=started,
+            ended_at=started + timedelta(seconds=seconds),
+            media_start=max(0.0, (started - self.attached_at).total_seconds()),
+            duration=seconds,
+            gap_before=max(0.0, gap) if flags else 0.0,
+            flags=flags,
+        )
+        self._seq += 1
+        self._last_end = max(segment.ended_at, self._last_end or segment.ended_at)
+        verdict = verdicts.from_slice(segment.id, task_id, piece, self._config.supported_languages)
+        return JudgedSlice(segment, verdict, result.url if result else "")
