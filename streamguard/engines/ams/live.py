@@ -29,10 +29,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self, runtime_checkable
 
 from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.backoff import Backoff
@@ -53,7 +53,7 @@ from streamguard.tencentcloud.models import (
     TaskInput,
 )
 
-__all__ = ["DEFAULT_SLICE_SECONDS", "JudgedSlice", "LiveStream", "LiveTaskRouter"]
+__all__ = ["DEFAULT_SLICE_SECONDS", "JudgedSlice", "LiveEngine", "LiveStream", "LiveTaskRouter"]
 
 DEFAULT_SLICE_SECONDS = 30.0
 """A slice's length when AMS names none (its console's default)."""
@@ -77,11 +77,30 @@ class JudgedSlice:
     """AMS's stored copy of the slice ("" when it gave none; it expires in 12-24 h)."""
 
 
+@runtime_checkable
+class LiveEngine(Protocol):
+    """An engine whose service pulls streams itself (AMS in ``live`` mode): the seam where a
+    stream's source is a task of the service rather than our own ingest."""
+
+    @property
+    def live_mode(self) -> bool:
+        """Whether streams are to be pulled by the service (else they are cut here)."""
+        ...
+
+    def live(
+        self, url: str, stream_id: str, attached_at: datetime, biz_type: str | None = None
+    ) -> LiveStream:
+        """The stream as a source of judged slices (``async with``, then ``async for``)."""
+        ...
+
+
 class LiveStream:
     """``async with LiveStream(...) as live: async for judged in live: ...``.
 
     ``state`` is ``starting``, ``running`` (AMS is pulling), ``restarting`` (between tasks;
     ``last_error`` says why) or ``stopped``. ``router`` is where callbacks find the task.
+    ``detach`` ends the iteration (after the slices already handed out); leaving the
+    ``async with`` cancels the task.
     """
 
     def __init__(
@@ -111,7 +130,7 @@ class LiveStream:
         self._backoff = Backoff(
             initial=min(2.0, config.live_restart_max), maximum=config.live_restart_max
         )
-        self._out: asyncio.Queue[JudgedSlice] = asyncio.Queue()
+        self._out: asyncio.Queue[JudgedSlice | None] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._seq = 0
@@ -144,11 +163,19 @@ class LiveStream:
         self.state = "stopped"
         await self._cancel_current()
 
+    def detach(self) -> None:
+        """End the iteration once the slices already judged are taken."""
+        self._out.put_nowait(None)
+
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> JudgedSlice:
-        return await self._out.get()
+        judged = await self._out.get()
+        if judged is None:
+            self._out.put_nowait(None)  # every later call ends too
+            raise StopAsyncIteration
+        return judged
 
     async def _run(self) -> None:
         await self._cancel_orphans()
@@ -347,4 +374,7 @@ class LiveStream:
         self._seq += 1
         self._last_end = max(segment.ended_at, self._last_end or segment.ended_at)
         verdict = verdicts.from_slice(segment.id, task_id, piece, self._config.supported_languages)
-        return JudgedSlice(segment, verdict, result.url if result else "")
+        url = result.url if result else ""
+        if url:
+            verdict = replace(verdict, details={**verdict.details, "evidence_url": url})
+        return JudgedSlice(segment, verdict, url)

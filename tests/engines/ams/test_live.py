@@ -16,12 +16,18 @@ from typing import Any
 import numpy as np
 import pytest
 
+from streamguard.config.ingest import IngestConfig
+from streamguard.config.streams import StreamConfig
+from streamguard.core.metrics import Metrics
 from streamguard.core.segment import SegmentFlag
+from streamguard.core.status import StreamState
 from streamguard.core.verdict import Outcome, Suggestion
 from streamguard.emulator.faults import Faults
 from streamguard.engines.ams.engine import AmsEngine
 from streamguard.engines.ams.live import JudgedSlice, LiveStream
 from streamguard.state.db import Database
+from streamguard.streams.pipeline import SegmentResult
+from streamguard.streams.runner import StreamRunner
 from streamguard.tencentcloud.models import CreateTasksRequest, StorageInfo, TaskDetail, TaskInput
 from tests.emulator.test_emulator import static_server
 from tests.support.ams import AmsStack, ams_stack, engine_for
@@ -182,3 +188,47 @@ async def test_callbacks_bring_slices_with_the_evidence_url_and_dedupe(tmp_path:
     assert "no result" in second.verdict.reason
     assert SegmentFlag.GAP_BEFORE in second.segment.flags
     assert second.segment.gap_before == pytest.approx(45.0)
+
+
+async def test_a_stream_runner_in_live_mode_records_amss_slices_as_its_segments(
+    tmp_path: Path,
+) -> None:
+    # The streams seam: the runner's source is an AMS task. It still owns the stream's
+    # status, results (and through them policy, incidents, alerts), and detaching stops it.
+    results: list[SegmentResult] = []
+    states: list[StreamState] = []
+
+    async def on_result(stream: StreamConfig, result: SegmentResult) -> None:
+        results.append(result)
+
+    async def on_state(stream: StreamConfig, state: StreamState, error: str | None) -> None:
+        states.append(state)
+
+    async with live_setup(tmp_path, Faults()) as (stack, engine, url):
+        runner = StreamRunner(
+            StreamConfig(id="room-run", url=url, segment_seconds=15),
+            ingest=IngestConfig(),
+            engine=engine,
+            clip_dir=tmp_path / "evidence",
+            on_result=on_result,
+            on_state=on_state,
+            metrics=Metrics(),
+            biz_type=lambda stream: "room_biz",
+        )
+        running = asyncio.create_task(runner.run(), name="test.stream[room-run]")
+        while len(results) < 3:  # noqa: ASYNC110 - the runner offers no event
+            await asyncio.sleep(0.05)
+        runner.stop()
+        await running
+        tasks = list(stack.emulator.tasks.values())
+    assert [r.segment.seq for r in results[:3]] == [0, 1, 2]
+    assert [r.verdict.suggestion for r in results[:3]] == [
+        Suggestion.BLOCK, Suggestion.PASS, Suggestion.BLOCK,
+    ]  # fmt: skip
+    assert all(r.clip is None for r in results)
+    assert states[:2] == [StreamState.CONNECTING, StreamState.ONLINE]
+    assert states[-1] is StreamState.STOPPED
+    assert runner.tally.outcomes["moderated"] == len(results)
+    assert {t.biz_type for t in tasks} == {"room_biz"}
+    # the task still pulling at detach was cancelled; the others had ended by themselves
+    assert {t.status for t in tasks} <= {"FINISH", "CANCELLED"}
