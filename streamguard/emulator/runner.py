@@ -142,7 +142,8 @@ class TaskRunner:
         else:
             await self._judge_file(task)
         if task.status == "RUNNING":
-            self._stats.billed_seconds += task.duration
+            if task.type != "LIVE_AUDIO":  # a live task is billed as it is pulled
+                self._stats.billed_seconds += task.duration
             task.move("FINISH", self._now())
 
     async def _judge_file(self, task: EmulatedTask) -> None:
@@ -187,6 +188,7 @@ class TaskRunner:
         self, task: EmulatedTask, progress: _Progress, segment: Segment, offset_time: str
     ) -> bool:
         """Judge a slice and record it; False ends the task's reading."""
+        received = time.monotonic()
         if task.status != "RUNNING":
             return False  # cancelled: stop pulling
         now = self._now()
@@ -199,7 +201,9 @@ class TaskRunner:
                 now,
             )
             return False
-        if task.type != "LIVE_AUDIO":
+        if task.type == "LIVE_AUDIO":  # each slice takes its processing time as it comes
+            await self._judge.pace(received, seconds)
+        else:
             await self._judge.pace(progress.started, progress.offset + seconds)
         entry: dict[str, Any] = {
             "OffsetTime": offset_time,
@@ -208,6 +212,8 @@ class TaskRunner:
         }
         task.segments.append(entry)
         task.duration += seconds
+        if task.type == "LIVE_AUDIO":
+            self._stats.billed_seconds += seconds
         task.updated_at = self._now()
         await self._callbacks.slice(task, entry)
         progress.index += 1

@@ -7,8 +7,9 @@ never touch the audio. A ``LiveStream`` owns the stream's AMS task:
   Seed); first it cancels tasks an earlier run of this stream left pulling (found by their
   DataId prefix), so a crash never leaves AMS billing a stream nobody listens to;
 - it learns the task's slices from DescribeTaskDetail with ShowAllSegments every
-  ``live_poll_interval`` (every slice), and a callback (hits) makes it poll at once; the
-  slices go out each once, in time order;
+  ``live_poll_interval`` (every slice) and from callbacks: a slice called back that follows
+  on from the last one goes out at once, any other makes it poll at once; the slices go out
+  each once, in time order;
 - each slice becomes one of our segments (``SegmentInfo``: times from ``OffsetTime``, the
   Unix second its audio starts, and its ``Duration`` or else ``MediaInfo.Duration``; ids in
   our own sequence) with its verdict (``verdicts.from_slice``) and AMS's copy of the audio
@@ -75,6 +76,10 @@ class JudgedSlice:
     verdict: Verdict
     evidence_url: str
     """AMS's stored copy of the slice ("" when it gave none; it expires in 12-24 h)."""
+
+
+async def _ignore(detail: TaskDetail) -> None:
+    """A callback of a live task no longer followed (cancelled, or restarted)."""
 
 
 @runtime_checkable
@@ -245,8 +250,9 @@ class LiveStream:
         return task_id
 
     def _forget_task(self) -> None:
+        """Stop following the task; its late callbacks (the final one) are taken, unused."""
         if self.task_id is not None:
-            self._router.pop(self.task_id, None)
+            self._router[self.task_id] = _ignore
         self.task_id = None
 
     async def _find(self, data_id: str, since: float) -> str | None:
@@ -325,14 +331,31 @@ class LiveStream:
                 return detail.status
 
     async def _take(self, detail: TaskDetail) -> None:
-        """A callback: keep its slices and have the follower poll at once, so that slices
-        go out in time order (a callback brings hits only; the poll, every slice)."""
+        """A callback: a slice that follows on from the last one handed out goes out at
+        once; otherwise (a hit after slices that called back nothing) the follower polls at
+        once, so that slices go out in time order."""
         task_id = detail.task_id or self.task_id or ""
-        for piece in detail.audio_segments:
-            self._called_back.setdefault((task_id, piece.offset_time), piece)
         if detail.media_info is not None and detail.media_info.duration > 0:
             self._media_seconds = detail.media_info.duration / 1000
-        self._wake.set()
+        waiting = False
+        for piece in sorted(detail.audio_segments, key=lambda p: p.offset_seconds):
+            key = (task_id, piece.offset_time)
+            if key in self._seen:
+                continue
+            if not waiting and piece.result is not None and self._follows_on(piece):
+                self._seen.add(key)
+                self._out.put_nowait(self._judged(task_id, piece, self._media_seconds))
+            else:
+                waiting = True
+                self._called_back.setdefault(key, piece)
+        if waiting or detail.status in ENDED:
+            self._wake.set()
+
+    def _follows_on(self, piece: AudioSegment) -> bool:
+        """Whether ``piece`` starts where the last slice handed out ended (whole seconds)."""
+        if self._last_end is None:
+            return False
+        return abs(piece.offset_seconds - self._last_end.timestamp()) <= GAP_TOLERANCE
 
     def _hand_out(
         self, task_id: str, polled: list[AudioSegment], detail: TaskDetail | None = None
