@@ -30,22 +30,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.backoff import Backoff
-from streamguard.core.segment import SegmentFlag, SegmentInfo
-from streamguard.core.verdict import Verdict
-from streamguard.engines.ams import verdicts
 from streamguard.engines.ams.pages import iso
 from streamguard.engines.ams.settle import ENDED
+from streamguard.engines.ams.slices import JudgedSlice, SliceBook
 from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.errors import AmsError, AmsInvalidResponse, AmsRetryableError
 from streamguard.tencentcloud.models import (
-    AudioSegment,
     CreateTasksRequest,
     DescribeTasksRequest,
     StorageInfo,
@@ -54,28 +50,14 @@ from streamguard.tencentcloud.models import (
     TaskInput,
 )
 
-__all__ = ["DEFAULT_SLICE_SECONDS", "JudgedSlice", "LiveEngine", "LiveStream", "LiveTaskRouter"]
+__all__ = ["JudgedSlice", "LiveEngine", "LiveStream", "LiveTaskRouter"]
 
-DEFAULT_SLICE_SECONDS = 30.0
-"""A slice's length when AMS names none (its console's default)."""
-GAP_TOLERANCE = 1.5
-"""Seconds between two slices that still count as continuous (OffsetTime is whole seconds)."""
 ORPHAN_LOOKBACK = timedelta(days=1)
 
 LiveTaskRouter = MutableMapping[str, Callable[[TaskDetail], Awaitable[None]]]
 """Task id → the live stream taking its callbacks (``Callbacks.live``)."""
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class JudgedSlice:
-    """A slice AMS cut and judged, as one of our segments."""
-
-    segment: SegmentInfo
-    verdict: Verdict
-    evidence_url: str
-    """AMS's stored copy of the slice ("" when it gave none; it expires in 12-24 h)."""
 
 
 async def _ignore(detail: TaskDetail) -> None:
@@ -135,16 +117,11 @@ class LiveStream:
         self._backoff = Backoff(
             initial=min(2.0, config.live_restart_max), maximum=config.live_restart_max
         )
-        self._out: asyncio.Queue[JudgedSlice | None] = asyncio.Queue()
+        self._book = SliceBook(stream_id, attached_at, config.supported_languages, clock)
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
-        self._seq = 0
         self._tasks_made = 0
-        self._last_end: datetime | None = None
-        self._seen: set[tuple[str, str]] = set()
         self._ended: set[str] = set()
-        self._called_back: dict[tuple[str, str], AudioSegment] = {}
-        self._media_seconds = 0.0
         self.task_id: str | None = None
         self.state = "starting"
         self.last_error: str | None = None
@@ -170,15 +147,15 @@ class LiveStream:
 
     def detach(self) -> None:
         """End the iteration once the slices already judged are taken."""
-        self._out.put_nowait(None)
+        self._book.out.put_nowait(None)
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> JudgedSlice:
-        judged = await self._out.get()
+        judged = await self._book.out.get()
         if judged is None:
-            self._out.put_nowait(None)  # every later call ends too
+            self._book.out.put_nowait(None)  # every later call ends too
             raise StopAsyncIteration
         return judged
 
@@ -315,13 +292,13 @@ class LiveStream:
                 self.calls += 1
                 detail = await self._client.describe_task_detail(task_id, show_all_segments=True)
             except AmsError as exc:
-                self._hand_out(task_id, [])  # what callbacks brought still goes out
+                self._book.polled(task_id, [])  # what callbacks brought still goes out
                 if exc.code == "ResourceNotFound":
                     self.last_error = f"AMS no longer knows live task {task_id}: {exc}"
                     return "LOST"
                 self.last_error = f"AMS: {exc}"
                 continue
-            self._hand_out(task_id, detail.audio_segments, detail)
+            self._book.polled(task_id, detail.audio_segments, detail)
             if detail.status in ENDED:
                 why = f": {detail.error_type}: {detail.error_description}"
                 self.last_error = f"AMS live task {task_id} ended {detail.status}" + (
@@ -331,73 +308,7 @@ class LiveStream:
                 return detail.status
 
     async def _take(self, detail: TaskDetail) -> None:
-        """A callback: a slice that follows on from the last one handed out goes out at
-        once; otherwise (a hit after slices that called back nothing) the follower polls at
-        once, so that slices go out in time order."""
+        """A callback of the task: its slices, and a poll at once when they leave a gap."""
         task_id = detail.task_id or self.task_id or ""
-        if detail.media_info is not None and detail.media_info.duration > 0:
-            self._media_seconds = detail.media_info.duration / 1000
-        waiting = False
-        for piece in sorted(detail.audio_segments, key=lambda p: p.offset_seconds):
-            key = (task_id, piece.offset_time)
-            if key in self._seen:
-                continue
-            if not waiting and piece.result is not None and self._follows_on(piece):
-                self._seen.add(key)
-                self._out.put_nowait(self._judged(task_id, piece, self._media_seconds))
-            else:
-                waiting = True
-                self._called_back.setdefault(key, piece)
-        if waiting or detail.status in ENDED:
+        if self._book.called_back(task_id, detail) or detail.status in ENDED:
             self._wake.set()
-
-    def _follows_on(self, piece: AudioSegment) -> bool:
-        """Whether ``piece`` starts where the last slice handed out ended (whole seconds)."""
-        if self._last_end is None:
-            return False
-        return abs(piece.offset_seconds - self._last_end.timestamp()) <= GAP_TOLERANCE
-
-    def _hand_out(
-        self, task_id: str, polled: list[AudioSegment], detail: TaskDetail | None = None
-    ) -> None:
-        """Hand out, in time order, every slice of ``task_id`` not handed out before."""
-        if detail is not None and detail.media_info is not None and detail.media_info.duration:
-            self._media_seconds = detail.media_info.duration / 1000
-        pieces = {(task_id, p.offset_time): p for p in polled}
-        for key in [k for k in self._called_back if k[0] == task_id]:
-            called = self._called_back.pop(key)
-            if pieces.get(key) is None or pieces[key].result is None:
-                pieces[key] = called  # the poll may lag the callback, or lack the result
-        for key, piece in sorted(pieces.items(), key=lambda item: item[1].offset_seconds):
-            if key not in self._seen:
-                self._seen.add(key)
-                self._out.put_nowait(self._judged(task_id, piece, self._media_seconds))
-
-    def _judged(self, task_id: str, piece: AudioSegment, media_seconds: float) -> JudgedSlice:
-        result = piece.result
-        seconds = (result.duration / 1000 if result else 0.0) or media_seconds
-        seconds = seconds if seconds > 0 else DEFAULT_SLICE_SECONDS
-        offset = piece.offset_seconds
-        if offset < 1e9:  # not a Unix time: an offset into the task (as for files)
-            offset += self._clock() - seconds
-        started = datetime.fromtimestamp(offset, UTC)
-        gap = 0.0 if self._last_end is None else (started - self._last_end).total_seconds()
-        flags = frozenset({SegmentFlag.GAP_BEFORE}) if gap > GAP_TOLERANCE else frozenset()
-        segment = SegmentInfo(
-            stream_id=self.stream_id,
-            seq=self._seq,
-            attached_at=self.attached_at,
-            started_at=started,
-            ended_at=started + timedelta(seconds=seconds),
-            media_start=max(0.0, (started - self.attached_at).total_seconds()),
-            duration=seconds,
-            gap_before=max(0.0, gap) if flags else 0.0,
-            flags=flags,
-        )
-        self._seq += 1
-        self._last_end = max(segment.ended_at, self._last_end or segment.ended_at)
-        verdict = verdicts.from_slice(segment.id, task_id, piece, self._config.supported_languages)
-        url = result.url if result else ""
-        if url:
-            verdict = replace(verdict, details={**verdict.details, "evidence_url": url})
-        return JudgedSlice(segment, verdict, url)

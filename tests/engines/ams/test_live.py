@@ -179,7 +179,7 @@ async def test_callbacks_bring_slices_with_the_evidence_url_and_dedupe(tmp_path:
             await router[live.task_id](detail)
             await router[live.task_id](detail)  # again: nothing new
             first, second = await take(live, 2)
-            assert live._out.empty()
+            assert live._book.out.empty()
     assert first.evidence_url == "https://cos.example/slice-1.mp3"
     assert first.verdict.suggestion is Suggestion.REVIEW
     assert first.segment.duration == 15.0  # MediaInfo.Duration when the slice names none
