@@ -7,13 +7,9 @@ never touch the audio. A ``LiveStream`` owns the stream's AMS task:
   Seed); first it cancels tasks an earlier run of this stream left pulling (found by their
   DataId prefix), so a crash never leaves AMS billing a stream nobody listens to;
 - it learns the task's slices from DescribeTaskDetail with ShowAllSegments every
-  ``live_poll_interval`` (every slice) and from callbacks: a slice called back that follows
-  on from the last one goes out at once, any other makes it poll at once; the slices go out
-  each once, in time order;
-- each slice becomes one of our segments (``SegmentInfo``: times from ``OffsetTime``, the
-  Unix second its audio starts, and its ``Duration`` or else ``MediaInfo.Duration``; ids in
-  our own sequence) with its verdict (``verdicts.from_slice``) and AMS's copy of the audio
-  (``AudioResult.Url``) as evidence, handed out through ``async for``;
+  ``live_poll_interval`` (every slice) and from callbacks; ``slices.SliceBook`` hands each
+  out once, in time order, as one of our segments with its verdict and AMS's copy of the
+  audio as evidence (``async for``);
 - a task that ends (FINISH: the stream ended or AMS gave up on it), errors, disappears or
   cannot be created is created again after a backoff (2 s doubling to
   ``live_restart_max``), until the stream is detached: leaving ``async with`` cancels the

@@ -28,9 +28,17 @@ from streamguard.engines.ams.live import JudgedSlice, LiveStream
 from streamguard.state.db import Database
 from streamguard.streams.pipeline import SegmentResult
 from streamguard.streams.runner import StreamRunner
-from streamguard.tencentcloud.models import CreateTasksRequest, StorageInfo, TaskDetail, TaskInput
+from streamguard.tencentcloud.client import AmsClient
+from streamguard.tencentcloud.errors import AmsNetworkError
+from streamguard.tencentcloud.models import (
+    CreateTasksRequest,
+    CreateTasksResponse,
+    StorageInfo,
+    TaskDetail,
+    TaskInput,
+)
 from tests.emulator.test_emulator import static_server
-from tests.support.ams import AmsStack, ams_stack, engine_for
+from tests.support.ams import CREDENTIALS, AmsStack, ams_stack, engine_for
 from tests.support.audio import encode, noise, tone
 
 ATTACHED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -232,3 +240,39 @@ async def test_a_stream_runner_in_live_mode_records_amss_slices_as_its_segments(
     assert {t.biz_type for t in tasks} == {"room_biz"}
     # the task still pulling at detach was cancelled; the others had ended by themselves
     assert {t.status for t in tasks} <= {"FINISH", "CANCELLED"}
+
+
+class LostAnswerClient(AmsClient):
+    """The first Create reaches AMS (the task exists) but its answer is lost on the way."""
+
+    lost = 0
+
+    async def create_tasks(self, request: CreateTasksRequest) -> CreateTasksResponse:
+        answer = await super().create_tasks(request)
+        if not self.lost:
+            self.lost += 1
+            raise AmsNetworkError("ClientNetworkError", "the answer was lost", sent=True)
+        return answer
+
+
+async def test_a_create_whose_answer_was_lost_is_adopted_not_duplicated(tmp_path: Path) -> None:
+    async with live_setup(tmp_path, Faults(stuck_first=1)) as (stack, engine, url):
+        client = LostAnswerClient(stack.emulator.url, CREDENTIALS, requests_per_second=500)
+        async with client:
+            live = LiveStream(
+                engine.config,
+                client,
+                url=url,
+                stream_id="room-lost",
+                attached_at=ATTACHED,
+                biz_type=None,
+                router={},
+            )
+            async with live:
+                while live.task_id is None:  # noqa: ASYNC110 - the stream offers no event
+                    await asyncio.sleep(0.05)
+                adopted = live.task_id
+        tasks = list(stack.emulator.tasks.values())
+    assert client.lost == 1
+    assert [t.task_id for t in tasks] == [adopted]  # one task: found by its DataId
+    assert tasks[0].status == "CANCELLED"  # and cancelled on detach
