@@ -141,6 +141,12 @@ async def run(args: argparse.Namespace) -> None:
         f"{ordered[int(0.95 * (len(ordered) - 1))]:.2f} s, max {ordered[-1]:.2f} s "
         f"(OffsetTime is whole seconds: up to 1 s early)"
     )
+    blocked = sorted(lat for lat, hit in zip(latencies, hits, strict=True) if hit)
+    if blocked:
+        print(
+            f"the same for blocked slices: p50 {statistics.median(blocked):.2f} s, max "
+            f"{blocked[-1]:.2f} s"
+        )
     print(
         f"billed {billed / 60:.1f} min for {args.streams * args.seconds / 60:.1f} min broadcast "
         "(the tail still being pulled at the end included)"

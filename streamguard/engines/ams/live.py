@@ -6,8 +6,10 @@ never touch the audio. A ``LiveStream`` owns the stream's AMS task:
 - it creates it (``Input.Url`` = the stream URL, the stream's BizType, our callback URL and
   Seed); first it cancels tasks an earlier run of this stream left pulling (found by their
   DataId prefix), so a crash never leaves AMS billing a stream nobody listens to;
-- it learns the task's slices from DescribeTaskDetail with ShowAllSegments every
-  ``live_poll_interval`` (every slice) and from callbacks; ``slices.SliceBook`` hands each
+- it learns the task's slices from DescribeTaskDetail with ShowAllSegments (every slice)
+  and from callbacks; a poll that brought a slice schedules the next one for when the next
+  slice should be judged, any other waits ``live_poll_interval``, and a callback that
+  leaves a gap polls at once; ``slices.SliceBook`` hands each
   out once, in time order, as one of our segments with its verdict and AMS's copy of the
   audio as evidence (``async for``);
 - a task that ends (FINISH: the stream ended or AMS gave up on it), errors, disappears or
@@ -280,10 +282,13 @@ class LiveStream:
 
     async def _follow(self, task_id: str) -> str:
         """Poll the task until it ends; its final status. A callback wakes a poll early."""
+        wait = self._config.live_poll_interval
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._config.live_poll_interval)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
+            wait = self._config.live_poll_interval
+            before = self._book.handed_out
             try:
                 self.calls += 1
                 detail = await self._client.describe_task_detail(task_id, show_all_segments=True)
@@ -295,6 +300,8 @@ class LiveStream:
                 self.last_error = f"AMS: {exc}"
                 continue
             self._book.polled(task_id, detail.audio_segments, detail)
+            if self._book.handed_out > before:
+                wait = self._next_wait()
             if detail.status in ENDED:
                 why = f": {detail.error_type}: {detail.error_description}"
                 self.last_error = f"AMS live task {task_id} ended {detail.status}" + (
@@ -302,6 +309,16 @@ class LiveStream:
                 )
                 self._ended.add(task_id)
                 return detail.status
+
+    def _next_wait(self) -> float:
+        """Seconds from now to when the next slice should be judged (a slice length and
+        AMS's processing of it after the last one's end, plus 1 s), within 1 s and
+        ``live_poll_interval``: polls land when slices do, not a slice late."""
+        interval = self._config.live_poll_interval
+        due = self._book.next_slice_due(self._config.processing_ratio)
+        if due is None:
+            return interval
+        return min(interval, max(1.0, due - self._clock()))
 
     async def _take(self, detail: TaskDetail) -> None:
         """A callback of the task: its slices, and a poll at once when they leave a gap."""

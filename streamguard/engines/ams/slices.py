@@ -59,6 +59,17 @@ class SliceBook:
         self._seen: set[tuple[str, str]] = set()
         self._called_back: dict[tuple[str, str], AudioSegment] = {}
         self._media_seconds = 0.0
+        self._last_seconds = 0.0
+        self.handed_out = 0
+        """Slices handed out so far."""
+
+    def next_slice_due(self, processing_ratio: float) -> float | None:
+        """The Unix time the next slice should be judged by (the last one's end, a slice
+        length and its processing, 1 s margin); None before the first slice."""
+        if self._last_end is None:
+            return None
+        length = self._media_seconds or self._last_seconds
+        return self._last_end.timestamp() + length * (1 + processing_ratio) + 1.0
 
     def called_back(self, task_id: str, detail: TaskDetail) -> bool:
         """Take a callback's slices; True when some must wait for a poll (a gap before)."""
@@ -103,6 +114,7 @@ class SliceBook:
 
     def _hand_out(self, task_id: str, key: tuple[str, str], piece: AudioSegment) -> None:
         self._seen.add(key)
+        self.handed_out += 1
         self.out.put_nowait(self._judged(task_id, piece))
 
     def _segment(self, piece: AudioSegment) -> SegmentInfo:
@@ -127,6 +139,7 @@ class SliceBook:
             flags=flags,
         )
         self._seq += 1
+        self._last_seconds = seconds
         self._last_end = max(segment.ended_at, self._last_end or segment.ended_at)
         return segment
 
