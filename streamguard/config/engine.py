@@ -405,9 +405,9 @@ class AmsEngineConfig(Section):
         30.0,
         gt=0,
         description=(
-            "Live mode: seconds between DescribeTaskDetail calls of a running stream task "
-            "(every slice, not only hits; callbacks bring hits sooner). Set it to the "
-            "console's slice length for a verdict per slice within a slice's time."
+            "Live mode: the longest wait between DescribeTaskDetail calls of a running stream "
+            "task (every slice, not only hits). Polls are timed for when each next slice "
+            "should be judged; this applies once that time has passed without it."
         ),
     )
     live_restart_max: float = Field(

@@ -7,9 +7,9 @@ never touch the audio. A ``LiveStream`` owns the stream's AMS task:
   Seed); first it cancels tasks an earlier run of this stream left pulling (found by their
   DataId prefix), so a crash never leaves AMS billing a stream nobody listens to;
 - it learns the task's slices from DescribeTaskDetail with ShowAllSegments (every slice)
-  and from callbacks; a poll that brought a slice schedules the next one for when the next
-  slice should be judged, any other waits ``live_poll_interval``, and a callback that
-  leaves a gap polls at once; ``slices.SliceBook`` hands each
+  and from callbacks; each poll is scheduled for when the next slice should be judged
+  (``live_poll_interval`` once that time has passed, or while every slice comes by
+  callback), and a callback that leaves a gap polls at once; ``slices.SliceBook`` hands each
   out once, in time order, as one of our segments with its verdict and AMS's copy of the
   audio as evidence (``async for``);
 - a task that ends (FINISH: the stream ended or AMS gave up on it), errors, disappears or
@@ -121,6 +121,7 @@ class LiveStream:
         self._tasks_made = 0
         self._ended: set[str] = set()
         self.task_id: str | None = None
+        self._task_started = clock()
         self.state = "starting"
         self.last_error: str | None = None
         self.calls = 0
@@ -219,6 +220,7 @@ class LiveStream:
 
     def _adopt(self, task_id: str) -> str:
         self.task_id = task_id
+        self._task_started = self._clock()
         self._router[task_id] = self._take
         self.state = "running"
         log.info("AMS live task %s pulls stream %s", task_id, self.stream_id)
@@ -288,7 +290,6 @@ class LiveStream:
                 await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
             wait = self._config.live_poll_interval
-            before = self._book.handed_out
             try:
                 self.calls += 1
                 detail = await self._client.describe_task_detail(task_id, show_all_segments=True)
@@ -300,8 +301,7 @@ class LiveStream:
                 self.last_error = f"AMS: {exc}"
                 continue
             self._book.polled(task_id, detail.audio_segments, detail)
-            if self._book.handed_out > before:
-                wait = self._next_wait()
+            wait = self._next_wait()
             if detail.status in ENDED:
                 why = f": {detail.error_type}: {detail.error_description}"
                 self.last_error = f"AMS live task {task_id} ended {detail.status}" + (
@@ -313,10 +313,13 @@ class LiveStream:
     def _next_wait(self) -> float:
         """Seconds from now to when the next slice should be judged (a slice length and
         AMS's processing of it after the last one's end, plus 1 s), within 1 s and
-        ``live_poll_interval``: polls land when slices do, not a slice late."""
+        ``live_poll_interval``, so that polls land when slices do, not a slice late; once
+        that time has passed without the slice, ``live_poll_interval`` (never a spin)."""
         interval = self._config.live_poll_interval
-        due = self._book.next_slice_due(self._config.processing_ratio)
-        if due is None:
+        if self._book.last_by_callback:
+            return interval  # slices come by callback (full callbacks): polls are a safety net
+        due = self._book.next_slice_due(self._config.processing_ratio, self._task_started)
+        if due is None or due <= self._clock():
             return interval
         return min(interval, max(1.0, due - self._clock()))
 

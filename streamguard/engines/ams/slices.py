@@ -62,14 +62,19 @@ class SliceBook:
         self._last_seconds = 0.0
         self.handed_out = 0
         """Slices handed out so far."""
+        self.last_by_callback = False
+        """Whether the last slice handed out came by a callback (AMS calls back every
+        slice: polls are only a safety net then)."""
 
-    def next_slice_due(self, processing_ratio: float) -> float | None:
-        """The Unix time the next slice should be judged by (the last one's end, a slice
-        length and its processing, 1 s margin); None before the first slice."""
-        if self._last_end is None:
-            return None
+    def next_slice_due(self, processing_ratio: float, since: float) -> float | None:
+        """The Unix time the next slice should be judged by: a slice length and its
+        processing after the last one's end (or after ``since``, when the task started, if
+        later), 1 s margin; None while the slice length is unknown."""
         length = self._media_seconds or self._last_seconds
-        return self._last_end.timestamp() + length * (1 + processing_ratio) + 1.0
+        if not length:
+            return None
+        start = max(since, self._last_end.timestamp() if self._last_end else since)
+        return start + length * (1 + processing_ratio) + 1.0
 
     def called_back(self, task_id: str, detail: TaskDetail) -> bool:
         """Take a callback's slices; True when some must wait for a poll (a gap before)."""
@@ -80,7 +85,7 @@ class SliceBook:
             if key in self._seen:
                 continue
             if not waiting and piece.result is not None and self._follows_on(piece):
-                self._hand_out(task_id, key, piece)
+                self._hand_out(task_id, key, piece, by_callback=True)
             else:
                 waiting = True
                 self._called_back.setdefault(key, piece)
@@ -112,9 +117,12 @@ class SliceBook:
             return False
         return abs(piece.offset_seconds - self._last_end.timestamp()) <= GAP_TOLERANCE
 
-    def _hand_out(self, task_id: str, key: tuple[str, str], piece: AudioSegment) -> None:
+    def _hand_out(
+        self, task_id: str, key: tuple[str, str], piece: AudioSegment, *, by_callback: bool = False
+    ) -> None:
         self._seen.add(key)
         self.handed_out += 1
+        self.last_by_callback = by_callback
         self.out.put_nowait(self._judged(task_id, piece))
 
     def _segment(self, piece: AudioSegment) -> SegmentInfo:

@@ -25,6 +25,7 @@ from streamguard.core.verdict import Outcome, Suggestion
 from streamguard.emulator.faults import Faults
 from streamguard.engines.ams.engine import AmsEngine
 from streamguard.engines.ams.live import JudgedSlice, LiveStream
+from streamguard.engines.ams.slices import SliceBook
 from streamguard.state.db import Database
 from streamguard.streams.pipeline import SegmentResult
 from streamguard.streams.runner import StreamRunner
@@ -276,3 +277,24 @@ async def test_a_create_whose_answer_was_lost_is_adopted_not_duplicated(tmp_path
     assert client.lost == 1
     assert [t.task_id for t in tasks] == [adopted]  # one task: found by its DataId
     assert tasks[0].status == "CANCELLED"  # and cancelled on detach
+
+
+def test_the_next_poll_is_due_when_the_next_slice_should_be_judged() -> None:
+    book = SliceBook("room-due", ATTACHED, ["cmn"], clock=lambda: 1764331300.0)
+    task_started = 1764331190.0
+    assert book.next_slice_due(0.25, task_started) is None  # no slice length known yet
+    first = TaskDetail.model_validate(
+        {"TaskId": "t", "Status": "RUNNING", "MediaInfo": {"Duration": 15000}}
+    )
+    book.polled("t", [], first)
+    # the first slice: 15 s of audio and 3.75 s of processing after the task started, +1 s
+    assert book.next_slice_due(0.25, task_started) == pytest.approx(task_started + 19.75)
+    piece = {"OffsetTime": "1764331200", "Result": {"Suggestion": "Pass", "Duration": "15000"}}
+    book.polled("t", TaskDetail.model_validate({"AudioSegments": [piece]}).audio_segments)
+    assert book.handed_out == 1
+    assert not book.last_by_callback
+    assert book.next_slice_due(0.25, task_started) == pytest.approx(1764331215.0 + 19.75)
+    follows = {"OffsetTime": "1764331215", "Result": {"Suggestion": "Pass"}}
+    called = TaskDetail.model_validate({"TaskId": "t", "AudioSegments": [follows]})
+    assert book.called_back("t", called) is False  # followed on: handed out, no poll needed
+    assert book.last_by_callback
