@@ -8,8 +8,8 @@ never touch the audio. A ``LiveStream`` owns the stream's AMS task:
   DataId prefix), so a crash never leaves AMS billing a stream nobody listens to;
 - it learns the task's slices from DescribeTaskDetail with ShowAllSegments (every slice)
   and from callbacks; each poll is scheduled for when the next slice should be judged
-  (``live_poll_interval`` once that time has passed, or while every slice comes by
-  callback), and a callback that leaves a gap polls at once; ``slices.SliceBook`` hands each
+  (``live_poll_interval`` once that time has passed, or when AMS calls back every slice),
+  and a callback that leaves a gap polls at once; ``slices.SliceBook`` hands each
   out once, in time order, as one of our segments with its verdict and AMS's copy of the
   audio as evidence (``async for``);
 - a task that ends (FINISH: the stream ended or AMS gave up on it), errors, disappears or
@@ -316,8 +316,8 @@ class LiveStream:
         ``live_poll_interval``, so that polls land when slices do, not a slice late; once
         that time has passed without the slice, ``live_poll_interval`` (never a spin)."""
         interval = self._config.live_poll_interval
-        if self._book.last_by_callback:
-            return interval  # slices come by callback (full callbacks): polls are a safety net
+        if self._book.every_slice_called_back:
+            return interval  # full callbacks bring every slice: polls are a safety net
         due = self._book.next_slice_due(self._config.processing_ratio, self._task_started)
         if due is None or due <= self._clock():
             return interval

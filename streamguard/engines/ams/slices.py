@@ -62,9 +62,9 @@ class SliceBook:
         self._last_seconds = 0.0
         self.handed_out = 0
         """Slices handed out so far."""
-        self.last_by_callback = False
-        """Whether the last slice handed out came by a callback (AMS calls back every
-        slice: polls are only a safety net then)."""
+        self.every_slice_called_back = False
+        """Whether AMS calls back slices that did not hit (the console's full callbacks):
+        then slices come by callback and polls are only a safety net."""
 
     def next_slice_due(self, processing_ratio: float, since: float) -> float | None:
         """The Unix time the next slice should be judged by: a slice length and its
@@ -80,12 +80,14 @@ class SliceBook:
         """Take a callback's slices; True when some must wait for a poll (a gap before)."""
         self._learn_slice_length(detail)
         waiting = False
+        if any(p.result is not None and not p.result.hit_flag for p in detail.audio_segments):
+            self.every_slice_called_back = True
         for piece in sorted(detail.audio_segments, key=lambda p: p.offset_seconds):
             key = (task_id, piece.offset_time)
             if key in self._seen:
                 continue
             if not waiting and piece.result is not None and self._follows_on(piece):
-                self._hand_out(task_id, key, piece, by_callback=True)
+                self._hand_out(task_id, key, piece)
             else:
                 waiting = True
                 self._called_back.setdefault(key, piece)
@@ -117,12 +119,9 @@ class SliceBook:
             return False
         return abs(piece.offset_seconds - self._last_end.timestamp()) <= GAP_TOLERANCE
 
-    def _hand_out(
-        self, task_id: str, key: tuple[str, str], piece: AudioSegment, *, by_callback: bool = False
-    ) -> None:
+    def _hand_out(self, task_id: str, key: tuple[str, str], piece: AudioSegment) -> None:
         self._seen.add(key)
         self.handed_out += 1
-        self.last_by_callback = by_callback
         self.out.put_nowait(self._judged(task_id, piece))
 
     def _segment(self, piece: AudioSegment) -> SegmentInfo:

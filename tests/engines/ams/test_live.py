@@ -292,9 +292,12 @@ def test_the_next_poll_is_due_when_the_next_slice_should_be_judged() -> None:
     piece = {"OffsetTime": "1764331200", "Result": {"Suggestion": "Pass", "Duration": "15000"}}
     book.polled("t", TaskDetail.model_validate({"AudioSegments": [piece]}).audio_segments)
     assert book.handed_out == 1
-    assert not book.last_by_callback
     assert book.next_slice_due(0.25, task_started) == pytest.approx(1764331215.0 + 19.75)
-    follows = {"OffsetTime": "1764331215", "Result": {"Suggestion": "Pass"}}
-    called = TaskDetail.model_validate({"TaskId": "t", "AudioSegments": [follows]})
+    hit = {"OffsetTime": "1764331215", "Result": {"Suggestion": "Block", "HitFlag": 1}}
+    called = TaskDetail.model_validate({"TaskId": "t", "AudioSegments": [hit]})
     assert book.called_back("t", called) is False  # followed on: handed out, no poll needed
-    assert book.last_by_callback
+    assert book.handed_out == 2
+    assert not book.every_slice_called_back  # a hit: AMS may call back hits only
+    clean = {"OffsetTime": "1764331230", "Result": {"Suggestion": "Pass", "HitFlag": 0}}
+    book.called_back("t", TaskDetail.model_validate({"TaskId": "t", "AudioSegments": [clean]}))
+    assert book.every_slice_called_back  # a clean slice called back: full callbacks
