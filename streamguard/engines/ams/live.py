@@ -7,11 +7,11 @@ never touch the audio. A ``LiveStream`` owns the stream's AMS task:
   Seed); first it cancels tasks an earlier run of this stream left pulling (found by their
   DataId prefix), so a crash never leaves AMS billing a stream nobody listens to;
 - it learns the task's slices from DescribeTaskDetail with ShowAllSegments (every slice)
-  and from callbacks; each poll is scheduled for when the next slice should be judged
-  (``live_poll_interval`` once that time has passed, or when AMS calls back every slice),
-  and a callback that leaves a gap polls at once; ``slices.SliceBook`` hands each
-  out once, in time order, as one of our segments with its verdict and AMS's copy of the
-  audio as evidence (``async for``);
+  and from callbacks; each poll is scheduled for when the next slice should be judged (then
+  2 s doubling while it is late, at most ``live_poll_interval``, which alone applies when
+  AMS calls back every slice), and a callback that leaves a gap polls at once;
+  ``slices.SliceBook`` hands each out once, in time order, as one of our segments with its
+  verdict and AMS's copy of the audio as evidence (``async for``);
 - a task that ends (FINISH: the stream ended or AMS gave up on it), errors, disappears or
   cannot be created is created again after a backoff (2 s doubling to
   ``live_restart_max``), until the stream is detached: leaving ``async with`` cancels the
@@ -51,6 +51,8 @@ from streamguard.tencentcloud.models import (
 __all__ = ["JudgedSlice", "LiveEngine", "LiveStream", "LiveTaskRouter"]
 
 ORPHAN_LOOKBACK = timedelta(days=1)
+LATE_WAIT = 2.0
+"""The first wait after a poll that came when a slice was due and found none."""
 
 LiveTaskRouter = MutableMapping[str, Callable[[TaskDetail], Awaitable[None]]]
 """Task id → the live stream taking its callbacks (``Callbacks.live``)."""
@@ -122,6 +124,7 @@ class LiveStream:
         self._ended: set[str] = set()
         self.task_id: str | None = None
         self._task_started = clock()
+        self._late_wait = 0.0
         self.state = "starting"
         self.last_error: str | None = None
         self.calls = 0
@@ -290,6 +293,7 @@ class LiveStream:
                 await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
             wait = self._config.live_poll_interval
+            before = self._book.handed_out
             try:
                 self.calls += 1
                 detail = await self._client.describe_task_detail(task_id, show_all_segments=True)
@@ -301,7 +305,7 @@ class LiveStream:
                 self.last_error = f"AMS: {exc}"
                 continue
             self._book.polled(task_id, detail.audio_segments, detail)
-            wait = self._next_wait()
+            wait = self._next_wait(found=self._book.handed_out > before)
             if detail.status in ENDED:
                 why = f": {detail.error_type}: {detail.error_description}"
                 self.last_error = f"AMS live task {task_id} ended {detail.status}" + (
@@ -310,18 +314,23 @@ class LiveStream:
                 self._ended.add(task_id)
                 return detail.status
 
-    def _next_wait(self) -> float:
-        """Seconds from now to when the next slice should be judged (a slice length and
-        AMS's processing of it after the last one's end, plus 1 s), within 1 s and
-        ``live_poll_interval``, so that polls land when slices do, not a slice late; once
-        that time has passed without the slice, ``live_poll_interval`` (never a spin)."""
+    def _next_wait(self, found: bool) -> float:
+        """Seconds to the next poll: until the next slice should be judged (a slice length
+        and AMS's processing of it after the last one's end, plus a margin), so that polls
+        land when slices do; past that time and still without it (``found`` nothing),
+        2 s, doubling at each empty poll; never more than ``live_poll_interval``, which
+        alone applies once AMS calls back every slice."""
         interval = self._config.live_poll_interval
         if self._book.every_slice_called_back:
             return interval  # full callbacks bring every slice: polls are a safety net
+        if found:
+            self._late_wait = 0.0
         due = self._book.next_slice_due(self._config.processing_ratio, self._task_started)
-        if due is None or due <= self._clock():
-            return interval
-        return min(interval, max(1.0, due - self._clock()))
+        now = self._clock()
+        if due is not None and due > now:
+            return min(interval, max(1.0, due - now))
+        self._late_wait = min(interval, max(LATE_WAIT, 2 * self._late_wait))
+        return self._late_wait
 
     async def _take(self, detail: TaskDetail) -> None:
         """A callback of the task: its slices, and a poll at once when they leave a gap."""

@@ -21,12 +21,15 @@ from streamguard.core.verdict import Verdict
 from streamguard.engines.ams import verdicts
 from streamguard.tencentcloud.models import AudioSegment, TaskDetail
 
-__all__ = ["DEFAULT_SLICE_SECONDS", "GAP_TOLERANCE", "JudgedSlice", "SliceBook"]
+__all__ = ["DEFAULT_SLICE_SECONDS", "DUE_MARGIN", "GAP_TOLERANCE", "JudgedSlice", "SliceBook"]
 
 DEFAULT_SLICE_SECONDS = 30.0
 """A slice's length when AMS names none (its console's default)."""
 GAP_TOLERANCE = 1.5
 """Seconds between two slices that still count as continuous (OffsetTime is whole seconds)."""
+DUE_MARGIN = 1.5
+"""Seconds after its expected processing when a slice is looked for (OffsetTime is whole
+seconds, so a slice may end up to 1 s later than it says)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +72,12 @@ class SliceBook:
     def next_slice_due(self, processing_ratio: float, since: float) -> float | None:
         """The Unix time the next slice should be judged by: a slice length and its
         processing after the last one's end (or after ``since``, when the task started, if
-        later), 1 s margin; None while the slice length is unknown."""
+        later), plus ``DUE_MARGIN``; None while the slice length is unknown."""
         length = self._media_seconds or self._last_seconds
         if not length:
             return None
         start = max(since, self._last_end.timestamp() if self._last_end else since)
-        return start + length * (1 + processing_ratio) + 1.0
+        return start + length * (1 + processing_ratio) + DUE_MARGIN
 
     def called_back(self, task_id: str, detail: TaskDetail) -> bool:
         """Take a callback's slices; True when some must wait for a poll (a gap before)."""

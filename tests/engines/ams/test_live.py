@@ -287,12 +287,12 @@ def test_the_next_poll_is_due_when_the_next_slice_should_be_judged() -> None:
         {"TaskId": "t", "Status": "RUNNING", "MediaInfo": {"Duration": 15000}}
     )
     book.polled("t", [], first)
-    # the first slice: 15 s of audio and 3.75 s of processing after the task started, +1 s
-    assert book.next_slice_due(0.25, task_started) == pytest.approx(task_started + 19.75)
+    # the first slice: 15 s of audio and 3.75 s of processing after the task started, +1.5 s
+    assert book.next_slice_due(0.25, task_started) == pytest.approx(task_started + 20.25)
     piece = {"OffsetTime": "1764331200", "Result": {"Suggestion": "Pass", "Duration": "15000"}}
     book.polled("t", TaskDetail.model_validate({"AudioSegments": [piece]}).audio_segments)
     assert book.handed_out == 1
-    assert book.next_slice_due(0.25, task_started) == pytest.approx(1764331215.0 + 19.75)
+    assert book.next_slice_due(0.25, task_started) == pytest.approx(1764331215.0 + 20.25)
     hit = {"OffsetTime": "1764331215", "Result": {"Suggestion": "Block", "HitFlag": 1}}
     called = TaskDetail.model_validate({"TaskId": "t", "AudioSegments": [hit]})
     assert book.called_back("t", called) is False  # followed on: handed out, no poll needed
