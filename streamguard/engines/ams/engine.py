@@ -39,6 +39,8 @@ from streamguard.engines.ams.clips import URL_KEY_FILE, ClipStore, excerpt_of
 from streamguard.engines.ams.credentials import client_from_config, credentials_from_config
 from streamguard.engines.ams.delivery import ClipServer
 from streamguard.engines.ams.live import JudgedSlice, LiveStream
+from streamguard.engines.ams.live_tasks import RunningLiveTasks
+from streamguard.engines.ams.pages import TaskPages
 from streamguard.engines.ams.poller import Poller
 from streamguard.engines.ams.settle import LateVerdictHandler, Settler
 from streamguard.engines.ams.submitter import Submitter
@@ -107,6 +109,7 @@ class AmsEngine:
         self._submitter: Submitter | None = None
         self._sync: SyncSubmitter | None = None
         self._stack = AsyncExitStack()
+        self._live_tasks: RunningLiveTasks | None = None
 
     @property
     def client(self) -> AmsClient:
@@ -211,10 +214,17 @@ class AmsEngine:
             attached_at=attached_at,
             biz_type=biz_type,
             router=callbacks.live if callbacks is not None else {},
+            running=self._running_live(),
             callback_url=callbacks.url if callbacks is not None else None,
             seed=callbacks.seed if callbacks is not None else None,
             clock=self._clock,
         )
+
+    def _running_live(self) -> RunningLiveTasks:
+        """The running live tasks, one listing shared by this engine's live streams."""
+        if self._live_tasks is None:
+            self._live_tasks = RunningLiveTasks(TaskPages(self.client), clock=self._clock)
+        return self._live_tasks
 
     async def moderate(
         self,

@@ -5,7 +5,8 @@ never touch the audio. A ``LiveStream`` owns the stream's AMS task:
 
 - it creates it (``Input.Url`` = the stream URL, the stream's BizType, our callback URL and
   Seed); first it cancels tasks an earlier run of this stream left pulling (found by their
-  DataId prefix), so a crash never leaves AMS billing a stream nobody listens to;
+  DataId prefix in ``RunningLiveTasks``, one listing shared by the engine's streams), so a
+  crash never leaves AMS billing a stream nobody listens to;
 - it learns the task's slices from DescribeTaskDetail with ShowAllSegments (every slice)
   and from callbacks; each poll is scheduled for when the next slice should be judged (then
   2 s doubling while it is late, at most ``live_poll_interval``, which alone applies when
@@ -28,13 +29,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.backoff import Backoff
-from streamguard.engines.ams.pages import iso
+from streamguard.engines.ams.live_tasks import RunningLiveTasks
+from streamguard.engines.ams.pages import TaskPages, iso
 from streamguard.engines.ams.settle import ENDED
 from streamguard.engines.ams.slices import JudgedSlice, SliceBook
 from streamguard.tencentcloud.client import AmsClient
@@ -50,7 +52,6 @@ from streamguard.tencentcloud.models import (
 
 __all__ = ["JudgedSlice", "LiveEngine", "LiveStream", "LiveTaskRouter"]
 
-ORPHAN_LOOKBACK = timedelta(days=1)
 LATE_WAIT = 2.0
 """The first wait after a poll that came when a slice was due and found none."""
 
@@ -87,7 +88,8 @@ class LiveStream:
     ``state`` is ``starting``, ``running`` (AMS is pulling), ``restarting`` (between tasks;
     ``last_error`` says why) or ``stopped``. ``router`` is where callbacks find the task.
     ``detach`` ends the iteration (after the slices already handed out); leaving the
-    ``async with`` cancels the task.
+    ``async with`` cancels the task. ``running`` is the listing of running live tasks the
+    engine's streams share (their sweep for orphans at start).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class LiveStream:
         attached_at: datetime,
         biz_type: str | None,
         router: LiveTaskRouter,
+        running: RunningLiveTasks | None = None,
         callback_url: str | None = None,
         seed: str | None = None,
         clock: Callable[[], float] = time.time,
@@ -111,6 +114,7 @@ class LiveStream:
         self.attached_at = attached_at
         self._biz_type = biz_type or config.biz_type
         self._router = router
+        self._running = running or RunningLiveTasks(TaskPages(client), clock=clock)
         self._callback_url = callback_url
         self._seed = seed
         self._clock = clock
@@ -253,18 +257,8 @@ class LiveStream:
     async def _cancel_orphans(self) -> None:
         """Cancel live tasks of this stream that an earlier run left pulling."""
         prefix = f"{self.stream_id}-"
-        request = DescribeTasksRequest(
-            limit=20,
-            filter=TaskFilter(type="LIVE_AUDIO", task_status="RUNNING"),
-            start_time=iso(self._clock() - ORPHAN_LOOKBACK.total_seconds()),
-        )
-        try:
-            self.calls += 1
-            page = await self._client.describe_tasks(request)
-        except AmsError as exc:
-            log.info("AMS: looking for orphaned live tasks of %s failed: %s", self.stream_id, exc)
-            return
-        for task in page.data:
+        running = await self._running.listing()
+        for task in running:
             if task.data_id.startswith(prefix) and task.task_id:
                 await self._cancel(task.task_id, "an earlier run's")
 

@@ -301,3 +301,22 @@ def test_the_next_poll_is_due_when_the_next_slice_should_be_judged() -> None:
     clean = {"OffsetTime": "1764331230", "Result": {"Suggestion": "Pass", "HitFlag": 0}}
     book.called_back("t", TaskDetail.model_validate({"TaskId": "t", "AudioSegments": [clean]}))
     assert book.every_slice_called_back  # a clean slice called back: full callbacks
+
+
+async def test_streams_starting_together_share_one_listing_of_running_tasks(
+    tmp_path: Path,
+) -> None:
+    # Each stream looks for tasks an earlier run of it left pulling; many streams starting
+    # at once read the account's running live tasks once, not once each.
+    async with live_setup(tmp_path, Faults(stuck_first=3)) as (stack, engine, url):
+        async with (
+            engine.live(url, "room-a", ATTACHED) as a,
+            engine.live(url, "room-b", ATTACHED) as b,
+            engine.live(url, "room-c", ATTACHED) as c,
+        ):
+            while None in (a.task_id, b.task_id, c.task_id):  # noqa: ASYNC110 - no event
+                await asyncio.sleep(0.05)
+        listed = stack.emulator.stats.handled["DescribeTasks"]
+        statuses = {t.status for t in stack.emulator.tasks.values()}
+    assert listed == 1
+    assert statuses == {"CANCELLED"}
