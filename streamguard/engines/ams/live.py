@@ -166,13 +166,20 @@ class LiveStream:
         return judged
 
     async def _run(self) -> None:
-        await self._cancel_orphans()
+        try:
+            await self._cancel_orphans()
+        except Exception:  # a sweep that cannot be made must not keep the stream from AMS
+            log.exception("AMS: looking for orphaned live tasks of %s failed", self.stream_id)
         failures = 0
         while True:
+            heard = self._book.handed_out
             try:
                 task_id = await self._start_task()
                 ended = await self._follow(task_id)
-                failures = 0 if ended == "FINISH" else failures + 1
+                # A task that brought slices was a good run; one that ended without any
+                # (a stream that is gone) backs off like an error.
+                healthy = ended == "FINISH" and self._book.handed_out > heard
+                failures = 0 if healthy else failures + 1
             except AmsError as exc:
                 self.last_error = f"AMS: {exc}"
                 failures += 1
