@@ -4,6 +4,11 @@ A runner owns its ``Source`` and ``StreamPipeline``. A live source reconnects by
 runner restarts the whole stream only when the source gives up or something unexpected
 fails, within a restart budget (``RESTARTS`` in ``RESTART_WINDOW`` seconds, ``RESTART_BACKOFF``
 between them), and then reports the stream as failed instead of spinning.
+
+With an engine in live mode (``LiveEngine``: AMS pulls the stream itself) the runner's
+source is the service's task instead: it runs a ``LiveStream`` and records each slice the
+service judged as one of the stream's segments (``_run_live``); status, results, policy and
+alerts are the runner's as for its own segments.
 """
 
 from __future__ import annotations
