@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
+from urllib.parse import urlsplit
 
 from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.backoff import Backoff
@@ -50,7 +51,14 @@ from streamguard.tencentcloud.models import (
     TaskInput,
 )
 
-__all__ = ["JudgedSlice", "LiveEngine", "LiveStream", "LiveTaskRouter"]
+__all__ = [
+    "PULLABLE_SCHEMES",
+    "JudgedSlice",
+    "LiveEngine",
+    "LiveStream",
+    "LiveTaskRouter",
+    "unpullable",
+]
 
 LATE_WAIT = 2.0
 """The first wait after a poll that came when a slice was due and found none."""
@@ -59,6 +67,20 @@ LiveTaskRouter = MutableMapping[str, Callable[[TaskDetail], Awaitable[None]]]
 """Task id → the live stream taking its callbacks (``Callbacks.live``)."""
 
 log = logging.getLogger(__name__)
+
+
+PULLABLE_SCHEMES = ("http", "https", "rtmp", "rtmps")
+"""What AMS pulls a live stream over (spec §3.1: RTMP, HTTP, HTTPS; HLS is over HTTP)."""
+
+
+def unpullable(url: str) -> str | None:
+    """Why AMS cannot pull ``url`` as a live stream (a file, another protocol); None if it
+    may (whether Tencent Cloud reaches the host is not known here)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in PULLABLE_SCHEMES:
+        return None
+    shown = f"{scheme}:" if scheme else "a local path"
+    return f"AMS live mode pulls streams over {', '.join(PULLABLE_SCHEMES)} only, not {shown}"
 
 
 async def _ignore(detail: TaskDetail) -> None:

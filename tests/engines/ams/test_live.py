@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from streamguard.cli.check_config import runtime_problems
+from streamguard.config import Config
 from streamguard.config.ingest import IngestConfig
 from streamguard.config.streams import StreamConfig
 from streamguard.core.metrics import Metrics
@@ -320,3 +322,26 @@ async def test_streams_starting_together_share_one_listing_of_running_tasks(
         statuses = {t.status for t in stack.emulator.tasks.values()}
     assert listed == 1
     assert statuses == {"CANCELLED"}
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("rtmp://live.example.com/app/room", False),
+        ("https://live.example.com/room.m3u8", False),
+        ("/srv/audio/room.wav", True),
+        ("rtsp://camera.example.com/audio", True),
+    ],
+)
+def test_live_mode_refuses_streams_ams_cannot_pull(url: str, refused: bool) -> None:
+    config = Config.model_validate(
+        {
+            "engine": {"type": "ams", "mode": "live"},
+            "streams": [{"id": "room-1", "url": url}],
+        }
+    )
+    problems = runtime_problems(config)
+    mine = [p for p in problems if p.path == "streams[0].url"]
+    assert bool(mine) is refused
+    if refused:
+        assert "AMS live mode pulls streams over http, https, rtmp, rtmps only" in mine[0].reason
