@@ -142,7 +142,7 @@ def encoded_pipeline(path: Path) -> Throughput:
 
         async def on_result(result: SegmentResult) -> None:
             nonlocal heard, encoded
-            heard += len(result.segment.samples)
+            heard += round(result.segment.duration * SAMPLE_RATE)
             encoded += result.clip is not None
 
         pipeline = StreamPipeline(

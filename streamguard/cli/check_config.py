@@ -20,6 +20,7 @@ from streamguard.config import Config
 from streamguard.config.engine import AmsEngineConfig, LocalEngineConfig
 from streamguard.core.errors import ConfigError, ConfigProblem, StreamGuardError
 from streamguard.engines.ams.credentials import credentials_from_config
+from streamguard.engines.ams.live import unpullable
 from streamguard.engines.local.keywords import LibrarySet
 from streamguard.engines.local.recognizer import Recognizer
 from streamguard.ingest.addresses import POLICY_REFUSAL, AddressNotAllowed
@@ -70,6 +71,10 @@ def _source_problems(config: Config, index: int) -> list[ConfigProblem]:
         return [ConfigProblem(f"streams[{index}].url", f"{reason} (stream {stream.id!r})")]
     except (StreamGuardError, ValueError) as exc:  # ValueError: urllib cannot parse it
         return [ConfigProblem(f"streams[{index}].url", f"{exc} (stream {stream.id!r})")]
+    if isinstance(config.engine, AmsEngineConfig) and config.engine.mode == "live":
+        refusal = unpullable(stream.url)
+        if refusal is not None:
+            return [ConfigProblem(f"streams[{index}].url", f"{refusal} (stream {stream.id!r})")]
     return []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, SecretStr, Tag, model_validator
+from pydantic import Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
 from streamguard.config.base import Section, secret_field
 
@@ -341,10 +341,13 @@ class AmsEngineConfig(Section):
     retry_total_seconds: float = Field(
         30.0, gt=0, description="Time budget across the attempts of one AMS call."
     )
-    mode: Literal["async", "sync"] = Field(
-        "async",
+    mode: Literal["segments", "live", "sync"] = Field(
+        "segments",
         description=(
-            "async: CreateAudioModerationTask batches and polling; sync: one "
+            "segments: the daemon pulls and cuts each stream, and sends each segment with "
+            "speech as a CreateAudioModerationTask (batched, polled; 'async' is the old name); "
+            "live: AMS pulls each stream's URL itself (LIVE_AUDIO) and reports per slice (the "
+            "URL must be reachable from Tencent Cloud); sync: one "
             "CreateAudioModerationSyncTask per segment (CN site only, segments <= 60 s)."
         ),
     )
@@ -447,6 +450,37 @@ class AmsEngineConfig(Section):
             "per segment. Off: Pass verdicts come from the DescribeTasks summary."
         ),
     )
+    live_poll_interval: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Live mode: the longest wait between DescribeTaskDetail calls of a running stream "
+            "task (every slice, not only hits). Polls are timed for when each next slice "
+            "should be judged; this applies once that time has passed without it."
+        ),
+    )
+    live_restart_max: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "Live mode: a stream task that ends, errors or cannot be created is created "
+            "again after a backoff doubling from 2 s up to this many seconds."
+        ),
+    )
+    supported_languages: list[str] = Field(
+        default_factory=lambda: ["zh", "cmn", "chi", "zho", "chinese", "mandarin"],
+        description=(
+            "Languages AMS judges (its LanguageResults labels, any case; 'zh' covers "
+            "'zh-…'). Speech AMS heard in another language is listed as unsupported and "
+            "its Pass becomes Review. AMS's FAQ: only Chinese is supported."
+        ),
+    )
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _old_mode_name(cls, value: object) -> object:
+        """``async`` is what ``segments`` was called before live mode existed."""
+        return "segments" if value == "async" else value
 
 
 def _engine_type(value: Any) -> str | None:

@@ -8,6 +8,7 @@ tasks it created.
 from __future__ import annotations
 
 import io
+import itertools
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -75,6 +76,7 @@ class AmsActions:
         self._judge = judge
         self._faults = faults
         self._now = now
+        self._created = itertools.count(1)
 
     def table(self) -> Mapping[str, Action]:
         """Action name → handler."""
@@ -127,6 +129,8 @@ class AmsActions:
             seed=request.seed,
             callback_url=request.callback_url,
             fault=self._faults().for_task(),
+            seq=next(self._created),
+            slice_seconds=self._options.slice_seconds,
         )
         self._tasks[task.task_id] = task
         self._stats.tasks_by_data_id[item.data_id] += 1
@@ -158,7 +162,10 @@ class AmsActions:
         return shapes.detail_answer(answer, faults.shapes)
 
     async def describe_tasks(self, params: dict[str, Any], secret_id: str) -> dict[str, Any]:
-        """DescribeTasks: newest first, filtered, paged by an opaque token (3 days by default)."""
+        """DescribeTasks: newest first, filtered, paged by an opaque token (3 days by default).
+
+        The token marks the last task a page showed, so tasks created between pages (newer
+        than any shown) neither shift nor hide the older ones still to come."""
         request = check_describe_tasks(params)
         faults = self._faults()
         if faults.page_limit is not None and request.limit > faults.page_limit:
@@ -178,13 +185,13 @@ class AmsActions:
             if "Suggestion" in request.filter and task.suggestion() != request.filter["Suggestion"]:
                 continue
             matching.append(task)
-        matching.sort(key=lambda t: t.created_at, reverse=True)
-        page = matching[request.offset : request.offset + request.limit]
-        after = request.offset + len(page)
+        matching.sort(key=lambda t: t.seq, reverse=True)
+        rest = [t for t in matching if request.after is None or t.seq < request.after]
+        page = rest[: request.limit]
         answer = {
             "Total": str(len(matching)),
             "Data": [task.summary() for task in page],
-            "PageToken": page_token(after) if after < len(matching) else "",
+            "PageToken": page_token(page[-1].seq) if len(rest) > len(page) else "",
         }
         return shapes.tasks_answer(answer, faults.shapes)
 
@@ -207,7 +214,7 @@ class AmsActions:
         self._stats.billed_seconds += seconds
         if verdict.outcome in UNJUDGED:
             raise ApiError("InternalError", f"The audio could not be judged: {verdict.reason}")
-        return _sync_answer(request, verdict, seconds)
+        return _sync_answer(request, verdict, seconds, self._options.language)
 
     async def _sync_audio(self, request: SyncParams) -> tuple[Pcm, float]:
         """The request's audio, fetched if it came by URL, decoded whole; and its length."""
@@ -244,9 +251,11 @@ def _refused(item: TaskParams, code: str, message: str) -> dict[str, Any]:
     return {"DataId": item.data_id, "TaskId": "", "Code": code, "Message": message}
 
 
-def _sync_answer(request: SyncParams, verdict: Verdict, seconds: float) -> dict[str, Any]:
+def _sync_answer(
+    request: SyncParams, verdict: Verdict, seconds: float, language: str
+) -> dict[str, Any]:
     """The CreateAudioModerationSyncTask answer for the audio's one verdict."""
-    result = audio_result(verdict, seconds)
+    result = audio_result(verdict, seconds, language)
     return {
         "DataId": request.data_id,
         "Name": request.name,
@@ -257,7 +266,7 @@ def _sync_answer(request: SyncParams, verdict: Verdict, seconds: float) -> dict[
         "TextResults": result["TextResults"],
         "MoanResults": [],
         "SubLabel": result["SubLabel"],
-        "LanguageResults": [],
+        "LanguageResults": result["LanguageResults"],
         "SpeakerResults": [],
         "RecognitionResults": [],
         "Duration": result["Duration"],

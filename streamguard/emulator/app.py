@@ -1,7 +1,7 @@
 """The AMS emulator: an aiohttp service that speaks AMS 2020-12-29 (spec §6).
 
 It checks TC3 signatures, validates parameters with the spec's error codes, limits request
-rate (per SecretId) and task concurrency, runs each task PENDING → RUNNING → FINISH/ERROR
+rate (per SecretId and action) and task concurrency, runs each task PENDING → RUNNING → FINISH/ERROR
 (or CANCELLED): it downloads the task's audio from its URL, decodes it with PyAV into
 15/30/60 s slices and judges each slice with any ``Engine``. Callbacks carry
 ``X-Signature`` when a Seed was given. ``Faults`` inject throttling, 5xx, latency, hung
@@ -37,6 +37,7 @@ from streamguard.emulator.front import ApiFront
 from streamguard.emulator.ims_options import ImsOptions
 from streamguard.emulator.ims_service import ImsService, by_service
 from streamguard.emulator.judging import SliceJudge
+from streamguard.emulator.live import pull_settings
 from streamguard.emulator.media import MediaReader
 from streamguard.emulator.options import EmulatorOptions, EmulatorStats
 from streamguard.emulator.runner import TaskRunner
@@ -79,8 +80,7 @@ class AmsEmulator:
             slice_seconds=options.slice_seconds,
             timeout=options.download_timeout,
             max_bytes=options.max_download_bytes,
-            # Each live task holds a decode thread for as long as it runs.
-            threads=options.ondemand_concurrency + options.live_concurrency + 2,
+            threads=options.ondemand_concurrency + 2,
         )
         self._callbacks = CallbackSender(
             self.stats, full=options.full_callbacks, shapes=lambda: self.faults.shapes
@@ -93,6 +93,11 @@ class AmsEmulator:
             self.stats,
             now=self._now,
             workers=options.ondemand_concurrency,
+            language=options.language,
+            live_settings=pull_settings(
+                timeout=options.download_timeout, reconnects=options.live_reconnects
+            ),
+            slice_seconds=options.slice_seconds,
         )
         self._front = self._serve(judge, clock, monotonic)
         self._site: web.AppRunner | None = None
@@ -129,6 +134,7 @@ class AmsEmulator:
             keys=self.options.keys,
             tokens=self.options.tokens,
             requests_per_second=self.options.requests_per_second,
+            action_rates=self.options.action_rates,
             faults=self._current_faults,
             clock=clock,
             monotonic=monotonic,

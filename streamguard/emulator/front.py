@@ -40,9 +40,11 @@ class ApiFront:
     """Serves ``actions`` of ``service`` at ``version``: ``handle`` is the aiohttp handler.
 
     ``keys``/``tokens`` are the credentials accepted (SecretId → SecretKey / STS token);
-    each SecretId may make ``requests_per_second``. ``faults`` gives the faults in force
-    (they may be replaced at any time). ``clock`` is the wall clock signatures are checked
-    against; ``monotonic`` paces the rate limit. ``close`` releases answers held back.
+    each SecretId may make ``requests_per_second`` calls of each action (``action_rates``
+    names other rates for some actions), each action its own bucket. ``faults`` gives the
+    faults in force (they may be replaced at any time). ``clock`` is the wall clock
+    signatures are checked against; ``monotonic`` paces the rate limit. ``close`` releases
+    answers held back.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class ApiFront:
         tokens: Mapping[str, str],
         requests_per_second: float,
         faults: Callable[[], Faults],
+        action_rates: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -66,10 +69,11 @@ class ApiFront:
         self._keys = keys
         self._tokens = tokens
         self._requests_per_second = requests_per_second
+        self._action_rates = dict(action_rates or {})
         self._faults = faults
         self._clock = clock
         self._monotonic = monotonic
-        self._limiters: dict[str, RateLimiter] = {}
+        self._limiters: dict[tuple[str, str], RateLimiter] = {}
         self._closing = asyncio.Event()
 
     def open(self) -> None:
@@ -105,7 +109,7 @@ class ApiFront:
         body = await request.read()
         action, handler, secret_id = self._admit(request, body)
         self.stats.calls[action] += 1
-        self._limit(secret_id)
+        self._limit(secret_id, action)
         fault = self._faults().for_request()
         _raise_for(fault)
         answer = await handler(_params(request, body), secret_id)
@@ -136,16 +140,18 @@ class ApiFront:
             raise ApiError("InvalidAction", f"The action `{action}` does not exist.")
         return action, handler, secret_id
 
-    def _limit(self, secret_id: str) -> None:
-        """RequestLimitExceeded once ``secret_id`` goes over its request rate."""
-        limiter = self._limiters.setdefault(
-            secret_id, RateLimiter(self._requests_per_second, clock=self._monotonic)
-        )
+    def _limit(self, secret_id: str, action: str) -> None:
+        """RequestLimitExceeded once ``secret_id`` goes over its rate for ``action``."""
+        rate = self._action_rates.get(action, self._requests_per_second)
+        limiter = self._limiters.get((secret_id, action))
+        if limiter is None:
+            limiter = RateLimiter(rate, clock=self._monotonic)
+            self._limiters[(secret_id, action)] = limiter
         if not limiter.try_acquire():
             raise ApiError(
                 "RequestLimitExceeded",
-                f"Your request rate exceeds the limit of {self._requests_per_second:g} "
-                "requests per second. Please reduce the frequency of calls.",
+                f"Your request rate exceeds the limit of {rate:g} requests per second for "
+                f"{action}. Please reduce the frequency of calls.",
             )
 
 

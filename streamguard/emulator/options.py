@@ -25,12 +25,22 @@ class EmulatorOptions:
     processing_factor: float = 0.25
     """Seconds of processing per second of audio (AMS: about 4x real time)."""
     requests_per_second: float = 20.0
+    """Requests a second per SecretId and action (spec §4.1: 20/s for each documented
+    action), unless ``action_rates`` names the action."""
+    action_rates: Mapping[str, float] = field(default_factory=dict)
+    """Action → requests a second per SecretId, overriding ``requests_per_second``."""
     ondemand_concurrency: int = 10
-    """On-demand (AUDIO) tasks judged at once; more wait, newest first."""
+    """On-demand (AUDIO) tasks judged at once; more wait, oldest first (current SDK docs)."""
     live_concurrency: int = 100
     """LIVE_AUDIO tasks running at once; more are refused (RequestLimitExceeded)."""
     full_callbacks: bool = False
     """Call back for every slice, not only those that hit."""
+    language: str = ""
+    """The language each slice with speech is reported in (``LanguageResults``): a label
+    such as ``cmn`` or ``English``; ``auto`` = the engine transcript's language; "" = none."""
+    live_reconnects: int = 16
+    """A live stream lost this many times in a row ends its task (AMS: 16 for network
+    failures)."""
     download_timeout: float = 10.0
     max_download_bytes: int = 500 * 1024 * 1024
 

@@ -1,8 +1,9 @@
 """Running tasks: PENDING → RUNNING → FINISH | ERROR (or CANCELLED) (spec §3.2, §4).
 
-An on-demand (AUDIO) task waits in a newest-first queue for one of a fixed number of
-workers, which downloads its file and judges it slice by slice, paced like AMS. A live task
-runs at once in a task of its own and reads its stream until the stream ends or the task is
+An on-demand (AUDIO) task waits in an oldest-first queue (the current SDK docs; older ones
+said newest first) for one of a fixed number of workers, which downloads its file and
+judges it slice by slice, paced like AMS. A live task runs at once in a task of its own and
+pulls its stream with our own ingest (``live``) until the stream ends or the task is
 cancelled. Each slice that hits is called back; every task ends with a final callback.
 """
 
@@ -10,19 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
-from typing import Any, BinaryIO, Self
+from typing import Any, Self
 
-from streamguard.core.chunk import SAMPLE_RATE, Pcm
+from streamguard.config.ingest import IngestConfig
+from streamguard.core.chunk import Pcm
+from streamguard.core.segment import Segment
 from streamguard.emulator.callbacks import CallbackSender
 from streamguard.emulator.faults import TaskFault
 from streamguard.emulator.judging import UNJUDGED, SliceJudge, slice_segment
+from streamguard.emulator.live import LivePull, pull_settings
 from streamguard.emulator.media import DecodeFailure, MediaReader
 from streamguard.emulator.options import EmulatorStats
 from streamguard.emulator.tasks import EmulatedTask, audio_result
@@ -54,15 +57,21 @@ class TaskRunner:
         *,
         now: Callable[[], datetime],
         workers: int,
+        language: str = "",
+        live_settings: IngestConfig | None = None,
+        slice_seconds: int = 30,
     ) -> None:
+        self._language = language
+        self._live_settings = live_settings or pull_settings(timeout=10.0, reconnects=16)
+        self._slice_seconds = slice_seconds
         self._media = media
         self._judge = judge
         self._callbacks = callbacks
         self._stats = stats
         self._now = now
         self._workers = workers
-        self._queue: asyncio.LifoQueue[EmulatedTask] = asyncio.LifoQueue()
-        self._live_stops: dict[str, threading.Event] = {}
+        self._queue: asyncio.Queue[EmulatedTask] = asyncio.Queue()
+        self._live_stops: dict[str, Callable[[], None]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
@@ -76,8 +85,8 @@ class TaskRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for stop in self._live_stops.values():
-            stop.set()
+        for stop in list(self._live_stops.values()):
+            stop()
         tasks = list(self._background)
         for task in tasks:
             task.cancel()
@@ -94,7 +103,7 @@ class TaskRunner:
         """Stop reading the stream of a live task (cancelled); nothing for other tasks."""
         stop = self._live_stops.get(task_id)
         if stop is not None:
-            stop.set()
+            stop()
 
     def release_stuck(self, tasks: Iterable[EmulatedTask]) -> int:
         """Queue again every stuck task among ``tasks`` (as if AMS recovered); how many."""
@@ -128,47 +137,62 @@ class TaskRunner:
         await self._callbacks.final(task)
 
     async def _judge_task(self, task: EmulatedTask) -> None:
+        if task.type == "LIVE_AUDIO":
+            await self._pull_live(task)
+        else:
+            await self._judge_file(task)
+        if task.status == "RUNNING":
+            if task.type != "LIVE_AUDIO":  # a live task is billed as it is pulled
+                self._stats.billed_seconds += task.duration
+            task.move("FINISH", self._now())
+
+    async def _judge_file(self, task: EmulatedTask) -> None:
+        """A file is downloaded first, then judged slice by slice at AMS's pace."""
         progress = _Progress(started=time.monotonic())
-        source: str | BinaryIO
         try:
-            source = await self._source(task)
+            source = io.BytesIO(await self._media.download(task.url))
+            await self._media.slices(source, partial(self._judge_slice, task, progress))
         except DecodeFailure as exc:
             task.fail(exc.error_type, str(exc), self._now())
-            return
-        stop = threading.Event()
-        if task.type == "LIVE_AUDIO":
-            self._live_stops[task.task_id] = stop
+
+    async def _pull_live(self, task: EmulatedTask) -> None:
+        """A stream is pulled as it plays (our own ingest) and judged slice by slice."""
+        pull = LivePull(
+            task.url, task.task_id[:40], task.created_at, self._live_settings, self._slice_seconds
+        )
+        self._live_stops[task.task_id] = pull.stop
+        progress = _Progress(started=time.monotonic())
         try:
-            await self._media.slices(source, partial(self._judge_slice, task, progress), stop=stop)
+            await pull.run(partial(self._judge_live_slice, task, progress))
         except DecodeFailure as exc:
             task.fail(exc.error_type, str(exc), self._now())
         finally:
             self._live_stops.pop(task.task_id, None)
-        if task.status == "RUNNING":
-            self._stats.billed_seconds += task.duration
-            task.move("FINISH", self._now())
-
-    async def _source(self, task: EmulatedTask) -> str | BinaryIO:
-        """A live stream is read from its URL as it plays; a file is downloaded first."""
-        if task.type == "LIVE_AUDIO":
-            return task.url
-        return io.BytesIO(await self._media.download(task.url))
 
     async def _judge_slice(self, task: EmulatedTask, progress: _Progress, samples: Pcm) -> bool:
-        """Judge one slice and record it; False ends the task's reading."""
-        if task.status != "RUNNING":
-            return False  # cancelled: stop pulling
-        live = task.type == "LIVE_AUDIO"
-        now = self._now()
-        seconds = len(samples) / SAMPLE_RATE
-        heard_at = (
-            now - timedelta(seconds=seconds)
-            if live
-            else task.created_at + timedelta(seconds=progress.offset)
-        )
+        """Judge one slice of a file, placed by its offset in the file."""
+        heard_at = task.created_at + timedelta(seconds=progress.offset)
         segment = slice_segment(
             task.task_id, task.created_at, progress.index, samples, heard_at, progress.offset
         )
+        return await self._record(task, progress, segment, str(int(progress.offset)))
+
+    async def _judge_live_slice(
+        self, task: EmulatedTask, progress: _Progress, segment: Segment
+    ) -> bool:
+        """Judge one slice of a stream, placed by the Unix second its audio was heard."""
+        offset_time = str(int(segment.started_at.timestamp()))
+        return await self._record(task, progress, segment, offset_time)
+
+    async def _record(
+        self, task: EmulatedTask, progress: _Progress, segment: Segment, offset_time: str
+    ) -> bool:
+        """Judge a slice and record it; False ends the task's reading."""
+        received = time.monotonic()
+        if task.status != "RUNNING":
+            return False  # cancelled: stop pulling
+        now = self._now()
+        seconds = segment.duration
         verdict = await self._judge.judge(segment)
         if verdict.outcome in UNJUDGED:
             task.fail(
@@ -177,16 +201,19 @@ class TaskRunner:
                 now,
             )
             return False
-        if not live:
+        if task.type == "LIVE_AUDIO":  # each slice takes its processing time as it comes
+            await self._judge.pace(received, seconds)
+        else:
             await self._judge.pace(progress.started, progress.offset + seconds)
         entry: dict[str, Any] = {
-            # A live slice is placed by the Unix second it was heard, a file's by its offset.
-            "OffsetTime": str(int(heard_at.timestamp()) if live else int(progress.offset)),
-            "Result": audio_result(verdict, seconds),
+            "OffsetTime": offset_time,
+            "Result": audio_result(verdict, seconds, self._language),
             "CreatedAt": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         task.segments.append(entry)
         task.duration += seconds
+        if task.type == "LIVE_AUDIO":
+            self._stats.billed_seconds += seconds
         task.updated_at = self._now()
         await self._callbacks.slice(task, entry)
         progress.index += 1

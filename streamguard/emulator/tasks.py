@@ -16,7 +16,7 @@ from typing import Any
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.emulator.faults import TaskFault
 
-__all__ = ["TERMINAL", "EmulatedTask", "audio_result", "iso", "new_task_id"]
+__all__ = ["TERMINAL", "EmulatedTask", "audio_result", "iso", "language_results", "new_task_id"]
 
 TERMINAL = frozenset({"FINISH", "ERROR", "CANCELLED"})
 """Statuses a task never leaves."""
@@ -37,8 +37,23 @@ def iso(moment: datetime) -> str:
     )
 
 
-def audio_result(verdict: Verdict, duration: float) -> dict[str, Any]:
-    """The ``AudioResult`` of one slice judged by an engine."""
+def language_results(verdict: Verdict, duration: float, language: str) -> list[dict[str, Any]]:
+    """The ``LanguageResults`` of a slice: ``language`` over the whole slice when it had
+    speech; ``auto`` is the language the engine's transcript names; "" reports none."""
+    if not language or verdict.outcome is not Outcome.MODERATED:
+        return []
+    if language == "auto":
+        transcript = verdict.details.get("transcript")
+        found = transcript.get("language") if isinstance(transcript, dict) else None
+        if not isinstance(found, str) or not found:
+            return []
+        language = found
+    return [{"Label": language, "Score": 90, "StartTime": 0.0, "EndTime": round(duration, 3)}]
+
+
+def audio_result(verdict: Verdict, duration: float, language: str = "") -> dict[str, Any]:
+    """The ``AudioResult`` of one slice judged by an engine (``language``: as
+    ``language_results``)."""
     text_results: dict[tuple[str, str, str], dict[str, Any]] = {}
     for hit in verdict.keywords:
         key = (hit.library_id, hit.label, hit.sub_label)
@@ -81,7 +96,7 @@ def audio_result(verdict: Verdict, duration: float) -> dict[str, Any]:
         "Extra": extra,
         "TextResults": list(text_results.values()),
         "MoanResults": [],
-        "LanguageResults": [],
+        "LanguageResults": language_results(verdict, duration, language),
         "SubLabel": verdict.sub_label,
         "RecognitionResults": [],
         "SpeakerResults": [],
@@ -110,6 +125,10 @@ class EmulatedTask:
     seed: str = ""
     callback_url: str = ""
     fault: TaskFault | None = None
+    seq: int = 0
+    """The task's place in the order of creation (DescribeTasks pages by it)."""
+    slice_seconds: int = 30
+    """The console's slice length when the task was created: ``MediaInfo.Duration``."""
     status: str = "PENDING"
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     segments: list[dict[str, Any]] = field(default_factory=list)
@@ -167,10 +186,11 @@ class EmulatedTask:
         return str(top["Label"])
 
     def media_info(self) -> dict[str, Any]:
-        """``MediaInfo``: the audio judged so far, its Duration in ms."""
+        """``MediaInfo``: its Duration is the slice length in ms (the docs: "segment length
+        for stream input, default 15 s"); each slice's own length is its Result.Duration."""
         return {
             "Codecs": "",
-            "Duration": round(self.duration * 1000),
+            "Duration": self.slice_seconds * 1000,
             "Width": 0,
             "Height": 0,
             "Thumbnail": "",

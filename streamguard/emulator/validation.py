@@ -218,7 +218,8 @@ class DescribeTasksParams:
 
     limit: int
     filter: dict[str, str]
-    offset: int
+    after: int | None
+    """The page continues after the task of this creation number (from ``PageToken``)."""
     start: datetime | None
     end: datetime | None
 
@@ -241,26 +242,35 @@ def check_describe_tasks(params: Mapping[str, Any]) -> DescribeTasksParams:
             f"`Filter.TaskStatus` must be one of {', '.join(TASK_STATUSES)}.",
         )
     token = _string(params, "PageToken", "")
-    offset = 0
-    if token:
-        try:
-            offset = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("offset:"))
-        except (ValueError, binascii.Error) as exc:
-            raise ApiError(
-                "InvalidParameterValue", "`PageToken` is not one this service issued."
-            ) from exc
     return DescribeTasksParams(
         limit=limit,
         filter={k: v for k, v in task_filter.items() if v},
-        offset=offset,
+        after=_after(token) if token else None,
         start=_time(params, "StartTime"),
         end=_time(params, "EndTime"),
     )
 
 
-def page_token(offset: int) -> str:
-    """The opaque token of the page starting at ``offset``."""
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+_TOKEN_PREFIX = "tasks-after:"
+
+
+def _after(token: str) -> int:
+    """The creation number a ``PageToken`` continues after, or InvalidParameterValue."""
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        if not text.startswith(_TOKEN_PREFIX):
+            raise ValueError(text)
+        return int(text.removeprefix(_TOKEN_PREFIX))
+    except (ValueError, binascii.Error) as exc:
+        raise ApiError(
+            "InvalidParameterValue", "`PageToken` is not one this service issued."
+        ) from exc
+
+
+def page_token(after: int) -> str:
+    """The opaque token of the page after the task created ``after``-th: a position in the
+    order of creation, not an offset, so tasks created between pages shift nothing."""
+    return base64.urlsafe_b64encode(f"{_TOKEN_PREFIX}{after}".encode()).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,8 @@ async def open_engine(
 ) -> AsyncIterator[Engine]:
     """Yield the engine ``config`` describes; close it on exit.
 
-    AMS is always behind the speech gate (silent segments are not billed); its task state
+    AMS is behind the speech gate (silent segments are not billed), except in live mode
+    where AMS pulls the streams and the engine is the ``LiveEngine`` itself; its task state
     lives in ``db`` so a restart polls what was submitted instead of submitting it again.
     ``on_late_verdict`` receives verdicts nobody waits for any more, with their segment:
     AMS tasks of an earlier run, settled after a restart. AMS's loops run under
@@ -41,5 +42,8 @@ async def open_engine(
     async with AmsEngine(
         config, db, state_dir=state_dir, on_verdict=on_late_verdict, supervisor=supervisor
     ) as ams:
+        if ams.live_mode:
+            yield ams  # AMS pulls the streams itself: there is no audio here to gate
+            return
         gated = GatedEngine(ams, SpeechGate(), pad=config.speech_pad_seconds)
         yield gated

@@ -25,7 +25,7 @@ from streamguard.config.ingest import EncodingConfig
 from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import EncodeError, StreamGuardError
 from streamguard.core.private import private_dir
-from streamguard.core.segment import Segment
+from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.engines.base import Engine
 from streamguard.ingest.encoder import Clip, encode_clip
@@ -36,9 +36,10 @@ __all__ = ["SegmentResult", "StreamPipeline"]
 
 @dataclass(frozen=True, slots=True)
 class SegmentResult:
-    """A segment, its encoded clip (None if encoding failed) and the verdict on it."""
+    """A segment, its encoded clip (None if encoding failed) and the verdict on it; a
+    segment cut by the service itself (AMS live mode) comes without its audio."""
 
-    segment: Segment
+    segment: Segment | SegmentInfo
     clip: Clip | None
     verdict: Verdict
 

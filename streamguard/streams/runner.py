@@ -4,6 +4,11 @@ A runner owns its ``Source`` and ``StreamPipeline``. A live source reconnects by
 runner restarts the whole stream only when the source gives up or something unexpected
 fails, within a restart budget (``RESTARTS`` in ``RESTART_WINDOW`` seconds, ``RESTART_BACKOFF``
 between them), and then reports the stream as failed instead of spinning.
+
+With an engine in live mode (``LiveEngine``: AMS pulls the stream itself) the runner's
+source is the service's task instead: it runs a ``LiveStream`` and records each slice the
+service judged as one of the stream's segments (``_run_live``); status, results, policy and
+alerts are the runner's as for its own segments.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from streamguard.core.logs import stream_logger
 from streamguard.core.metrics import Metrics
 from streamguard.core.status import StreamState
 from streamguard.core.verdict import Outcome
+from streamguard.engines.ams.live import LiveEngine, LiveStream
 from streamguard.engines.base import Engine
 from streamguard.ingest.source import Source
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
@@ -83,6 +89,7 @@ class StreamRunner:
         self._restart_backoff = restart_backoff
         self._log = stream_logger(log, config.id)
         self._source: Source | None = None
+        self._live: LiveStream | None = None
         self._stopping = asyncio.Event()
         self._restarts: list[float] = []
         self._silent_since: datetime | None = None
@@ -99,6 +106,8 @@ class StreamRunner:
         self._stopping.set()
         if self._source is not None:
             self._source.detach()
+        if self._live is not None:
+            self._live.detach()
 
     async def run(self) -> None:
         """Run the stream, restarting it within the budget, until it ends or is stopped."""
@@ -140,6 +149,8 @@ class StreamRunner:
     async def _run_once(self) -> bool:
         """One life of the source; True when it ended by itself (a file)."""
         attached_at = datetime.now(UTC)
+        if isinstance(self._engine, LiveEngine) and self._engine.live_mode:
+            return await self._run_live(self._engine, attached_at)
         live = None if self.config.live == "auto" else self.config.live
         source = Source(
             self.config.url, self._ingest, self.config.id, live=live, attached_at=attached_at
@@ -172,6 +183,27 @@ class StreamRunner:
                 self._source = None
         return source.live is False
 
+    async def _run_live(self, engine: LiveEngine, attached_at: datetime) -> bool:
+        """The service pulls and cuts the stream (AMS live mode): its judged slices are this
+        stream's segments; status, results and alerts go on as for our own. Never ends by
+        itself (the service restarts its task)."""
+        biz_type = self._biz_type(self.config)
+        async with engine.live(self.config.url, self.config.id, attached_at, biz_type) as live:
+            self._live = live
+            if self._stopping.is_set():
+                live.detach()
+            await self._set_state(StreamState.CONNECTING)
+            try:
+                async for judged in live:
+                    if self.state not in (StreamState.ONLINE, StreamState.SILENT):
+                        await self._set_state(StreamState.ONLINE)
+                    self.tally.heard(judged.segment.started_at, judged.segment.duration)
+                    self._metrics.audio_seconds.labels("ingested").inc(judged.segment.duration)
+                    await self._result(SegmentResult(judged.segment, None, judged.verdict))
+            finally:
+                self._live = None
+        return False
+
     async def _watch(self, source: Source) -> AsyncIterator[AudioChunk]:
         """Pass the chunks on, keeping the status (state, last audio, reconnects) current."""
         seen_reconnects = 0
@@ -193,6 +225,12 @@ class StreamRunner:
     async def poll(self) -> None:
         """Notice a source reconnecting or failing to connect between chunks (no chunk
         arrives to tell us): its state, last error and failed attempts."""
+        live = self._live
+        if live is not None and self.state in _POLLED:
+            if live.state == "restarting" and self.state is not StreamState.RECONNECTING:
+                self.last_error = live.last_error
+                await self._set_state(StreamState.RECONNECTING)
+            return
         source = self._source
         if source is None or self.state not in _POLLED:
             return

@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_pascal
 from streamguard.tencentcloud.errors import AmsInvalidResponse
 
 __all__ = [
+    "AigcResult",
     "AudioResult",
     "AudioSegment",
     "CancelTaskResponse",
@@ -28,9 +29,16 @@ __all__ = [
     "CreateTasksResponse",
     "DescribeTasksRequest",
     "DescribeTasksResponse",
+    "HitInfo",
+    "HitPosition",
     "InputInfo",
+    "LabelResult",
+    "LanguageResult",
     "MediaInfo",
     "MoanResult",
+    "RecognitionResult",
+    "RecognitionTag",
+    "SpeakerResult",
     "StorageInfo",
     "SyncTaskRequest",
     "SyncTaskResponse",
@@ -92,12 +100,12 @@ def _lenient_str(value: Any) -> str:
 
 def _lenient_objects(value: Any) -> list[Any]:
     """A list of JSON objects: null and non-lists are empty, a lone object is a list of one,
-    and items that are not objects are dropped."""
-    if isinstance(value, dict):
+    and items that are not objects are dropped (models built in code count as objects)."""
+    if isinstance(value, dict | BaseModel):
         return [value]
     if not isinstance(value, list):
         return []
-    return [item for item in value if isinstance(item, dict)]
+    return [item for item in value if isinstance(item, dict | BaseModel)]
 
 
 def _lenient_strings(value: Any) -> list[str]:
@@ -110,7 +118,7 @@ def _lenient_strings(value: Any) -> list[str]:
 
 def _lenient_object(value: Any) -> Any:
     """A nested object, or None for null or anything that is not an object."""
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict | BaseModel) else None
 
 
 Int = Annotated[int, BeforeValidator(_lenient_int)]
@@ -245,6 +253,22 @@ class InputInfo(_Response):
     url: Str = ""
 
 
+class HitPosition(_Response):
+    """Where a keyword hit lies in the slice's text (character offsets)."""
+
+    start: Int = 0
+    end: Int = 0
+
+
+class HitInfo(_Response):
+    """One hit behind a ``TextResult``: a keyword (or a model) and its positions."""
+
+    type: Str = ""
+    keyword: Str = ""
+    lib_name: Str = ""
+    positions: Annotated[list[HitPosition], _Objects] = []
+
+
 class TextResult(_Response):
     """A transcript hit: label, keywords and the library that flagged them."""
 
@@ -256,6 +280,7 @@ class TextResult(_Response):
     suggestion: Str = ""
     lib_type: Int = 0
     sub_label: Str = ""
+    hit_infos: Annotated[list[HitInfo], _Objects] = []
 
 
 class MoanResult(_Response):
@@ -267,6 +292,65 @@ class MoanResult(_Response):
     end_time: Float = 0.0
     sub_label: Str = ""
     suggestion: Str = ""
+
+
+class LanguageResult(_Response):
+    """A language AMS heard in a slice (``cmn``, ``English``, ``Other`` …), start and end
+    in seconds."""
+
+    label: Str = ""
+    score: Int = 0
+    start_time: Float = 0.0
+    end_time: Float = 0.0
+
+
+class SpeakerResult(_Response):
+    """A speaker AMS recognised in a slice (``EndTime`` is a string on the wire)."""
+
+    label: Str = ""
+    score: Int = 0
+    start_time: Float = 0.0
+    end_time: Float = 0.0
+
+
+class RecognitionTag(_Response):
+    """One tag of a recognition (``Teenager``, ``Male`` …); times in milliseconds."""
+
+    name: Str = ""
+    score: Int = 0
+    start_time: Float = 0.0
+    end_time: Float = 0.0
+
+
+class RecognitionResult(_Response):
+    """A recognition family (``Teenager``, ``Gender``) and its tags."""
+
+    label: Str = ""
+    tags: Annotated[list[RecognitionTag], _Objects] = []
+
+
+class LabelResult(_Response):
+    """Song recognition: what was heard (``name``) and, maybe, a suggestion about it."""
+
+    scene: Str = ""
+    suggestion: Str = ""
+    """Typed Integer by the SDK, shown as text in the docs' example."""
+    label: Str = ""
+    name: Str = ""
+    score: Int = 0
+    start_time: Float = 0.0
+    end_time: Float = 0.0
+
+
+class AigcResult(_Response):
+    """AI-generated-audio detection in a slice, with its suggestion."""
+
+    label: Str = ""
+    score: Int = 0
+    start_time: Float = 0.0
+    end_time: Float = 0.0
+    suggestion: Str = ""
+    sub_label: Str = ""
 
 
 class AudioResult(_Response):
@@ -283,7 +367,14 @@ class AudioResult(_Response):
     extra: Str = ""
     text_results: Annotated[list[TextResult], _Objects] = []
     moan_results: Annotated[list[MoanResult], _Objects] = []
+    language_results: Annotated[list[LanguageResult], _Objects] = []
     sub_label: Str = ""
+    recognition_results: Annotated[list[RecognitionResult], _Objects] = []
+    speaker_results: Annotated[list[SpeakerResult], _Objects] = []
+    label_results: Annotated[list[LabelResult], _Objects] = []
+    aigc_recognition_results: Annotated[
+        list[AigcResult], _Objects, Field(alias="AIGCRecognitionResults")
+    ] = []
 
 
 class AudioSegment(_Response):
@@ -368,6 +459,7 @@ class SyncTaskResponse(_Response):
     asr_text: Str = ""
     text_results: Annotated[list[TextResult], _Objects] = []
     moan_results: Annotated[list[MoanResult], _Objects] = []
+    language_results: Annotated[list[LanguageResult], _Objects] = []
     sub_label: Str = ""
     duration: Int = 0
     """Milliseconds (a string on the wire)."""

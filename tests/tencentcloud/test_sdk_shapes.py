@@ -119,13 +119,16 @@ def _objects(value: Any) -> list[dict[str, Any]]:
 
 
 def held(answer: dict[str, Any]) -> set[Suggestion]:
-    """The Block/Review suggestions a detail holds: the task's, its labels', its slices'."""
+    """The Block/Review suggestions a detail holds: the task's, its labels', its slices' and
+    their text, moan and AIGC results'."""
     said = [answer.get("Suggestion")]
     said += [label.get("Suggestion") for label in _objects(answer.get("Labels"))]
     for piece in _objects(answer.get("AudioSegments")):
         result = piece.get("Result")
         if isinstance(result, dict):
             said.append(result.get("Suggestion"))
+            for family in ("TextResults", "MoanResults", "AIGCRecognitionResults"):
+                said += [entry.get("Suggestion") for entry in _objects(result.get(family))]
     return {s for s in map(_says, said) if s is not None}
 
 

@@ -8,5 +8,13 @@ is ``streamguard.emulator``.
 from streamguard.engines.ams.credentials import credentials_from_config
 from streamguard.engines.ams.delivery import ClipServer
 from streamguard.engines.ams.engine import AmsEngine
+from streamguard.engines.ams.live import JudgedSlice, LiveEngine, LiveStream
 
-__all__ = ["AmsEngine", "ClipServer", "credentials_from_config"]
+__all__ = [
+    "AmsEngine",
+    "ClipServer",
+    "JudgedSlice",
+    "LiveEngine",
+    "LiveStream",
+    "credentials_from_config",
+]

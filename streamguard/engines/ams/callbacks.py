@@ -6,8 +6,9 @@ results of tasks created before a restart still verify after it. A callback only
 task sooner: one that never arrives is caught by polling.
 
 The body is the task's detail, bare (as documented) or wrapped as ``{"Response": {...}}``
-like an API answer. A signed callback that is not a task detail (400), or names a task this
-engine does not track (200: nothing to retry), is counted in ``unrecognised`` and logged.
+like an API answer. A live task's callback goes to its ``LiveStream``. A signed callback
+that is not a task detail (400), or names a task this engine does not track (200: nothing
+to retry), is counted in ``unrecognised`` and logged.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from streamguard.engines.ams.clips import ClipStore
 from streamguard.engines.ams.delivery import ClipServer
+from streamguard.engines.ams.live import LiveTaskRouter
 from streamguard.engines.ams.settle import ENDED, Settler
 from streamguard.state.ams_tasks import SegmentState, TaskStore
 from streamguard.tencentcloud.client import OFFLOAD_BYTES
@@ -64,6 +66,8 @@ class Callbacks:
         """Tasks settled by a callback rather than by polling."""
         self.unrecognised = 0
         """Signed callbacks that were not a task detail or named a task not tracked here."""
+        self.live: LiveTaskRouter = {}
+        """Live tasks (``LiveStream``) by task id: their callbacks go to the stream."""
 
     @property
     def seed(self) -> str:
@@ -98,6 +102,10 @@ class Callbacks:
         if detail is None:
             self._unrecognised(f"not a task detail: {body[:200]!r}")
             return 400
+        taker = self.live.get(detail.task_id)
+        if taker is not None:
+            await taker(detail)
+            return 200
         row = await self._store.by_task(detail.task_id)
         if row is None:
             # A task of a segment still being submitted is settled by polling once accepted;

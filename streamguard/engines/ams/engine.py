@@ -10,7 +10,9 @@ It composes the parts of the AMS path, one module each:
 - ``callbacks``: results AMS pushes, checked against the Seed;
 - ``settle``: results turned into verdicts, for the ``moderate`` call waiting or, after a
   restart, as late verdicts;
-- ``sync``: sync mode, one CreateAudioModerationSyncTask per segment instead.
+- ``sync``: sync mode, one CreateAudioModerationSyncTask per segment instead;
+- ``live``: live mode, a stream AMS pulls and cuts itself (``live()``), its slices becoming
+  our segments.
 
 Everything is tracked in SQLite (``TaskStore``): after a restart pending tasks are polled
 again, and nothing AMS already accepted is billed twice.
@@ -22,6 +24,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -35,6 +38,9 @@ from streamguard.engines.ams.callbacks import Callbacks
 from streamguard.engines.ams.clips import URL_KEY_FILE, ClipStore, excerpt_of
 from streamguard.engines.ams.credentials import client_from_config, credentials_from_config
 from streamguard.engines.ams.delivery import ClipServer
+from streamguard.engines.ams.live import JudgedSlice, LiveStream
+from streamguard.engines.ams.live_tasks import RunningLiveTasks
+from streamguard.engines.ams.pages import TaskPages
 from streamguard.engines.ams.poller import Poller
 from streamguard.engines.ams.settle import LateVerdictHandler, Settler
 from streamguard.engines.ams.submitter import Submitter
@@ -43,7 +49,14 @@ from streamguard.state.ams_tasks import SegmentState, TaskStore
 from streamguard.state.db import Database, StateError
 from streamguard.tencentcloud.client import AmsClient
 
-__all__ = ["URL_KEY_FILE", "AmsEngine", "LateVerdictHandler", "credentials_from_config"]
+__all__ = [
+    "URL_KEY_FILE",
+    "AmsEngine",
+    "JudgedSlice",
+    "LateVerdictHandler",
+    "LiveStream",
+    "credentials_from_config",
+]
 
 
 class AmsEngine:
@@ -80,15 +93,23 @@ class AmsEngine:
         self._tick = tick
         self._clips = ClipStore(config, state_dir, clips)
         self._wake = asyncio.Event()
-        self._settle = Settler(self.store, self._clips, self._wake, on_late=on_verdict, clock=clock)
+        self._settle = Settler(
+            self.store,
+            self._clips,
+            self._wake,
+            on_late=on_verdict,
+            clock=clock,
+            languages=config.supported_languages,
+        )
         self._callbacks = (
             Callbacks(self.store, self._settle, self._clips)
-            if config.callbacks and config.mode == "async"
+            if config.callbacks and config.mode in ("segments", "live")
             else None
         )
         self._submitter: Submitter | None = None
         self._sync: SyncSubmitter | None = None
         self._stack = AsyncExitStack()
+        self._live_tasks: RunningLiveTasks | None = None
 
     @property
     def client(self) -> AmsClient:
@@ -173,6 +194,37 @@ class AmsEngine:
         segment. ``moderate`` calls still waiting are cancelled.
         """
         await self._stack.aclose()
+
+    @property
+    def live_mode(self) -> bool:
+        """Whether streams are to be pulled by AMS itself (``live``) rather than cut here."""
+        return self.config.mode == "live"
+
+    def live(
+        self, url: str, stream_id: str, attached_at: datetime, biz_type: str | None = None
+    ) -> LiveStream:
+        """A stream AMS pulls and judges itself (Type LIVE_AUDIO): ``async with`` it, then
+        ``async for`` its judged slices. Leaving it cancels the AMS task."""
+        callbacks = self._callbacks
+        return LiveStream(
+            self.config,
+            self.client,
+            url=url,
+            stream_id=stream_id,
+            attached_at=attached_at,
+            biz_type=biz_type,
+            router=callbacks.live if callbacks is not None else {},
+            running=self._running_live(),
+            callback_url=callbacks.url if callbacks is not None else None,
+            seed=callbacks.seed if callbacks is not None else None,
+            clock=self._clock,
+        )
+
+    def _running_live(self) -> RunningLiveTasks:
+        """The running live tasks, one listing shared by this engine's live streams."""
+        if self._live_tasks is None:
+            self._live_tasks = RunningLiveTasks(TaskPages(self.client), clock=self._clock)
+        return self._live_tasks
 
     async def moderate(
         self,

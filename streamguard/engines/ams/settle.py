@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 
 from streamguard.core.segment import SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.engines.ams import verdicts
 from streamguard.engines.ams.clips import ClipStore
+from streamguard.engines.ams.languages import CHINESE
 from streamguard.state.ams_tasks import TaskStore, TrackedSegment
 from streamguard.tencentcloud.models import TaskDetail
 
@@ -42,7 +43,8 @@ class Settler:
     """Settles tracked segments and resolves the ``moderate`` calls waiting for them.
 
     ``wake`` is set when a segment goes back to the queue, so that the submitter sends it
-    without waiting for its next round.
+    without waiting for its next round. ``languages`` are those AMS judges (the rest are
+    ``unsupported`` in verdicts).
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class Settler:
         *,
         on_late: LateVerdictHandler | None = None,
         clock: Callable[[], float] = time.time,
+        languages: Collection[str] = CHINESE,
     ) -> None:
         self._store = store
+        self._languages = languages
         self._clips = clips
         self._wake = wake
         self._on_late = on_late
@@ -88,7 +92,8 @@ class Settler:
     async def task_ended(self, row: TrackedSegment, detail: TaskDetail) -> None:
         """The segment's task ended: verdict, re-delivery, or failure."""
         if detail.status == "FINISH":
-            await self.finish(row, verdicts.from_detail(row.segment_id, detail), "FINISH")
+            verdict = verdicts.from_detail(row.segment_id, detail, self._languages)
+            await self.finish(row, verdict, "FINISH")
         elif detail.status == "ERROR":
             error = (
                 f"task {row.task_id} ended ERROR: {detail.error_type}: {detail.error_description}"

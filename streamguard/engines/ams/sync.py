@@ -68,6 +68,6 @@ class SyncSubmitter:
         except AmsError as exc:
             verdict = verdicts.failed(segment.id, f"AMS sync task failed: {exc}")
         else:
-            verdict = verdicts.from_sync(segment.id, answer)
+            verdict = verdicts.from_sync(segment.id, answer, self._config.supported_languages)
         await self._settle.finish(row, verdict, None)
         return verdict

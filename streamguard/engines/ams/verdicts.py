@@ -3,18 +3,21 @@
 Never fail open: a suggestion is Pass only when AMS says exactly that; anything else it
 says (a misspelling such as ``Reveiw``, ``Delete``, text we do not know) is Review. A task's
 suggestion is the most severe of what its detail says anywhere (the task, its ``Labels``,
-its slices); a FINISH detail that says nothing at all is Review. Its label is the task's
-``Label``, else that of its most severe ``Labels`` entry, else of its most severe slice.
+its slices and their text, moan, song and AIGC results); a FINISH detail that says nothing at all
+is Review, and so is a Pass over speech in a language AMS does not judge (``languages``).
+Its label is the task's ``Label``, else that of its most severe ``Labels`` entry, else of
+its most severe slice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from typing import Any
 
 from streamguard.core.excerpt import Excerpt
 from streamguard.core.verdict import KeywordHit, Outcome, Suggestion, Verdict
+from streamguard.engines.ams.languages import CHINESE, Heard, heard_languages, in_slices
 from streamguard.tencentcloud.models import (
     AudioResult,
     AudioSegment,
@@ -31,6 +34,7 @@ __all__ = [
     "failed",
     "from_detail",
     "from_json",
+    "from_slice",
     "from_summary",
     "from_sync",
     "remapped",
@@ -106,6 +110,27 @@ def _keywords(
     return hits
 
 
+def _families(result: AudioResult) -> dict[str, Any]:
+    """The result families the verdict does not fold in, kept for whoever reads it."""
+    return {
+        "url": result.url,
+        "languages": [r.model_dump() for r in result.language_results],
+        "speakers": [r.model_dump() for r in result.speaker_results],
+        "recognition": [r.model_dump() for r in result.recognition_results],
+        "songs": [r.model_dump() for r in result.label_results],
+        "aigc": [r.model_dump() for r in result.aigc_recognition_results],
+        "hits": [
+            {
+                "lib_id": r.lib_id,
+                "keywords": r.keywords,
+                "infos": [i.model_dump() for i in r.hit_infos],
+            }
+            for r in result.text_results
+            if r.hit_infos
+        ],
+    }
+
+
 def _slice_json(offset: float, result: AudioResult | None) -> dict[str, Any]:
     if result is None:
         return {"offset": offset, "result": None}
@@ -122,6 +147,7 @@ def _slice_json(offset: float, result: AudioResult | None) -> dict[str, Any]:
             {"score": m.score, "start": m.start_time, "end": m.end_time, "sub_label": m.sub_label}
             for m in result.moan_results
         ],
+        **_families(result),
     }
 
 
@@ -130,6 +156,18 @@ def _slice_says(result: AudioResult | None) -> str:
     if result is None:
         return ""
     return result.suggestion or ("Review" if result.hit_flag else "")
+
+
+def _nested_says(result: AudioResult | None) -> list[str]:
+    """What a slice's own findings suggest (text, moan, songs: a song's suggestion counts
+    only when it is a word, the SDK types it as a number)."""
+    if result is None:
+        return []
+    said = [r.suggestion for r in result.text_results]
+    said += [r.suggestion for r in result.moan_results]
+    said += [r.suggestion for r in result.aigc_recognition_results]
+    said += [r.suggestion for r in result.label_results if not r.suggestion.strip().isdigit()]
+    return said
 
 
 def _top_slice(slices: list[AudioSegment]) -> AudioResult | None:
@@ -179,24 +217,51 @@ def _label(detail: TaskDetail, top: AudioResult | None, overall: Suggestion) -> 
     return TaskLabel(label="Normal" if overall is Suggestion.PASS else UNKNOWN_LABEL)
 
 
-def from_detail(segment_id: str, detail: TaskDetail) -> Verdict:
-    """The verdict of a FINISH task: every slice folded into one, offsets kept in details."""
-    slices = sorted(detail.audio_segments, key=lambda s: s.offset_seconds)
-    text, keywords = _transcript(slices)
-    top = _top_slice(slices)
-    said = _severest(
+def _task_says(detail: TaskDetail, slices: list[AudioSegment]) -> Suggestion | None:
+    """The most severe suggestion anywhere in a detail; None when it says none at all."""
+    return _severest(
         [
             detail.suggestion,
             *(lab.suggestion for lab in detail.labels),
             *(_slice_says(p.result) for p in slices),
+            *(said for p in slices for said in _nested_says(p.result)),
         ]
     )
+
+
+def _unjudged(said: Suggestion, heard: Heard) -> tuple[Suggestion, str]:
+    """The suggestion and the reason, once the languages AMS did not judge are counted:
+    a Pass over speech AMS did not follow is Review."""
+    if not heard.unsupported:
+        return said, ""
+    reason = f"AMS does not judge {', '.join(heard.unsupported)} speech"
+    if said is Suggestion.PASS:
+        return Suggestion.REVIEW, reason + "; its Pass is not a judgement"
+    return said, reason
+
+
+def from_detail(
+    segment_id: str, detail: TaskDetail, languages: Collection[str] = CHINESE
+) -> Verdict:
+    """The verdict of a FINISH task: every slice folded into one, offsets kept in details.
+
+    Speech in a language AMS does not judge (not in ``languages``) is listed in
+    ``unsupported``, and a Pass over it becomes Review with the reason: AMS did not follow it.
+    """
+    slices = sorted(detail.audio_segments, key=lambda s: s.offset_seconds)
+    text, keywords = _transcript(slices)
+    top = _top_slice(slices)
+    said = _task_says(detail, slices)
     overall = said or Suggestion.REVIEW  # a finished task that says nothing is not a Pass
     label = _label(detail, top, overall)
+    hit = top is not None or overall is not Suggestion.PASS
+    heard = heard_languages(in_slices(slices), languages)
+    overall, reason = _unjudged(overall, heard)
     details: dict[str, Any] = {
         "source": "DescribeTaskDetail",
         "labels": [lab.model_dump() for lab in detail.labels],
         "slices": [_slice_json(p.offset_seconds, p.result) for p in slices],
+        "languages": list(heard.languages),
     }
     if said is None:
         details["suggestion_missing"] = True
@@ -209,12 +274,29 @@ def from_detail(segment_id: str, detail: TaskDetail) -> Verdict:
         label=label.label,
         sub_label=label.sub_label or (top.sub_label if top else ""),
         score=label.score or (top.score if top else 0),
-        hit=top is not None or overall is not Suggestion.PASS,
+        hit=hit,
         text=text or detail.audio_text,
         keywords=tuple(keywords),
+        unsupported=(heard.complaint,) if heard.complaint else (),
+        reason=reason,
         task_id=detail.task_id,
         details=details,
     )
+
+
+def from_slice(
+    segment_id: str, task_id: str, piece: AudioSegment, languages: Collection[str] = CHINESE
+) -> Verdict:
+    """The verdict on one slice of a live task (its own result only: a live task's overall
+    suggestion and labels cover every slice so far). No result is a failure, not a Pass."""
+    if piece.result is None:
+        reason = f"AMS sent no result for the slice at {piece.offset_time} of live task {task_id}"
+        return failed(segment_id, reason, task_id)
+    alone = AudioSegment(offset_time="0", result=piece.result)
+    detail = TaskDetail(task_id=task_id, status="FINISH", audio_segments=[alone])
+    verdict = from_detail(segment_id, detail, languages)
+    details = {**verdict.details, "source": "LIVE_AUDIO", "offset_time": piece.offset_time}
+    return replace(verdict, details=details)
 
 
 def summary_passes(data: TaskData) -> bool:
@@ -242,24 +324,35 @@ def from_summary(segment_id: str, data: TaskData) -> Verdict:
     )
 
 
-def from_sync(segment_id: str, answer: SyncTaskResponse) -> Verdict:
-    """The verdict of a CreateAudioModerationSyncTask answer."""
+def from_sync(
+    segment_id: str, answer: SyncTaskResponse, languages: Collection[str] = CHINESE
+) -> Verdict:
+    """The verdict of a CreateAudioModerationSyncTask answer (languages as ``from_detail``)."""
     keywords = _keywords(answer.text_results, answer.asr_text, 0, 0.0, answer.duration / 1000)
-    verdict_suggestion = suggestion(answer.suggestion)
+    nested = [r.suggestion for r in answer.text_results]
+    nested += [r.suggestion for r in answer.moan_results]
+    said = _severest([answer.suggestion, *nested]) or Suggestion.REVIEW
+    heard = heard_languages(answer.language_results, languages)
+    verdict_suggestion, reason = _unjudged(said, heard)
     return Verdict(
         segment_id=segment_id,
         outcome=Outcome.MODERATED,
         engine=ENGINE_NAME,
         engine_version=ENGINE_VERSION,
         suggestion=verdict_suggestion,
-        label=answer.label
-        or ("Normal" if verdict_suggestion is Suggestion.PASS else UNKNOWN_LABEL),
+        label=answer.label or ("Normal" if said is Suggestion.PASS else UNKNOWN_LABEL),
         sub_label=answer.sub_label,
         score=answer.score,
-        hit=bool(answer.hit_flag) or verdict_suggestion is not Suggestion.PASS,
+        hit=bool(answer.hit_flag) or said is not Suggestion.PASS,
         text=answer.asr_text,
         keywords=tuple(keywords),
-        details={"source": "CreateAudioModerationSyncTask", "request_id": answer.request_id},
+        unsupported=(heard.complaint,) if heard.complaint else (),
+        reason=reason,
+        details={
+            "source": "CreateAudioModerationSyncTask",
+            "request_id": answer.request_id,
+            "languages": list(heard.languages),
+        },
     )
 
 
