@@ -166,6 +166,9 @@ def _unwritable(why: str) -> web.Response:
 async def _errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    for name, value in request.query.items():
+        if "\x00" in value:  # no store takes it (PostgreSQL refuses NUL in text)
+            return _problem(400, "invalid_request", f"query parameter {name!r} holds a NUL byte")
     try:
         return await handler(request)
     except _BadRequest as exc:

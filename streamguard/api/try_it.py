@@ -287,7 +287,10 @@ def _shown(message: str, where: str | Path, name: str | None) -> str:
 
 
 def _options(model: type[_Options], fields: dict[str, Any]) -> _Options:
-    values = {k: int(v) if k == "segment_seconds" and v.isdigit() else v for k, v in fields.items()}
+    values = {
+        k: int(v) if k == "segment_seconds" and v.isascii() and v.isdigit() else v
+        for k, v in fields.items()
+    }
     values = {k: v for k, v in values.items() if v != ""}
     try:
         return model.model_validate(values)

@@ -87,7 +87,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 log = logging.getLogger("streamguard.daemon")
 
-RESTART_SECTIONS = ("instance", "ingest", "engine", "mqtt", "evidence", "api")
+RESTART_SECTIONS = ("instance", "state", "ingest", "engine", "mqtt", "webhooks", "evidence", "api")
 
 
 async def apply_reload(

@@ -145,6 +145,17 @@ class WebhookSender:
         except TimeoutError:
             pass
 
+    def _expired(self, message: WebhookMessage) -> bool:
+        return self._clock() - message.created_at >= self.config.dead_letter_after_seconds
+
+    async def _dead_letter(self, message: WebhookMessage, error: str) -> None:
+        waited = self._clock() - message.created_at
+        fields = {"webhook": self.name, "alert_id": message.message_id}
+        text = "webhook %s: alert %s dead-lettered after %.0f s: %s"
+        log.error(text, self.name, message.message_id, waited, error, extra=fields)
+        self.stats.dead_lettered += 1
+        await self._deliveries.dead_letter(self.name, message, error)
+
     async def _deliver(self, session: aiohttp.ClientSession, message: WebhookMessage) -> bool:
         """Post ``message`` until it is delivered or dead-lettered; False when stopping."""
         self.stats.oldest_created_at = message.created_at
@@ -155,6 +166,11 @@ class WebhookSender:
             return True
         failures = 0
         while not self._stopping.is_set():
+            if self.last_error is not None and self._expired(message):
+                # The receiver is known down and this alert is already past its age: do not
+                # spend a POST timeout on it (a long outage would otherwise never catch up).
+                await self._dead_letter(message, self.last_error)
+                return True
             error = await self._post(session, alert)
             if error is None:
                 self.stats.delivered += 1
@@ -163,13 +179,8 @@ class WebhookSender:
                 return True
             self.stats.failed_attempts += 1
             self.last_error = error
-            waited = self._clock() - message.created_at
-            if waited >= self.config.dead_letter_after_seconds:
-                fields = {"webhook": self.name, "alert_id": message.message_id}
-                message_text = "webhook %s: alert %s dead-lettered after %.0f s: %s"
-                log.error(message_text, self.name, message.message_id, waited, error, extra=fields)
-                self.stats.dead_lettered += 1
-                await self._deliveries.dead_letter(self.name, message, error)
+            if self._expired(message):
+                await self._dead_letter(message, error)
                 return True
             failures += 1
             delay = self._backoff.delay(failures)

@@ -223,6 +223,8 @@ async def test_bad_uploads_get_clear_errors(served: Served, tmp_path: Path) -> N
     assert "streamguard-try" not in error["message"]  # the server's temporary path
     error = await refused(400, "invalid_request", await served.upload(wav, segment_seconds="20"))
     assert error["details"][0]["field"] == "segment_seconds"
+    error = await refused(400, "invalid_request", await served.upload(wav, segment_seconds="²"))
+    assert error["details"][0]["field"] == "segment_seconds"  # a digit to str, not to int
     await refused(422, "unknown_profile", await served.upload(wav, profile="lenient"))
     await refused(400, "bad_upload", await served.upload(wav, colour="blue"))
     await refused(415, "unsupported_media_type", await served.post("/v1/moderate/file", json={}))

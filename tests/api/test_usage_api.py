@@ -176,6 +176,12 @@ async def test_usage_refuses_a_bad_query(served: Served, query: str, names: str)
     assert names in body["error"]["message"]
 
 
+async def test_a_nul_byte_in_a_query_is_refused_naming_the_parameter(served: Served) -> None:
+    status, body, _ = await served.get("/v1/results?q=%00")
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    assert "'q'" in body["error"]["message"]
+
+
 async def test_search_newest_first_in_pages_with_the_incident_of_each_hit(
     served: Served,
 ) -> None:

@@ -187,6 +187,29 @@ async def test_an_alert_too_old_is_dead_lettered_and_the_next_goes(tmp_path: Pat
         assert "ClientConnectorError" in letter.error or "HTTP" in letter.error
 
 
+async def test_alerts_past_their_age_are_not_posted_again_while_the_receiver_is_down(
+    tmp_path: Path,
+) -> None:
+    now = [1000.0]
+    async with Database(tmp_path / "state.db") as db:
+        outbox = Outbox(db, clock=lambda: now[0])
+        await outbox.open()
+        config = webhook(f"http://127.0.0.1:{free_port()}/hook", dead_letter_after_seconds=60)
+        async with Webhooks([config], db, clock=lambda: now[0]) as hooks:
+            for alert_id in ("a1", "a2", "a3"):
+                await outbox.add(MessageKind.ALERT, alert_id, "t", alert_json(alert_id))
+            hooks.wake()
+            sender = hooks.senders[0]
+            await eventually(lambda: sender.stats.failed_attempts >= 1)
+            now[0] += 61  # the receiver stays down past the limit
+            attempts = sender.stats.failed_attempts
+            await eventually(lambda: sender.stats.dead_lettered == 3)
+            # At most a POST already under way when the clock moved; none for a2 and a3.
+            assert sender.stats.failed_attempts <= attempts + 1
+        letters = await DeadLetters(db).list()
+        assert sorted(letter.message_id for letter in letters) == ["a1", "a2", "a3"]
+
+
 async def test_a_removed_destination_holds_nothing_back(tmp_path: Path) -> None:
     async with Database(tmp_path / "state.db") as db:
         outbox = Outbox(db)
@@ -229,6 +252,9 @@ def test_config_reads_the_secret_by_name_and_needs_mqtt(monkeypatch: pytest.Monk
     assert loaded.secret.get_secret_value() == "from-env"
     with pytest.raises(ValidationError, match=r"webhooks are fed from the MQTT outbox"):
         Config.model_validate({"webhooks": [hook]})
+    fleet = {"url": "postgresql://sg@127.0.0.1:5432/sg"}
+    with pytest.raises(ValidationError, match=r"not fed in fleet mode"):
+        Config.model_validate({"mqtt": {"host": "h"}, "state": fleet, "webhooks": [hook]})
     with pytest.raises(ValidationError, match=r"\[1\]\.name 'ops-east' is used by another"):
         Config.model_validate({"mqtt": {"host": "h"}, "webhooks": [hook, hook]})
     with pytest.raises(ValidationError, match=r"must be an http:// or https:// URL"):

@@ -144,6 +144,11 @@ class ImsImageEngine:
                 picture_id,
                 f"IMS did not call back within {self.settings.callback_deadline:g} s",
             )
+        except AmsError:
+            raise  # the caller's: a refused submission
+        except EngineError as exc:  # the inbox closed while this picture waited
+            self.failures["Closed"] += 1
+            return verdicts.failed(picture_id, f"no IMS answer: {exc}")
         finally:
             self._inbox.forget(data_id)
         return verdicts.from_answer(picture_id, answer)

@@ -18,6 +18,7 @@ from typing import Self
 from aiohttp import web
 from yarl import URL
 
+from streamguard.core.errors import EngineError
 from streamguard.core.serving import start_site
 from streamguard.tencentcloud.ims_models import ImageModerationResponse, callback_result
 
@@ -65,7 +66,8 @@ class ImsCallbackInbox:
     ) -> None:
         runner, self._runner = self._runner, None
         for future in self._waiting.values():
-            future.cancel()
+            if not future.done():
+                future.set_exception(EngineError("the IMS callback inbox closed"))
         self._waiting.clear()
         if runner is not None:
             await runner.cleanup()

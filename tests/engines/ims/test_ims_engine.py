@@ -22,6 +22,7 @@ from streamguard.tencentcloud.client import RetryPolicy
 from streamguard.tencentcloud.ims_client import ImsClient
 from tests.engines.ims.peers import BLUE, MAGENTA, RED, YELLOW, image_of, ims_peers
 from tests.support.ams import CREDENTIALS, no_sleep
+from tests.support.waiting import eventually
 
 SETTINGS = ImsEngineSettings(biz_type="frames_default", biz_types={"kids": "frames_kids"})
 
@@ -123,6 +124,19 @@ async def test_async_mode_gives_up_on_a_callback_that_never_comes() -> None:
     assert late.outcome is Outcome.FAILED
     assert late.reason == "IMS did not call back within 0.3 s"
     assert engine.failures["Timeout"] == 1
+
+
+async def test_a_picture_waiting_when_the_inbox_closes_fails_with_the_reason() -> None:
+    settings = replace(SETTINGS, mode="async", callback_deadline=60.0)
+    async with engine_on(settings) as (engine, emulator, inbox):
+        emulator.ims.options = replace(emulator.ims.options, callback_delay=60.0)
+        judging = asyncio.create_task(engine.judge([("p", picture(320, 240, RED))]), name="judge")
+        await eventually(lambda: emulator.ims.stats.handled["CreateImageModerationAsyncTask"] > 0)
+        await inbox.__aexit__(None, None, None)
+        async with asyncio.timeout(30):
+            [verdict] = await judging
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.reason == "no IMS answer: the IMS callback inbox closed"
 
 
 async def test_the_inbox_refuses_callbacks_without_its_token() -> None:
