@@ -1,8 +1,11 @@
-"""Small web servers on one loopback address each, for the address policy's tests."""
+"""Small servers on one loopback address each, for the address policy's tests: web sites,
+a listener that counts connections, an RTSP server that answers with redirects."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -11,7 +14,7 @@ from aiohttp import web
 from streamguard.testing.net import free_port
 from tests.support.media_servers import HlsSegment
 
-__all__ = ["Site", "playlist"]
+__all__ = ["Listener", "RedirectingRtsp", "Site", "moved", "playlist"]
 
 
 class Site:
@@ -73,3 +76,81 @@ def playlist(urls: list[str], segments: list[HlsSegment]) -> str:
     for url, segment in zip(urls, segments, strict=True):
         lines += [f"#EXTINF:{segment.seconds:.6f},", url]
     return "\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n"
+
+
+class Listener:
+    """A TCP port on ``host`` that counts connections and closes them."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._accept, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.close()
+
+
+def moved(cseq: bytes, location: str) -> bytes:
+    """A plain RTSP redirect answering request ``cseq``."""
+    return (
+        b"RTSP/1.0 302 Moved Temporarily\r\nCSeq: "
+        + cseq
+        + b"\r\nLocation: "
+        + location.encode()
+        + b"\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
+class RedirectingRtsp:
+    """An RTSP server on 127.0.0.1 that answers every request with a redirect to
+    ``location``: ``answer(cseq, location)`` says how (:func:`moved` by default)."""
+
+    def __init__(self, location: str, answer: Callable[[bytes, str], bytes] = moved) -> None:
+        self.location = location
+        self.answer = answer
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/room"
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, OSError):
+            writer.close()
+            return
+        cseq = next(
+            (
+                line.split(b":", 1)[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"cseq:")
+            ),
+            b"1",
+        )
+        writer.write(self.answer(cseq, self.location))
+        await writer.drain()
+        writer.close()
