@@ -145,7 +145,7 @@ async def test_https_is_tunnelled_through_the_policy(recording: bytes, tmp_path:
         assert site.requests == 1
 
 
-@pytest.mark.parametrize("scheme", ["rtmp", "rtsp"])
+@pytest.mark.parametrize("scheme", ["rtmp", "rtmps", "rtsp"])
 async def test_rtmp_and_rtsp_by_a_denied_name_never_connect(scheme: str) -> None:
     async with Listener() as listener:
         url = f"{scheme}://localhost:{listener.port}/live/room"

@@ -14,7 +14,7 @@ from aiohttp import web
 from streamguard.testing.net import free_port
 from tests.support.media_servers import HlsSegment
 
-__all__ = ["Listener", "RedirectingRtsp", "Site", "moved", "playlist"]
+__all__ = ["Listener", "RedirectingRtsp", "RtmpConnects", "Site", "moved", "playlist"]
 
 
 class Site:
@@ -154,3 +154,55 @@ class RedirectingRtsp:
         writer.write(self.answer(cseq, self.location))
         await writer.drain()
         writer.close()
+
+
+class RtmpConnects:
+    """A loopback RTMP server that records the ``tcUrl`` of each client's ``connect``
+    command, then hangs up (the client never plays). With ``tls`` it is RTMPS, and records
+    the name each client asked for in its TLS handshake (SNI; None for none) in ``names``."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tc_urls: list[str] = []
+        self.names: list[str | None] = []
+        self.port = 0
+        self.tls = tls
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Self:
+        if self.tls is not None:
+            self.tls.sni_callback = lambda _, name, __: self.names.append(name)
+        self._server = await asyncio.start_server(self._connect, "127.0.0.1", 0, ssl=self.tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            hello = await reader.readexactly(1 + 1536)  # C0, C1
+            # S0, S1 (version 0: FFmpeg checks no digest), S2 (C1 echoed); then C2.
+            writer.write(b"\x03" + bytes(1536) + hello[1:])
+            await reader.readexactly(1536)
+            header = await reader.readexactly(12)  # basic header (fmt 0) + message header
+            size = int.from_bytes(header[4:7], "big")
+            payload = b""
+            while len(payload) < size:
+                if payload:
+                    await reader.readexactly(1)  # a continuation chunk's basic header
+                payload += await reader.readexactly(min(128, size - len(payload)))
+            self.tc_urls.append(_amf_string(payload, b"tcUrl"))
+        except (asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            writer.close()
+
+
+def _amf_string(payload: bytes, name: bytes) -> str:
+    """The string property ``name`` of an AMF0 command's object."""
+    key = len(name).to_bytes(2, "big") + name + b"\x02"
+    start = payload.index(key) + len(key)
+    size = int.from_bytes(payload[start : start + 2], "big")
+    return payload[start + 2 : start + 2 + size].decode()
