@@ -6,9 +6,13 @@ How each kind of source is held to it:
   (FFmpeg's ``http_proxy`` option): the stream's URL, every redirect, every HLS playlist,
   segment and key, plain or tunnelled TLS. A denial anywhere fails the connection, even one
   FFmpeg would shrug off (an HLS segment it skips): a source does not get to pick around it.
+- **RTMPS** goes through the proxy too, as a ``CONNECT`` tunnel: FFmpeg's TLS layer takes
+  the ``http_proxy`` option (and needs ``httpproxy`` whitelisted), so the URL keeps its host
+  name, and with it the TLS SNI and the ``tcUrl``.
 - **RTMP** is resolved once per connection attempt, every address checked, and the URL
   handed to FFmpeg names the checked address (``rtmp://203.0.113.7/live/room``), so FFmpeg
-  has nothing left to resolve. Successive attempts take the resolved addresses in turn.
+  has nothing left to resolve; ``rtmp_tcurl`` keeps the host's name in the ``connect``
+  command. Successive attempts take the resolved addresses in turn.
 - **RTSP** is resolved and checked the same way, and FFmpeg connects to the source's
   :class:`~streamguard.ingest.rtsp_relay.RtspRelay`, which connects to the checked address
   and checks (and re-aims) the redirects FFmpeg would otherwise follow by itself.
@@ -34,10 +38,10 @@ from streamguard.ingest.rtsp_relay import RtspRelay
 
 __all__ = ["AddressGuard"]
 
-_PROXIED = frozenset({"http", "https", "hls"})
-_PINNED = frozenset({"rtmp", "rtmps"})
+_PROXIED = frozenset({"http", "https", "hls", "rtmps"})
 # What FFmpeg makes of the proxy's 502 (see reader.plain_error): the real reason is the proxy's.
 _SERVER_FAILED = "the server failed (HTTP 5xx)"
+_TCURL_KEPT = 1023  # FFmpeg builds the tcUrl in 1024 bytes
 
 
 class AddressGuard:
@@ -78,16 +82,17 @@ class AddressGuard:
         """The target to open for the next attempt. Blocking (may resolve a name)."""
         if isinstance(self._proxy, PolicyProxy):
             self._proxy.begin()
-            return replace(
-                self._target, options={**self._target.options, "http_proxy": self._proxy.url}
-            )
+            options = {**self._target.options, "http_proxy": self._proxy.url}
+            if self._target.kind == "rtmps":
+                options["protocol_whitelist"] += ",httpproxy"
+            return replace(self._target, options=options)
         if isinstance(self._proxy, RtspRelay):
             self._proxy.begin()
             addresses, port = self._resolved()
             self._proxy.aim(addresses, port)
             self._pinned = self._proxy.url_for(self._target.url)
             return replace(self._target, url=self._pinned)
-        if self._target.kind in _PINNED:
+        if self._target.kind == "rtmp":
             return self._pin()
         return self._target
 
@@ -119,7 +124,7 @@ class AddressGuard:
         """The stream's host, resolved and every address checked; and its port."""
         url = self._target.url
         parts = urlsplit(url)
-        port = parts.port or {"rtmp": 1935, "rtmps": 443}.get(self._target.kind, 554)
+        port = parts.port or (1935 if self._target.kind == "rtmp" else 554)
         try:
             return self._policy.resolve(parts.hostname or "", port), port
         except AddressNotAllowed:
@@ -136,4 +141,38 @@ class AddressGuard:
         shown = f"[{address}]" if address.version == 6 else str(address)
         netloc = f"{userinfo}{at}{shown}" + (f":{parts.port}" if parts.port else "")
         self._pinned = urlunsplit(parts._replace(netloc=netloc))
-        return replace(self._target, url=self._pinned)
+        # FFmpeg would name the pinned address in the connect command's tcUrl, by which CDN
+        # and vhost servers pick the application: name the host, as without pinning.
+        options = {**self._target.options, "rtmp_tcurl": _tc_url(self._target.url)}
+        return replace(self._target, url=self._pinned, options=options)
+
+
+def _tc_url(url: str) -> str:
+    """The ``tcUrl`` FFmpeg's RTMP client sends for ``url`` (``rtmp://host:port/app``), worked
+    out as its ``rtmp_open`` does: the host as written, the port always, the app from the path
+    (whatever precedes the last part, with FFmpeg's ``slist=`` and ``/ondemand/`` cases)."""
+    scheme, _, rest = url.partition("://")
+    cut = min((i for c in "/?#" if (i := rest.find(c)) >= 0), default=len(rest))
+    hostinfo, path = rest[:cut].rpartition("@")[2], rest[cut:]
+    port = urlsplit(url).port or 1935
+    host = (
+        hostinfo if hostinfo.endswith("]") or ":" not in hostinfo else hostinfo.rpartition(":")[0]
+    )
+    return f"{scheme}://{host}:{port}/{_rtmp_app(path)}"[:_TCURL_KEPT]
+
+
+def _rtmp_app(path: str) -> str:
+    query = path.find("?")
+    if query >= 0 and "slist=" in path[query:]:
+        return path[1:]
+    if path.startswith("/ondemand/"):
+        return "ondemand"
+    rest = path[1:]
+    first = rest.find("/")
+    if first < 0:
+        return rest
+    after = rest[first + 1 :]
+    colon, second = after.find(":"), after.find("/")
+    if second < 0 or 0 <= colon < second:
+        return rest[:first]
+    return rest[: first + 1 + second]

@@ -4,12 +4,11 @@ all of loopback, for names) the denied one; a denied server must never see a req
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
@@ -18,7 +17,7 @@ from streamguard.core.errors import SourceError
 from streamguard.ingest.addresses import POLICY_REFUSAL, AddressNotAllowed
 from streamguard.ingest.source import Source
 from streamguard.testing.net import free_port
-from tests.support.address_sites import Site, playlist
+from tests.support.address_sites import Listener, RedirectingRtsp, Site, playlist
 from tests.support.media import encode_tone
 from tests.support.media_servers import HlsSegment, NginxRtmp, RtspServer, hls_segments
 from tests.support.reading import read_all, read_until
@@ -146,31 +145,7 @@ async def test_https_is_tunnelled_through_the_policy(recording: bytes, tmp_path:
         assert site.requests == 1
 
 
-class Listener:
-    """A TCP port on ``host`` that counts connections and closes them."""
-
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.connections = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._accept, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        writer.close()
-
-
-@pytest.mark.parametrize("scheme", ["rtmp", "rtsp"])
+@pytest.mark.parametrize("scheme", ["rtmp", "rtmps", "rtsp"])
 async def test_rtmp_and_rtsp_by_a_denied_name_never_connect(scheme: str) -> None:
     async with Listener() as listener:
         url = f"{scheme}://localhost:{listener.port}/live/room"
@@ -223,53 +198,6 @@ async def test_no_proxy_in_the_environment_opens_no_way_around_the_policy(
     caught = await refusal(url, DENY_127_0_0_2)
     assert str(caught) == f"cannot open {url}: {POLICY_REFUSAL}"
     assert denied_site.requests == 0
-
-
-class RedirectingRtsp:
-    """An RTSP server on 127.0.0.1 that answers every request with a redirect to ``location``."""
-
-    def __init__(self, location: str) -> None:
-        self.location = location
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/room"
-
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, OSError):
-            writer.close()
-            return
-        cseq = next(
-            (
-                line.split(b":", 1)[1].strip()
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"cseq:")
-            ),
-            b"1",
-        )
-        writer.write(
-            b"RTSP/1.0 302 Moved Temporarily\r\nCSeq: "
-            + cseq
-            + b"\r\nLocation: "
-            + self.location.encode()
-            + b"\r\nContent-Length: 0\r\n\r\n"
-        )
-        await writer.drain()
-        writer.close()
 
 
 async def test_an_rtsp_redirect_to_a_denied_address_is_refused() -> None:
