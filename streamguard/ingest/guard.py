@@ -7,7 +7,7 @@ How each kind of source is held to it:
   segment and key, plain or tunnelled TLS. A denial anywhere fails the connection, even one
   FFmpeg would shrug off (an HLS segment it skips): a source does not get to pick around it.
 - **RTMPS** goes through the proxy too, as a ``CONNECT`` tunnel: FFmpeg's TLS layer takes
-  the ``http_proxy`` option (and needs ``httpproxy`` whitelisted), so the URL keeps its host
+  the ``http_proxy`` option (``httpproxy`` is in its whitelist), so the URL keeps its host
   name, and with it the TLS SNI and the ``tcUrl``.
 - **RTMP** is resolved once per connection attempt, every address checked, and the URL
   handed to FFmpeg names the checked address (``rtmp://203.0.113.7/live/room``), so FFmpeg
@@ -83,8 +83,6 @@ class AddressGuard:
         if isinstance(self._proxy, PolicyProxy):
             self._proxy.begin()
             options = {**self._target.options, "http_proxy": self._proxy.url}
-            if self._target.kind == "rtmps":
-                options["protocol_whitelist"] += ",httpproxy"
             return replace(self._target, options=options)
         if isinstance(self._proxy, RtspRelay):
             self._proxy.begin()

@@ -35,7 +35,7 @@ _WHITELIST: dict[SourceKind, tuple[str, ...]] = {
     "https": ("https", "tls", "tcp", "crypto", "httpproxy"),
     "hls": ("http", "https", "tls", "tcp", "crypto", "httpproxy"),
     "rtmp": ("rtmp", "tcp"),
-    "rtmps": ("rtmps", "tls", "tcp"),
+    "rtmps": ("rtmps", "tls", "tcp", "httpproxy"),  # through the address policy's proxy
     "rtsp": ("rtsp", "rtp", "udp", "tcp"),
     "file": ("file",),
 }
