@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.soak.daemon import Daemon
 from bench.soak.run import Outcome, Settings, soak
 
 MB = 1024 * 1024
@@ -69,7 +70,12 @@ def report(outcome: Outcome, max_rss_mb: float) -> list[str]:
     )
     ready = [life.ready_after for life in daemon.lifetimes if life.ready_after is not None]
     print(f"  restart to API up: max {max(ready, default=0):.1f} s")
-    print(f"  audio heard {proof.heard_seconds:.0f} s, in results {proof.recorded_seconds:.0f} s")
+    print(
+        f"  audio heard {proof.heard_seconds:.0f} s, in results {proof.recorded_seconds:.0f} s;"
+        f" heard without a result at a run's end (s): "
+        f"{ {k: round(v, 1) for k, v in sorted(proof.in_flight.items())} }, "
+        f"worst stream margin {proof.worst_margin:+.1f} s (<= 0: within what was in flight)"
+    )
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(proof.outcomes.items()))
     print(f"  segments with a result: {proof.segments} ({outcomes})")
     print(
@@ -81,11 +87,12 @@ def report(outcome: Outcome, max_rss_mb: float) -> list[str]:
         f"  consumer reconnects {outcome.consumer.reconnects}; instance events "
         f"{dict(sorted(outcome.consumer.events.items()))}"
     )
-    print(f"  peak RSS {peak:.0f} MB over {len(rss)} samples")
+    print(f"  peak RSS {peak:.0f} MB over {len(rss)} samples; {_growth(daemon)}")
     print(
         f"  lost: {proof.lost} (segments missing audio {proof.lost_segments}, holes "
         f"{len(proof.holes)}, risky without alert {len(proof.risky_without_alert)}, "
-        f"undelivered {len(proof.undelivered)}, dead letters {proof.dead_letters}, "
+        f"undelivered {len(proof.undelivered)}, history missing {len(proof.history_missing)}, "
+        f"dead letters {proof.dead_letters}, "
         f"AMS still pending {proof.pending_ams}); duplicate judgements {len(proof.duplicates)}"
     )
     problems = _problems(outcome, peak, max_rss_mb)
@@ -95,11 +102,32 @@ def report(outcome: Outcome, max_rss_mb: float) -> list[str]:
     return problems
 
 
+def _growth(daemon: Daemon) -> str:
+    """RSS at the first and the last minute of the longest run (a leak shows as growth)."""
+    spans = [
+        (life.ended_at - life.started_at, life.started_at, life.ended_at)
+        for life in daemon.lifetimes
+        if life.ended_at is not None
+    ]
+    if not spans:
+        return "no complete run"
+    length, start, end = max(spans)
+    first = [rss for at, rss in daemon.rss_samples if start + 30 <= at < start + 90]
+    last = [rss for at, rss in daemon.rss_samples if end - 60 <= at < end]
+    if not first or not last or length < 180:
+        return f"longest run {length / 60:.1f} min, too short to compare"
+    return (
+        f"longest run {length / 60:.1f} min: peak {max(first) / MB:.0f} MB in its 2nd minute,"
+        f" {max(last) / MB:.0f} MB in its last"
+    )
+
+
 def _problems(outcome: Outcome, peak_mb: float, max_rss_mb: float) -> list[str]:
     proof = outcome.proof
     problems = [*proof.unheard, *proof.holes, *proof.duplicates]
     problems += [f"risky result without an alert: {s}" for s in proof.risky_without_alert]
     problems += [f"alert raised, never delivered: {a}" for a in proof.undelivered]
+    problems += [f"alert delivered, not in the history: {a}" for a in proof.history_missing]
     if proof.dead_letters:
         problems.append(f"{proof.dead_letters} alert(s) in the dead letters")
     if proof.pending_ams:

@@ -15,13 +15,16 @@ into segments numbered 0, 1, 2 … counted in samples. So:
   was SIGKILLed; a second's buffers when it was stopped with SIGTERM, which judges the
   partial tail) plus a fraction of a second per connection (a torn MP3 frame at each
   reconnect or burst of garbage). More is lost audio, counted in lost segments of 15 s;
-* every risky result (risk medium or high) has an alert raised for its segment (the
-  incident journal), and every alert raised reached the consumer (matched by alert_id);
-  deliveries beyond the first are duplicates (QoS 1 allows them; they are counted).
+* every risky result (risk medium or high) has an alert for its segment that reached the
+  consumer, and the alerts the daemon recorded as raised (the incident history,
+  ``incident_alerts``) are exactly the alerts the consumer got, matched by alert_id (an
+  alert recorded and never delivered is lost; one delivered and not recorded is history
+  lost); deliveries beyond the first are duplicates (QoS 1 allows them; they are counted).
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -37,7 +40,7 @@ from bench.soak.sources import LiveRoom
 
 __all__ = ["Proof", "prove"]
 
-_IN_FLIGHT = 1.5  # seconds of decoded audio and socket buffers a process may hold
+_IN_FLIGHT = 2.0  # seconds of decoded audio (a chunk) and socket buffers a process holds
 _PER_CONNECTION = 0.3  # a torn frame at each reconnect, junk, or the burst's edge
 _OVERLAP = 0.5  # results of one stream overlapping more than this are a duplicate
 
@@ -52,6 +55,10 @@ class Proof:
     heard_seconds: float = 0.0
     recorded_seconds: float = 0.0
     unheard: list[str] = field(default_factory=list)
+    in_flight: dict[str, float] = field(default_factory=dict)
+    """Seconds heard without a result (yet) at the end of a run, by how the run ended."""
+    worst_margin: float = -math.inf
+    """The largest (heard - recorded - allowed) of any stream in any run: <= 0 passes."""
     lost_segments: int = 0
     risky: int = 0
     raised: int = 0
@@ -59,6 +66,8 @@ class Proof:
     deliveries: int = 0
     risky_without_alert: list[str] = field(default_factory=list)
     undelivered: list[str] = field(default_factory=list)
+    history_missing: list[str] = field(default_factory=list)
+    """Alerts delivered that the incident history (the console's) does not know."""
     dead_letters: int = 0
     pending_ams: int = 0
     outbox_left: int = 0
@@ -71,6 +80,7 @@ class Proof:
             + len(self.holes)
             + len(self.risky_without_alert)
             + len(self.undelivered)
+            + len(self.history_missing)
             + self.dead_letters
             + self.pending_ams
         )
@@ -153,45 +163,52 @@ def _check_heard(
     segment_seconds: int,
 ) -> None:
     """Seconds sent per stream and process against the seconds of its results."""
+    recorded: dict[tuple[str, int], float] = defaultdict(float)
+    starts = [life.started_at for life in lifetimes]
+    for (stream, attached), rows in runs.items():
+        # The attach time is cut to the second: the run is the last one started by then.
+        index = bisect.bisect_right(starts, attached.timestamp() + 1) - 1
+        recorded[(stream, index)] += sum(float(r["duration"]) for r in rows)
     for index, life in enumerate(lifetimes):
         until = life.ended_at if life.ended_at is not None else math.inf
         for stream, room in rooms.items():
             heard = room.heard_seconds(life.started_at, until)
-            recorded = sum(
-                float(r["duration"])
-                for (name, attached), rows in runs.items()
-                if name == stream and life.started_at - 1 <= attached.timestamp() < until
-                for r in rows
-            )
-            connections = sum(1 for c in room.connections if life.started_at <= c.opened_at < until)
-            allowed = _IN_FLIGHT + _PER_CONNECTION * (connections + _junk(room, life, until))
+            got = recorded[(stream, index)]
+            connections = [c for c in room.connections if life.started_at <= c.opened_at < until]
+            torn = len(connections) + sum(1 for c in connections if c.junk_bytes)
+            allowed = _IN_FLIGHT + _PER_CONNECTION * torn
             if life.ended_by != "term":
                 allowed += segment_seconds
             proof.heard_seconds += heard
-            proof.recorded_seconds += recorded
-            if heard - recorded > allowed:
-                missing = heard - recorded - allowed
+            proof.recorded_seconds += got
+            ended = life.ended_by or "running"
+            proof.in_flight[ended] = proof.in_flight.get(ended, 0.0) + max(0.0, heard - got)
+            proof.worst_margin = max(proof.worst_margin, heard - got - allowed)
+            if heard - got > allowed:
+                missing = heard - got - allowed
                 proof.lost_segments += math.ceil(missing / segment_seconds)
                 proof.unheard.append(
                     f"{stream} in run {index} ({life.ended_by or 'running'}): heard {heard:.1f} s,"
-                    f" recorded {recorded:.1f} s, allowed {allowed:.1f} s in flight"
+                    f" recorded {got:.1f} s, allowed {allowed:.1f} s in flight"
                 )
 
 
-def _junk(room: LiveRoom, life: Lifetime, until: float) -> int:
-    return sum(
-        1 for c in room.connections if life.started_at <= c.opened_at < until and c.junk_bytes
-    )
-
-
 def _check_alerts(
-    proof: Proof, results: list[sqlite3.Row], raised: list[sqlite3.Row], consumer: Consumer
+    proof: Proof, results: list[sqlite3.Row], history: list[sqlite3.Row], consumer: Consumer
 ) -> None:
-    alerted = {r["segment_id"] for r in raised if r["event"] != "end"}
+    """Risky results against the alerts the consumer got (by segment), and the alerts the
+    incident history recorded against those it got (by alert_id), both ways."""
+    recorded = {r["alert_id"] for r in history}
+    alerted = {
+        alert["segment"]["id"]
+        for alert in consumer.alerts.values()
+        if alert["incident"]["event"] != "end" and alert.get("segment")
+    }
     risky = [r["segment_id"] for r in results if r["risk"] in ("medium", "high")]
     proof.risky = len(risky)
     proof.risky_without_alert = [s for s in risky if s not in alerted]
-    proof.raised = len(raised)
-    proof.undelivered = [r["alert_id"] for r in raised if r["alert_id"] not in consumer.deliveries]
-    proof.delivered = sum(1 for r in raised if r["alert_id"] in consumer.deliveries)
+    proof.raised = len(recorded | set(consumer.deliveries))
+    proof.undelivered = sorted(recorded - set(consumer.deliveries))
+    proof.history_missing = sorted(set(consumer.deliveries) - recorded)
+    proof.delivered = len(consumer.deliveries)
     proof.deliveries = sum(consumer.deliveries.values())
