@@ -58,7 +58,9 @@ class Driver:
         disk: SmallDisk | None,
         timing: Timing | None = None,
     ) -> None:
-        self.rng = random.Random(seed)
+        # One generator per loop: each draws the same faults for a seed whatever the timing.
+        self.room_rng = random.Random(f"{seed}-rooms")
+        self.system_rng = random.Random(f"{seed}-system")
         self.seed = seed
         self.rooms = rooms
         self.broker = broker
@@ -70,18 +72,21 @@ class Driver:
         self.crashes = 0
         self.lifecycle = asyncio.Lock()  # one owner of the daemon's process at a time
 
+    def _room_draw(self, bounds: tuple[float, float]) -> float:
+        return self.room_rng.uniform(*bounds)
+
     def _draw(self, bounds: tuple[float, float]) -> float:
-        return self.rng.uniform(*bounds)
+        return self.system_rng.uniform(*bounds)
 
     async def room_faults(self, deadline: float) -> None:
         """One room fault after another until the deadline."""
         while time.monotonic() + self.timing.room_every[1] < deadline:
-            await asyncio.sleep(self._draw(self.timing.room_every))
-            room = self.rng.choice(self.rooms)
-            kind = self.rng.choice(("source_dropped", "source_stalled", "source_garbage"))
+            await asyncio.sleep(self._room_draw(self.timing.room_every))
+            room = self.room_rng.choice(self.rooms)
+            kind = self.room_rng.choice(("source_dropped", "source_stalled", "source_garbage"))
             if kind == "source_dropped":
                 await room.kill()
-                await asyncio.sleep(self._draw(self.timing.room_down))
+                await asyncio.sleep(self._room_draw(self.timing.room_down))
                 await room.start()
             elif kind == "source_stalled":
                 if not room.stall():
@@ -97,7 +102,7 @@ class Driver:
             kinds.append("disk_filled")
         while time.monotonic() + self.timing.system_every[1] < deadline:
             await asyncio.sleep(self._draw(self.timing.system_every))
-            kind = self.rng.choice(kinds)
+            kind = self.system_rng.choice(kinds)
             if kind == "broker_restarted":
                 await asyncio.to_thread(self.broker.stop)
                 await asyncio.sleep(self._draw(self.timing.broker_down))
@@ -111,9 +116,9 @@ class Driver:
             self.injected[kind] += 1
 
     async def _ams_burst(self) -> None:
-        fault = self.rng.choice(_AMS_FAULTS)
-        share = self.rng.uniform(0.3, 0.8)
-        seed = self.rng.randrange(1 << 30)
+        fault = self.system_rng.choice(_AMS_FAULTS)
+        share = self.system_rng.uniform(0.3, 0.8)
+        seed = self.system_rng.randrange(1 << 30)
         faults = Faults(hang_seconds=20.0, seed=seed)
         setattr(faults, fault, share)
         self.emulator.faults = faults
