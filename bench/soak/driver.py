@@ -7,17 +7,20 @@ stopped and restarted, a burst of AMS emulator faults (throttling, 503s, Interna
 hung answers, stuck or failed tasks), the disk filled and freed, and SIGKILL of the daemon
 followed by a restart. System faults never overlap, so the disk is never full while the
 daemon is killed (the results waiting in memory for the disk would die with it, by
-design). A monitor samples the daemon's RSS and restarts it if it ever exits on its own
-(counted as a crash, which fails the soak).
+design). The disk is filled just after a checkpoint of the database's log, so the daemon's
+next write, not only its next new file, meets the full disk. A monitor samples the daemon's
+RSS and restarts it if it ever exits on its own (counted as a crash, which fails the soak).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.soak.daemon import Daemon
 from bench.soak.disk import SmallDisk
@@ -128,6 +131,7 @@ class Driver:
 
     async def _fill_disk(self) -> None:
         assert self.disk is not None
+        await asyncio.to_thread(_checkpoint, self.disk.path / "streamguard.db")
         await asyncio.to_thread(self.disk.fill)
         try:
             await asyncio.sleep(self._draw(self.timing.disk_full))
@@ -159,3 +163,17 @@ class Driver:
             await asyncio.to_thread(self.disk.free)
         self.emulator.faults = Faults()
         await asyncio.to_thread(self.broker.start)
+
+
+def _checkpoint(db: Path) -> None:
+    """Empty the database's write-ahead log, as a checkpoint does now and then.
+
+    SQLite reuses a log file it has already grown, so a disk filled while the log has room
+    may never refuse the daemon a write; filled just after a checkpoint, it refuses the
+    next one. Best effort: the daemon may hold the log busy for a moment.
+    """
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error:
+        pass
