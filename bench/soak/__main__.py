@@ -87,6 +87,8 @@ def report(outcome: Outcome, max_rss_mb: float) -> list[str]:
         f"  consumer reconnects {outcome.consumer.reconnects}; instance events "
         f"{dict(sorted(outcome.consumer.events.items()))}"
     )
+    for loop, count in sorted(outcome.consumer.loop_restarts.items()):
+        print(f"  loop restarted {count}x: {loop}")
     print(f"  peak RSS {peak:.0f} MB over {len(rss)} samples; {_growth(daemon)}")
     print(
         f"  lost: {proof.lost} (segments missing audio {proof.lost_segments}, holes "

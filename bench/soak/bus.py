@@ -23,6 +23,8 @@ class Consumer:
         self.deliveries: Counter[str] = Counter()
         self.alerts: dict[str, dict[str, Any]] = {}
         self.events: Counter[str] = Counter()
+        self.loop_restarts: Counter[str] = Counter()
+        """Background loops the daemon restarted after they raised, by loop and error."""
         self.reconnects = 0
         self.connected = asyncio.Event()
 
@@ -56,3 +58,6 @@ class Consumer:
             self.alerts.setdefault(document["alert_id"], document)
         else:
             self.events[str(document.get("kind"))] += 1
+            if document.get("kind") == "loop_restarted":
+                detail = str(document.get("detail"))[:120]
+                self.loop_restarts[f"{document.get('loop')}: {detail}"] += 1
