@@ -217,7 +217,7 @@ def _watch_engine(engine: Engine, metrics: Metrics) -> None:
         metrics.watch_ams(lambda: ams.client.outcomes, lambda: gated.seconds_saved)
 
 
-SPOOLED_KINDS = ("result", "alert", "event", "journal", "attached")
+SPOOLED_KINDS = ("result", "alert", "event", "journal", "history", "attached")
 """The kinds of write that go through the spool (always present in ``/metrics``)."""
 
 _STORAGE_EVENTS = {

@@ -156,7 +156,7 @@ class InstanceEventKind(StrEnum):
     """The state disk takes writes again; ``detail`` says how many waited and were lost."""
     WRITES_LOST = "writes_lost"
     """Writes were lost because more waited for the disk than the bound allows; ``detail``
-    counts them by kind (result, alert, event, journal, attached)."""
+    counts them by kind (result, alert, event, journal, history, attached)."""
     EVIDENCE_NOT_KEPT = "evidence_not_kept"
     """A risky segment's clip could not be kept; the alert (``message_id``, when one was
     sent) went out with ``evidence: null``."""

@@ -74,7 +74,7 @@ class Alerting:
         self.evidence = evidence
         self.incidents = IncidentTracker()
         self._journal = IncidentJournal(db, writes) if db is not None else None
-        self._history = IncidentHistory(db) if db is not None else None
+        self._history = IncidentHistory(db, writes) if db is not None else None
         self._on_evidence_not_kept = on_evidence_not_kept
         self.evidence_not_kept = 0
         """Clips of alerting segments that could not be kept, since start."""

@@ -3,8 +3,9 @@
 The journal (``state/journal.py``) holds only open incidents, to end them after a crash; this
 store keeps them all, for the console and ``GET /v1/incidents``. It is written from the alert
 JSON (``moderation/schema/alert.v1.schema.json``) as each alert is raised, plus the segment's
-whole verdict (the alert carries only a transcript excerpt). Writing it is best effort: a
-failure is logged, never allowed to stop the alert itself.
+whole verdict (the alert carries only a transcript excerpt). A full disk makes its writes
+wait in the spool with the alerts; any other failure is logged, never allowed to stop the
+alert itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streamguard.core.verdict import Verdict
-from streamguard.state.db import Database, StateError
+from streamguard.state.db import Database, StateError, StorageUnavailable
+from streamguard.state.spool import DIRECT, Writes
 
 __all__ = ["IncidentHistory", "IncidentQuery"]
 
@@ -52,18 +54,30 @@ class IncidentQuery:
 class IncidentHistory:
     """The ``incidents``, ``incident_segments`` and ``incident_alerts`` tables."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writes: Writes = DIRECT) -> None:
         self._db = db
+        self._writes = writes
 
     async def record(
         self, alert: dict[str, Any], verdict: Verdict | None = None, *, sent: bool = True
     ) -> None:
         """Record an alert's incident: its segment (with ``verdict``, when given) and, when
-        ``sent``, the alert itself; an ``end`` alert closes the incident. Never raises a
-        database error: the alert matters more than its history."""
+        ``sent``, the alert itself; an ``end`` alert closes the incident. Goes through
+        ``writes``: with a ``Spool``, history a full disk refuses waits in memory, in order
+        with the alerts and the journal, and is written when the disk takes it. Never raises
+        a database error: the alert matters more than its history."""
+
+        async def write() -> None:
+            try:
+                await self._db.run(lambda conn: _write(conn, alert, verdict, sent))
+            except StorageUnavailable:
+                raise  # the spool keeps it for later
+            except StateError as exc:
+                log.error("incident history not written for %s: %s", alert.get("alert_id"), exc)
+
         try:
-            await self._db.run(lambda conn: _write(conn, alert, verdict, sent))
-        except StateError as exc:
+            await self._writes.write("history", write)
+        except StateError as exc:  # no spool to keep it (``DIRECT``)
             log.error("incident history not written for %s: %s", alert.get("alert_id"), exc)
 
     async def query(self, q: IncidentQuery) -> list[dict[str, Any]]:
