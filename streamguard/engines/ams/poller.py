@@ -29,8 +29,9 @@ from streamguard.engines.ams import verdicts
 from streamguard.engines.ams.pages import iso
 from streamguard.engines.ams.reconcile import RECONCILE_MARGIN
 from streamguard.engines.ams.settle import ENDED, Settler
-from streamguard.engines.ams.submitter import Submitter
+from streamguard.engines.ams.submitter import STORAGE_WAIT_SECONDS, Submitter
 from streamguard.state.ams_tasks import SegmentState, TaskStore, TrackedSegment
+from streamguard.state.db import StorageUnavailable
 from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.errors import AmsError
 from streamguard.tencentcloud.models import DescribeTasksRequest, TaskData
@@ -84,6 +85,9 @@ class Poller:
                 await self._poll_due()
             except (AmsError, OSError) as exc:
                 log.warning("AMS polling round failed: %s", exc)
+            except StorageUnavailable as exc:  # a full disk: wait for it, do not crash
+                log.warning("AMS polling waits for the state storage: %s", exc)
+                await asyncio.sleep(STORAGE_WAIT_SECONDS)
             await asyncio.sleep(self._tick)
 
     async def _poll_due(self) -> None:
@@ -96,6 +100,8 @@ class Poller:
                 await self._poll(row, statuses.get(row.task_id or ""))
             except AmsError as exc:
                 await self._poll_failed(row, str(exc))
+            except StorageUnavailable:
+                raise  # not the task's fault: the round waits for the storage
             except Exception as exc:
                 # An answer this code cannot handle fails its own task (at the deadline),
                 # instead of stopping the loop or, restarted, stopping it again and again.

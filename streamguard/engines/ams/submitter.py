@@ -29,6 +29,7 @@ from streamguard.engines.ams.pages import TaskPages
 from streamguard.engines.ams.reconcile import Reconciler
 from streamguard.engines.ams.settle import Settler
 from streamguard.state.ams_tasks import SegmentState, TaskStore, TrackedSegment
+from streamguard.state.db import StorageUnavailable
 from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.errors import (
     AmsError,
@@ -47,6 +48,8 @@ from streamguard.tencentcloud.models import (
 __all__ = ["Submitter"]
 
 FIRST_RESUBMIT_DELAY = 1.0
+STORAGE_WAIT_SECONDS = 1.0
+"""While the state storage refuses writes (a full disk), a round waits this long."""
 """Seconds before a segment's first resubmission; doubled per further attempt."""
 
 log = logging.getLogger(__name__)
@@ -115,6 +118,9 @@ class Submitter:
                 await self._submit_due()
             except (AmsError, OSError) as exc:
                 log.warning("AMS submission round failed: %s", exc)
+            except StorageUnavailable as exc:  # a full disk: wait for it, do not crash
+                log.warning("AMS submission waits for the state storage: %s", exc)
+                await asyncio.sleep(STORAGE_WAIT_SECONDS)
 
     async def _submit_due(self) -> None:
         now = self._clock()

@@ -7,17 +7,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
+from streamguard.core.supervisor import Supervisor
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.emulator.faults import Faults, Shape
 from streamguard.engines.ams.engine import AmsEngine
-from streamguard.state.db import Database
+from streamguard.state.ams_tasks import TrackedSegment
+from streamguard.state.db import Database, StorageUnavailable
 from streamguard.tencentcloud.signing import callback_signature
 from tests.engines.ams.test_ams_engine import live_segments, moderate_all
-from tests.support.ams import ams_stack, engine_for
+from tests.support.ams import ams_stack, engine_config, engine_for
+from tests.support.waiting import eventually
 
 PATTERN = ["tone", "noise", "noise"]
 EXPECTED = [Suggestion.BLOCK, Suggestion.PASS, Suggestion.PASS]
@@ -171,3 +175,40 @@ async def test_a_task_refused_in_the_create_answer_is_sent_again(tmp_path: Path)
 def test_the_callback_seed_is_a_plain_hash() -> None:
     # guards the helper above: the signature the tests send is the documented one
     assert callback_signature("s", b"b") == hashlib.sha256(b"sb").hexdigest()
+
+
+async def test_a_full_disk_holds_the_loops_back_without_crashing_them(tmp_path: Path) -> None:
+    segments = live_segments("room-disk", PATTERN)
+    full = asyncio.Event()
+    refused = 0
+    async with (
+        ams_stack(tmp_path / "clips") as stack,
+        Database(tmp_path / "state.db") as db,
+        Supervisor() as supervisor,
+        AmsEngine(
+            engine_config(stack.emulator.url),
+            db,
+            client=stack.client,
+            clips=stack.clips,
+            supervisor=supervisor,
+        ) as engine,
+        asyncio.timeout(LIMIT),
+    ):
+        in_state = engine.store.in_state
+
+        async def refusing(*args: Any, **kwargs: Any) -> list[TrackedSegment]:
+            nonlocal refused
+            if full.is_set():  # the seam we own: the store, as a full disk answers it
+                refused += 1
+                raise StorageUnavailable("database or disk is full")
+            return await in_state(*args, **kwargs)
+
+        engine.store.in_state = refusing  # type: ignore[method-assign]
+        full.set()
+        judging = asyncio.create_task(moderate_all(engine, segments), name="test.judging")
+        await eventually(lambda: refused >= 2)
+        full.clear()
+        verdicts = await judging
+        crashes = {name: loop.crashes for name, loop in supervisor.loops.items()}
+    assert [v.suggestion for v in verdicts] == EXPECTED
+    assert crashes == {"ams.submitter": 0, "ams.poller": 0}
