@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamguard.api.schemas import CONSOLE_PATHS, CONSOLE_SCHEMAS
+from streamguard.api.text import TEXT_PATH
 from streamguard.config.streams import StreamConfig
 
 __all__ = ["OPENAPI"]
@@ -192,6 +193,7 @@ OPENAPI: dict[str, Any] = {
                 }
             },
         },
+        "/v1/moderate/text": TEXT_PATH,
         **CONSOLE_PATHS,
     },
 }

@@ -33,6 +33,7 @@ __all__ = [
     "INVALID_REQUEST",
     "MAX_ITEMS",
     "MAX_TEXT_BYTES",
+    "TEXT_PATH",
     "TEXT_TOO_LONG",
     "TIMED_OUT",
     "TOO_MANY_ITEMS",
@@ -47,6 +48,90 @@ TEXT_TOO_LONG = 93000
 TIMED_OUT = 93006
 DUPLICATE_ID = 93007
 TOO_MANY_ITEMS = 93008
+
+
+_ITEM = {
+    "type": "object",
+    "required": ["id", "text"],
+    "properties": {"id": {"type": ["string", "integer"]}, "text": {"type": "string"}},
+    "additionalProperties": False,
+}
+_RESULT = {
+    "type": "object",
+    "required": ["id", "request_id", "error_code", "error_info"],
+    "properties": {
+        "id": {"type": ["string", "integer"]},
+        "request_id": {"type": "string"},
+        "error_code": {"type": "integer", "description": "0: judged; 60003 empty; 93000 too long"},
+        "error_info": {"type": "string"},
+        "suggestion": {"enum": ["Pass", "Review", "Block"]},
+        "label": {"type": "string"},
+        "sub_label": {"type": "string"},
+        "score": {"type": "integer"},
+        "signals": {"type": "array", "items": {"type": "string"}},
+        "keywords": {"type": "array", "items": {"type": "object"}},
+        "semantic": {"type": ["object", "null"]},
+    },
+}
+_REFUSAL = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "error_code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "error_code": {"type": "integer"},
+                "message": {"type": "string"},
+            },
+        }
+    },
+}
+TEXT_PATH: dict[str, Any] = {
+    "post": {
+        "summary": "Judge 1-10 chat texts (Tencent Chat's batch text moderation)",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": {
+                            "items": {"type": "array", "minItems": 1, "items": _ITEM},
+                            "profile": {"type": "string"},
+                        },
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "one result per item, in order",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["results"],
+                            "properties": {"results": {"type": "array", "items": _RESULT}},
+                        }
+                    }
+                },
+            },
+            "400": {
+                "description": "60003 malformed, 93007 duplicate id, 93008 too many items",
+                "content": {"application/json": {"schema": _REFUSAL}},
+            },
+            "504": {
+                "description": "93006: judging took longer than the budget",
+                "content": {"application/json": {"schema": _REFUSAL}},
+            },
+        },
+    }
+}
+"""The route's OpenAPI path item (served in ``/openapi.json``)."""
 
 
 class _Refused(Exception):

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from streamguard.api.openapi import OPENAPI
 from streamguard.api.text import text_route
 from streamguard.config.engine import LocalEngineConfig
 from streamguard.config.policy import ProfileConfig
@@ -77,6 +79,8 @@ async def test_each_item_is_judged_in_order_with_its_own_request_id(
     assert results[0]["keywords"][0]["keyword"] == "idiot"
     assert (results[1]["label"], results[1]["signals"]) == ("Abuse", ["semantic"])
     assert results[1]["semantic"]["examples"][0]["text"] == "i am outside your house tonight"
+    documented = OPENAPI["paths"]["/v1/moderate/text"]["post"]["responses"]["200"]
+    jsonschema.validate(body, documented["content"]["application/json"]["schema"])
 
 
 async def test_empty_and_over_long_texts_fail_alone(client: TestClient[Any, Any]) -> None:
