@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -28,11 +28,13 @@ from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import StreamGuardError
 from streamguard.state.db import StateError
 from streamguard.state.desired import DesiredStream, Origin
-from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.desired import PgDesiredStreams, StreamLease
 from streamguard.state.postgres.fleet import Fleet, Lease
+from streamguard.streams.placement import PlacedStream, Placement, Where
 from streamguard.streams.refusals import StreamConflict
+from streamguard.streams.report import StreamReport
 
-__all__ = ["FleetDesired", "FleetMember", "LeasedStreams"]
+__all__ = ["FleetDesired", "FleetMember", "FleetPlacements", "LeasedStreams"]
 
 log = logging.getLogger("streamguard.fleet")
 
@@ -177,3 +179,59 @@ class FleetDesired:
         """Nothing to restore here: leases bring the desired set back."""
         del origin
         return []
+
+
+class FleetPlacements:
+    """``streams.placement.Placements`` in fleet mode: the shared desired set and its leases
+    say who owns each stream; the streams running here bring their live reports."""
+
+    def __init__(self, fleet: Fleet, desired: PgDesiredStreams) -> None:
+        self._fleet = fleet
+        self._desired = desired
+        self.instance_id: str | None = fleet.instance_id
+
+    async def all(self, reports: list[StreamReport]) -> tuple[list[PlacedStream], bool]:
+        """The fleet's streams by id, then any running here the desired set no longer has
+        (detached, stopping). While the database is away: only the streams running here."""
+        local = {report.stream_id: report for report in reports}
+        try:
+            leases = await self._desired.leases()
+        except StateError as exc:
+            log.warning("fleet: streams listed from this instance only: %s", exc)
+            return [self._running_here(report) for report in reports], False
+        placed = [self._placed(lease, local.pop(lease.stream_id, None)) for lease in leases]
+        return placed + [self._running_here(report) for report in local.values()], True
+
+    async def one(self, stream_id: str, report: StreamReport | None) -> PlacedStream | None:
+        """One stream: from the desired set, or running here (the database away, or it was
+        just detached)."""
+        try:
+            leases = await self._desired.leases(stream_id)
+        except StateError:
+            leases = []
+        if leases:
+            return self._placed(leases[0], report)
+        return None if report is None else self._running_here(report)
+
+    def _placed(self, lease: StreamLease, report: StreamReport | None) -> PlacedStream:
+        if lease.owner is None or not lease.live:
+            where = Where.UNOWNED
+        else:
+            where = Where.HERE if lease.owner == self.instance_id else Where.ELSEWHERE
+        generation = lease.generation if lease.owner is not None else None
+        placement = Placement(where, lease.owner, generation, lease.lease_until)
+        return PlacedStream(lease.stream_id, placement, report, _kept(lease.config))
+
+    def _running_here(self, report: StreamReport) -> PlacedStream:
+        generation = self._fleet.fences.get(report.stream_id)
+        placement = Placement(Where.HERE, self.instance_id, generation)
+        return PlacedStream(report.stream_id, placement, report)
+
+
+def _kept(config: dict[str, Any]) -> dict[str, Any]:
+    """A kept config as the API shows a stream's (defaults filled in), or as it was stored
+    when it is no longer valid."""
+    try:
+        return StreamConfig.model_validate(config).model_dump()
+    except ValidationError:
+        return config
