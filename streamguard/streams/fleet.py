@@ -3,8 +3,10 @@
 ``FleetMember.run`` is the supervised loop ``fleet.leases``: every third of a lease it
 renews (heartbeat + every held lease), stops the streams it lost (taken over while it was
 paused or cut off, or detached), claims free and expired streams up to its share and runs
-them, and hands back what is over its share when the fleet grew. A write refused as stale
-(``stale``) stops its stream at the next turn, without waiting for the renewal.
+them, and hands back what is over its share when the fleet grew, at most ``shed_per_turn``
+streams a turn (paced: a grown fleet does not stop every excess tail at once). A write
+refused as stale (``stale``) stops its stream at the next turn, without waiting for the
+renewal.
 
 ``leave`` is the SIGTERM path: stop claiming (``drain``), and once the daemon stopped its
 streams (their tails judged and recorded under their leases), release every lease so the
@@ -38,6 +40,9 @@ __all__ = ["FleetDesired", "FleetMember", "FleetPlacements", "LeasedStreams"]
 
 log = logging.getLogger("streamguard.fleet")
 
+SHED_PER_TURN = 8
+"""How many streams over its share an instance hands back in one turn of the lease loop."""
+
 
 class LeasedStreams(Protocol):
     """What the member starts and stops streams with: ``streams.registry.Streams``."""
@@ -54,8 +59,11 @@ class LeasedStreams(Protocol):
 class FleetMember:
     """Runs the streams this instance holds leases on; see the module docstring."""
 
-    def __init__(self, fleet: Fleet, streams: LeasedStreams) -> None:
+    def __init__(
+        self, fleet: Fleet, streams: LeasedStreams, *, shed_per_turn: int = SHED_PER_TURN
+    ) -> None:
         self.fleet = fleet
+        self.shed_per_turn = shed_per_turn
         self._streams = streams
         self._stale: set[str] = set()
         self._wake = asyncio.Event()
@@ -99,7 +107,7 @@ class FleetMember:
             await self._run(lease)
         excess = await self.fleet.excess()
         if excess > 0:
-            shed = sorted(self.fleet.fences)[:excess]
+            shed = sorted(self.fleet.fences)[: min(excess, self.shed_per_turn)]
             for stream_id in shed:
                 await self._hand_over(stream_id, "the fleet grew: handed to another instance")
             await self.fleet.release(shed)
