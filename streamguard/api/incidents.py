@@ -15,7 +15,7 @@ from aiohttp import web
 
 from streamguard.api.auth import EvidenceUrls, role_of
 from streamguard.api.replies import BadQuery, choice, json_reply, problem, query_int, query_time
-from streamguard.state.feedback import Feedback
+from streamguard.state.feedback import FeedbackStore
 from streamguard.state.incidents import RISK_RANK, IncidentHistory, IncidentQuery
 from streamguard.state.results import ResultStore
 from streamguard.streams.report import StreamReport
@@ -36,7 +36,7 @@ class IncidentRoutes:
         self,
         history: IncidentHistory,
         results: ResultStore,
-        feedback: Feedback,
+        feedback: FeedbackStore,
         streams: _Reports,
         urls: EvidenceUrls,
     ) -> None:

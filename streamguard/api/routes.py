@@ -34,7 +34,7 @@ from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
 from streamguard.core.redact import redact_json
 from streamguard.ingest.addresses import POLICY_REFUSAL, AddressNotAllowed
 from streamguard.state.db import StateError
-from streamguard.state.feedback import Feedback, FeedbackError
+from streamguard.state.feedback import FeedbackError, FeedbackStore
 from streamguard.state.results import RISK_ORDER, ResultQuery, ResultStore
 from streamguard.streams.placement import LocalPlacements, Placements
 from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownProfile
@@ -66,7 +66,7 @@ def build_api(
     *,
     streams: StreamControl,
     results: ResultStore,
-    feedback: Feedback,
+    feedback: FeedbackStore,
     registry: CollectorRegistry,
     readiness: dict[str, Check],
     token: str | None,
@@ -219,7 +219,7 @@ class _Handlers:
         self,
         streams: StreamControl,
         results: ResultStore,
-        feedback: Feedback,
+        feedback: FeedbackStore,
         registry: CollectorRegistry,
         readiness: dict[str, Check],
         storage: Check | None,

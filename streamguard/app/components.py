@@ -44,7 +44,7 @@ from streamguard.moderation.profiles import Profiles
 from streamguard.state.attached import AttachedStreams
 from streamguard.state.db import Database
 from streamguard.state.desired import DesiredStreams
-from streamguard.state.feedback import Feedback
+from streamguard.state.feedback import Feedback, FeedbackStore
 from streamguard.state.heartbeat import Heartbeat
 from streamguard.state.outbox import MessageKind, OutboxMessage
 from streamguard.state.results import Results, ResultStore
@@ -61,7 +61,7 @@ class Components:
     db: Database
     profiles: Profiles
     results: ResultStore
-    feedback: Feedback
+    feedback: FeedbackStore
     attached: AttachedStreams
     desired: DesiredStreams
     heartbeat: Heartbeat
@@ -93,7 +93,7 @@ async def open_components(
     fleet = await open_fleet_state(stack, config, spool) if join_fleet else None
     results, feedback, attached, desired, heartbeat = (
         fleet.results if fleet else Results(db, spool),
-        Feedback(db),
+        fleet.feedback if fleet else Feedback(db),
         AttachedStreams(db, spool),
         DesiredStreams(db),
         Heartbeat(db),

@@ -1,9 +1,9 @@
 """Fleet mode's part of the composition root: the shared PostgreSQL and what lives there.
 
     PostgreSQL (pool, migrations) → this instance joins the fleet → shared results (fenced),
-    shared outbox, shared desired set
+    shared outbox, shared desired set, shared feedback
 
-What is not shared yet (the incident journal and history, feedback, attached streams' alert
+What is not shared yet (the incident journal and history, attached streams' alert
 fields, AMS task tracking, evidence, the readiness heartbeat) stays in the instance's own
 SQLite file beside it; docs/fleet.md says what that means.
 """
@@ -25,6 +25,7 @@ from streamguard.moderation.profiles import Profiles
 from streamguard.state.desired import Origin
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.feedback import PgFeedback
 from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.state.postgres.results import PgResults
@@ -44,6 +45,7 @@ class FleetState:
     results: PgResults
     outbox: PgOutbox
     desired: PgDesiredStreams
+    feedback: PgFeedback
 
 
 async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
@@ -70,6 +72,7 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
         PgResults(db, fleet.fence, spool),
         PgOutbox(db, instance, dead_after=config.state.lease_seconds, fences=fleet.fence),
         PgDesiredStreams(db),
+        PgFeedback(db),
     )
 
 

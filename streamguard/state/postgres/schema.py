@@ -108,9 +108,26 @@ OUTBOX_MIGRATIONS: list[LiteralString] = [
 ]
 """Kept by ``state/postgres/outbox.py``."""
 
+FEEDBACK_MIGRATIONS: list[LiteralString] = [
+    # As SQLite's ``feedback``, shared: any instance's API records and answers for the fleet.
+    """CREATE TABLE feedback (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX feedback_target ON feedback (target_id)",
+]
+"""Kept by ``state/postgres/feedback.py``."""
+
 SCHEMA: dict[str, list[LiteralString]] = {
     "fleet": FLEET_MIGRATIONS,
     "results": RESULTS_MIGRATIONS,
     "outbox": OUTBOX_MIGRATIONS,
+    "feedback": FEEDBACK_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""
