@@ -16,7 +16,7 @@ from aiohttp import web
 from streamguard.api.auth import EvidenceUrls, role_of
 from streamguard.api.replies import BadQuery, choice, json_reply, problem, query_int, query_time
 from streamguard.state.feedback import FeedbackStore
-from streamguard.state.incidents import RISK_RANK, IncidentHistory, IncidentQuery
+from streamguard.state.incidents import RISK_RANK, IncidentQuery, IncidentStore
 from streamguard.state.results import ResultStore
 from streamguard.streams.report import StreamReport
 
@@ -34,7 +34,7 @@ class IncidentRoutes:
 
     def __init__(
         self,
-        history: IncidentHistory,
+        history: IncidentStore,
         results: ResultStore,
         feedback: FeedbackStore,
         streams: _Reports,

@@ -113,6 +113,7 @@ async def open_components(
             supervisor=supervisor,
             writes=spool,
             on_evidence_not_kept=report.evidence_not_kept,
+            history=fleet.incidents if fleet else None,
         )
     )
     await _watch_storage(metrics, spool, alerting, sink)

@@ -180,7 +180,9 @@ class Daemon:
             readiness=readiness,
             token=token,
             text=text_route(TextModerator(_text_config(config)), parts.profiles),
-            console=ConsoleSetup.of(config, parts.db),
+            console=ConsoleSetup.of(
+                config, parts.db, parts.fleet.incidents if parts.fleet else None
+            ),
             try_it=TryIt.of(config, parts.engine, parts.outcomes, parts.profiles, streams.check),
             storage=parts.spool.check,
             placements=_placements(config, parts),
