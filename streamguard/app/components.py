@@ -91,13 +91,9 @@ async def open_components(
     db = await stack.enter_async_context(Database(config.sqlite_path(state_dir)))
     spool = await stack.enter_async_context(Spool(supervisor=supervisor))
     fleet = await open_fleet_state(stack, config, spool) if join_fleet else None
-    results, feedback, attached, desired, heartbeat = (
-        fleet.results if fleet else Results(db, spool),
-        fleet.feedback if fleet else Feedback(db),
-        AttachedStreams(db, spool),
-        DesiredStreams(db),
-        Heartbeat(db),
-    )
+    results = fleet.results if fleet else Results(db, spool)
+    feedback = fleet.feedback if fleet else Feedback(db)
+    attached, desired, heartbeat = AttachedStreams(db, spool), DesiredStreams(db), Heartbeat(db)
     sink = await _open_sink(stack, config, db, metrics, supervisor, out, spool, fleet)
     report = _HealthReport(config.instance.id, metrics, sink)
     supervisor.report_to(report.crashed)
