@@ -34,6 +34,7 @@ from streamguard.state.postgres.desired import PgDesiredStreams, StreamLease
 from streamguard.state.postgres.fleet import Fleet, Lease
 from streamguard.streams.placement import PlacedStream, Placement, Where
 from streamguard.streams.refusals import StreamConflict
+from streamguard.streams.registry import ConfiguredInFile
 from streamguard.streams.report import StreamReport
 
 __all__ = ["FleetDesired", "FleetMember", "FleetPlacements", "LeasedStreams"]
@@ -179,7 +180,13 @@ class FleetDesired:
             raise StreamConflict(f"stream {stream.id!r} runs on instance {holder!r}")
 
     async def remove(self, stream_id: str) -> bool:
-        """Forget ``stream_id`` fleet-wide (its holder stops it at its next renewal)."""
+        """Forget ``stream_id`` fleet-wide (its holder stops it at its next renewal);
+        ``ConfiguredInFile`` for a stream of the config file, wherever it runs."""
+        kept = await self._desired.leases(stream_id)
+        if kept and kept[0].origin is Origin.CONFIG:
+            raise ConfiguredInFile(
+                f"stream {stream_id!r} is defined in the config file: change it there and reload"
+            )
         self._fleet.fences.pop(stream_id, None)
         return await self._desired.remove(stream_id)
 

@@ -30,8 +30,9 @@ from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
 from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.results import Results
-from streamguard.streams.fleet import FleetPlacements
+from streamguard.streams.fleet import FleetDesired, FleetPlacements
 from streamguard.streams.placement import LocalPlacements, Placements
+from streamguard.streams.registry import ConfiguredInFile
 from streamguard.streams.report import StreamReport, StreamTally
 from streamguard.testing.postgres import PostgresServer
 
@@ -203,3 +204,16 @@ async def test_on_one_machine_every_stream_is_owned_here(tmp_path: Path) -> None
         assert (only["placement"], only["owner"], only["generation"]) == ("here", "solo", None)
         status, one = await get("/v1/streams/s1")
         assert (status, one["owner"], one["state"]) == (200, "solo", "online")
+
+
+async def test_a_config_file_stream_running_elsewhere_cannot_be_detached_here(
+    db: PgDatabase,
+) -> None:
+    desired = PgDesiredStreams(db)
+    await desired.put(config("filed"), Origin.CONFIG)
+    await desired.put(config("attached"), Origin.API)
+    here = FleetDesired(Fleet(db, "a", lease_seconds=30), desired)
+    with pytest.raises(ConfiguredInFile, match="config file"):
+        await here.remove("filed")
+    assert await here.remove("attached")
+    assert [kept.stream_id for kept in await desired.all(None)] == ["filed"]
