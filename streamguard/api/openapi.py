@@ -168,6 +168,11 @@ OPENAPI: dict[str, Any] = {
                     "200": _json(_STATUS, "changed (the stream restarts if its source changed)"),
                     "400": _json(_ERR, "malformed body"),
                     "404": _json(_ERR, "no such stream"),
+                    "409": _json(
+                        _ERR,
+                        "runs_elsewhere (fleet mode): the stream runs on another instance, "
+                        "or on none now; details give its placement",
+                    ),
                     "422": _json(_ERR, _UNUSABLE),
                     **_AUTH_ERRORS,
                 },

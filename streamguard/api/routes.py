@@ -282,7 +282,7 @@ class _Handlers:
         stream_id = request.match_info["id"]
         current = self.streams.config_of(stream_id)
         if current is None:
-            return _problem(404, "no_such_stream", f"no stream {stream_id!r}")
+            return await self._not_here(stream_id)
         body = await _json_body(request)
         if body.get("id", stream_id) != stream_id:
             return _problem(400, "id_mismatch", "a stream's id cannot be changed")
@@ -295,6 +295,17 @@ class _Handlers:
         except StreamGuardError as exc:
             return _refusal(exc)
         return _json(await self._report(stream_id))
+
+    async def _not_here(self, stream_id: str) -> web.Response:
+        """The answer to a change of a stream that does not run here: 404, or in fleet mode
+        409 ``runs_elsewhere`` naming its owner (change it through that instance)."""
+        placed = await self.placements.one(stream_id, None)
+        if placed is None:
+            return _problem(404, "no_such_stream", f"no stream {stream_id!r}")
+        owner = placed.placement.owner
+        where = "no instance holds it now" if owner is None else f"it runs on {owner!r}"
+        message = f"stream {stream_id!r} does not run on this instance ({where}): change it there"
+        return _problem(409, "runs_elsewhere", message, placed.placement.to_json())
 
     async def _unwritable(self) -> web.Response | None:
         """503 while the state disk refuses writes: a stream attached now could not be kept

@@ -79,7 +79,7 @@ def config(stream_id: str) -> StreamConfig:
 @asynccontextmanager
 async def served(
     tmp_path: Path, streams: Running, placements: Placements
-) -> AsyncIterator[Callable[[str], Any]]:
+) -> AsyncIterator[Callable[..., Any]]:
     async with Database(tmp_path / "local.db") as local:
         app = build_api(
             streams=streams,
@@ -94,10 +94,10 @@ async def served(
         try:
             async with aiohttp.ClientSession() as http:
 
-                async def get(path: str) -> tuple[int, Any]:
+                async def get(path: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
                     url = f"http://127.0.0.1:{port}{path}"
                     auth = {"Authorization": f"Bearer {TOKEN}"}
-                    async with http.get(url, headers=auth) as response:
+                    async with http.request(method, url, json=body, headers=auth) as response:
                         return response.status, await response.json()
 
                 yield get
@@ -164,6 +164,17 @@ async def test_the_list_shows_every_fleet_stream_with_its_owner_and_where_it_run
         status, one = await get(f"/v1/streams/{mine[0].stream_id}")
         assert (status, one["placement"], one["state"]) == (200, "here", "online")
         status, _ = await get("/v1/streams/nowhere")
+        assert status == 404
+
+        status, refused = await get(
+            f"/v1/streams/{theirs[1].stream_id}", "PATCH", {"profile": "default"}
+        )
+        assert (status, refused["error"]["code"]) == (409, "runs_elsewhere")
+        assert "'b'" in refused["error"]["message"]
+        assert refused["error"]["details"]["owner"] == "b"
+        status, refused = await get("/v1/streams/s5", "PATCH", {"profile": "default"})
+        assert (status, refused["error"]["details"]["placement"]) == (409, "unowned")
+        status, _ = await get("/v1/streams/nowhere", "PATCH", {"profile": "default"})
         assert status == 404
 
 
