@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from streamguard.api.replies import problem
-from streamguard.state.incidents import IncidentHistory
+from streamguard.state.incidents import IncidentStore
 
 __all__ = ["EvidenceRoutes"]
 
@@ -24,7 +24,7 @@ MEDIA_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4"}
 class EvidenceRoutes:
     """The evidence clip handler."""
 
-    def __init__(self, history: IncidentHistory, directory: Path) -> None:
+    def __init__(self, history: IncidentStore, directory: Path) -> None:
         self._history = history
         self._directory = directory
 

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from streamguard.api.auth import EvidenceUrls, role_of
 from streamguard.api.replies import BadQuery, choice, json_reply, problem, query_int, query_time
-from streamguard.state.feedback import Feedback
-from streamguard.state.incidents import RISK_RANK, IncidentHistory, IncidentQuery
+from streamguard.state.feedback import FeedbackStore
+from streamguard.state.incidents import RISK_RANK, IncidentQuery, IncidentStore
 from streamguard.state.results import ResultStore
 from streamguard.streams.report import StreamReport
 
@@ -34,9 +34,9 @@ class IncidentRoutes:
 
     def __init__(
         self,
-        history: IncidentHistory,
+        history: IncidentStore,
         results: ResultStore,
-        feedback: Feedback,
+        feedback: FeedbackStore,
         streams: _Reports,
         urls: EvidenceUrls,
     ) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 from streamguard.api.schemas import CONSOLE_PATHS, CONSOLE_SCHEMAS
 from streamguard.api.text import TEXT_PATH
 from streamguard.config.streams import StreamConfig
+from streamguard.core.status import StreamState
+from streamguard.streams.placement import Where
 
 __all__ = ["OPENAPI"]
 
@@ -36,10 +38,52 @@ _UNUSABLE = (
     "the daemon will not run this stream: protocol_not_allowed, address_not_allowed (the host "
     "is an IP address the address policy denies), unknown_profile or invalid_source"
 )
-_STATUS = {"$ref": "#/components/schemas/StreamStatus"}
+_STATUS = {"$ref": "#/components/schemas/PlacedStream"}
 _STREAM = {"$ref": "#/components/schemas/Stream"}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _AUTH_ERRORS = {"401": _json(_ERR, "missing or wrong bearer token")}
+
+_COUNT = {"type": ["integer", "null"], "minimum": 0}
+_MINUTES = {"type": ["number", "null"], "minimum": 0}
+_COUNTS = {"type": ["object", "null"], "additionalProperties": {"type": "integer"}}
+_STREAM_STATUS: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "state", "last_error"],
+    "description": "A stream's config (the Stream fields) and how it is doing; the runtime "
+    "fields are null for a stream that does not run on the instance asked",
+    "properties": {
+        **StreamConfig.model_json_schema()["properties"],
+        "state": {"enum": [*(s.value for s in StreamState), None]},
+        "last_audio_at": {"type": ["string", "null"], "format": "date-time"},
+        "reconnects": _COUNT,
+        "failed_attempts": _COUNT,
+        "segments": _COUNT,
+        "outcomes": _COUNTS,
+        "suggestions": _COUNTS,
+        "minutes_moderated": _MINUTES,
+        "minutes_skipped_silent": _MINUTES,
+        "minutes_unjudged": _MINUTES,
+        "last_error": {"type": ["string", "null"]},
+    },
+}
+_PLACEMENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["placement", "owner", "generation", "lease_until"],
+    "properties": {
+        "placement": {
+            "enum": [w.value for w in Where],
+            "description": "here: runs on the instance asked; elsewhere: another instance "
+            "holds its lease (ask it for the runtime state); unowned: nobody holds it "
+            "(never claimed, released, or its owner's lease expired)",
+        },
+        "owner": {
+            "type": ["string", "null"],
+            "description": "the instance holding the stream (for an expired lease, the last)",
+        },
+        "generation": {"type": ["integer", "null"], "description": "the lease's fence"},
+        "lease_until": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -49,7 +93,14 @@ OPENAPI: dict[str, Any] = {
         "schemas": {
             "Error": _ERROR,
             "Stream": StreamConfig.model_json_schema(),
-            "StreamStatus": {"type": "object", "additionalProperties": True},
+            "StreamStatus": _STREAM_STATUS,
+            "StreamPlacement": _PLACEMENT,
+            "PlacedStream": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/StreamStatus"},
+                    {"$ref": "#/components/schemas/StreamPlacement"},
+                ]
+            },
             **CONSOLE_SCHEMAS,
         },
     },
@@ -76,10 +127,19 @@ OPENAPI: dict[str, Any] = {
                     "200": _json(
                         {
                             "type": "object",
-                            "required": ["streams"],
-                            "properties": {"streams": {"type": "array", "items": _STATUS}},
+                            "required": ["instance", "complete", "streams"],
+                            "properties": {
+                                "instance": {"type": ["string", "null"]},
+                                "complete": {
+                                    "type": "boolean",
+                                    "description": "false: the fleet's database is away, "
+                                    "only the streams running on this instance are listed",
+                                },
+                                "streams": {"type": "array", "items": _STATUS},
+                            },
                         },
-                        "every stream's status",
+                        "every stream's status; in fleet mode every stream of the fleet, "
+                        "each with its owner",
                     )
                 }
             },
@@ -109,6 +169,11 @@ OPENAPI: dict[str, Any] = {
                     "200": _json(_STATUS, "changed (the stream restarts if its source changed)"),
                     "400": _json(_ERR, "malformed body"),
                     "404": _json(_ERR, "no such stream"),
+                    "409": _json(
+                        _ERR,
+                        "runs_elsewhere (fleet mode): the stream runs on another instance, "
+                        "or on none now; details give its placement",
+                    ),
                     "422": _json(_ERR, _UNUSABLE),
                     **_AUTH_ERRORS,
                 },

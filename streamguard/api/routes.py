@@ -34,8 +34,9 @@ from streamguard.core.errors import ProtocolNotAllowed, StreamGuardError
 from streamguard.core.redact import redact_json
 from streamguard.ingest.addresses import POLICY_REFUSAL, AddressNotAllowed
 from streamguard.state.db import StateError
-from streamguard.state.feedback import Feedback, FeedbackError
+from streamguard.state.feedback import FeedbackError, FeedbackStore
 from streamguard.state.results import RISK_ORDER, ResultQuery, ResultStore
+from streamguard.streams.placement import LocalPlacements, Placements
 from streamguard.streams.refusals import ShuttingDown, StreamConflict, UnknownProfile
 from streamguard.streams.report import StreamReport
 
@@ -65,7 +66,7 @@ def build_api(
     *,
     streams: StreamControl,
     results: ResultStore,
-    feedback: Feedback,
+    feedback: FeedbackStore,
     registry: CollectorRegistry,
     readiness: dict[str, Check],
     token: str | None,
@@ -73,6 +74,7 @@ def build_api(
     text: web.RouteDef | None = None,
     try_it: TryIt | None = None,
     storage: Check | None = None,
+    placements: Placements | None = None,
 ) -> web.Application:
     """The aiohttp application; the daemon runs it with an ``AppRunner``.
 
@@ -80,7 +82,8 @@ def build_api(
     accepts the viewer token; with ``text`` it serves ``POST /v1/moderate/text``, with
     ``try_it`` ``POST /v1/moderate/file`` and ``/v1/moderate/url``.
     ``storage`` says whether the state disk takes writes (attaching a stream is refused
-    while it does not)."""
+    while it does not). ``placements`` says where each stream runs (fleet mode: the fleet's
+    streams with their owners; by default every stream runs here)."""
     access = (
         Access(token)
         if console is None
@@ -88,6 +91,7 @@ def build_api(
     )
     app = web.Application(middlewares=[_errors, auth_middleware(access)], client_max_size=64 * 1024)
     api = _Handlers(streams, results, feedback, registry, readiness, storage)
+    api.placements = placements or api.placements
     app.add_routes(
         [
             web.get("/healthz", api.healthz),
@@ -218,7 +222,7 @@ class _Handlers:
         self,
         streams: StreamControl,
         results: ResultStore,
-        feedback: Feedback,
+        feedback: FeedbackStore,
         registry: CollectorRegistry,
         readiness: dict[str, Check],
         storage: Check | None,
@@ -229,6 +233,7 @@ class _Handlers:
         self.feedback = feedback
         self.registry = registry
         self.readiness = readiness
+        self.placements: Placements = LocalPlacements(None)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -250,7 +255,13 @@ class _Handlers:
         return _json(OPENAPI)
 
     async def list_streams(self, request: web.Request) -> web.Response:
-        return _json({"streams": [r.to_json() for r in self.streams.reports()]})
+        placed, complete = await self.placements.all(self.streams.reports())
+        body = {
+            "instance": self.placements.instance_id,
+            "complete": complete,
+            "streams": [stream.to_json() for stream in placed],
+        }
+        return _json(body)
 
     async def create_stream(self, request: web.Request) -> web.Response:
         stream = self._stream_from(await _json_body(request))
@@ -261,19 +272,20 @@ class _Handlers:
             await self.streams.attach(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
-        return _json(self._report(stream.id), status=201)
+        return _json(await self._report(stream.id), status=201)
 
     async def read_stream(self, request: web.Request) -> web.Response:
-        report = self.streams.report(request.match_info["id"])
-        if report is None:
-            return _problem(404, "no_such_stream", f"no stream {request.match_info['id']!r}")
-        return _json(report.to_json())
+        stream_id = request.match_info["id"]
+        placed = await self.placements.one(stream_id, self.streams.report(stream_id))
+        if placed is None:
+            return _problem(404, "no_such_stream", f"no stream {stream_id!r}")
+        return _json(placed.to_json())
 
     async def change_stream(self, request: web.Request) -> web.Response:
         stream_id = request.match_info["id"]
         current = self.streams.config_of(stream_id)
         if current is None:
-            return _problem(404, "no_such_stream", f"no stream {stream_id!r}")
+            return await self._not_here(stream_id)
         body = await _json_body(request)
         if body.get("id", stream_id) != stream_id:
             return _problem(400, "id_mismatch", "a stream's id cannot be changed")
@@ -285,7 +297,18 @@ class _Handlers:
             await self.streams.change(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
-        return _json(self._report(stream_id))
+        return _json(await self._report(stream_id))
+
+    async def _not_here(self, stream_id: str) -> web.Response:
+        """The answer to a change of a stream that does not run here: 404, or in fleet mode
+        409 ``runs_elsewhere`` naming its owner (change it through that instance)."""
+        placed = await self.placements.one(stream_id, None)
+        if placed is None:
+            return _problem(404, "no_such_stream", f"no stream {stream_id!r}")
+        owner = placed.placement.owner
+        where = "no instance holds it now" if owner is None else f"it runs on {owner!r}"
+        message = f"stream {stream_id!r} does not run on this instance ({where}): change it there"
+        return _problem(409, "runs_elsewhere", message, placed.placement.to_json())
 
     async def _unwritable(self) -> web.Response | None:
         """503 while the state disk refuses writes: a stream attached now could not be kept
@@ -295,9 +318,9 @@ class _Handlers:
         ok, why = await self.storage()
         return None if ok else _unwritable(why)
 
-    def _report(self, stream_id: str) -> dict[str, Any] | None:
-        report = self.streams.report(stream_id)
-        return None if report is None else report.to_json()
+    async def _report(self, stream_id: str) -> dict[str, Any] | None:
+        placed = await self.placements.one(stream_id, self.streams.report(stream_id))
+        return None if placed is None else placed.to_json()
 
     async def delete_stream(self, request: web.Request) -> web.Response:
         if not await self.streams.detach(request.match_info["id"]):

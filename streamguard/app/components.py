@@ -44,7 +44,7 @@ from streamguard.moderation.profiles import Profiles
 from streamguard.state.attached import AttachedStreams
 from streamguard.state.db import Database
 from streamguard.state.desired import DesiredStreams
-from streamguard.state.feedback import Feedback
+from streamguard.state.feedback import Feedback, FeedbackStore
 from streamguard.state.heartbeat import Heartbeat
 from streamguard.state.outbox import MessageKind, OutboxMessage
 from streamguard.state.results import Results, ResultStore
@@ -61,7 +61,7 @@ class Components:
     db: Database
     profiles: Profiles
     results: ResultStore
-    feedback: Feedback
+    feedback: FeedbackStore
     attached: AttachedStreams
     desired: DesiredStreams
     heartbeat: Heartbeat
@@ -91,13 +91,9 @@ async def open_components(
     db = await stack.enter_async_context(Database(config.sqlite_path(state_dir)))
     spool = await stack.enter_async_context(Spool(supervisor=supervisor))
     fleet = await open_fleet_state(stack, config, spool) if join_fleet else None
-    results, feedback, attached, desired, heartbeat = (
-        fleet.results if fleet else Results(db, spool),
-        Feedback(db),
-        AttachedStreams(db, spool),
-        DesiredStreams(db),
-        Heartbeat(db),
-    )
+    results = fleet.results if fleet else Results(db, spool)
+    feedback = fleet.feedback if fleet else Feedback(db)
+    attached, desired, heartbeat = AttachedStreams(db, spool), DesiredStreams(db), Heartbeat(db)
     sink = await _open_sink(stack, config, db, metrics, supervisor, out, spool, fleet)
     report = _HealthReport(config.instance.id, metrics, sink)
     supervisor.report_to(report.crashed)
@@ -113,6 +109,7 @@ async def open_components(
             supervisor=supervisor,
             writes=spool,
             on_evidence_not_kept=report.evidence_not_kept,
+            history=fleet.incidents if fleet else None,
         )
     )
     await _watch_storage(metrics, spool, alerting, sink)

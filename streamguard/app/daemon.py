@@ -40,7 +40,8 @@ from streamguard.core.status import StreamState
 from streamguard.engines.local.moderator import TextModerator
 from streamguard.state.desired import KeptStreams
 from streamguard.state.results import ResultStore
-from streamguard.streams.fleet import FleetDesired, FleetMember
+from streamguard.streams.fleet import FleetDesired, FleetMember, FleetPlacements
+from streamguard.streams.placement import LocalPlacements, Placements
 from streamguard.streams.registry import Streams
 
 __all__ = ["Daemon"]
@@ -179,9 +180,12 @@ class Daemon:
             readiness=readiness,
             token=token,
             text=text_route(TextModerator(_text_config(config)), parts.profiles),
-            console=ConsoleSetup.of(config, parts.db),
+            console=ConsoleSetup.of(
+                config, parts.db, parts.fleet.incidents if parts.fleet else None
+            ),
             try_it=TryIt.of(config, parts.engine, parts.outcomes, parts.profiles, streams.check),
             storage=parts.spool.check,
+            placements=_placements(config, parts),
         )
         runner, self.api_port = await start_site(app, config.api.host, config.api.port)
         stack.push_async_callback(runner.cleanup)
@@ -259,6 +263,13 @@ async def _prune_forever(results: ResultStore, keep_days: float) -> None:
         if removed:
             log.info("retention: %d result(s) older than %g days deleted", removed, keep_days)
         await asyncio.sleep(PRUNE_EVERY)
+
+
+def _placements(config: Config, parts: Components) -> Placements:
+    """Where the API says streams run: here (one machine), or by the fleet's leases."""
+    if parts.fleet is None:
+        return LocalPlacements(config.instance.id)
+    return FleetPlacements(parts.fleet.fleet, parts.fleet.desired)
 
 
 def _bus_check(mqtt: MqttAlerts) -> Check:

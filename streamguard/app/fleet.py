@@ -1,11 +1,11 @@
 """Fleet mode's part of the composition root: the shared PostgreSQL and what lives there.
 
     PostgreSQL (pool, migrations) → this instance joins the fleet → shared results (fenced),
-    shared outbox, shared desired set
+    shared outbox, shared desired set, shared feedback and incident history
 
-What is not shared yet (the incident journal and history, feedback, attached streams' alert
-fields, AMS task tracking, evidence, the readiness heartbeat) stays in the instance's own
-SQLite file beside it; docs/fleet.md says what that means.
+What is not shared yet (the open-incident journal, attached streams' alert fields, AMS task
+tracking, evidence clips, the readiness heartbeat) stays in the instance's own SQLite file
+beside it; docs/fleet.md says what that means.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from streamguard.moderation.profiles import Profiles
 from streamguard.state.desired import Origin
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.feedback import PgFeedback
 from streamguard.state.postgres.fleet import Fleet
+from streamguard.state.postgres.incidents import PgIncidentHistory
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.state.postgres.results import PgResults
 from streamguard.state.spool import Spool
@@ -44,6 +46,8 @@ class FleetState:
     results: PgResults
     outbox: PgOutbox
     desired: PgDesiredStreams
+    feedback: PgFeedback
+    incidents: PgIncidentHistory
 
 
 async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
@@ -70,6 +74,8 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
         PgResults(db, fleet.fence, spool),
         PgOutbox(db, instance, dead_after=config.state.lease_seconds, fences=fleet.fence),
         PgDesiredStreams(db),
+        PgFeedback(db),
+        PgIncidentHistory(db),
     )
 
 

@@ -9,6 +9,10 @@ that raised may still have reached the broker: duplicates carry the same id.
 MQTT 5 is used when the broker speaks it (content type, message expiry, user properties);
 with ``protocol = "auto"`` a broker that refuses version 5 is spoken to in 3.1.1.
 
+While the outbox's database is unreachable (fleet mode's shared PostgreSQL away) the
+publisher stays connected and waits, retrying with the same backoff, in the state
+``waiting_for_outbox`` (health reports it): an outage of the database is no crash of the loop.
+
 No message may stop the outbox: one whose publish fails on its own is a poison message,
 moved to the dead letters with a health event while the rest goes on (``bus.poison``).
 """
@@ -35,6 +39,7 @@ from streamguard.core.backoff import Backoff
 from streamguard.core.status import instance_payload
 from streamguard.core.topics import Topics
 from streamguard.moderation.alert import stamp_published
+from streamguard.state.db import StorageUnavailable
 from streamguard.state.outbox import MessageKind, OutboxMessage, OutboxStore
 
 __all__ = ["Publisher", "PublisherState"]
@@ -51,6 +56,8 @@ class PublisherState(StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
+    WAITING_FOR_OUTBOX = "waiting_for_outbox"
+    """Connected, but the outbox's database is unreachable: publishing waits for it."""
     STOPPED = "stopped"
 
 
@@ -84,6 +91,7 @@ class Publisher:
         self.last_error: str | None = None
         self.connects_total = 0
         self.published_total = 0
+        self._outbox_failures = 0
         self._poison = PoisonGuard(outbox, self.topics, instance_id)
 
     @property
@@ -206,13 +214,44 @@ class Publisher:
             stopping = self._stopping.is_set()
             if stopping and loop.time() >= self._drain_deadline:
                 return
-            batch = self._poison.window(await self._outbox.peek(self.config.inflight))
+            try:
+                batch = self._poison.window(await self._outbox.peek(self.config.inflight))
+                if batch:
+                    await self._publish_batch(client, batch)
+            except StorageUnavailable as exc:
+                await self._outbox_away(exc)
+                continue
+            self._outbox_back()
             if batch:
-                await self._publish_batch(client, batch)
-            elif stopping:
+                continue
+            if stopping:
                 return
-            else:
-                await self._wake.wait()
+            await self._wake.wait()
+
+    async def _outbox_away(self, exc: StorageUnavailable) -> None:
+        """Wait a backoff step (less when stopping) before reading the outbox again."""
+        self._outbox_failures += 1
+        if self._state is not PublisherState.WAITING_FOR_OUTBOX:
+            log.warning("outbox unreachable, publishing waits for it: %s", exc)
+            self._set_state(PublisherState.WAITING_FOR_OUTBOX)
+        self.last_error = f"outbox unreachable: {exc}"
+        delay = self._backoff.delay(self._outbox_failures)
+        if self._stopping.is_set():
+            left = self._drain_deadline - asyncio.get_running_loop().time()
+            await asyncio.sleep(max(0.0, min(delay, left)))
+            return
+        try:
+            async with asyncio.timeout(delay):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass
+
+    def _outbox_back(self) -> None:
+        self._outbox_failures = 0
+        if self._state is PublisherState.WAITING_FOR_OUTBOX:
+            log.info("outbox reachable again, publishing resumes")
+            self._set_state(PublisherState.CONNECTED)
+            self.last_error = None
 
     async def _publish_instance(self, client: aiomqtt.Client, state: str) -> None:
         payload = instance_payload(self.instance_id, state, datetime.now(UTC))

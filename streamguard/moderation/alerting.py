@@ -36,7 +36,7 @@ from streamguard.moderation.incidents import Incident, IncidentEvent, IncidentTr
 from streamguard.moderation.policy import Decision
 from streamguard.moderation.sink import AlertSink
 from streamguard.state.db import Database
-from streamguard.state.incidents import IncidentHistory
+from streamguard.state.incidents import IncidentHistory, IncidentStore
 from streamguard.state.journal import IncidentJournal
 from streamguard.state.spool import DIRECT, Writes
 
@@ -67,6 +67,7 @@ class Alerting:
         supervisor: Supervisor | None = None,
         writes: Writes = DIRECT,
         on_evidence_not_kept: EvidenceNotKeptReport | None = None,
+        history: IncidentStore | None = None,
     ) -> None:
         self.profiles = profiles
         self.sink = sink
@@ -74,7 +75,10 @@ class Alerting:
         self.evidence = evidence
         self.incidents = IncidentTracker()
         self._journal = IncidentJournal(db, writes) if db is not None else None
-        self._history = IncidentHistory(db, writes) if db is not None else None
+        self._history: IncidentStore | None = history
+        """Where incidents are recorded: ``history`` (fleet mode's shared one), else ``db``."""
+        if history is None and db is not None:
+            self._history = IncidentHistory(db, writes)
         self._on_evidence_not_kept = on_evidence_not_kept
         self.evidence_not_kept = 0
         """Clips of alerting segments that could not be kept, since start."""

@@ -6,12 +6,12 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from streamguard.core.errors import StreamGuardError
 from streamguard.state.db import Database
 
-__all__ = ["Feedback", "FeedbackError"]
+__all__ = ["Feedback", "FeedbackError", "FeedbackStore", "feedback_entry"]
 
 KINDS = ("confirmed", "false_positive", "missed")
 TARGETS = ("alert_id", "incident_id", "segment_id")
@@ -19,6 +19,54 @@ TARGETS = ("alert_id", "incident_id", "segment_id")
 
 class FeedbackError(StreamGuardError):
     """Feedback that does not say what it is about, or how."""
+
+
+class FeedbackStore(Protocol):
+    """Where feedback is kept: ``Feedback`` (SQLite) or, in fleet mode, the shared
+    ``state.postgres.feedback.PgFeedback``."""
+
+    async def record(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Validate and store one piece of feedback; return it with its id."""
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Feedback counts by kind and label ("" when no label was given)."""
+
+    async def entries(self, target_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest feedback, newest first; only about ``target_id`` when given."""
+
+
+def feedback_entry(body: dict[str, Any]) -> dict[str, Any]:
+    """One piece of feedback as it is stored, with a new id; ``FeedbackError`` naming the
+    field when the body is not usable."""
+    unknown = set(body) - {"kind", "label", "note", *TARGETS}
+    if unknown:
+        raise FeedbackError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    kind = body.get("kind")
+    if kind not in KINDS:
+        raise FeedbackError(f"kind must be one of {', '.join(KINDS)}")
+    targets = [t for t in TARGETS if t in body]
+    if len(targets) != 1:
+        raise FeedbackError(f"give exactly one of {', '.join(TARGETS)}")
+    target = targets[0]
+    fields = {
+        "target": body[target],
+        "label": body.get("label", ""),
+        "note": body.get("note", ""),
+    }
+    for name, value in fields.items():
+        if not isinstance(value, str) or len(value) > 2000:
+            raise FeedbackError(f"{name} must be a string of at most 2000 characters")
+    if not fields["target"]:
+        raise FeedbackError(f"{target} must not be empty")
+    return {
+        "id": str(uuid.uuid4()),
+        "kind": kind,
+        "target_type": target,
+        "target_id": fields["target"],
+        "label": fields["label"],
+        "note": fields["note"],
+        "created_at": datetime.now(UTC).isoformat(),
+    }
 
 
 class Feedback:
@@ -29,35 +77,7 @@ class Feedback:
 
     async def record(self, body: dict[str, Any]) -> dict[str, Any]:
         """Validate and store one piece of feedback; return it with its id."""
-        unknown = set(body) - {"kind", "label", "note", *TARGETS}
-        if unknown:
-            raise FeedbackError(f"unknown field(s): {', '.join(sorted(unknown))}")
-        kind = body.get("kind")
-        if kind not in KINDS:
-            raise FeedbackError(f"kind must be one of {', '.join(KINDS)}")
-        targets = [t for t in TARGETS if t in body]
-        if len(targets) != 1:
-            raise FeedbackError(f"give exactly one of {', '.join(TARGETS)}")
-        target = targets[0]
-        fields = {
-            "target": body[target],
-            "label": body.get("label", ""),
-            "note": body.get("note", ""),
-        }
-        for name, value in fields.items():
-            if not isinstance(value, str) or len(value) > 2000:
-                raise FeedbackError(f"{name} must be a string of at most 2000 characters")
-        if not fields["target"]:
-            raise FeedbackError(f"{target} must not be empty")
-        entry = {
-            "id": str(uuid.uuid4()),
-            "kind": kind,
-            "target_type": target,
-            "target_id": fields["target"],
-            "label": fields["label"],
-            "note": fields["note"],
-            "created_at": datetime.now(UTC).isoformat(),
-        }
+        entry = feedback_entry(body)
         await self._db.run(
             lambda conn: conn.execute(
                 "INSERT INTO feedback VALUES (:id, :kind, :target_type, :target_id, :label,"

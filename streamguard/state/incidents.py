@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from streamguard.core.verdict import Verdict
 from streamguard.state.db import Database, StateError, StorageUnavailable
 from streamguard.state.spool import DIRECT, Writes
 
-__all__ = ["IncidentHistory", "IncidentQuery"]
+__all__ = ["IncidentHistory", "IncidentQuery", "IncidentStore", "incident_filters", "incident_json"]
 
 log = logging.getLogger("streamguard.state.incidents")
 
@@ -49,6 +50,48 @@ class IncidentQuery:
     open_only: bool | None = None
     """True: only open incidents; False: only ended ones."""
     limit: int = 100
+
+
+class IncidentStore(Protocol):
+    """Where the incident history is kept: ``IncidentHistory`` (SQLite) or, in fleet mode,
+    the shared ``state.postgres.incidents.PgIncidentHistory``."""
+
+    async def record(
+        self, alert: dict[str, Any], verdict: Verdict | None = None, *, sent: bool = True
+    ) -> None:
+        """Record an alert's incident (never raises a database error)."""
+
+    async def query(self, q: IncidentQuery) -> list[dict[str, Any]]:
+        """Incidents matching every filter of ``q``, newest first."""
+
+    async def get(self, incident_id: str) -> dict[str, Any] | None:
+        """One incident with its segments and alerts; None if unknown."""
+
+    async def evidence_of(self, segment_id: str) -> dict[str, Any] | None:
+        """The evidence record of an alerting segment, or None."""
+
+
+def incident_filters(q: IncidentQuery, mark: str = "?") -> tuple[str, list[Any]]:
+    """The WHERE clause (empty without filters) and its arguments for ``q``, with ``mark``
+    as the placeholder (``?`` for SQLite, ``%s`` for PostgreSQL)."""
+    clauses, args = [], list[Any]()
+    for column, value in (("room_id", q.room_id), ("label", q.label), ("peak_risk", q.risk)):
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            args.append(value)
+    if q.min_risk is not None:
+        allowed = [r for r, n in RISK_RANK.items() if n >= RISK_RANK[q.min_risk]]
+        clauses.append(f"peak_risk IN ({','.join([mark] * len(allowed))})")
+        args.extend(allowed)
+    if q.since is not None:
+        clauses.append(f"started_at >= {mark}")
+        args.append(q.since.astimezone(UTC).isoformat())
+    if q.until is not None:
+        clauses.append(f"started_at < {mark}")
+        args.append(q.until.astimezone(UTC).isoformat())
+    if q.open_only is not None:
+        clauses.append("ended_at IS NULL" if q.open_only else "ended_at IS NOT NULL")
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
 
 
 class IncidentHistory:
@@ -82,30 +125,13 @@ class IncidentHistory:
 
     async def query(self, q: IncidentQuery) -> list[dict[str, Any]]:
         """Incidents matching every filter of ``q``, newest first."""
-        clauses, args = [], list[Any]()
-        for column, value in (("room_id", q.room_id), ("label", q.label), ("peak_risk", q.risk)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if q.min_risk is not None:
-            allowed = [r for r, n in RISK_RANK.items() if n >= RISK_RANK[q.min_risk]]
-            clauses.append(f"peak_risk IN ({','.join('?' * len(allowed))})")
-            args.extend(allowed)
-        if q.since is not None:
-            clauses.append("started_at >= ?")
-            args.append(q.since.astimezone(UTC).isoformat())
-        if q.until is not None:
-            clauses.append("started_at < ?")
-            args.append(q.until.astimezone(UTC).isoformat())
-        if q.open_only is not None:
-            clauses.append("ended_at IS NULL" if q.open_only else "ended_at IS NOT NULL")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, args = incident_filters(q)
         sql = (
             f"SELECT {_COLUMNS} FROM incidents {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"
         )
         args.append(q.limit)
         return await self._db.run(
-            lambda conn: [_incident_json(row) for row in conn.execute(sql, args)]
+            lambda conn: [incident_json(row) for row in conn.execute(sql, args)]
         )
 
     async def get(self, incident_id: str) -> dict[str, Any] | None:
@@ -178,7 +204,8 @@ def _write(
         )
 
 
-def _incident_json(row: sqlite3.Row) -> dict[str, Any]:
+def incident_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``incidents`` row (by column name) as the API shows it."""
     return {
         "id": row["incident_id"],
         "room_id": row["room_id"],
@@ -218,4 +245,4 @@ def _read_incident(conn: sqlite3.Connection, incident_id: str) -> dict[str, Any]
             (incident_id,),
         )
     ]
-    return {"incident": _incident_json(row), "segments": segments, "alerts": alerts}
+    return {"incident": incident_json(row), "segments": segments, "alerts": alerts}

@@ -3,8 +3,10 @@
 ``FleetMember.run`` is the supervised loop ``fleet.leases``: every third of a lease it
 renews (heartbeat + every held lease), stops the streams it lost (taken over while it was
 paused or cut off, or detached), claims free and expired streams up to its share and runs
-them, and hands back what is over its share when the fleet grew. A write refused as stale
-(``stale``) stops its stream at the next turn, without waiting for the renewal.
+them, and hands back what is over its share when the fleet grew, at most ``shed_per_turn``
+streams a turn (paced: a grown fleet does not stop every excess tail at once). A write
+refused as stale (``stale``) stops its stream at the next turn, without waiting for the
+renewal.
 
 ``leave`` is the SIGTERM path: stop claiming (``drain``), and once the daemon stopped its
 streams (their tails judged and recorded under their leases), release every lease so the
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -28,13 +30,19 @@ from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import StreamGuardError
 from streamguard.state.db import StateError
 from streamguard.state.desired import DesiredStream, Origin
-from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.desired import PgDesiredStreams, StreamLease
 from streamguard.state.postgres.fleet import Fleet, Lease
+from streamguard.streams.placement import PlacedStream, Placement, Where
 from streamguard.streams.refusals import StreamConflict
+from streamguard.streams.registry import ConfiguredInFile
+from streamguard.streams.report import StreamReport
 
-__all__ = ["FleetDesired", "FleetMember", "LeasedStreams"]
+__all__ = ["FleetDesired", "FleetMember", "FleetPlacements", "LeasedStreams"]
 
 log = logging.getLogger("streamguard.fleet")
+
+SHED_PER_TURN = 8
+"""How many streams over its share an instance hands back in one turn of the lease loop."""
 
 
 class LeasedStreams(Protocol):
@@ -52,8 +60,11 @@ class LeasedStreams(Protocol):
 class FleetMember:
     """Runs the streams this instance holds leases on; see the module docstring."""
 
-    def __init__(self, fleet: Fleet, streams: LeasedStreams) -> None:
+    def __init__(
+        self, fleet: Fleet, streams: LeasedStreams, *, shed_per_turn: int = SHED_PER_TURN
+    ) -> None:
         self.fleet = fleet
+        self.shed_per_turn = shed_per_turn
         self._streams = streams
         self._stale: set[str] = set()
         self._wake = asyncio.Event()
@@ -97,7 +108,7 @@ class FleetMember:
             await self._run(lease)
         excess = await self.fleet.excess()
         if excess > 0:
-            shed = sorted(self.fleet.fences)[:excess]
+            shed = sorted(self.fleet.fences)[: min(excess, self.shed_per_turn)]
             for stream_id in shed:
                 await self._hand_over(stream_id, "the fleet grew: handed to another instance")
             await self.fleet.release(shed)
@@ -169,7 +180,13 @@ class FleetDesired:
             raise StreamConflict(f"stream {stream.id!r} runs on instance {holder!r}")
 
     async def remove(self, stream_id: str) -> bool:
-        """Forget ``stream_id`` fleet-wide (its holder stops it at its next renewal)."""
+        """Forget ``stream_id`` fleet-wide (its holder stops it at its next renewal);
+        ``ConfiguredInFile`` for a stream of the config file, wherever it runs."""
+        kept = await self._desired.leases(stream_id)
+        if kept and kept[0].origin is Origin.CONFIG:
+            raise ConfiguredInFile(
+                f"stream {stream_id!r} is defined in the config file: change it there and reload"
+            )
         self._fleet.fences.pop(stream_id, None)
         return await self._desired.remove(stream_id)
 
@@ -177,3 +194,59 @@ class FleetDesired:
         """Nothing to restore here: leases bring the desired set back."""
         del origin
         return []
+
+
+class FleetPlacements:
+    """``streams.placement.Placements`` in fleet mode: the shared desired set and its leases
+    say who owns each stream; the streams running here bring their live reports."""
+
+    def __init__(self, fleet: Fleet, desired: PgDesiredStreams) -> None:
+        self._fleet = fleet
+        self._desired = desired
+        self.instance_id: str | None = fleet.instance_id
+
+    async def all(self, reports: list[StreamReport]) -> tuple[list[PlacedStream], bool]:
+        """The fleet's streams by id, then any running here the desired set no longer has
+        (detached, stopping). While the database is away: only the streams running here."""
+        local = {report.stream_id: report for report in reports}
+        try:
+            leases = await self._desired.leases()
+        except StateError as exc:
+            log.warning("fleet: streams listed from this instance only: %s", exc)
+            return [self._running_here(report) for report in reports], False
+        placed = [self._placed(lease, local.pop(lease.stream_id, None)) for lease in leases]
+        return placed + [self._running_here(report) for report in local.values()], True
+
+    async def one(self, stream_id: str, report: StreamReport | None) -> PlacedStream | None:
+        """One stream: from the desired set, or running here (the database away, or it was
+        just detached)."""
+        try:
+            leases = await self._desired.leases(stream_id)
+        except StateError:
+            leases = []
+        if leases:
+            return self._placed(leases[0], report)
+        return None if report is None else self._running_here(report)
+
+    def _placed(self, lease: StreamLease, report: StreamReport | None) -> PlacedStream:
+        if lease.owner is None or not lease.live:
+            where = Where.UNOWNED
+        else:
+            where = Where.HERE if lease.owner == self.instance_id else Where.ELSEWHERE
+        generation = lease.generation if lease.owner is not None else None
+        placement = Placement(where, lease.owner, generation, lease.lease_until)
+        return PlacedStream(lease.stream_id, placement, report, _kept(lease.config))
+
+    def _running_here(self, report: StreamReport) -> PlacedStream:
+        generation = self._fleet.fences.get(report.stream_id)
+        placement = Placement(Where.HERE, self.instance_id, generation)
+        return PlacedStream(report.stream_id, placement, report)
+
+
+def _kept(config: dict[str, Any]) -> dict[str, Any]:
+    """A kept config as the API shows a stream's (defaults filled in), or as it was stored
+    when it is no longer valid."""
+    try:
+        return StreamConfig.model_validate(config).model_dump()
+    except ValidationError:
+        return config

@@ -120,6 +120,14 @@ async def test_three_instances_share_the_streams_and_take_over_a_killed_ones(
         await eventually(lambda: held(pg_url) == [2, 2, 2], 120)
         # Every stream is judged and recorded under its lease.
         await eventually(lambda: {s for s, _ in judged_by(pg_url)} == set(STREAMS), 120)
+        # Any instance lists the fleet's streams, each with its owner.
+        status, listed = await asyncio.to_thread(daemons[0].request, "GET", "/v1/streams")
+        assert (status, listed["instance"], listed["complete"]) == (200, "i0", True)
+        by_id = {s["id"]: s for s in listed["streams"]}
+        assert {s: by_id[s]["owner"] for s in STREAMS} == owners(pg_url)
+        for item in listed["streams"]:
+            assert item["placement"] == ("here" if item["owner"] == "i0" else "elsewhere")
+            assert (item["state"] is None) == (item["owner"] != "i0")
 
         # kill -9 one instance: the other two judge its streams again.
         before = owners(pg_url)
@@ -244,6 +252,13 @@ async def test_a_database_restarted_mid_run_loses_no_result(
             await asyncio.to_thread(postgres.start)
         for daemon in daemons:
             await eventually(lambda d=daemon: written(d), 60)  # type: ignore[misc]
+        for daemon in daemons:  # the publisher waited for the database: no crash, no restart
+            _, metrics = await asyncio.to_thread(daemon.request, "GET", "/metrics")
+            name = 'streamguard_loop_restarts_total{loop="outbox.publisher"}'
+            restarts = [
+                float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name)
+            ]
+            assert sum(restarts) == 0
 
         for daemon in daemons:
             daemon.signal(signal.SIGTERM)

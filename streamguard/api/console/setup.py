@@ -8,7 +8,7 @@ from pathlib import Path
 from streamguard.config import Config
 from streamguard.moderation.evidence import EvidenceStore
 from streamguard.state.db import Database
-from streamguard.state.incidents import IncidentHistory
+from streamguard.state.incidents import IncidentHistory, IncidentStore
 
 __all__ = ["ConsoleSetup"]
 
@@ -17,18 +17,21 @@ __all__ = ["ConsoleSetup"]
 class ConsoleSetup:
     """The incident history, where evidence clips are kept, and the console's access."""
 
-    incidents: IncidentHistory
+    incidents: IncidentStore
     evidence_dir: Path
     """Only clips inside it are served."""
     viewer_token: str | None = None
     evidence_url_ttl: float = 3600.0
 
     @classmethod
-    def of(cls, config: Config, db: Database) -> ConsoleSetup:
-        """The setup ``config`` describes, on the daemon's database."""
+    def of(
+        cls, config: Config, db: Database, incidents: IncidentStore | None = None
+    ) -> ConsoleSetup:
+        """The setup ``config`` describes, on the daemon's database (the incident history:
+        ``incidents`` when given, fleet mode's shared one)."""
         viewer = config.api.viewer_token
         return cls(
-            incidents=IncidentHistory(db),
+            incidents=incidents or IncidentHistory(db),
             evidence_dir=EvidenceStore.from_config(config.evidence, config.state_path()).directory,
             viewer_token=viewer.get_secret_value() if viewer is not None else None,
             evidence_url_ttl=config.api.evidence_url_ttl,

@@ -4,6 +4,7 @@ attached by any instance's API or config and run by whichever instance holds its
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,22 @@ from streamguard.config.streams import StreamConfig
 from streamguard.state.desired import DesiredStream, Origin
 from streamguard.state.postgres.database import Connection, PgDatabase
 
-__all__ = ["PgDesiredStreams"]
+__all__ = ["PgDesiredStreams", "StreamLease"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLease:
+    """A stream of the desired set and who holds its lease, as the database sees it now."""
+
+    stream_id: str
+    origin: Origin
+    config: dict[str, Any]
+    owner: str | None
+    """The instance holding (or, when ``live`` is false, that last held) the lease."""
+    generation: int | None
+    lease_until: datetime | None
+    live: bool
+    """Whether ``owner`` holds a lease that has not expired."""
 
 
 class PgDesiredStreams:
@@ -65,6 +81,24 @@ class PgDesiredStreams:
 
         rows = await self._db.run(read)
         return [DesiredStream(row[0], Origin(row[1]), _config(row[2])) for row in rows]
+
+    async def leases(self, stream_id: str | None = None) -> list[StreamLease]:
+        """Every stream of the desired set (or only ``stream_id``) with its lease, by id."""
+
+        async def read(conn: Connection) -> list[tuple[Any, ...]]:
+            cursor = await conn.execute(
+                "SELECT stream_id, origin, config, owner, generation, lease_until,"
+                " owner IS NOT NULL AND lease_until >= now() FROM desired_streams"
+                " WHERE %(id)s::text IS NULL OR stream_id = %(id)s ORDER BY stream_id",
+                {"id": stream_id},
+            )
+            return await cursor.fetchall()
+
+        rows = await self._db.run(read)
+        return [
+            StreamLease(row[0], Origin(row[1]), _config(row[2]), row[3], row[4], row[5], row[6])
+            for row in rows
+        ]
 
 
 def _config(value: object) -> dict[str, Any]:

@@ -12,17 +12,21 @@ sends its own in the order it wrote them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from streamguard.state.db import StorageUnavailable
 from streamguard.state.dead_letters import DeadLetter
 from streamguard.state.outbox import MessageKind, OutboxMessage
 from streamguard.state.postgres.database import Connection, PgDatabase
 from streamguard.state.postgres.fleet import Fence, check_fence
 
 __all__ = ["PgOutbox"]
+
+log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 30.0
 """How long a peeked message is this publisher's before another may take it."""
@@ -55,6 +59,8 @@ class PgOutbox:
         self.added_total = 0
         self.removed_total = 0
         self.dead_lettered_total = 0
+        self._acked: set[int] = set()
+        """Acknowledged messages not deleted yet (the database was away)."""
 
     async def open(self) -> None:
         """Read how much waits fleet-wide."""
@@ -101,7 +107,9 @@ class PgOutbox:
 
     async def peek(self, limit: int) -> list[OutboxMessage]:
         """Claim and return up to ``limit`` messages this instance may publish, oldest
-        first."""
+        first (after deleting the acknowledged ones an outage kept: they are not sent
+        again)."""
+        await self._delete_acked()
 
         async def claim(conn: Connection) -> tuple[list[OutboxMessage], int, float | None]:
             cursor = await conn.execute(
@@ -121,20 +129,38 @@ class PgOutbox:
         return messages
 
     async def remove(self, seqs: Sequence[int]) -> None:
-        """Forget acknowledged messages."""
-        done = list(seqs)
+        """Forget acknowledged messages; while the database is away they are kept here and
+        deleted by the next ``remove``, ``peek`` or ``settle``."""
+        self._acked.update(seqs)
+        try:
+            await self._delete_acked()
+        except StorageUnavailable as exc:
+            log.warning(
+                "outbox: %d acknowledged message(s) not deleted yet: %s", len(self._acked), exc
+            )
+
+    async def _delete_acked(self) -> None:
+        if not self._acked:
+            return
+        done = sorted(self._acked)
 
         async def delete(conn: Connection) -> tuple[int, int, float | None]:
             cursor = await conn.execute("DELETE FROM alerts_outbox WHERE seq = ANY(%s)", (done,))
             return (cursor.rowcount, *await _waiting(conn))
 
         removed, self.depth, self.oldest_created_at = await self._db.run(delete)
+        self._acked.difference_update(done)
         self.removed_total += removed
         if self.depth == 0:
             self._emptied.set()
 
     async def settle(self) -> None:
-        """Nothing to settle: a delete the database refused is retried by the next remove."""
+        """Delete the acknowledged messages an outage kept, if the database is back (else
+        they are published again by whoever peeks them next: same ids)."""
+        try:
+            await self._delete_acked()
+        except StorageUnavailable as exc:
+            log.warning("outbox: %d acknowledged message(s) not deleted: %s", len(self._acked), exc)
 
     async def dead_letter(self, message: OutboxMessage, error: str) -> None:
         """Move a message that cannot be delivered to the dead letters, in one transaction."""

@@ -108,9 +108,69 @@ OUTBOX_MIGRATIONS: list[LiteralString] = [
 ]
 """Kept by ``state/postgres/outbox.py``."""
 
+FEEDBACK_MIGRATIONS: list[LiteralString] = [
+    # As SQLite's ``feedback``, shared: any instance's API records and answers for the fleet.
+    """CREATE TABLE feedback (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX feedback_target ON feedback (target_id)",
+]
+"""Kept by ``state/postgres/feedback.py``."""
+
+INCIDENTS_MIGRATIONS: list[LiteralString] = [
+    # As SQLite's incident history, shared; ``seq`` orders rows written in the same instant.
+    # Times are the alert's ISO 8601 UTC strings, as in SQLite (they sort as they read).
+    """CREATE TABLE incidents (
+        seq BIGSERIAL,
+        incident_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        stream_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        peak_risk TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        last_segment_at TEXT NOT NULL,
+        ended_at TEXT,
+        segments INTEGER NOT NULL
+    )""",
+    "CREATE INDEX incidents_started ON incidents (started_at)",
+    "CREATE INDEX incidents_room ON incidents (room_id, started_at)",
+    """CREATE TABLE incident_segments (
+        incident_id TEXT NOT NULL,
+        segment_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        risk TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        judgement TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        evidence TEXT,
+        PRIMARY KEY (incident_id, segment_id)
+    )""",
+    "CREATE INDEX incident_segments_segment ON incident_segments (segment_id)",
+    """CREATE TABLE incident_alerts (
+        seq BIGSERIAL,
+        alert_id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        segment_id TEXT NOT NULL,
+        detected_at TEXT NOT NULL,
+        payload TEXT NOT NULL
+    )""",
+    "CREATE INDEX incident_alerts_incident ON incident_alerts (incident_id, detected_at)",
+]
+"""Kept by ``state/postgres/incidents.py``."""
+
 SCHEMA: dict[str, list[LiteralString]] = {
     "fleet": FLEET_MIGRATIONS,
     "results": RESULTS_MIGRATIONS,
     "outbox": OUTBOX_MIGRATIONS,
+    "feedback": FEEDBACK_MIGRATIONS,
+    "incidents": INCIDENTS_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""
