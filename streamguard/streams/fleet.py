@@ -93,6 +93,7 @@ class FleetMember:
             await self._hand_over(self._stale.pop(), "a write was refused as stale")
         for stream_id in await self.fleet.renew():
             await self._hand_over(stream_id, "its lease was lost")
+            self.fleet.forget(stream_id)  # a detached one's tail is recorded now
         for lease in await self.fleet.claim():
             await self._run(lease)
         excess = await self.fleet.excess()
@@ -169,8 +170,9 @@ class FleetDesired:
             raise StreamConflict(f"stream {stream.id!r} runs on instance {holder!r}")
 
     async def remove(self, stream_id: str) -> bool:
-        """Forget ``stream_id`` fleet-wide (its holder stops it at its next renewal)."""
-        self._fleet.fences.pop(stream_id, None)
+        """Forget ``stream_id`` fleet-wide (its holder stops it at its next renewal). Its
+        fence stays till then: the registry stops it after this, and its tail records under
+        it (no other instance can hold a stream without a row)."""
         return await self._desired.remove(stream_id)
 
     async def all(self, origin: Origin = Origin.API) -> list[DesiredStream]:
