@@ -237,3 +237,15 @@ def test_the_compose_examples_configs_are_valid_fleet_configs(name: str) -> None
     assert f"./streamguard-{name}.toml:/etc/streamguard/streamguard.toml" in (
         deploy / "compose.yaml"
     ).read_text(encoding="utf-8")
+
+
+async def test_a_renewal_during_an_api_attach_leaves_the_attached_stream_held(
+    db: PgDatabase,
+) -> None:
+    (here,) = await members(db, 1)
+    for n in range(20):
+        config = stream(n).model_dump(mode="json")
+        await asyncio.gather(here.renew(), here.keep_and_take(f"room-{n}", "api", config))
+    assert await here.renew() == []
+    assert sorted(here.fences) == sorted(f"room-{n}" for n in range(20))
+    assert (await here.status()).streams_unowned == 0

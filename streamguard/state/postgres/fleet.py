@@ -132,7 +132,8 @@ class Fleet:
                 (self.lease, self.instance_id, ids, generations),
             )
             kept = {(row[0], row[1]) for row in await cursor.fetchall()}
-            await _release_unheld(conn, self.instance_id, [*held, *self._taking])
+            # Held as of now: an API attach may have taken a stream since ``held``.
+            await _release_unheld(conn, self.instance_id, [*self.fences, *self._taking])
             cursor = await conn.execute(
                 "SELECT stream_id FROM desired_streams WHERE stream_id = ANY(%s::text[])",
                 (ids,),
