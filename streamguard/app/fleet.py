@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamguard.app.notify import Notifier
-from streamguard.app.reload import Reloaded
+from streamguard.app.reload import Reloaded, warn_restart_sections
 from streamguard.config import Config
 from streamguard.config.loading import load_config
 from streamguard.core.errors import ConfigError
 from streamguard.moderation.profiles import Profiles
+from streamguard.state.db import StateError
 from streamguard.state.desired import Origin
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
@@ -94,18 +95,36 @@ async def reload_fleet(
     path: Path, old: Config, state: FleetState, profiles: Profiles, notifier: Notifier
 ) -> Reloaded:
     """SIGHUP in fleet mode: profiles apply here, the file's streams go to the desired set
-    (a changed stream runs with its new config from its next claim)."""
+    (a changed stream runs with its new config from its next claim). Refused, the config
+    in force unchanged, when the file is invalid or the shared database unreachable."""
     notifier.reloading()
+    summary = "reload failed"
+    try:
+        reloaded = await _reload_fleet(path, old, state, profiles)
+        summary = reloaded.summary
+    finally:
+        # Whatever happened, systemd must not be left waiting in "reloading".
+        notifier.reloaded(summary)
+    return reloaded
+
+
+async def _reload_fleet(path: Path, old: Config, state: FleetState, profiles: Profiles) -> Reloaded:
     try:
         new = await asyncio.to_thread(load_config, path)
     except ConfigError as exc:
         log.error("reload refused, config unchanged: %s", exc)
-        summary = f"reload refused: {len(exc.problems)} problem(s)"
-        notifier.reloaded(summary)
-        return Reloaded(config=old, ok=False, summary=summary)
+        return Reloaded(old, False, f"reload refused: {len(exc.problems)} problem(s)")
+    warn_restart_sections(old, new)
+    # New profile names are known during the sync (a stream claimed meanwhile can run);
+    # the profiles in force change only once the desired set took the file.
+    profiles.replace({**new.profiles, **old.profiles})
+    try:
+        await sync_config_streams(state, new)
+    except StateError as exc:
+        log.error("reload refused, config unchanged: %s", exc)
+        return Reloaded(old, False, "reload refused: state database unreachable")
     profiles.replace(new.profiles)
-    await sync_config_streams(state, new)
     summary = f"reloaded: {len(new.streams)} stream(s) in the file"
-    notifier.reloaded(summary)
+    log.info(summary)
     config = old.model_copy(update={"profiles": new.profiles, "streams": new.streams})
     return Reloaded(config=config, ok=True, summary=summary)

@@ -33,7 +33,14 @@ from streamguard.core.errors import ConfigError, StreamGuardError
 from streamguard.moderation.profiles import Profiles
 from streamguard.streams.registry import Streams
 
-__all__ = ["RELOAD_RESULT", "ReloadResults", "Reloaded", "apply_reload", "reload_result_path"]
+__all__ = [
+    "RELOAD_RESULT",
+    "ReloadResults",
+    "Reloaded",
+    "apply_reload",
+    "reload_result_path",
+    "warn_restart_sections",
+]
 
 RELOAD_RESULT = "reload.json"
 """The file a reload's result is written to (``reload_result_path``)."""
@@ -90,6 +97,15 @@ log = logging.getLogger("streamguard.daemon")
 RESTART_SECTIONS = ("instance", "state", "ingest", "engine", "mqtt", "webhooks", "evidence", "api")
 
 
+def warn_restart_sections(old: Config, new: Config) -> list[str]:
+    """Log (and return) the sections of ``new`` that differ from ``old`` but apply only
+    after a restart."""
+    changed = [s for s in RESTART_SECTIONS if getattr(old, s) != getattr(new, s)]
+    for section in changed:
+        log.warning("reload: [%s] changed; it takes effect after a restart", section)
+    return changed
+
+
 async def apply_reload(
     path: Path, old: Config, streams: Streams, profiles: Profiles, notifier: Notifier
 ) -> Reloaded:
@@ -121,9 +137,7 @@ async def _apply(path: Path, old: Config, streams: Streams, profiles: Profiles) 
     if orphaned:
         log.error("reload refused: streams %s use profiles the new config drops", orphaned)
         return Reloaded(old, False, "reload refused: profiles in use were removed")
-    for section in RESTART_SECTIONS:
-        if getattr(old, section) != getattr(new, section):
-            log.warning("reload: [%s] changed; it takes effect after a restart", section)
+    warn_restart_sections(old, new)
     profiles.replace(new.profiles)
     applied, failed = await _apply_streams(old, new, streams)
     try:

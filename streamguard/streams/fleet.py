@@ -104,6 +104,7 @@ class FleetMember:
             await self._hand_over(self._stale.pop(), "a write was refused as stale")
         for stream_id in await self.fleet.renew():
             await self._hand_over(stream_id, "its lease was lost")
+            self.fleet.forget(stream_id)  # a detached one's tail is recorded now
         for lease in await self.fleet.claim():
             await self._run(lease)
         excess = await self.fleet.excess()
@@ -181,13 +182,14 @@ class FleetDesired:
 
     async def remove(self, stream_id: str) -> bool:
         """Forget ``stream_id`` fleet-wide (its holder stops it at its next renewal);
-        ``ConfiguredInFile`` for a stream of the config file, wherever it runs."""
+        ``ConfiguredInFile`` for a stream of the config file, wherever it runs. Its fence
+        stays till then: the registry stops it after this, and its tail records under it (no
+        other instance can hold a stream without a row)."""
         kept = await self._desired.leases(stream_id)
         if kept and kept[0].origin is Origin.CONFIG:
             raise ConfiguredInFile(
                 f"stream {stream_id!r} is defined in the config file: change it there and reload"
             )
-        self._fleet.fences.pop(stream_id, None)
         return await self._desired.remove(stream_id)
 
     async def all(self, origin: Origin = Origin.API) -> list[DesiredStream]:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from streamguard.config.streams import StreamConfig
 from streamguard.state.db import StorageUnavailable
 from streamguard.state.desired import Origin
 from streamguard.state.outbox import MessageKind
@@ -22,6 +23,7 @@ from streamguard.state.postgres.results import PgResults
 from streamguard.state.results import ResultQuery
 from streamguard.state.spool import Spool
 from streamguard.state.usage import UsageRange
+from streamguard.streams.fleet import FleetDesired, FleetMember
 from streamguard.testing.alerts import risky, segment, stream
 from streamguard.testing.postgres import PostgresServer
 
@@ -96,6 +98,44 @@ async def test_a_detached_streams_last_writes_are_kept(db: PgDatabase) -> None:
     seg = segment("s1", 0)
     await PgResults(db, holder.fence).record("room-1", seg, risky(seg), "high")  # its tail
     assert await PgResults(db, holder.fence).stream_of(seg.id) == "s1"
+
+
+class StoppedStreams:
+    """The registry's side of a stream detached through the API: it stopped already."""
+
+    def __init__(self) -> None:
+        self.handed_over: list[str] = []
+
+    async def run_leased(
+        self, stream: StreamConfig, *, from_api: bool, heard_until: datetime | None = None
+    ) -> None:
+        raise AssertionError(f"nothing to claim here, got {stream.id}")
+
+    async def hand_over(self, stream_id: str) -> bool:
+        self.handed_over.append(stream_id)
+        return False
+
+
+async def test_a_stream_detached_through_the_fleet_records_its_tail(db: PgDatabase) -> None:
+    holder = Fleet(db, "holder", lease_seconds=30)
+    await holder.join()
+    desired = FleetDesired(holder, PgDesiredStreams(db))
+    await desired.put(stream("s1"))
+    results, refused = PgResults(db, holder.fence), list[str]()
+    results.on_stale = refused.append
+    # ``Streams.detach`` forgets the stream first, then stops it and waits for its tail;
+    # a renewal may come in between.
+    assert await desired.remove("s1")
+    assert await holder.renew() == ["s1"]
+    seg = segment("s1", 0)
+    await results.record("room-1", seg, risky(seg), "high")  # the tail
+    assert await results.stream_of(seg.id) == "s1"
+    assert refused == []
+    # The member's next turn finds it gone and stopped, and drops its fence.
+    streams = StoppedStreams()
+    await FleetMember(holder, streams).turn()
+    assert streams.handed_over == ["s1"]
+    assert holder.fences == {}
 
 
 async def test_a_write_for_a_stream_this_instance_never_held_is_refused(db: PgDatabase) -> None:

@@ -79,7 +79,8 @@ async def test_streams_spread_evenly_and_a_grown_fleet_rebalances(db: PgDatabase
     assert max(held) <= 10 // 3 + 1
 
     # A fourth joins: the others give back their excess, the newcomer claims it.
-    fourth = (await members(db, 4))[3]
+    fourth = Fleet(db, "i3", lease_seconds=LEASE)
+    await fourth.join()
     for member in (first, second, third):
         excess = await member.excess()
         await member.release(list(member.fences)[:excess])
@@ -164,7 +165,45 @@ async def test_a_detached_stream_is_lost_by_its_owner(db: PgDatabase) -> None:
     await owner.claim()
     assert await PgDesiredStreams(db).remove("room-1")
     assert await owner.renew() == ["room-1"]
+    # Its fence stays till the member stopped it (its tail still records), then goes.
+    assert sorted(owner.fences) == ["room-0", "room-1"]
+    owner.forget("room-1")
     assert list(owner.fences) == ["room-0"]
+    assert await owner.renew() == []
+
+
+async def test_an_instance_restarted_under_the_same_id_does_not_strand_its_streams(
+    db: PgDatabase,
+) -> None:
+    await desire(db, 3)
+    (first_life,) = await members(db, 1)
+    assert len(await first_life.claim()) == 3
+    # It crashes (nothing released); its successor with the same id joins at once.
+    restarted = Fleet(db, "i0", lease_seconds=LEASE)
+    await restarted.join()
+    other = Fleet(db, "other", lease_seconds=LEASE)
+    await other.join()
+    for _ in range(3):  # a few turns of renewal and claim, well within the old leases
+        for member in (restarted, other):
+            await member.renew()
+            await member.claim()
+    assert sorted([*restarted.fences, *other.fences]) == ["room-0", "room-1", "room-2"]
+    assert (await other.status()).streams_unowned == 0
+
+
+async def test_rows_held_without_a_fence_are_released_at_the_next_renewal(
+    db: PgDatabase,
+) -> None:
+    await desire(db, 2)
+    (holder,) = await members(db, 1)
+    await holder.claim()
+    holder.fences.pop("room-1")  # the claim committed but its answer never came back
+    assert await holder.renew() == []
+    assert list(holder.fences) == ["room-0"]
+    assert (await holder.status()).streams_unowned == 1
+    [lease] = await holder.claim()
+    assert (lease.stream_id, lease.previous_owner) == ("room-1", None)
+    assert sorted(holder.fences) == ["room-0", "room-1"]
 
 
 async def test_an_api_attach_is_held_where_it_was_asked_unless_another_holds_it(
@@ -198,3 +237,15 @@ def test_the_compose_examples_configs_are_valid_fleet_configs(name: str) -> None
     assert f"./streamguard-{name}.toml:/etc/streamguard/streamguard.toml" in (
         deploy / "compose.yaml"
     ).read_text(encoding="utf-8")
+
+
+async def test_a_renewal_during_an_api_attach_leaves_the_attached_stream_held(
+    db: PgDatabase,
+) -> None:
+    (here,) = await members(db, 1)
+    for n in range(20):
+        config = stream(n).model_dump(mode="json")
+        await asyncio.gather(here.renew(), here.keep_and_take(f"room-{n}", "api", config))
+    assert await here.renew() == []
+    assert sorted(here.fences) == sorted(f"room-{n}" for n in range(20))
+    assert (await here.status()).streams_unowned == 0

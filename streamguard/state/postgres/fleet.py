@@ -82,6 +82,8 @@ class Fleet:
         self.capacity = capacity
         self.fences: dict[str, int] = {}
         """Streams held now, with their generation."""
+        self._taking: set[str] = set()
+        """Streams ``keep_and_take`` is taking right now (not yet in ``fences``)."""
         self.draining = False
 
     def fence(self, stream_id: str) -> Fence | None:
@@ -91,7 +93,8 @@ class Fleet:
 
     async def join(self) -> None:
         """Register (again) as alive; a restarted instance gets none of its old leases back
-        by joining: they expire and are claimed like anyone's."""
+        by joining: it releases them (it runs none of them), and they are claimed like
+        anyone's."""
 
         async def upsert(conn: Connection) -> None:
             await conn.execute(
@@ -101,33 +104,52 @@ class Fleet:
                 " capacity = excluded.capacity",
                 (self.instance_id, self.capacity),
             )
+            await _release_unheld(conn, self.instance_id, [])
 
         await self._db.run(upsert)
         self.draining = False
 
     async def renew(self) -> list[str]:
-        """Heartbeat and extend every held lease; return the held streams that were lost
-        (forgotten from ``fences``: the caller stops them)."""
+        """Heartbeat and extend every held lease (those in ``fences``, by generation); give
+        back any other row owned under this id (a previous run's, a claim whose answer was
+        lost). Return the held streams that were lost: one taken over is forgotten from
+        ``fences``; one detached fleet-wide (its row gone) keeps its fence, so its tail still
+        records, till the caller stopped it and ``forget``s it."""
         held = dict(self.fences)
 
-        async def renew(conn: Connection) -> set[tuple[str, int]]:
+        async def renew(conn: Connection) -> tuple[set[tuple[str, int]], set[str]]:
             await conn.execute(
                 "UPDATE fleet_instances SET heartbeat_at = now(), draining = %s"
                 " WHERE instance_id = %s",
                 (self.draining, self.instance_id),
             )
+            ids, generations = list(held), list(held.values())
             cursor = await conn.execute(
-                "UPDATE desired_streams SET lease_until = now() + %s"
-                " WHERE owner = %s RETURNING stream_id, generation",
-                (self.lease, self.instance_id),
+                "UPDATE desired_streams SET lease_until = now() + %s WHERE owner = %s"
+                " AND (stream_id, generation) IN"
+                " (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
+                " RETURNING stream_id, generation",
+                (self.lease, self.instance_id, ids, generations),
             )
-            return {(row[0], row[1]) for row in await cursor.fetchall()}
+            kept = {(row[0], row[1]) for row in await cursor.fetchall()}
+            # Held as of now: an API attach may have taken a stream since ``held``.
+            await _release_unheld(conn, self.instance_id, [*self.fences, *self._taking])
+            cursor = await conn.execute(
+                "SELECT stream_id FROM desired_streams WHERE stream_id = ANY(%s::text[])",
+                (ids,),
+            )
+            return kept, {row[0] for row in await cursor.fetchall()}
 
-        kept = await self._db.run(renew)
+        kept, existing = await self._db.run(renew)
         lost = [s for s, generation in held.items() if (s, generation) not in kept]
         for stream_id in lost:
-            self.fences.pop(stream_id, None)
+            if stream_id in existing:
+                self.fences.pop(stream_id, None)
         return lost
+
+    def forget(self, stream_id: str) -> None:
+        """Drop the fence of a stream that stopped here (its tail recorded)."""
+        self.fences.pop(stream_id, None)
 
     async def claim(self) -> list[Lease]:
         """Claim free and expired streams up to this instance's share (none while draining)."""
@@ -174,7 +196,11 @@ class Fleet:
                 await _history(conn, self.instance_id, [lease])
             return None, generation
 
-        holder, generation = await self._db.run(take)
+        self._taking.add(stream_id)  # a renewal meanwhile leaves its row alone
+        try:
+            holder, generation = await self._db.run(take)
+        finally:
+            self._taking.discard(stream_id)
         if generation is not None:
             self.fences[stream_id] = generation
         return holder
@@ -271,6 +297,24 @@ async def check_fence(conn: Connection, fence: Fence) -> None:
     row = await cursor.fetchone()
     if row is not None and (row[0], row[1]) != (fence.owner, fence.generation):
         raise StaleWrite(fence.stream_id, fence.generation)
+
+
+async def _release_unheld(conn: Connection, instance_id: str, held: list[str]) -> None:
+    """Give back every row owned under ``instance_id`` whose stream is not ``held`` here."""
+    cursor = await conn.execute(
+        "UPDATE desired_streams SET owner = NULL, lease_until = NULL"
+        " WHERE owner = %s AND NOT (stream_id = ANY(%s::text[]))"
+        " RETURNING stream_id, generation",
+        (instance_id, held),
+    )
+    released = await cursor.fetchall()
+    if released:
+        async with conn.cursor() as insert:
+            await insert.executemany(
+                "INSERT INTO lease_history (stream_id, generation, kind, from_owner)"
+                " VALUES (%s, %s, 'release', %s)",
+                [(row[0], row[1], instance_id) for row in released],
+            )
 
 
 async def _held(conn: Connection, instance_id: str) -> int:
