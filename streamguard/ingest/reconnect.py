@@ -36,6 +36,7 @@ import time
 from streamguard.config.ingest import IngestConfig
 from streamguard.core.backoff import Backoff
 from streamguard.core.errors import SourceError, SourceTimeout
+from streamguard.ingest.frames import FrameSampler
 from streamguard.ingest.protocols import SourceTarget
 from streamguard.ingest.reader import Connection
 from streamguard.ingest.stats import Tally
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 class ReconnectLoop:
     """Reads a source until it ends, is stopped, or is given up. Blocking: reader thread only.
 
-    Everything decoded goes to ``timeline``; how it went goes to ``tally``. :meth:`run`
+    Everything decoded goes to ``timeline`` (pictures, with ``frames``, to the sampler); how
+    it went goes to ``tally``. :meth:`run`
     raises :class:`SourceError` when a recording cannot be read or brings no audio, or a
     live source is given up. ``live`` is ``None`` to let the first connection tell.
     """
@@ -65,8 +67,10 @@ class ReconnectLoop:
         tally: Tally,
         stop: threading.Event,
         rng: random.Random,
+        frames: FrameSampler | None = None,
     ) -> None:
         self._target = target
+        self._frames = frames
         self._settings = settings
         self._stream_id = stream_id
         self.live = live
@@ -137,6 +141,7 @@ class ReconnectLoop:
             self._tally,
             open_timeout=self._settings.open_timeout,
             read_timeout=self._read_timeout,
+            frames=self._frames,
         ) as connection:
             if self.live is None:
                 self.live = timeline.live = connection.looks_live
