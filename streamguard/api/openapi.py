@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamguard.api.image import IMAGE_PATHS
 from streamguard.api.schemas import CONSOLE_PATHS, CONSOLE_SCHEMAS
 from streamguard.config.streams import StreamConfig
 
@@ -163,6 +164,7 @@ OPENAPI: dict[str, Any] = {
             },
         },
         **CONSOLE_PATHS,
+        **IMAGE_PATHS,
         "/v1/usage": {
             "get": {"responses": {"200": _json({"type": "object"}, "minutes per day and label")}}
         },

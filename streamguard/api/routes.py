@@ -68,6 +68,7 @@ def build_api(
     token: str | None,
     console: ConsoleSetup | None = None,
     text: web.RouteDef | None = None,
+    image: web.RouteDef | None = None,
     storage: Check | None = None,
 ) -> web.Application:
     """The aiohttp application; the daemon runs it with an ``AppRunner``.
@@ -109,6 +110,8 @@ def build_api(
         app.add_routes(ConsolePages().routes())
     if text is not None:
         app.add_routes([text])
+    if image is not None:  # POST /v1/moderate/image (streamguard.api.image)
+        app.add_routes([image])
     return app
 
 

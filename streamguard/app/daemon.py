@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streamguard.api.console import ConsoleSetup
+from streamguard.api.image import image_route
 from streamguard.api.routes import Check, build_api
 from streamguard.api.text import text_route
 from streamguard.app.components import Components, open_components
@@ -35,6 +36,7 @@ from streamguard.config.engine import LocalEngineConfig
 from streamguard.core.metrics import Metrics
 from streamguard.core.serving import start_site
 from streamguard.core.status import StreamState
+from streamguard.engines.image.opennsfw import OpenNsfwEngine
 from streamguard.engines.local.moderator import TextModerator
 from streamguard.state.results import Results
 from streamguard.streams.registry import Streams
@@ -141,6 +143,7 @@ class Daemon:
             readiness=readiness,
             token=token,
             text=text_route(TextModerator(_text_config(config)), parts.profiles),
+            image=image_route(OpenNsfwEngine(config.image_engine), parts.profiles),
             console=ConsoleSetup.of(config, parts.db),
             storage=parts.spool.check,
         )

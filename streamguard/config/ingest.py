@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from streamguard.config.base import Section
+from streamguard.config.frames import FramesConfig
 
 __all__ = ["BackoffConfig", "EncodingConfig", "IngestConfig", "SegmentSeconds"]
 
@@ -82,4 +83,8 @@ class IngestConfig(Section):
     )
     encoding: EncodingConfig = Field(
         default_factory=EncodingConfig, description="How segments are encoded."
+    )
+    frames: FramesConfig = Field(
+        default_factory=FramesConfig,
+        description="How frames are sampled from streams that carry video.",
     )

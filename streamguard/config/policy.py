@@ -51,6 +51,14 @@ class ProfileConfig(Section):
     other_labels: LabelRule = Field(
         default_factory=LabelRule, description="Rule for labels not listed in labels."
     )
+    image_labels: dict[str, LabelRule] = Field(
+        default_factory=dict,
+        description="Rules per image label (e.g. Porn) for frames and images; others use "
+        "image_other_labels.",
+    )
+    image_other_labels: LabelRule = Field(
+        default_factory=LabelRule, description="Rule for image labels not listed in image_labels."
+    )
     min_risk: RiskName = Field(
         "medium", description="Lowest risk level that opens an incident and alerts."
     )

@@ -37,7 +37,7 @@ EXAMPLES: dict[str, Any] = {
 
 
 # The example key shown for tables keyed by name.
-DICT_KEYS = {"profiles": "default", "labels": "Abuse"}
+DICT_KEYS = {"profiles": "default", "labels": "Abuse", "image_labels": "Porn"}
 
 
 def render_reference() -> str:
