@@ -14,6 +14,7 @@ order; every background loop runs under the one ``Supervisor``, whose crashes ar
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -32,6 +33,8 @@ from streamguard.engines.ams.engine import AmsEngine
 from streamguard.engines.base import Engine
 from streamguard.engines.factory import open_engine
 from streamguard.engines.gated import GatedEngine
+from streamguard.engines.image.base import ImageEngine
+from streamguard.engines.image.opennsfw import OpenNsfwEngine
 from streamguard.engines.local import LocalEngine
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
@@ -68,6 +71,8 @@ class Components:
     outcomes: Outcomes
     late: LateVerdicts
     engine: Engine
+    image_engine: ImageEngine | None = None
+    """Judges video frames and API images (the offline open_nsfw engine)."""
 
 
 async def open_components(
@@ -124,10 +129,18 @@ async def open_components(
         )
     )
     _watch_engine(engine, metrics)
+    image_engine = await _open_image_engine(stack, config)
     return Components(
         supervisor, db, profiles, results, feedback, attached, desired, heartbeat, spool, sink,
-        alerting, outcomes, late, engine,
+        alerting, outcomes, late, engine, image_engine,
     )  # fmt: skip
+
+
+async def _open_image_engine(stack: AsyncExitStack, config: Config) -> ImageEngine:
+    # Loading the model reads ~23 MB and builds a session: not on the event loop.
+    engine = await asyncio.to_thread(OpenNsfwEngine, config.image_engine)
+    stack.push_async_callback(engine.aclose)
+    return engine
 
 
 async def _open_sink(

@@ -36,7 +36,6 @@ from streamguard.config.engine import LocalEngineConfig
 from streamguard.core.metrics import Metrics
 from streamguard.core.serving import start_site
 from streamguard.core.status import StreamState
-from streamguard.engines.image.opennsfw import OpenNsfwEngine
 from streamguard.engines.local.moderator import TextModerator
 from streamguard.state.results import Results
 from streamguard.streams.registry import Streams
@@ -122,6 +121,10 @@ class Daemon:
             on_attach=lambda stream: parts.attached.remember([stream]),
             supervisor=parts.supervisor,
             desired=parts.desired,
+            image_engine=parts.image_engine,
+            on_frame=lambda stream, result: parts.outcomes.handle_frame(
+                stream, result.frame.info(), result.verdict, result.jpeg
+            ),
         )
         self.metrics.watch_streams(lambda: [r.state.value for r in streams.reports()])
         return streams
@@ -143,7 +146,9 @@ class Daemon:
             readiness=readiness,
             token=token,
             text=text_route(TextModerator(_text_config(config)), parts.profiles),
-            image=image_route(OpenNsfwEngine(config.image_engine), parts.profiles),
+            image=None
+            if parts.image_engine is None
+            else image_route(parts.image_engine, parts.profiles),
             console=ConsoleSetup.of(config, parts.db),
             storage=parts.spool.check,
         )

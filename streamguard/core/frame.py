@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Frame", "FrameReason", "Picture", "frame_id"]
+from streamguard.core.segment import SegmentInfo
+
+__all__ = ["Frame", "FrameInfo", "FrameReason", "Picture", "frame_id"]
 
 Picture = npt.NDArray[np.uint8]
 """An RGB picture, height x width x 3."""
@@ -65,17 +67,57 @@ class Frame:
     def height(self) -> int:
         return int(self.picture.shape[0])
 
+    def info(self) -> FrameInfo:
+        """The frame without its pixels, as the moderation path records and alerts on it."""
+        return FrameInfo(
+            stream_id=self.stream_id,
+            seq=self.seq,
+            attached_at=self.attached_at,
+            started_at=self.taken_at,
+            ended_at=self.taken_at,
+            media_start=self.media_offset,
+            duration=0.0,
+            gap_before=0.0,
+            flags=frozenset(),
+            width=self.width,
+            height=self.height,
+            fingerprint=self.fingerprint,
+            reason=self.reason,
+        )
+
     def metadata(self) -> dict[str, Any]:
         """JSON-ready description of the frame, without its pixels."""
+        return self.info().metadata()
+
+
+@dataclass(frozen=True, slots=True)
+class FrameInfo(SegmentInfo):
+    """A frame as a moment of its stream: what the results, incidents and alerts of the audio
+    know of a segment (a segment of no duration, at the frame's time and offset), under the
+    frame's own id, with the picture's size, fingerprint and why it was taken. A frame hit
+    and an audio hit of one room and label are thus one incident."""
+
+    width: int
+    height: int
+    fingerprint: int
+    reason: FrameReason
+
+    @property
+    def id(self) -> str:
+        return frame_id(self.stream_id, self.attached_at, self.seq)
+
+    def frame_json(self) -> dict[str, Any]:
+        """The frame's own fields (the alert's ``frame``)."""
         return {
-            "frame_id": self.id,
-            "stream_id": self.stream_id,
-            "seq": self.seq,
-            "taken_at": self.taken_at.isoformat(),
-            "media_offset": round(self.media_offset, 3),
+            "id": self.id,
+            "taken_at": self.started_at.isoformat(),
+            "media_offset": round(self.media_start, 3),
             "width": self.width,
             "height": self.height,
             "fingerprint": f"{self.fingerprint:016x}",
             "reason": self.reason.value,
-            "keyframe": self.keyframe,
         }
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-ready description: a segment's fields, and the frame's under ``frame``."""
+        return {**SegmentInfo.metadata(self), "frame": self.frame_json()}

@@ -25,11 +25,13 @@ from streamguard.core.metrics import Metrics
 from streamguard.core.status import StreamState
 from streamguard.core.verdict import Outcome
 from streamguard.engines.base import Engine
+from streamguard.engines.image.base import ImageEngine
 from streamguard.ingest.source import Source
+from streamguard.streams.frames import FrameJudge, FrameResult
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
 from streamguard.streams.report import StreamReport, StreamTally, seconds_kind
 
-__all__ = ["BizType", "ResultHandler", "StateHandler", "StreamRunner"]
+__all__ = ["BizType", "FrameHandler", "ResultHandler", "StateHandler", "StreamRunner"]
 
 log = logging.getLogger("streamguard.streams")
 
@@ -50,6 +52,7 @@ _POLLED = frozenset(
 """The states a source's own state may move on (between chunks): not while restarting."""
 
 ResultHandler = Callable[[StreamConfig, SegmentResult], Awaitable[object]]
+FrameHandler = Callable[[StreamConfig, FrameResult], Awaitable[object]]
 BizType = Callable[[StreamConfig], str | None]
 StateHandler = Callable[[StreamConfig, StreamState, str | None], Awaitable[None]]
 
@@ -69,8 +72,16 @@ class StreamRunner:
         metrics: Metrics,
         biz_type: BizType,
         restart_backoff: Backoff = RESTART_BACKOFF,
+        image_engine: ImageEngine | None = None,
+        on_frame: FrameHandler | None = None,
     ) -> None:
         self.config = config
+        # Frames are sampled only when someone judges them and the config wants them.
+        self._frames = (
+            (image_engine, on_frame)
+            if image_engine is not None and on_frame is not None and ingest.frames.enabled
+            else None
+        )
         self._biz_type = biz_type
         self._ingest = ingest
         self._engine = engine
@@ -140,7 +151,12 @@ class StreamRunner:
         attached_at = datetime.now(UTC)
         live = None if self.config.live == "auto" else self.config.live
         source = Source(
-            self.config.url, self._ingest, self.config.id, live=live, attached_at=attached_at
+            self.config.url,
+            self._ingest,
+            self.config.id,
+            live=live,
+            attached_at=attached_at,
+            frames=self._ingest.frames if self._frames is not None else None,
         )
         pipeline = StreamPipeline(
             stream_id=self.config.id,
@@ -158,7 +174,7 @@ class StreamRunner:
                 source.detach()
             await self._set_state(StreamState.CONNECTING)
             try:
-                await pipeline.run(self._watch(source))
+                await self._read(source, pipeline)
             except asyncio.CancelledError:
                 # The shutdown deadline passed: what has no verdict yet is recorded as failed
                 # (an AMS task already submitted is polled again by the next start).
@@ -167,6 +183,22 @@ class StreamRunner:
             finally:
                 self._source = None
         return source.live is False
+
+    async def _read(self, source: Source, pipeline: StreamPipeline) -> None:
+        """The audio through the pipeline and, with an image engine, the frames beside it."""
+        if self._frames is None:
+            await pipeline.run(self._watch(source))
+            return
+        engine, on_frame = self._frames
+        judge = FrameJudge(
+            stream_id=self.config.id,
+            engine=engine,
+            clip_dir=self._clip_dir,
+            on_result=lambda result: on_frame(self.config, result),
+        )
+        async with asyncio.TaskGroup() as group:
+            group.create_task(judge.run(source.frames()), name=f"stream[{self.config.id}].frames")
+            await pipeline.run(self._watch(source))
 
     async def _watch(self, source: Source) -> AsyncIterator[AudioChunk]:
         """Pass the chunks on, keeping the status (state, last audio, reconnects) current."""

@@ -24,6 +24,8 @@ import numpy.typing as npt
 from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
+from streamguard.testing.images import marked
+
 __all__ = ["SceneShow", "pattern", "scene_of"]
 
 BASE_HZ = 400
@@ -69,6 +71,8 @@ class SceneShow:
     width: int = 320
     height: int = 240
     container: str = "mpegts"
+    marked: tuple[int, ...] = ()
+    """Scenes shown in the marker colour of ``streamguard.testing.images`` instead."""
 
     @property
     def seconds(self) -> int:
@@ -76,7 +80,12 @@ class SceneShow:
 
     def patterns(self) -> list[Picture]:
         """The picture of each scene, in order (equal seeds give equal pictures)."""
-        return [pattern(seed, self.width, self.height) for seed in self.seeds]
+        return [
+            marked(self.height, self.width)
+            if n in self.marked
+            else pattern(seed, self.width, self.height)
+            for n, seed in enumerate(self.seeds)
+        ]
 
     def keyframes(self) -> int:
         """How many keyframes the video has."""
