@@ -7,8 +7,10 @@ Request: ``{"items": [{"id": ..., "image": "<base64>"}], "profile": "default"}``
 (200): ``{"results": [...]}``, one per item in order, each with its ``id``, its own
 ``request_id``, ``error_code`` (0 = judged) and ``error_info``, and when judged
 ``suggestion`` (Pass/Review/Block, from the profile's image rules), ``label``,
-``sub_label``, ``score``, ``risk``, ``scores`` (every label the engine scored),
-``unsupported`` (what the engine cannot judge) and ``engine``.
+``sub_label``, ``score``, ``risk``, ``reason``, ``scores`` (every label the engine scored),
+``unsupported`` (what the engine cannot judge), ``engine`` and ``fingerprint`` (the
+picture's dHash, to put it in one of the profile's ``image_libraries``, which decide
+before the engine's labels).
 
 Per item (the others are still judged): 60003 an item with ``url`` (images are not fetched
 from URLs yet: that needs the streams' address policy), base64 that does not decode, or an
@@ -38,6 +40,7 @@ from streamguard.core.frame import Picture
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.engines.image.base import ImageEngine
 from streamguard.engines.image.pictures import ImageTooLarge, UndecodableImage, decode_picture
+from streamguard.ingest.frames import picture_fingerprint
 from streamguard.moderation.policy import RiskLevel, decide_picture
 
 __all__ = [
@@ -92,6 +95,12 @@ _RESULT = {
         "scores": {"type": "object", "additionalProperties": {"type": "integer"}},
         "unsupported": {"type": "array", "items": {"type": "string"}},
         "engine": {"type": "string"},
+        "reason": {"type": "string", "description": "why the profile decided so"},
+        "fingerprint": {
+            "type": ["string", "null"],
+            "pattern": "^[0-9a-f]{16}$",
+            "description": "the image's dHash, for image libraries",
+        },
     },
 }
 IMAGE_PATHS: dict[str, Any] = {
@@ -297,6 +306,10 @@ def _decoded(items: list[tuple[Any, dict[str, Any]]]) -> list[Picture | _ItemErr
     return out
 
 
+def _fingerprints(pictures: list[Picture | _ItemError]) -> list[int | None]:
+    return [None if isinstance(p, _ItemError) else picture_fingerprint(p) for p in pictures]
+
+
 async def _judge(
     engine: ImageEngine,
     items: list[tuple[Any, dict[str, Any]]],
@@ -309,6 +322,7 @@ async def _judge(
     try:
         async with asyncio.timeout(budget_seconds):
             pictures = await asyncio.to_thread(_decoded, items)
+            fingerprints = await asyncio.to_thread(_fingerprints, pictures)
             judged = [(n, p) for n, p in enumerate(pictures) if not isinstance(p, _ItemError)]
             verdicts = await engine.judge([(results[n]["request_id"], p) for n, p in judged])
     except TimeoutError as exc:
@@ -318,24 +332,32 @@ async def _judge(
         if isinstance(picture, _ItemError):
             result |= {"error_code": picture.code, "error_info": str(picture)}
     for (n, _), verdict in zip(judged, verdicts, strict=True):
-        results[n] |= _answer(verdict, profile)
+        results[n] |= _answer(verdict, profile, fingerprints[n])
     return results
 
 
-def _answer(verdict: Verdict, profile: ProfileConfig) -> dict[str, Any]:
-    """One judged item's answer: the engine's finding, the profile's suggestion."""
-    if verdict.outcome is not Outcome.MODERATED:
-        return {"error_code": ENGINE_FAILED, "error_info": verdict.reason or verdict.outcome.value}
-    decision = decide_picture(profile, verdict)
+def _answer(verdict: Verdict, profile: ProfileConfig, fingerprint: int | None) -> dict[str, Any]:
+    """One judged item's answer: the engine's finding, the profile's suggestion (an image
+    library match decides alone, also when the engine failed)."""
+    decision = decide_picture(profile, verdict, fingerprint=fingerprint)
+    hex_print = None if fingerprint is None else f"{fingerprint:016x}"
+    if verdict.outcome is not Outcome.MODERATED and not decision.custom:
+        return {
+            "error_code": ENGINE_FAILED,
+            "error_info": verdict.reason or verdict.outcome.value,
+            "fingerprint": hex_print,
+        }
     return {
         "error_code": 0,
         "error_info": "",
         "suggestion": _SUGGESTIONS[decision.risk].value,
-        "label": verdict.label,
+        "label": decision.label if decision.custom else verdict.label,
         "sub_label": verdict.sub_label,
-        "score": verdict.score,
+        "score": decision.score if decision.custom else verdict.score,
         "risk": decision.risk.value,
+        "reason": decision.reason,
         "scores": verdict.details.get("scores", {}),
         "unsupported": list(verdict.unsupported),
         "engine": verdict.engine,
+        "fingerprint": hex_print,
     }

@@ -33,7 +33,12 @@ EXAMPLES: dict[str, Any] = {
     "streams.id": "lobby",
     "streams.url": "https://radio.example.com/live.mp3",
     "mqtt.host": "127.0.0.1",
+    "profiles.default.image_libraries.id": "banned-logos",
+    "profiles.default.image_libraries.action": "block",
 }
+
+# Lists of tables shown as a commented-out example: any entry would change behaviour.
+EXAMPLE_ONLY_LISTS = {"image_libraries"}
 
 
 # The example key shown for tables keyed by name.
@@ -87,8 +92,10 @@ def _render_table(
     hash_ = "# " if commented or optional else ""
     out.append(f"# --- {path}: {field.description or ''}")
     if origin is list:
+        example_only = path.rsplit(".", 1)[-1] in EXAMPLE_ONLY_LISTS
+        hash_ = "# " if example_only else hash_
         out.append(f"{hash_}[[{path}]]")
-        _render_model(models[0], path, out, commented=commented or optional)
+        _render_model(models[0], path, out, commented=commented or optional or example_only)
     elif origin is dict:
         key = DICT_KEYS.get(path.rsplit(".", 1)[-1], "default")
         out.append(f"{hash_}[{path}.{key}]")

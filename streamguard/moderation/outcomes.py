@@ -79,7 +79,9 @@ class Outcomes:
     ) -> list[Alert]:
         """Decide, record and alert on one frame of ``stream``, as ``handle`` does a segment;
         ``jpeg`` (the frame's picture, if written) is taken over like a clip."""
-        decision = decide_picture(self._profiles[stream.profile], verdict, stream)
+        decision = decide_picture(
+            self._profiles[stream.profile], verdict, stream, frame.fingerprint
+        )
         if self._results is not None:
             await self._results.record(stream.room_id, frame, verdict, decision.risk.value)
         return await self._alerting.raise_alerts(

@@ -19,17 +19,35 @@ from PIL import Image
 
 from streamguard.api import image as image_api
 from streamguard.api.image import image_route
-from streamguard.config.policy import LabelRule, ProfileConfig
+from streamguard.config.policy import ImageLibrary, LabelRule, ProfileConfig
 from streamguard.core.frame import Picture
 from streamguard.core.verdict import Verdict
 from streamguard.engines.image.base import ImageEngine
 from streamguard.engines.image.opennsfw import UNSUPPORTED, OpenNsfwEngine
 from streamguard.engines.image.pictures import encode_jpeg
+from streamguard.ingest.frames import picture_fingerprint
 from streamguard.testing.images import MarkerImageEngine, marked
 from streamguard.testing.video import pattern
 
+LISTED = pattern(9, 320, 240)
+"""A picture in the "libraries" profile's block library; ``marked()`` is in its exempt one."""
 PROFILES = {
     "default": ProfileConfig(),
+    "libraries": ProfileConfig(
+        image_libraries=[
+            ImageLibrary(
+                id="banned-logos",
+                action="block",
+                label="Ad",
+                fingerprints=[f"{picture_fingerprint(LISTED):016x}"],
+            ),
+            ImageLibrary(
+                id="our-brand",
+                action="exempt",
+                fingerprints=[f"{picture_fingerprint(marked()):016x}"],
+            ),
+        ]
+    ),
     "strict": ProfileConfig(image_labels={"Porn": LabelRule(medium=50, high=99)}),
     "porn_off": ProfileConfig(image_labels={"Porn": LabelRule(enabled=False)}),
 }
@@ -222,3 +240,26 @@ async def test_judging_past_the_budget_answers_504() -> None:
     assert answer["error"]["error_code"] == image_api.TIMED_OUT
     await engine.aclose()
     assert np.all(marked()[0, 0] == (255, 0, 255))
+
+
+async def test_image_libraries_decide_before_the_engine(fake: TestClient[Any, Any]) -> None:
+    other = pattern(10, 320, 240)
+    status, body = await post(
+        fake,
+        {
+            "profile": "libraries",
+            "items": [
+                {"id": "listed", "image": b64(encode_jpeg(LISTED))},  # re-encoded: still a match
+                {"id": "exempt", "image": b64(png(marked()))},  # the fake would Block it
+                {"id": "other", "image": b64(png(other))},
+            ],
+        },
+    )
+    assert status == 200
+    listed, exempt, unlisted = body["results"]
+    assert (listed["suggestion"], listed["label"], listed["risk"]) == ("Block", "Ad", "high")
+    assert "banned-logos" in listed["reason"]
+    assert (exempt["suggestion"], exempt["risk"]) == ("Pass", "none")
+    assert "our-brand" in exempt["reason"]
+    assert (unlisted["suggestion"], unlisted["label"]) == ("Pass", "Normal")
+    assert unlisted["fingerprint"] == f"{picture_fingerprint(other):016x}"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from streamguard.config.policy import LabelRule, ProfileConfig
+import pytest
+from pydantic import ValidationError
+
+from streamguard.config.policy import ImageLibrary, LabelRule, ProfileConfig
 from streamguard.config.streams import StreamConfig
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
 from streamguard.moderation.policy import RiskLevel, decide, decide_picture
@@ -56,3 +59,24 @@ def test_a_switched_off_label_nothing_hit_failed_or_exempt_is_no_risk() -> None:
     assert failed.risk is RiskLevel.NONE
     exempt = StreamConfig(id="s2", url="http://127.0.0.1/x", room="quiet")
     assert decide_picture(profile, picture("Violence", 99), exempt).risk is RiskLevel.NONE
+
+
+def test_an_image_library_match_decides_exempt_before_block() -> None:
+    block = ImageLibrary(id="bad", action="block", label="Ad", fingerprints=["00000000000000ff"])
+    exempt = ImageLibrary(id="ok", action="exempt", fingerprints=["000000000000ffff"], distance=8)
+    profile = ProfileConfig(image_libraries=[block, exempt])
+    failed = picture("Normal", 0, Outcome.FAILED)
+    # Within 4 bits of the block entry (and 8+ from the exempt one): high, engine or not.
+    hit = decide_picture(profile, failed, fingerprint=0x0F)
+    assert (hit.risk, hit.label, hit.custom, hit.alerts) == (RiskLevel.HIGH, "Ad", True, True)
+    # Within reach of both: exempt wins, over a Porn verdict too.
+    both = decide_picture(profile, picture("Porn", 99), fingerprint=0x00FF | 0x0F00)
+    assert (both.risk, both.alerts) == (RiskLevel.NONE, False)
+    assert "ok" in both.reason
+    # Far from both: the engine's verdict decides.
+    assert decide_picture(profile, picture("Porn", 99), fingerprint=1 << 63).risk is RiskLevel.HIGH
+
+
+def test_an_image_library_fingerprint_must_be_16_hex_digits() -> None:
+    with pytest.raises(ValidationError, match="16 lowercase hex"):
+        ImageLibrary(id="x", action="block", fingerprints=["xyz"])
