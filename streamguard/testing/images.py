@@ -15,7 +15,7 @@ import numpy as np
 from streamguard.core.frame import Picture
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
 
-__all__ = ["MARKER", "MarkerImageEngine", "marked"]
+__all__ = ["HIT_SCORE", "MARKER", "MarkerImageEngine", "marked"]
 
 MARKER = (255, 0, 255)
 HIT_SCORE = 95

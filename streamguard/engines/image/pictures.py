@@ -13,7 +13,14 @@ from PIL import Image, UnidentifiedImageError
 from streamguard.core.errors import EngineError
 from streamguard.core.frame import Picture
 
-__all__ = ["MAX_PIXELS", "ImageTooLarge", "UndecodableImage", "decode_picture", "encode_jpeg"]
+__all__ = [
+    "MAX_PIXELS",
+    "ImageTooLarge",
+    "UndecodableImage",
+    "decode_picture",
+    "encode_jpeg",
+    "image_size",
+]
 
 MAX_PIXELS = 40_000_000
 """A picture with more pixels than this (a decompression bomb, or no photo) is refused."""
@@ -48,6 +55,19 @@ def decode_picture(data: bytes, max_side: int = 640) -> Picture:
         ) from exc
     image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """An image file's width and height, read from its header (nothing is decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UndecodableImage(
+            "not an image that can be decoded (JPEG, PNG, WebP, GIF, BMP, TIFF ...)"
+        ) from exc
 
 
 def encode_jpeg(picture: Picture, quality: int = 85) -> bytes:
