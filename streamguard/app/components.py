@@ -14,7 +14,6 @@ order; every background loop runs under the one ``Supervisor``, whose crashes ar
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -34,7 +33,7 @@ from streamguard.engines.base import Engine
 from streamguard.engines.factory import open_engine
 from streamguard.engines.gated import GatedEngine
 from streamguard.engines.image.base import ImageEngine
-from streamguard.engines.image.opennsfw import OpenNsfwEngine
+from streamguard.engines.image.factory import open_image_engine
 from streamguard.engines.local import LocalEngine
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
@@ -129,18 +128,11 @@ async def open_components(
         )
     )
     _watch_engine(engine, metrics)
-    image_engine = await _open_image_engine(stack, config)
+    image_engine = await open_image_engine(stack, config.image_engine)
     return Components(
         supervisor, db, profiles, results, feedback, attached, desired, heartbeat, spool, sink,
         alerting, outcomes, late, engine, image_engine,
     )  # fmt: skip
-
-
-async def _open_image_engine(stack: AsyncExitStack, config: Config) -> ImageEngine:
-    # Loading the model reads ~23 MB and builds a session: not on the event loop.
-    engine = await asyncio.to_thread(OpenNsfwEngine, config.image_engine)
-    stack.push_async_callback(engine.aclose)
-    return engine
 
 
 async def _open_sink(

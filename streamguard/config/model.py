@@ -12,7 +12,7 @@ from streamguard.config.api import ApiConfig
 from streamguard.config.base import Section
 from streamguard.config.bus import MqttConfig
 from streamguard.config.engine import EngineConfig, LocalEngineConfig
-from streamguard.config.image import OpenNsfwConfig
+from streamguard.config.image import ImageEngineConfig, OpenNsfwConfig
 from streamguard.config.ingest import IngestConfig
 from streamguard.config.instance import InstanceConfig
 from streamguard.config.policy import ProfileConfig
@@ -29,9 +29,9 @@ class Config(Section):
     engine: EngineConfig = Field(
         default_factory=LocalEngineConfig, description="The engine that judges segments."
     )
-    image_engine: OpenNsfwConfig = Field(
+    image_engine: ImageEngineConfig = Field(
         default_factory=OpenNsfwConfig,
-        description="The engine that judges video frames and images (offline open_nsfw).",
+        description="The engine that judges video frames and images (default: offline open_nsfw).",
     )
     mqtt: MqttConfig | None = Field(
         None, description="The alert bus; without it alerts are printed as JSON lines."
