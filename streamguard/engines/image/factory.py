@@ -16,7 +16,7 @@ from streamguard.tencentcloud.client import RetryPolicy
 from streamguard.tencentcloud.ims import ImsClient
 from streamguard.tencentcloud.signing import Credentials
 
-__all__ = ["open_image_engine"]
+__all__ = ["ims_credentials", "open_image_engine"]
 
 
 async def open_image_engine(stack: AsyncExitStack, config: ImageEngineConfig) -> ImageEngine:
@@ -31,7 +31,8 @@ async def open_image_engine(stack: AsyncExitStack, config: ImageEngineConfig) ->
     return engine
 
 
-def _client(config: ImsImageConfig) -> ImsClient:
+def ims_credentials(config: ImsImageConfig) -> Credentials:
+    """The IMS credentials, or a ``ConfigError`` naming what is missing."""
     problems = [
         ConfigProblem(f"image_engine.{name}", f"missing: set {env} or the credential file")
         for name, env, value in (
@@ -42,14 +43,17 @@ def _client(config: ImsImageConfig) -> ImsClient:
     ]
     if problems or config.secret_id is None or config.secret_key is None:
         raise ConfigError(problems)
-    credentials = Credentials(
+    return Credentials(
         config.secret_id.get_secret_value(),
         config.secret_key.get_secret_value(),
         config.token.get_secret_value() if config.token else None,
     )
+
+
+def _client(config: ImsImageConfig) -> ImsClient:
     return ImsClient(
         config.endpoint,
-        credentials,
+        ims_credentials(config),
         requests_per_second=config.requests_per_second,
         timeout=aiohttp.ClientTimeout(total=config.request_timeout, connect=config.connect_timeout),
         retry=RetryPolicy(attempts=config.retry_attempts, total_seconds=config.retry_total_seconds),

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
+from streamguard.cli.check_config import runtime_problems
 from streamguard.config import Config
 from streamguard.config.image import ImsImageConfig
 from streamguard.core.errors import ConfigError
@@ -107,3 +108,11 @@ async def test_the_config_chooses_ims_and_asks_for_its_credentials(
         [verdict] = await engine.judge([("f1", marked())])
     assert isinstance(engine, ImsImageEngine)
     assert verdict.suggestion is Suggestion.BLOCK
+
+
+def test_check_config_reports_missing_ims_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CREDENTIALS_DIRECTORY", "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    config = Config.model_validate({"image_engine": {"type": "ims"}})
+    paths = {problem.path for problem in runtime_problems(config)}
+    assert {"image_engine.secret_id", "image_engine.secret_key"} <= paths
