@@ -324,7 +324,10 @@ async def _judge(
             pictures = await asyncio.to_thread(_decoded, items)
             fingerprints = await asyncio.to_thread(_fingerprints, pictures)
             judged = [(n, p) for n, p in enumerate(pictures) if not isinstance(p, _ItemError)]
-            verdicts = await engine.judge([(results[n]["request_id"], p) for n, p in judged])
+            verdicts = await engine.judge(
+                [(results[n]["request_id"], p) for n, p in judged],
+                biz_type=profile.image_biz_type,
+            )
     except TimeoutError as exc:
         message = f"judging took longer than {budget_seconds:g} s; send fewer items"
         raise _Refused(504, TIMED_OUT, "timed_out", message) from exc

@@ -173,6 +173,7 @@ def _judge_frames(
         engine=parts.image_engine,
         clip_dir=clip_dir,
         on_result=lambda result: _emit_frame(parts.outcomes, stream, result),
+        biz_type=lambda: parts.profiles.image_biz_type(stream),
     )
     return parts.supervisor.spawn(f"stream[{stream.id}].frames", judge.run(source.frames()))
 

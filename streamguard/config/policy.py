@@ -95,6 +95,12 @@ class ProfileConfig(Section):
         description="Rules per image label (e.g. Porn) for frames and images; others use "
         "image_other_labels.",
     )
+    image_biz_type: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_]{3,32}$",
+        description="IMS BizType (policy) for this profile's frames and images, when IMS judges "
+        "them; none = image_engine.biz_type.",
+    )
     image_libraries: list[ImageLibrary] = Field(
         default_factory=list,
         description="Custom (block) and exempt image libraries, for frames and API images.",

@@ -47,11 +47,13 @@ class FrameJudge:
         engine: ImageEngine,
         clip_dir: Path,
         on_result: Callable[[FrameResult], Awaitable[object]],
+        biz_type: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._stream_id = stream_id
         self._engine = engine
         self._clip_dir = clip_dir
         self._on_result = on_result
+        self._biz_type = biz_type
         self.judged = 0
 
     async def run(self, frames: AsyncIterable[Frame]) -> None:
@@ -66,7 +68,9 @@ class FrameJudge:
 
     async def _verdict(self, frame: Frame) -> Verdict:
         try:
-            [verdict] = await self._engine.judge([(frame.id, frame.picture)])
+            [verdict] = await self._engine.judge(
+                [(frame.id, frame.picture)], biz_type=self._biz_type()
+            )
         except StreamGuardError as exc:
             log.warning("stream %s: frame %s not judged: %s", self._stream_id, frame.id, exc)
             return Verdict(

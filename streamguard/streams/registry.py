@@ -307,6 +307,7 @@ class Streams:
             biz_type=self._profiles.biz_type,
             image_engine=self._image_engine,
             on_frame=self._on_frame,
+            image_biz_type=self._profiles.image_biz_type,
         )
         self._runners[stream.id] = runner
         self._tasks[stream.id] = self._supervisor.spawn(f"stream[{stream.id}]", runner.run())

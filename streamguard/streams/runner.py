@@ -74,8 +74,10 @@ class StreamRunner:
         restart_backoff: Backoff = RESTART_BACKOFF,
         image_engine: ImageEngine | None = None,
         on_frame: FrameHandler | None = None,
+        image_biz_type: BizType = lambda stream: None,
     ) -> None:
         self.config = config
+        self._image_biz_type = image_biz_type
         # Frames are sampled only when someone judges them and the config wants them.
         self._frames = (
             (image_engine, on_frame)
@@ -195,6 +197,7 @@ class StreamRunner:
             engine=engine,
             clip_dir=self._clip_dir,
             on_result=lambda result: on_frame(self.config, result),
+            biz_type=lambda: self._image_biz_type(self.config),
         )
         async with asyncio.TaskGroup() as group:
             group.create_task(judge.run(source.frames()), name=f"stream[{self.config.id}].frames")

@@ -37,8 +37,13 @@ class MarkerImageEngine:
     def __init__(self, label: str = "Porn") -> None:
         self.label = label
         self.judged: list[str] = []
+        self.biz_types: list[str | None] = []
+        """The BizType each call was asked to judge under."""
 
-    async def judge(self, pictures: Sequence[tuple[str, Picture]]) -> list[Verdict]:
+    async def judge(
+        self, pictures: Sequence[tuple[str, Picture]], *, biz_type: str | None = None
+    ) -> list[Verdict]:
+        self.biz_types.append(biz_type)
         return [self._one(picture_id, picture) for picture_id, picture in pictures]
 
     def _one(self, picture_id: str, picture: Picture) -> Verdict:

@@ -48,7 +48,9 @@ PROFILES = {
             ),
         ]
     ),
-    "strict": ProfileConfig(image_labels={"Porn": LabelRule(medium=50, high=99)}),
+    "strict": ProfileConfig(
+        image_labels={"Porn": LabelRule(medium=50, high=99)}, image_biz_type="strict_rooms"
+    ),
     "porn_off": ProfileConfig(image_labels={"Porn": LabelRule(enabled=False)}),
 }
 
@@ -224,7 +226,9 @@ class _Stuck:
     def __init__(self) -> None:
         self.release = asyncio.Event()
 
-    async def judge(self, pictures: Sequence[tuple[str, Picture]]) -> list[Verdict]:
+    async def judge(
+        self, pictures: Sequence[tuple[str, Picture]], *, biz_type: str | None = None
+    ) -> list[Verdict]:
         await self.release.wait()
         return []
 
@@ -263,3 +267,12 @@ async def test_image_libraries_decide_before_the_engine(fake: TestClient[Any, An
     assert "our-brand" in exempt["reason"]
     assert (unlisted["suggestion"], unlisted["label"]) == ("Pass", "Normal")
     assert unlisted["fingerprint"] == f"{picture_fingerprint(other):016x}"
+
+
+async def test_the_profile_image_biz_type_goes_to_the_engine() -> None:
+    engine = MarkerImageEngine()
+    async with await serve(engine) as client:
+        for profile in ("strict", "default"):
+            body = {"profile": profile, "items": [{"id": 1, "image": b64(png(marked()))}]}
+            assert (await post(client, body))[0] == 200
+    assert engine.biz_types == ["strict_rooms", None]

@@ -83,6 +83,7 @@ async def test_a_frame_hit_of_a_stream_alerts_with_its_jpeg_as_evidence(
         biz_type=lambda stream: None,
         image_engine=image_engine,
         on_frame=on_frame,
+        image_biz_type=lambda stream: f"{stream.room_id}_frames",
     )
     await runner.run()
     assert runner.state is StreamState.ENDED
@@ -101,6 +102,7 @@ async def test_a_frame_hit_of_a_stream_alerts_with_its_jpeg_as_evidence(
     ]
     assert [r.jpeg is not None for r in frames] == [False, True, False]
     assert image_engine.judged == [r.frame.id for r in frames]
+    assert image_engine.biz_types == ["lobby_frames"] * 3  # the stream's profile's, per frame
 
     [alert] = sink.alerts
     payload = alert.payload

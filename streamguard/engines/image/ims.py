@@ -52,7 +52,7 @@ def verdict_from_ims(picture_id: str, answer: dict[str, Any], version: str) -> V
         score=int(answer.get("Score") or 0),
         hit=suggestion is not Suggestion.PASS or label != "Normal",
         task_id=str(answer.get("RequestId") or "") or None,
-        details={"scores": scores},
+        details={"scores": scores, "biz_type": answer.get("BizType") or None},
     )
 
 
@@ -67,18 +67,21 @@ class ImsImageEngine:
         self._biz_type = biz_type
         self.calls = 0
 
-    async def judge(self, pictures: Sequence[tuple[str, Picture]]) -> list[Verdict]:
+    async def judge(
+        self, pictures: Sequence[tuple[str, Picture]], *, biz_type: str | None = None
+    ) -> list[Verdict]:
         """A verdict per picture, in order; the calls run side by side (the client's rate
-        limit paces them)."""
-        return list(await asyncio.gather(*(self._one(pid, pic) for pid, pic in pictures)))
+        limit paces them). ``biz_type`` (the profile's) wins over the engine's own."""
+        chosen = biz_type or self._biz_type
+        return list(await asyncio.gather(*(self._one(pid, pic, chosen) for pid, pic in pictures)))
 
-    async def _one(self, picture_id: str, picture: Picture) -> Verdict:
+    async def _one(self, picture_id: str, picture: Picture, biz_type: str | None) -> Verdict:
         jpeg = await asyncio.to_thread(encode_jpeg, picture)
         params: dict[str, Any] = {"FileContent": base64.b64encode(jpeg).decode("ascii")}
         if DATA_ID_PATTERN.match(picture_id):
             params["DataId"] = picture_id
-        if self._biz_type:
-            params["BizType"] = self._biz_type
+        if biz_type:
+            params["BizType"] = biz_type
         self.calls += 1
         try:
             answer = await self._client.image_moderation(params)

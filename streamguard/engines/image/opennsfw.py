@@ -79,8 +79,10 @@ class OpenNsfwEngine:
         self._busy = asyncio.Lock()  # one judgement at a time: frames share the cores
         self.judged = 0
 
-    async def judge(self, pictures: Sequence[tuple[str, Picture]]) -> list[Verdict]:
-        """A verdict per picture, in order (see :class:`ImageEngine`)."""
+    async def judge(
+        self, pictures: Sequence[tuple[str, Picture]], *, biz_type: str | None = None
+    ) -> list[Verdict]:
+        """A verdict per picture, in order (see :class:`ImageEngine`; no BizType here)."""
         async with self._busy:
             return await asyncio.to_thread(self._judge_all, list(pictures))
 

@@ -51,7 +51,7 @@ async def test_frames_are_judged_by_ims_with_their_ids(emulator: ImsEmulator) ->
         HIT_SCORE,
         True,
     )
-    assert hit.details["scores"] == {"Porn": HIT_SCORE}
+    assert hit.details == {"scores": {"Porn": HIT_SCORE}, "biz_type": "live_rooms"}
     assert hit.task_id  # IMS's RequestId
     assert (clean.suggestion, clean.label, clean.hit) == (Suggestion.PASS, "Normal", False)
     assert [v.segment_id for v in verdicts] == [
@@ -116,3 +116,10 @@ def test_check_config_reports_missing_ims_credentials(monkeypatch: pytest.Monkey
     config = Config.model_validate({"image_engine": {"type": "ims"}})
     paths = {problem.path for problem in runtime_problems(config)}
     assert {"image_engine.secret_id", "image_engine.secret_key"} <= paths
+
+
+async def test_the_profile_biz_type_wins_over_the_engine_one(emulator: ImsEmulator) -> None:
+    async with ImsImageEngine(client(emulator.url), biz_type="engine_wide") as engine:
+        [own] = await engine.judge([("f1", marked())])
+        [profiled] = await engine.judge([("f2", marked())], biz_type="vip_rooms")
+    assert (own.details["biz_type"], profiled.details["biz_type"]) == ("engine_wide", "vip_rooms")
