@@ -192,16 +192,29 @@ class StreamRunner:
             await pipeline.run(self._watch(source))
             return
         engine, on_frame = self._frames
+        dropped = 0
+
+        async def counted(result: FrameResult) -> None:
+            nonlocal dropped
+            frames = self._metrics.frames
+            frames.labels(result.verdict.outcome.value).inc()
+            dropped, more = source.frames_dropped, source.frames_dropped - dropped
+            if more:
+                frames.labels("dropped").inc(more)
+            await on_frame(self.config, result)
+
         judge = FrameJudge(
             stream_id=self.config.id,
             engine=engine,
             clip_dir=self._clip_dir,
-            on_result=lambda result: on_frame(self.config, result),
+            on_result=counted,
             biz_type=lambda: self._image_biz_type(self.config),
         )
         async with asyncio.TaskGroup() as group:
             group.create_task(judge.run(source.frames()), name=f"stream[{self.config.id}].frames")
             await pipeline.run(self._watch(source))
+        if source.frames_dropped > dropped:
+            self._metrics.frames.labels("dropped").inc(source.frames_dropped - dropped)
 
     async def _watch(self, source: Source) -> AsyncIterator[AudioChunk]:
         """Pass the chunks on, keeping the status (state, last audio, reconnects) current."""

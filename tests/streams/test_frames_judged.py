@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,10 +21,12 @@ from streamguard.config.frames import FramesConfig
 from streamguard.config.ingest import IngestConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
-from streamguard.core.frame import Frame, FrameReason
+from streamguard.core.frame import Frame, FrameReason, Picture
 from streamguard.core.metrics import Metrics
+from streamguard.core.segment import SegmentFlag
 from streamguard.core.status import StreamState
-from streamguard.core.verdict import Suggestion
+from streamguard.core.verdict import Suggestion, Verdict
+from streamguard.ingest.source import FRAME_QUEUE
 from streamguard.moderation.alert import alert_schema
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
@@ -72,6 +74,7 @@ async def test_a_frame_hit_of_a_stream_alerts_with_its_jpeg_as_evidence(
         pass
 
     image_engine = MarkerImageEngine()
+    metrics = Metrics()
     runner = StreamRunner(
         config,
         ingest=IngestConfig(frames=FramesConfig(interval=60.0, scene_threshold=0.1)),
@@ -79,7 +82,7 @@ async def test_a_frame_hit_of_a_stream_alerts_with_its_jpeg_as_evidence(
         clip_dir=tmp_path / "clips",
         on_result=on_result,
         on_state=on_state,
-        metrics=Metrics(),
+        metrics=metrics,
         biz_type=lambda stream: None,
         image_engine=image_engine,
         on_frame=on_frame,
@@ -103,6 +106,8 @@ async def test_a_frame_hit_of_a_stream_alerts_with_its_jpeg_as_evidence(
     assert [r.jpeg is not None for r in frames] == [False, True, False]
     assert image_engine.judged == [r.frame.id for r in frames]
     assert image_engine.biz_types == ["lobby_frames"] * 3  # the stream's profile's, per frame
+    judged = metrics.registry.get_sample_value("streamguard_frames_total", {"outcome": "moderated"})
+    assert judged == 3
 
     [alert] = sink.alerts
     payload = alert.payload
@@ -150,3 +155,62 @@ async def test_audio_and_frame_hits_of_one_room_and_label_are_one_incident(
     assert second.payload["frame"]["id"] == frame.id
     for alert in sink.alerts:
         jsonschema.validate(alert.payload, alert_schema())
+
+
+class HeldEngine(MarkerImageEngine):
+    """Judges nothing until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def judge(
+        self, pictures: Sequence[tuple[str, Picture]], *, biz_type: str | None = None
+    ) -> list[Verdict]:
+        await self.release.wait()
+        return await super().judge(pictures, biz_type=biz_type)
+
+
+async def test_frames_the_judge_cannot_take_are_dropped_and_counted_never_the_audio(
+    tmp_path: Path,
+) -> None:
+    show = SceneShow(seeds=tuple(range(1, 21)), scene_seconds=1)
+    media = tmp_path / "show.ts"
+    media.write_bytes(show.encode())
+    engine, metrics = HeldEngine(), Metrics()
+    segments: list[SegmentResult] = []
+    judged: list[FrameResult] = []
+
+    async def on_result(stream: StreamConfig, result: SegmentResult) -> None:
+        segments.append(result)
+        if SegmentFlag.PARTIAL in result.segment.flags:  # the tail: the file was all read
+            engine.release.set()
+
+    async def on_frame(stream: StreamConfig, result: FrameResult) -> None:
+        judged.append(result)
+
+    async def on_state(stream: StreamConfig, state: StreamState, error: str | None) -> None:
+        pass
+
+    runner = StreamRunner(
+        StreamConfig(id="room-1", url=str(media), segment_seconds=15),
+        ingest=IngestConfig(frames=FramesConfig(interval=1.0, scene_threshold=0)),
+        engine=ToneEngine(),
+        clip_dir=tmp_path / "clips",
+        on_result=on_result,
+        on_state=on_state,
+        metrics=metrics,
+        biz_type=lambda stream: None,
+        image_engine=engine,
+        on_frame=on_frame,
+    )
+    await runner.run()
+    # The audio, all of it: 15 s and the 5 s tail.
+    assert [round(r.segment.duration) for r in segments] == [15, 5]
+    sample = metrics.registry.get_sample_value
+    dropped = sample("streamguard_frames_total", {"outcome": "dropped"})
+    assert dropped is not None
+    assert dropped > 0
+    assert len(judged) <= FRAME_QUEUE + 1  # the one being judged and the queue
+    assert sample("streamguard_frames_total", {"outcome": "moderated"}) == len(judged)
+    assert [r.frame.seq for r in judged] == sorted(r.frame.seq for r in judged)
