@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from streamguard.cli import check_config, emulator, moderate, moderate_text, run, tail
+from streamguard.cli import check_config, emulator, ims_emulator, moderate, moderate_text, run, tail
 
 __all__ = ["main"]
 
-COMMANDS = (check_config, moderate, moderate_text, run, tail, emulator)
+COMMANDS = (check_config, moderate, moderate_text, run, tail, emulator, ims_emulator)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
