@@ -177,7 +177,8 @@ class Results:
         return await self._db.run(fetch)
 
     async def usage(self) -> list[dict[str, Any]]:
-        """Seconds ingested, moderated and skipped per UTC day and label."""
+        """Seconds ingested, moderated and skipped per UTC day and label, and video frames
+        (results of no duration: a segment always has some) taken and judged."""
 
         def fetch(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute(
@@ -187,7 +188,9 @@ class Results:
                               AS moderated,
                           sum(CASE WHEN outcome = 'no_speech' THEN duration ELSE 0 END) AS silent,
                           sum(CASE WHEN outcome IN ('skipped_overloaded', 'failed',
-                              'not_moderated') THEN duration ELSE 0 END) AS unjudged
+                              'not_moderated') THEN duration ELSE 0 END) AS unjudged,
+                          sum(duration = 0) AS frames,
+                          sum(duration = 0 AND outcome = 'moderated') AS frames_judged
                    FROM results GROUP BY day, label ORDER BY day, label"""
             )
             return [
@@ -198,6 +201,8 @@ class Results:
                     "minutes_moderated": round(r["moderated"] / 60, 3),
                     "minutes_skipped_silent": round(r["silent"] / 60, 3),
                     "minutes_unjudged": round(r["unjudged"] / 60, 3),
+                    "frames": r["frames"],
+                    "frames_judged": r["frames_judged"],
                 }
                 for r in rows
             ]

@@ -32,6 +32,8 @@ from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.moderation.profiles import Profiles
+from streamguard.state.db import Database
+from streamguard.state.results import ResultQuery, Results
 from streamguard.streams.frames import FrameResult
 from streamguard.streams.pipeline import SegmentResult
 from streamguard.streams.runner import StreamRunner
@@ -214,3 +216,37 @@ async def test_frames_the_judge_cannot_take_are_dropped_and_counted_never_the_au
     assert len(judged) <= FRAME_QUEUE + 1  # the one being judged and the queue
     assert sample("streamguard_frames_total", {"outcome": "moderated"}) == len(judged)
     assert [r.frame.seq for r in judged] == sorted(r.frame.seq for r in judged)
+
+
+async def test_frames_are_recorded_as_results_and_counted_in_usage(tmp_path: Path) -> None:
+    sink = RecordingSink()
+    async with (
+        Database(tmp_path / "state.db") as db,
+        Alerting(Profiles(PROFILES), sink, instance_id="i1") as alerting,
+    ):
+        results = Results(db)
+        moderation = Outcomes(Profiles(PROFILES), alerting, results)
+        room = stream(room="lobby")
+        heard = segment(seq=0)
+        await moderation.handle(room, heard, risky(heard, label="Porn", score=95), None)
+        frame = Frame(
+            stream_id=room.id,
+            seq=1,
+            attached_at=heard.attached_at,
+            taken_at=heard.started_at + timedelta(seconds=5),
+            media_offset=5.0,
+            picture=marked(),
+            fingerprint=0xABC,
+            reason=FrameReason.FIRST,
+            keyframe=True,
+        )
+        [verdict] = await MarkerImageEngine().judge([(frame.id, frame.picture)])
+        await moderation.handle_frame(room, frame.info(), verdict, None)
+        rows = await results.query(ResultQuery(room_id="lobby"))
+        usage = await results.usage()
+    recorded = {row["segment"]["segment_id"]: row for row in rows}
+    assert recorded[frame.id]["segment"]["frame"]["fingerprint"] == "0000000000000abc"
+    assert recorded[frame.id]["risk"] == "high"
+    [porn] = [day for day in usage if day["label"] == "Porn"]
+    assert (porn["frames"], porn["frames_judged"]) == (1, 1)
+    assert porn["minutes_ingested"] == round(heard.duration / 60, 3)  # the frame adds none
