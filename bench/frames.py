@@ -15,7 +15,10 @@ same run (the machine is shared with other work: compare the ratios, not the abs
 (f0) ffmpeg decoding and resampling the audio only.
 
 CPU per media second at 1x is the CPU share one live stream costs (a stream is read at its
-real pace; a file is read as fast as it goes, which costs the same per media second). Then:
+real pace; a file is read as fast as it goes, which costs the same per media second). With
+``--live N`` the same four rows are also measured on N paced live streams (the show served
+over HTTP by a separate process, as ``bench.ingest`` does): one streamguard process reading
+N ``Source`` s against N ffmpeg processes. Then:
 frames judged per second per core by the offline engine (open_nsfw, one onnxruntime thread)
 on frames of the input, and frames judged (= Tencent IMS ``ImageModeration`` calls, one per
 frame, once an IMS engine exists) per stream-hour for this input.
@@ -30,9 +33,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench.ingest import LiveServer, proc_cpu
 from streamguard.config.frames import FramesConfig
 from streamguard.config.ingest import IngestConfig
 from streamguard.core.frame import Frame
@@ -115,10 +119,105 @@ async def judge_rate(frames: list[Frame], rounds: int) -> tuple[int, float]:
     return len(pictures), time.process_time() - start
 
 
+async def our_live(url: str, streams: int, warmup: float, seconds: float, frames: bool) -> float:
+    """CPU share of a core per stream of ``streams`` paced live Sources (frames taken and
+    dropped on the floor, as a judge that keeps up would leave them)."""
+    sources: list[Source] = []
+    config = FramesConfig(interval=5.0) if frames else None
+
+    async def one(i: int) -> None:
+        async with (
+            Source(url, SETTINGS, f"bench-{i}", frames=config) as source,
+            asyncio.TaskGroup() as group,
+        ):
+            sources.append(source)
+            group.create_task(_drain(source), name=f"stream[bench-{i}].frames")
+            async for _ in source:
+                pass
+
+    async def measure() -> float:
+        await asyncio.sleep(warmup)
+        cpu = time.process_time()
+        await asyncio.sleep(seconds)
+        used = time.process_time() - cpu
+        for source in sources:
+            source.detach()
+        return used
+
+    async with asyncio.TaskGroup() as group:
+        for i in range(streams):
+            group.create_task(one(i), name=f"stream[bench-{i}]")
+        measured = group.create_task(measure(), name="bench.measure")
+    return measured.result() / seconds / streams
+
+
+async def _drain(source: Source) -> None:
+    async for _ in source.frames():
+        pass
+
+
+def ffmpeg_live(url: str, streams: int, warmup: float, seconds: float, frames: bool) -> float:
+    """CPU share of a core per process of ``streams`` ffmpeg readers of the live stream."""
+    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
+    args += ["-skip_frame", "nokey"] if frames else []
+    args += ["-i", url, "-map", "0:a", "-ac", "1", "-ar", "16000", "-f", "s16le", "/dev/null"]
+    if frames:
+        args += [
+            "-map",
+            "0:v",
+            "-vf",
+            "fps=1/5",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "/dev/null",
+        ]
+    processes = [subprocess.Popen(args) for _ in range(streams)]
+    try:
+        time.sleep(warmup)
+        before = [proc_cpu(p.pid) for p in processes]
+        time.sleep(seconds)
+        if any(p.poll() is not None for p in processes):
+            raise RuntimeError("an ffmpeg reader exited early")
+        used = sum(proc_cpu(p.pid) - b for p, b in zip(processes, before, strict=True))
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.wait(timeout=10)
+    return used / seconds / streams
+
+
+def live_part(show: SceneShow, streams: int, seconds: float) -> None:
+    warmup = 5.0
+    length = warmup + seconds + 20
+    live_show = replace(show, seeds=show.seeds[: max(1, int(length) // show.scene_seconds + 1)])
+    with tempfile.TemporaryDirectory() as tmp:
+        media = Path(tmp) / "live.ts"
+        media.write_bytes(live_show.encode())
+        rows = []
+        for frames in (True, False):
+            with LiveServer(media, live_show.seconds) as server:
+                ours = asyncio.run(our_live(server.url, streams, warmup, seconds, frames))
+            with LiveServer(media, live_show.seconds) as server:
+                theirs = ffmpeg_live(server.url, streams, warmup, seconds, frames)
+            rows.append((frames, ours, theirs))
+    print(f"paced live streams: {streams} at once, {seconds:g} s measured after {warmup:g} s")
+    for frames, ours, theirs in rows:
+        what = "audio + frames" if frames else "audio only    "
+        print(
+            f"  {what}: ours {ours * 100:.2f}% of a core per stream, ffmpeg {theirs * 100:.2f}% "
+            f"({ours / theirs:.2f}x)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=120, help="length of the input")
     parser.add_argument("--runs", type=int, default=3, help="runs per row (least CPU kept)")
+    parser.add_argument("--live", type=int, default=0, help="also N paced live streams")
+    parser.add_argument("--live-seconds", type=float, default=20.0, help="measured live time")
     args = parser.parse_args()
     scenes = args.seconds // 10
     show = SceneShow(
@@ -178,6 +277,8 @@ def main() -> None:
         f"{3600 / config.interval:.0f} from the interval, plus scene changes, minus duplicates); "
         f"= IMS ImageModeration calls per stream-hour with a cloud engine"
     )
+    if args.live:
+        live_part(show, args.live, args.live_seconds)
 
 
 if __name__ == "__main__":
