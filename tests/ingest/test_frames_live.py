@@ -1,5 +1,5 @@
-"""Frames sampled from live streams with video, paced in real time on loopback: MPEG-TS over
-HTTP, a live HLS playlist, RTMP through a real nginx-rtmp: keyframes only, near-duplicates
+"""Frames sampled from live streams with video, paced in real time on loopback: MPEG-TS and
+FLV over HTTP, a live HLS playlist, RTMP through a real nginx-rtmp: keyframes only, near-duplicates
 dropped, each frame dated by the same clock as the audio around it."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import asyncio
 import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from streamguard.config.ingest import BackoffConfig, IngestConfig
 from streamguard.core.chunk import AudioChunk
 from streamguard.core.frame import Frame
 from streamguard.ingest.source import Source
+from streamguard.testing.flv import FlvLiveServer
 from streamguard.testing.media_servers import IcecastServer
 from streamguard.testing.video import SceneShow, scene_of
 from tests.ingest.test_frames import step_at
@@ -39,8 +41,7 @@ ALTERNATING = SceneShow(seeds=(1, 2) * 6, scene_seconds=3)
 
 @pytest.fixture
 async def broadcast() -> AsyncIterator[tuple[IcecastServer, SceneShow]]:
-    # MPEG-TS, which a listener can join at any byte. (HTTP-FLV needs a server that sends
-    # the FLV header and codec headers to each new listener; FLV is read from files.)
+    # MPEG-TS, which a listener can join at any byte (HTTP-FLV has its own server below).
     show = SceneShow(seeds=(1, 2, 1, 3), scene_seconds=3)
     media = show.encode()
     async with IcecastServer(media, show.seconds, burst=0.0, content_type="video/mp2t") as server:
@@ -165,3 +166,13 @@ async def test_frames_of_a_live_rtmp_stream(rtmp_show: str) -> None:
         assert source.target.kind == "rtmp"
         chunks, frames = await read_live(source)
     check_frames(source, chunks, frames, ALTERNATING)
+
+
+async def test_frames_of_a_live_http_flv_stream() -> None:
+    show = replace(ALTERNATING, container="flv")
+    async with FlvLiveServer(show.encode()) as server:
+        await asyncio.sleep(1.5)  # join the broadcast late, at a keyframe, as a viewer does
+        async with Source(server.url, SETTINGS, "room-flv", frames=CONFIG) as source:
+            chunks, frames = await read_live(source)
+            assert source.live is True
+    check_frames(source, chunks, frames, show)
