@@ -57,8 +57,9 @@ __all__ = ["FRAME_QUEUE", "Source"]
 log = logging.getLogger(__name__)
 
 _HAND_OFF_POLL = 0.2  # seconds between checks of the close flag while the hand-off is full
-FRAME_QUEUE = 8
-"""Frames waiting for the consumer; more are dropped (and counted), never the audio."""
+FRAME_QUEUE = 4
+"""Frames waiting for the consumer (up to ~700 KB each at 640x360); more are dropped (and
+counted), never the audio."""
 
 
 class _End:
