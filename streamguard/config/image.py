@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from streamguard.config.base import Section, secret_field
 
@@ -36,8 +36,10 @@ class OpenNsfwConfig(Section):
 
 
 class ImsImageConfig(Section):
-    """Tencent Cloud IMS 2020-12-29 as the image engine: each frame sent to the sync
-    ImageModeration as a JPEG (FileContent). Billed per call: one per frame judged."""
+    """Tencent Cloud IMS 2020-12-29 as the image engine (``streamguard.engines.ims``): each
+    frame or API image sent as a JPEG (FileContent) to ImageModeration (``sync``) or to
+    CreateImageModerationAsyncTask with its answer called back (``async``). Billed per call:
+    one per picture judged. A profile's ``image_biz_type`` wins over ``biz_type``."""
 
     type: Literal["ims"] = "ims"
     endpoint: str = Field(
@@ -57,10 +59,40 @@ class ImsImageConfig(Section):
     biz_type: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_]{3,32}$",
-        description="IMS BizType (policy) for every frame; none = the account's default policy.",
+        description=(
+            "IMS BizType (policy) for pictures whose profile names no image_biz_type; none = "
+            "the account's default policy."
+        ),
+    )
+    mode: Literal["sync", "async"] = Field(
+        "sync",
+        description=(
+            "sync: one ImageModeration per picture, answered in the call; async: one "
+            "CreateImageModerationAsyncTask per picture, answered by a callback to "
+            "callback_listen (reachable by IMS at callback_public_url)."
+        ),
     )
     requests_per_second: float = Field(
         100.0, gt=0, le=1000, description="Client-side rate limit (IMS's sync default: 100)."
+    )
+    async_requests_per_second: float = Field(
+        20.0, gt=0, le=1000, description="Client-side rate limit of async tasks (IMS's: 20)."
+    )
+    max_in_flight: int = Field(8, ge=1, le=256, description="Pictures being judged at once.")
+    callback_deadline: float = Field(
+        60.0, gt=0, description="async: seconds to wait for a picture's callback, then failed."
+    )
+    callback_listen: str = Field(
+        "127.0.0.1:0",
+        pattern=r"^[^\s:]+:[0-9]{1,5}$",
+        description="async: HOST:PORT the callback inbox listens on (port 0: any free one).",
+    )
+    callback_public_url: str | None = Field(
+        None,
+        description="async: the inbox's base URL as IMS reaches it (required in async mode).",
+    )
+    jpeg_quality: int = Field(
+        4, ge=2, le=31, description="MJPEG quantiser of the JPEG sent (2 best … 31 worst)."
     )
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to IMS.")
     request_timeout: float = Field(15.0, gt=0, description="Seconds one call may take.")
@@ -70,6 +102,12 @@ class ImsImageConfig(Section):
     retry_total_seconds: float = Field(
         10.0, gt=0, description="Retries of one frame stop after this many seconds."
     )
+
+    @model_validator(mode="after")
+    def _callback_reachable(self) -> Self:
+        if self.mode == "async" and not self.callback_public_url:
+            raise ValueError('callback_public_url is required with mode = "async"')
+        return self
 
 
 ImageEngineConfig = Annotated[OpenNsfwConfig | ImsImageConfig, Field(discriminator="type")]

@@ -248,5 +248,5 @@ async def test_frames_are_recorded_as_results_and_counted_in_usage(tmp_path: Pat
     assert recorded[frame.id]["segment"]["frame"]["fingerprint"] == "0000000000000abc"
     assert recorded[frame.id]["risk"] == "high"
     [porn] = [day for day in usage if day["label"] == "Porn"]
-    assert (porn["frames"], porn["frames_judged"]) == (1, 1)
+    assert (porn["frames"], porn["frames_judged"], porn["segments"]) == (1, 1, 1)
     assert porn["minutes_ingested"] == round(heard.duration / 60, 3)  # the frame adds none

@@ -10,10 +10,12 @@ import aiohttp
 from streamguard.config.image import ImageEngineConfig, ImsImageConfig
 from streamguard.core.errors import ConfigError, ConfigProblem
 from streamguard.engines.image.base import ImageEngine
-from streamguard.engines.image.ims import ImsImageEngine
 from streamguard.engines.image.opennsfw import OpenNsfwEngine
+from streamguard.engines.ims.engine import ImsImageEngine
+from streamguard.engines.ims.inbox import ImsCallbackInbox
+from streamguard.engines.ims.settings import ImsEngineSettings
 from streamguard.tencentcloud.client import RetryPolicy
-from streamguard.tencentcloud.ims import ImsClient
+from streamguard.tencentcloud.ims_client import ImsClient
 from streamguard.tencentcloud.signing import Credentials
 
 __all__ = ["ims_credentials", "open_image_engine"]
@@ -23,9 +25,7 @@ async def open_image_engine(stack: AsyncExitStack, config: ImageEngineConfig) ->
     """The engine, closed with ``stack``. The offline model is loaded off the event loop
     (it reads ~23 MB and builds a session); IMS needs its credentials (``ConfigError``)."""
     if isinstance(config, ImsImageConfig):
-        return await stack.enter_async_context(
-            ImsImageEngine(_client(config), biz_type=config.biz_type)
-        )
+        return await _open_ims(stack, config)
     engine = await asyncio.to_thread(OpenNsfwEngine, config)
     stack.push_async_callback(engine.aclose)
     return engine
@@ -50,12 +50,37 @@ def ims_credentials(config: ImsImageConfig) -> Credentials:
     )
 
 
-def _client(config: ImsImageConfig) -> ImsClient:
-    return ImsClient(
-        config.endpoint,
-        ims_credentials(config),
-        requests_per_second=config.requests_per_second,
-        timeout=aiohttp.ClientTimeout(total=config.request_timeout, connect=config.connect_timeout),
-        retry=RetryPolicy(attempts=config.retry_attempts, total_seconds=config.retry_total_seconds),
-        region=config.region,
+async def _open_ims(stack: AsyncExitStack, config: ImsImageConfig) -> ImsImageEngine:
+    """``streamguard.engines.ims.ImsImageEngine`` with its client (and, in async mode, its
+    callback inbox), all closed with ``stack``."""
+    client = await stack.enter_async_context(
+        ImsClient(
+            config.endpoint,
+            ims_credentials(config),
+            sync_per_second=config.requests_per_second,
+            async_per_second=config.async_requests_per_second,
+            timeout=aiohttp.ClientTimeout(
+                total=config.request_timeout, connect=config.connect_timeout
+            ),
+            retry=RetryPolicy(
+                attempts=config.retry_attempts, total_seconds=config.retry_total_seconds
+            ),
+            region=config.region,
+        )
     )
+    inbox = None
+    if config.mode == "async":
+        host, _, port = config.callback_listen.rpartition(":")
+        inbox = await stack.enter_async_context(
+            ImsCallbackInbox(host, int(port), public_base_url=config.callback_public_url or "")
+        )
+    settings = ImsEngineSettings(
+        biz_type=config.biz_type,
+        mode=config.mode,
+        max_in_flight=config.max_in_flight,
+        callback_deadline=config.callback_deadline,
+        jpeg_quality=config.jpeg_quality,
+    )
+    engine = ImsImageEngine(client, settings, inbox)
+    stack.push_async_callback(engine.aclose)
+    return engine
