@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 import aiohttp
 
 from streamguard.config.image import ImageEngineConfig, ImsImageConfig
-from streamguard.core.errors import ConfigError, ConfigProblem
+from streamguard.engines.ams.credentials import tencent_credentials
 from streamguard.engines.image.base import ImageEngine
 from streamguard.engines.image.opennsfw import OpenNsfwEngine
 from streamguard.engines.ims.engine import ImsImageEngine
@@ -33,21 +33,7 @@ async def open_image_engine(stack: AsyncExitStack, config: ImageEngineConfig) ->
 
 def ims_credentials(config: ImsImageConfig) -> Credentials:
     """The IMS credentials, or a ``ConfigError`` naming what is missing."""
-    problems = [
-        ConfigProblem(f"image_engine.{name}", f"missing: set {env} or the credential file")
-        for name, env, value in (
-            ("secret_id", "$TENCENTCLOUD_SECRET_ID", config.secret_id),
-            ("secret_key", "$TENCENTCLOUD_SECRET_KEY", config.secret_key),
-        )
-        if value is None
-    ]
-    if problems or config.secret_id is None or config.secret_key is None:
-        raise ConfigError(problems)
-    return Credentials(
-        config.secret_id.get_secret_value(),
-        config.secret_key.get_secret_value(),
-        config.token.get_secret_value() if config.token else None,
-    )
+    return tencent_credentials("image_engine", config.secret_id, config.secret_key, config.token)
 
 
 async def _open_ims(stack: AsyncExitStack, config: ImsImageConfig) -> ImsImageEngine:
