@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamguard.api.image import IMAGE_PATHS
 from streamguard.api.schemas import CONSOLE_PATHS, CONSOLE_SCHEMAS
 from streamguard.api.text import TEXT_PATH
 from streamguard.config.streams import StreamConfig
@@ -260,5 +261,6 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/moderate/text": TEXT_PATH,
         **CONSOLE_PATHS,
+        **IMAGE_PATHS,
     },
 }

@@ -73,6 +73,7 @@ def build_api(
     console: ConsoleSetup | None = None,
     text: web.RouteDef | None = None,
     try_it: TryIt | None = None,
+    image: web.RouteDef | None = None,
     storage: Check | None = None,
     placements: Placements | None = None,
 ) -> web.Application:
@@ -120,6 +121,8 @@ def build_api(
         app.add_routes([text])
     if try_it is not None:
         app.add_routes(try_it.routes())
+    if image is not None:  # POST /v1/moderate/image (streamguard.api.image)
+        app.add_routes([image])
     return app
 
 

@@ -39,6 +39,8 @@ class UsageFigures(BaseModel):
     minutes_unjudged: float = Field(
         ge=0, description="Minutes not judged: the engine was overloaded or failed."
     )
+    frames: int = Field(default=0, ge=0, description="Video frames taken from the streams.")
+    frames_judged: int = Field(default=0, ge=0, description="Video frames an engine judged.")
 
 
 class UsageRow(UsageFigures):
@@ -136,7 +138,8 @@ def _sum(rows: list[UsageRow]) -> dict[str, Any]:
     names = UsageFigures.model_fields
     totals = {name: sum(getattr(row, name) for row in rows) for name in names}
     return {
-        name: value if name == "segments" else round(value, 3) for name, value in totals.items()
+        name: value if name in ("segments", "frames", "frames_judged") else round(value, 3)
+        for name, value in totals.items()
     }
 
 

@@ -35,6 +35,8 @@ from streamguard.engines.ams.engine import AmsEngine
 from streamguard.engines.base import Engine
 from streamguard.engines.factory import open_engine
 from streamguard.engines.gated import GatedEngine
+from streamguard.engines.image.base import ImageEngine
+from streamguard.engines.image.factory import open_image_engine
 from streamguard.engines.local import LocalEngine
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
@@ -73,6 +75,8 @@ class Components:
     engine: Engine
     fleet: FleetState | None = None
     """Fleet mode's shared database and stores (None: one machine on SQLite)."""
+    image_engine: ImageEngine | None = None
+    """Judges video frames and API images (the offline open_nsfw engine)."""
 
 
 async def open_components(
@@ -120,17 +124,14 @@ async def open_components(
     metrics.watch_late(lambda: late.handled)
     engine = await stack.enter_async_context(
         open_engine(
-            config.engine,
-            db=db,
-            state_dir=state_dir,
-            on_late_verdict=late,
-            supervisor=supervisor,
+            config.engine, db=db, state_dir=state_dir, on_late_verdict=late, supervisor=supervisor
         )
     )
     _watch_engine(engine, metrics)
+    image_engine = await open_image_engine(stack, config.image_engine)
     return Components(
         supervisor, db, profiles, results, feedback, attached, desired, heartbeat, spool, sink,
-        alerting, outcomes, late, engine, fleet,
+        alerting, outcomes, late, engine, fleet, image_engine,
     )  # fmt: skip
 
 

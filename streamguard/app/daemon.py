@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streamguard.api.console import ConsoleSetup
+from streamguard.api.image import image_route
 from streamguard.api.routes import Check, build_api
 from streamguard.api.text import text_route
 from streamguard.api.try_it import TryIt
@@ -148,6 +149,10 @@ class Daemon:
             on_attach=lambda stream: parts.attached.remember([stream]),
             supervisor=parts.supervisor,
             desired=desired,
+            image_engine=parts.image_engine,
+            on_frame=lambda stream, result: parts.outcomes.handle_frame(
+                stream, result.frame.info(), result.verdict, result.jpeg
+            ),
         )
         self.metrics.watch_streams(lambda: [r.state.value for r in streams.reports()])
         self.metrics.watch_stream_details(lambda: _stream_details(streams))
@@ -180,6 +185,9 @@ class Daemon:
             readiness=readiness,
             token=token,
             text=text_route(TextModerator(_text_config(config)), parts.profiles),
+            image=None
+            if parts.image_engine is None
+            else image_route(parts.image_engine, parts.profiles),
             console=ConsoleSetup.of(
                 config, parts.db, parts.fleet.incidents if parts.fleet else None
             ),

@@ -18,9 +18,11 @@ from typing import Any
 from streamguard.cli.common import config_or_report
 from streamguard.config import Config
 from streamguard.config.engine import AmsEngineConfig, LocalEngineConfig
+from streamguard.config.image import ImsImageConfig
 from streamguard.core.errors import ConfigError, ConfigProblem, StreamGuardError
 from streamguard.engines.ams.credentials import credentials_from_config
 from streamguard.engines.ams.live import unpullable
+from streamguard.engines.image.factory import ims_credentials
 from streamguard.engines.local.keywords import LibrarySet
 from streamguard.engines.local.recognizer import Recognizer
 from streamguard.ingest.addresses import POLICY_REFUSAL, AddressNotAllowed
@@ -57,6 +59,11 @@ def runtime_problems(config: Config, *, load_model: bool = False) -> list[Config
     elif isinstance(config.engine, AmsEngineConfig):
         try:
             credentials_from_config(config.engine)
+        except ConfigError as exc:
+            problems += exc.problems
+    if isinstance(config.image_engine, ImsImageConfig):  # frames judged by Tencent IMS
+        try:
+            ims_credentials(config.image_engine)
         except ConfigError as exc:
             problems += exc.problems
     return problems

@@ -1,4 +1,6 @@
-"""``streamguard emulator --listen HOST:PORT``: run the AMS emulator in the foreground.
+"""``streamguard emulator --listen HOST:PORT``: run the AMS emulator in the foreground; it
+answers Tencent IMS (ImageModeration, CreateImageModerationAsyncTask) on the same port,
+judging pictures by marker colours (``emulator/ims_images.py``).
 
 Credentials come from ``$TENCENTCLOUD_SECRET_ID`` / ``$TENCENTCLOUD_SECRET_KEY`` (and
 ``$TENCENTCLOUD_TOKEN`` when temporary credentials are emulated). Slices are judged by the
@@ -139,7 +141,10 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     try:
         async with AmsEmulator(engine, options, faults, host=host, port=port) as emulator:
-            print(f"AMS emulator listening on {emulator.url} (engine {engine.name})", flush=True)
+            print(
+                f"AMS emulator (and IMS) listening on {emulator.url} (engine {engine.name})",
+                flush=True,
+            )
             await stop.wait()
     finally:
         await engine.aclose()

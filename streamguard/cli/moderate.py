@@ -1,9 +1,11 @@
 """``streamguard moderate URL-or-FILE``: one stream in the foreground, results as JSON lines.
 
 stdout gets one JSON object per line: ``{"type": "segment", ...}`` for every segment (its
-metadata, clip and verdict) and, when no ``[mqtt]`` broker is configured, every alert the
-policy raises, exactly as it would be published (``alert.v1`` schema, with ``alert_id``).
-With a broker configured, alerts go to the bus through the durable outbox instead.
+metadata, clip and verdict), ``{"type": "frame", ...}`` for every frame sampled from the
+video of a stream or file that has one (its metadata, JPEG when not a Pass, and verdict)
+and, when no ``[mqtt]`` broker is configured, every alert the policy raises, exactly as it
+would be published (``alert.v1`` schema, with ``alert_id``). With a broker configured,
+alerts go to the bus through the durable outbox instead.
 stderr gets a progress bar for recordings of known duration, or a status line for live
 streams, and at the end a summary for a person (segments, flagged, alerts). A recording (a
 file, or an HTTP resource that is not live: see ``--live``) is read once; one that brings no
@@ -28,7 +30,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from streamguard.app.components import open_components
+from streamguard.app.components import Components, open_components
 from streamguard.cli.common import config_or_report, report_failure
 from streamguard.config import Config
 from streamguard.config.streams import StreamConfig
@@ -38,6 +40,7 @@ from streamguard.core.redact import redact
 from streamguard.core.verdict import Outcome, Suggestion
 from streamguard.ingest.source import Source
 from streamguard.moderation.outcomes import Outcomes
+from streamguard.streams.frames import FrameJudge, FrameResult
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
 
 __all__ = ["register"]
@@ -108,7 +111,9 @@ async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespa
             stack.enter_context(tempfile.TemporaryDirectory(prefix="streamguard-"))
         )
         live = None if stream.live == "auto" else stream.live
-        source = Source(stream.url, config.ingest, stream.id, live=live)
+        source = Source(
+            stream.url, config.ingest, stream.id, live=live, frames=config.ingest.frames
+        )
         # Durable state only matters with a bus (the outbox) or AMS (tasks in flight).
         durable = config.mqtt is not None or config.engine.type == "ams"
         parts = await open_components(
@@ -133,12 +138,15 @@ async def _moderate(config: Config, stream: StreamConfig, args: argparse.Namespa
             biz_type=lambda: parts.profiles.biz_type(stream),
         )
         work = parts.supervisor.spawn(f"stream[{stream.id}]", pipeline.run(source))
+        frames = _judge_frames(parts, stream, source, clip_dir)
         if show:
             parts.supervisor.spawn(
                 f"stream[{stream.id}].progress",
                 _progress(source, pipeline, work, sys.stderr),
             )
         await work
+        if frames is not None:
+            await frames
         summary.alerts = parts.sink.raised.counts
     return summary.report(sys.stderr)
 
@@ -198,6 +206,35 @@ async def _emit(
     }
     print(json.dumps(line), flush=True)
     await outcomes.handle(stream, result.segment, result.verdict, None)
+
+
+def _judge_frames(
+    parts: Components, stream: StreamConfig, source: Source, clip_dir: Path
+) -> asyncio.Task[None] | None:
+    """The task judging the source's frames (none without an image engine)."""
+    if parts.image_engine is None:
+        return None
+    judge = FrameJudge(
+        stream_id=stream.id,
+        engine=parts.image_engine,
+        clip_dir=clip_dir,
+        on_result=lambda result: _emit_frame(parts.outcomes, stream, result),
+        biz_type=lambda: parts.profiles.image_biz_type(stream),
+    )
+    return parts.supervisor.spawn(f"stream[{stream.id}].frames", judge.run(source.frames()))
+
+
+async def _emit_frame(outcomes: Outcomes, stream: StreamConfig, result: FrameResult) -> None:
+    """Print the frame's line, then decide, record and alert on it."""
+    info = result.frame.info()
+    line = {
+        "type": "frame",
+        **info.metadata(),
+        "jpeg": None if result.jpeg is None else str(result.jpeg),
+        "verdict": result.verdict.to_json(),
+    }
+    print(json.dumps(line), flush=True)
+    await outcomes.handle_frame(stream, info, result.verdict, None)
 
 
 async def _progress(

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from streamguard.config.base import Section
+from streamguard.config.frames import FramesConfig
 
 __all__ = [
     "ALWAYS_DENIED",
@@ -191,4 +192,8 @@ class IngestConfig(Section):
     addresses: AddressPolicyConfig = Field(
         default_factory=AddressPolicyConfig,
         description="Which IP addresses sources may connect to (on every connection).",
+    )
+    frames: FramesConfig = Field(
+        default_factory=FramesConfig,
+        description="How frames are sampled from streams that carry video.",
     )

@@ -13,6 +13,7 @@ from streamguard.config.api import ApiConfig
 from streamguard.config.base import Section
 from streamguard.config.bus import MqttConfig
 from streamguard.config.engine import EngineConfig, LocalEngineConfig
+from streamguard.config.image import ImageEngineConfig, OpenNsfwConfig
 from streamguard.config.ingest import IngestConfig
 from streamguard.config.instance import InstanceConfig
 from streamguard.config.policy import ProfileConfig
@@ -34,6 +35,10 @@ class Config(Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Reading sources.")
     engine: EngineConfig = Field(
         default_factory=LocalEngineConfig, description="The engine that judges segments."
+    )
+    image_engine: ImageEngineConfig = Field(
+        default_factory=OpenNsfwConfig,
+        description="The engine that judges video frames and images (default: offline open_nsfw).",
     )
     mqtt: MqttConfig | None = Field(
         None, description="The alert bus; without it alerts are printed as JSON lines."

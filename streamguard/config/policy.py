@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from streamguard.config.base import Section
 
-__all__ = ["LabelRule", "ProfileConfig", "RiskName"]
+__all__ = ["ImageLibrary", "LabelRule", "ProfileConfig", "RiskName"]
 
 RiskName = Literal["low", "medium", "high"]
 
@@ -36,6 +36,45 @@ class LabelRule(Section):
         return self
 
 
+class ImageLibrary(Section):
+    """A list of pictures by fingerprint (Alibaba's custom and exempt image libraries): a
+    picture within ``distance`` bits of one of them is a library match."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Library id, in reasons.")
+    action: Literal["block", "exempt"] = Field(
+        description=(
+            "block: a match is high risk under label, whatever the engine said; exempt: a "
+            "match carries no risk at all (exempt wins over block)."
+        )
+    )
+    label: str = Field("Custom", min_length=1, description="The label a block match gets.")
+    fingerprints: list[str] = Field(
+        default_factory=list,
+        description=(
+            "64-bit difference hashes (dHash) as 16 hex digits, as POST /v1/moderate/image "
+            "and the frame alerts report them."
+        ),
+    )
+    distance: int = Field(
+        4, ge=0, le=32, description="Bits two fingerprints may differ by and still match."
+    )
+
+    @field_validator("fingerprints")
+    @classmethod
+    def _hex(cls, values: list[str]) -> list[str]:
+        for n, value in enumerate(values):
+            if len(value) != 16 or any(c not in "0123456789abcdef" for c in value):
+                raise ValueError(f"[{n}] {value!r} is not 16 lowercase hex digits")
+        return values
+
+    def matches(self, fingerprint: int) -> bool:
+        """Whether a picture of this fingerprint is in the library."""
+        return any(
+            (int(known, 16) ^ fingerprint).bit_count() <= self.distance
+            for known in self.fingerprints
+        )
+
+
 class ProfileConfig(Section):
     """One policy profile; streams pick one by name."""
 
@@ -50,6 +89,24 @@ class ProfileConfig(Section):
     )
     other_labels: LabelRule = Field(
         default_factory=LabelRule, description="Rule for labels not listed in labels."
+    )
+    image_labels: dict[str, LabelRule] = Field(
+        default_factory=dict,
+        description="Rules per image label (e.g. Porn) for frames and images; others use "
+        "image_other_labels.",
+    )
+    image_biz_type: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_]{3,32}$",
+        description="IMS BizType (policy) for this profile's frames and images, when IMS judges "
+        "them; none = image_engine.biz_type.",
+    )
+    image_libraries: list[ImageLibrary] = Field(
+        default_factory=list,
+        description="Custom (block) and exempt image libraries, for frames and API images.",
+    )
+    image_other_labels: LabelRule = Field(
+        default_factory=LabelRule, description="Rule for image labels not listed in image_labels."
     )
     min_risk: RiskName = Field(
         "medium", description="Lowest risk level that opens an incident and alerts."

@@ -35,15 +35,20 @@ EXAMPLES: dict[str, Any] = {
     "mqtt.host": "127.0.0.1",
     "webhooks.name": "ops",
     "webhooks.url": "https://hooks.example.com/streamguard",
+    "profiles.default.image_libraries.id": "banned-logos",
+    "profiles.default.image_libraries.action": "block",
 }
 
 # Lists of tables shown commented out: the example would not validate with them (a webhook
 # needs [mqtt] and a secret).
 COMMENTED_LISTS = {"webhooks"}
 
+# Lists of tables shown as a commented-out example: any entry would change behaviour.
+EXAMPLE_ONLY_LISTS = {"image_libraries"}
+
 
 # The example key shown for tables keyed by name.
-DICT_KEYS = {"profiles": "default", "labels": "Abuse"}
+DICT_KEYS = {"profiles": "default", "labels": "Abuse", "image_labels": "Porn"}
 
 
 def render_reference() -> str:
@@ -95,8 +100,10 @@ def _render_table(
     hash_ = "# " if commented or optional else ""
     out.append(f"# --- {path}: {field.description or ''}")
     if origin is list:
+        example_only = path.rsplit(".", 1)[-1] in EXAMPLE_ONLY_LISTS
+        hash_ = "# " if example_only else hash_
         out.append(f"{hash_}[[{path}]]")
-        _render_model(models[0], path, out, commented=commented or optional)
+        _render_model(models[0], path, out, commented=commented or optional or example_only)
     elif origin is dict:
         key = DICT_KEYS.get(path.rsplit(".", 1)[-1], "default")
         out.append(f"{hash_}[{path}.{key}]")

@@ -25,6 +25,21 @@ from streamguard.core.version import __version__
 __all__ = ["Metrics"]
 
 
+def _outcome_counters(registry: CollectorRegistry) -> tuple[Counter, Counter]:
+    """Segments and video frames, by outcome."""
+    segments = Counter(
+        "streamguard_segments", "Segments by outcome.", ["outcome"], registry=registry
+    )
+    frames = Counter(
+        "streamguard_frames",
+        "Video frames taken from streams, by outcome: the verdict's (moderated, failed) or "
+        "dropped (the image engine fell behind).",
+        ["outcome"],
+        registry=registry,
+    )
+    return segments, frames
+
+
 class Metrics:
     """Every metric the daemon exports; components get this object and update their own."""
 
@@ -58,9 +73,7 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-        self.segments = Counter(
-            "streamguard_segments", "Segments by outcome.", ["outcome"], registry=r
-        )
+        self.segments, self.frames = _outcome_counters(r)
         self.engine_latency = Histogram(
             "streamguard_engine_latency_seconds",
             "Seconds from a segment's end to its verdict, by engine.",

@@ -28,9 +28,11 @@ from av.audio.frame import AudioFrame
 from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.packet import Packet
+from av.video.stream import VideoStream
 
 from streamguard.core.chunk import SAMPLE_RATE, Pcm
 from streamguard.core.errors import SourceError, SourceTimeout
+from streamguard.ingest.frames import FrameSampler
 from streamguard.ingest.protocols import SourceTarget
 from streamguard.ingest.stats import Tally
 
@@ -104,6 +106,10 @@ class Connection:
     (or raises :class:`SourceError`); then :meth:`next_packet` and :meth:`decode` until the end,
     and :meth:`drain` for what the decoder and resampler still hold. Blocking: reader thread
     only.
+
+    With ``frames``, the first video stream (if there is one) is demuxed too and its pictures
+    go to the sampler (keyframes only, unless it asks for all); :meth:`decode` returns no
+    audio for a video packet.
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class Connection:
         *,
         open_timeout: float,
         read_timeout: float,
+        frames: FrameSampler | None = None,
     ) -> None:
         self.url = target.url
         self._stream_id = stream_id
@@ -132,9 +139,14 @@ class Connection:
             if not self._container.streams.audio:
                 raise SourceError(f"{target.url} has no audio stream")
             self._stream = self._container.streams.audio[0]
+            self._frames = frames
+            self._video = self._video_stream(frames)
+            self._video_drained = False
+            wanted = [self._stream] if self._video is None else [self._stream, self._video]
             # demux() is a generator: closing it before the container frees its packet buffer.
             self._demux = cast(
-                "Generator[Packet[AudioStream], None, None]", self._container.demux(self._stream)
+                "Generator[Packet[AudioStream | VideoStream], None, None]",
+                self._container.demux(wanted),
             )
             self._resampler = MonoResampler()
             self.looks_live = _looks_live(target, self._container)
@@ -158,7 +170,16 @@ class Connection:
         self._demux.close()
         self._container.close()
 
-    def next_packet(self) -> Packet[AudioStream] | None:
+    def _video_stream(self, frames: FrameSampler | None) -> VideoStream | None:
+        """The video stream to sample, set up to decode keyframes only if asked."""
+        if frames is None or not self._container.streams.video:
+            return None
+        video = self._container.streams.video[0]
+        if frames.keyframes_only:
+            video.codec_context.skip_frame = "NONKEY"
+        return video
+
+    def next_packet(self) -> Packet[AudioStream | VideoStream] | None:
         """The next packet, or ``None`` at the end (on a live source, a dropped connection:
         FFmpeg reports both alike). Blocks for at most the read timeout."""
         try:
@@ -172,11 +193,16 @@ class Connection:
         except av.error.FFmpegError as exc:
             raise _converted(exc, f"reading {self.url} failed") from exc
 
-    def decode(self, packet: Packet[AudioStream]) -> list[Heard]:
-        """The frames ``packet`` completed, resampled; none for a corrupt packet."""
+    def decode(self, packet: Packet[AudioStream | VideoStream]) -> list[Heard]:
+        """The frames ``packet`` completed, resampled; none for a corrupt packet, nor for a
+        video packet (its pictures go to the frame sampler)."""
+        if self._video is not None and packet.stream_index == self._video.index:
+            self._see(cast("Packet[VideoStream]", packet))
+            return []
         self._flushed = packet.size == 0
         try:
-            return [self._resample(frame) for frame in self._decode(packet)]
+            audio = cast("Packet[AudioStream]", packet)
+            return [self._resample(frame) for frame in self._decode(audio)]
         except av.error.FFmpegError as exc:
             raise _converted(exc, f"reading {self.url} failed") from exc
 
@@ -184,6 +210,8 @@ class Connection:
         """What the decoder and the resampler still hold, whatever ended the connection:
         nothing heard is dropped. The last item is the resampler's tail, untimed."""
         self._demux.close()
+        if self._video is not None:
+            self._see(None)
         heard = [] if self._flushed else [self._resample(f) for f in self._decode(None)]
         return [*heard, Heard(media_start=None, media_seconds=0.0, pcm=self._resampler.flush())]
 
@@ -198,6 +226,32 @@ class Connection:
         if changed:
             self._tally.format_change()
         return Heard(media_start=start, media_seconds=seconds, pcm=pcm, format_changed=changed)
+
+    def _see(self, packet: Packet[VideoStream] | None) -> None:
+        """Decode a video packet (``None`` or empty: drain) and show its pictures to the
+        sampler."""
+        assert self._video is not None
+        assert self._frames is not None
+        drain = packet is None or packet.size == 0
+        if drain and self._video_drained:
+            return
+        if (
+            packet is not None
+            and not drain
+            and self._frames.keyframes_only
+            and not packet.is_keyframe
+        ):
+            return  # the decoder would skip it anyway: not even parsed
+        self._video_drained = drain
+        try:
+            pictures = self._video.decode(packet)
+        except av.error.FFmpegError as exc:
+            if not drain:  # draining a decoder that is already drained or broken is no news
+                log.debug("stream %s: skipped a corrupt video packet: %s", self._stream_id, exc)
+                self._frames.corrupt_packet()
+            return
+        for picture in pictures:
+            self._frames.see(picture)
 
     def _decode(self, packet: Packet[AudioStream] | None) -> list[AudioFrame]:
         try:

@@ -36,6 +36,7 @@ import time
 from streamguard.config.ingest import IngestConfig
 from streamguard.core.backoff import Backoff
 from streamguard.core.errors import SourceError, SourceTimeout
+from streamguard.ingest.frames import FrameSampler
 from streamguard.ingest.guard import AddressGuard
 from streamguard.ingest.protocols import SourceTarget
 from streamguard.ingest.reader import Connection
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 class ReconnectLoop:
     """Reads a source until it ends, is stopped, or is given up. Blocking: reader thread only.
 
-    Everything decoded goes to ``timeline``; how it went goes to ``tally``. :meth:`run`
+    Everything decoded goes to ``timeline`` (pictures, with ``frames``, to the sampler); how
+    it went goes to ``tally``. :meth:`run`
     raises :class:`SourceError` when a recording cannot be read or brings no audio, or a
     live source is given up. ``live`` is ``None`` to let the first connection tell.
     Every connection is made as ``guard`` routes it, and its errors told as it explains them.
@@ -68,9 +70,11 @@ class ReconnectLoop:
         stop: threading.Event,
         rng: random.Random,
         guard: AddressGuard,
+        frames: FrameSampler | None = None,
     ) -> None:
         self._target = target
         self._guard = guard
+        self._frames = frames
         self._settings = settings
         self._stream_id = stream_id
         self.live = live
@@ -152,6 +156,7 @@ class ReconnectLoop:
             self._tally,
             open_timeout=self._settings.open_timeout,
             read_timeout=self._read_timeout,
+            frames=self._frames,
         ) as connection:
             if self.live is None:
                 self.live = timeline.live = connection.looks_live

@@ -36,25 +36,31 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
 
+from streamguard.config.frames import FramesConfig
 from streamguard.config.ingest import IngestConfig
 from streamguard.core.chunk import AudioChunk
 from streamguard.core.errors import SourceError
+from streamguard.core.frame import Frame
+from streamguard.ingest.frames import FrameSampler, FrameStats
 from streamguard.ingest.guard import AddressGuard
 from streamguard.ingest.protocols import SourceTarget, resolve_source
 from streamguard.ingest.reconnect import ReconnectLoop
 from streamguard.ingest.stats import SourceStats, Tally
 from streamguard.ingest.timeline import Timeline
 
-__all__ = ["Source"]
+__all__ = ["FRAME_QUEUE", "Source"]
 
 log = logging.getLogger(__name__)
 
 _HAND_OFF_POLL = 0.2  # seconds between checks of the close flag while the hand-off is full
+FRAME_QUEUE = 4
+"""Frames waiting for the consumer (up to ~700 KB each at 640x360); more are dropped (and
+counted), never the audio."""
 
 
 class _End:
@@ -90,6 +96,11 @@ class Source:
     ``attached_at`` stamps a recording's audio (attach time plus media offset); live audio is
     stamped from the wall clock when it was received, never ahead of it. ``rng`` draws the
     reconnect delays' jitter.
+
+    With ``frames`` (enabled), a stream that has video is sampled too (see
+    :mod:`~streamguard.ingest.frames`): iterate :meth:`frames` beside the audio. Frames the
+    consumer has not taken when :data:`FRAME_QUEUE` are waiting are dropped and counted
+    (``frames_dropped``): they are samples, and never hold the audio back.
     """
 
     def __init__(
@@ -101,6 +112,7 @@ class Source:
         live: bool | None = None,
         attached_at: datetime | None = None,
         rng: random.Random | None = None,
+        frames: FramesConfig | None = None,
     ) -> None:
         target = resolve_source(source, settings)
         self.target: SourceTarget = target if live is None else replace(target, live=live)
@@ -124,6 +136,19 @@ class Source:
             deliver=self._deliver,
             wait=self._stop.wait,
         )
+        self._frames: asyncio.Queue[Frame | None] = asyncio.Queue(FRAME_QUEUE + 1)
+        self._sampler = (
+            FrameSampler(
+                stream_id,
+                self.attached_at,
+                frames,
+                clock=timeline,
+                deliver=self._deliver_frame,
+            )
+            if frames is not None and frames.enabled
+            else None
+        )
+        self.frames_dropped = 0
         self._reader = ReconnectLoop(
             self.target,
             settings,
@@ -134,6 +159,7 @@ class Source:
             stop=self._stop,
             rng=rng or random.Random(),
             guard=self._guard,
+            frames=self._sampler,
         )
 
     # -- the asyncio side -------------------------------------------------------------------
@@ -176,6 +202,19 @@ class Source:
         """How reading has gone so far (safe to call from the event loop at any time)."""
         return self._tally.snapshot()
 
+    @property
+    def frame_stats(self) -> FrameStats | None:
+        """How frame sampling has gone (``None`` when frames are not sampled)."""
+        return None if self._sampler is None else self._sampler.stats
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """The frames taken from the stream's video, until the reader ends (none without
+        video, or when frames are not sampled)."""
+        if self._finished is None:
+            raise RuntimeError("iterate a Source's frames inside 'async with'")
+        while (frame := await self._frames.get()) is not None:
+            yield frame
+
     def __aiter__(self) -> Source:
         return self
 
@@ -207,6 +246,7 @@ class Source:
         finally:
             self._tally.ended()
             self._hand_over(final)
+            self._deliver_frame(None)
             assert self._loop is not None
             assert self._finished is not None
             finished = self._finished
@@ -218,6 +258,19 @@ class Source:
             # A closed loop has nobody left waiting for the reader.
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(done)
+
+    def _deliver_frame(self, frame: Frame | None) -> None:
+        """Queue a frame (``None``: the last one was) for the consumer, or drop it."""
+        assert self._loop is not None
+
+        def put() -> None:
+            if frame is not None and self._frames.qsize() >= FRAME_QUEUE:
+                self.frames_dropped += 1
+            else:
+                self._frames.put_nowait(frame)
+
+        with contextlib.suppress(RuntimeError):  # a closed loop has nobody left to read it
+            self._loop.call_soon_threadsafe(put)
 
     def _deliver(self, chunk: AudioChunk) -> None:
         # Counted before it is queued: the consumer reading the stats when the chunk

@@ -42,6 +42,7 @@ _SETTLE_SECONDS = 1.0
 
 _TIMELINE_TOLERANCE = 0.5  # media timestamps may wobble by this much without meaning a break
 _MAX_SKIPPED = 60.0  # a forward jump larger than this is a reset timeline, not lost audio
+_PLACE_SPREAD = 5.0  # a picture is placed at most this far from the audio decoded with it
 
 
 class Timeline:
@@ -74,6 +75,9 @@ class Timeline:
         self._batch_samples = 0
         self._batch_discontinuity = False
         self._file_samples = 0  # a file's samples stamped so far: the next chunk's offset
+        self._heard_samples = 0  # every sample added since attach (the segments' media clock)
+        self._held: list[tuple[int, Callable[[datetime], None]]] = []  # pictures to date
+        self._last_stamp: tuple[int, datetime] | None = None  # a connection sample and its time
         self._audio_end: float | None = None  # wall time just after the last stamped sample
         # Per connection, reset by connect():
         self._anchor: float | None = None  # wall time (epoch s) of the connection's sample 0
@@ -99,6 +103,7 @@ class Timeline:
         self._first_audio_at = None
         self._media_next = None
         self._skipped = 0.0
+        self._last_stamp = None
         # Audio was heard before this connection: its first chunk marks the break.
         self._reconnected = self._audio_end is not None
 
@@ -111,8 +116,48 @@ class Timeline:
         self._add(heard.pcm)
 
     def flush(self) -> None:
-        """The connection ended: deliver the last partial chunk."""
+        """The connection ended: deliver the last partial chunk, then the pictures still held
+        (after the last audio, dated from it; on a connection that brought no audio, now)."""
         self._send_batch()
+        if self._held:
+            first, start = self._last_stamp or (0, self._fallback_start())
+            self._release(first, start, None)
+
+    def _fallback_start(self) -> datetime:
+        """When this connection's sample 0 was heard, with no audio stamped to tell."""
+        if self.live:
+            return datetime.now(UTC) - timedelta(seconds=self._connection_samples / SAMPLE_RATE)
+        return self._attached_at + timedelta(seconds=self._file_samples / SAMPLE_RATE)
+
+    def offset_of(self, media_time: float | None) -> float:
+        """Where a picture shown at ``media_time`` (the stream's own clock) sits on the audio's
+        timeline: seconds of audio heard since attach (``Segment.media_start``'s clock). Its
+        distance from the audio decoded so far comes from the media timestamps, within
+        :data:`_PLACE_SPREAD` seconds."""
+        return max(0.0, self._heard_samples / SAMPLE_RATE + self._ahead(media_time))
+
+    def hold(self, media_time: float | None, then: Callable[[datetime], None]) -> None:
+        """Call ``then`` with the UTC time of a picture shown at ``media_time`` once the audio
+        around it is stamped (and, live, once the clock has reached it): pictures are dated by
+        the same anchor and sample count as the audio, and handed on no earlier."""
+        position = self._connection_samples + round(self._ahead(media_time) * SAMPLE_RATE)
+        self._held.append((max(0, position), then))
+
+    def _ahead(self, media_time: float | None) -> float:
+        if media_time is None or self._media_next is None:
+            return 0.0
+        return max(-_PLACE_SPREAD, min(_PLACE_SPREAD, media_time - self._media_next))
+
+    def _release(self, first: int, start: datetime, until: int | None) -> None:
+        """Date and hand on the held pictures before connection sample ``until`` (all with
+        ``None``), given that connection sample ``first`` was heard at ``start``."""
+        keep = []
+        for position, then in self._held:
+            if until is not None and position >= until:
+                keep.append((position, then))
+            else:
+                then(start + timedelta(seconds=(position - first) / SAMPLE_RATE))
+        self._held = keep
 
     def _follow(self, at: float | None, seconds: float) -> None:
         """Notice audio the demuxer skipped inside one connection, from a jump in the media
@@ -137,6 +182,7 @@ class Timeline:
             self._batch.append(pcm)
             self._batch_samples += len(pcm)
             self._connection_samples += len(pcm)
+            self._heard_samples += len(pcm)
         if pieces and self.live and self._anchor is None:
             now = time.time()
             if self._first_audio_at is None:
@@ -173,6 +219,10 @@ class Timeline:
                 samples=samples, wall_start=wall_start, gap_before=gap, discontinuity=discontinuity
             )
         )
+        first = self._connection_samples - len(samples)  # the chunk's first connection sample
+        self._last_stamp = (first, wall_start)
+        if self._held:
+            self._release(first, wall_start, self._connection_samples)
 
     def _file_offset(self, samples: int) -> timedelta:
         offset = timedelta(seconds=self._file_samples / SAMPLE_RATE)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+from streamguard.core.frame import FrameInfo
 from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.moderation.incidents import Incident, IncidentEvent
@@ -71,6 +72,7 @@ class Alert:
                 "metadata": dict(latest.stream.metadata),
             },
             "segment": _segment_json(segment),
+            **({"frame": segment.frame_json()} if isinstance(segment, FrameInfo) else {}),
             **_judgement_json(verdict, decision),
             "evidence": latest.evidence.to_json() if latest.evidence else None,
             "detected_at": _utc(detected_at),

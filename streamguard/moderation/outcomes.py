@@ -4,7 +4,10 @@
             → keep or drop the evidence clip → incident → alert
 
 Live segments (from a stream's pipeline) and late AMS verdicts (settled after a restart)
-both come through ``handle``; this module is the only caller of ``policy.decide``.
+both come through ``handle``; this module is the only caller of ``policy.decide``. Frames of
+a stream's video come through ``handle_frame``, decided by the profile's image rules
+(``policy.decide_picture``) and alerted on by the same incidents: a frame hit and an audio
+hit of one room and label are one incident, and the frame's JPEG is its evidence.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from pathlib import Path
 
 from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
+from streamguard.core.frame import FrameInfo
 from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.moderation.alert import Alert
 from streamguard.moderation.alerting import Alerting
-from streamguard.moderation.policy import Decision, decide
+from streamguard.moderation.policy import Decision, decide, decide_picture
 from streamguard.state.results import ResultStore
 
 __all__ = ["Outcomes"]
@@ -62,6 +66,26 @@ class Outcomes:
             await self._results.record(stream.room_id, segment, verdict, decision.risk.value)
         return await self._alerting.raise_alerts(
             stream, segment, verdict, decision, clip, detected_at=detected_at
+        )
+
+    async def handle_frame(
+        self,
+        stream: StreamConfig,
+        frame: FrameInfo,
+        verdict: Verdict,
+        jpeg: Path | None,
+        *,
+        detected_at: datetime | None = None,
+    ) -> list[Alert]:
+        """Decide, record and alert on one frame of ``stream``, as ``handle`` does a segment;
+        ``jpeg`` (the frame's picture, if written) is taken over like a clip."""
+        decision = decide_picture(
+            self._profiles[stream.profile], verdict, stream, frame.fingerprint
+        )
+        if self._results is not None:
+            await self._results.record(stream.room_id, frame, verdict, decision.risk.value)
+        return await self._alerting.raise_alerts(
+            stream, frame, verdict, decision, jpeg, detected_at=detected_at
         )
 
     async def replace(self, stream: StreamConfig, verdict: Verdict) -> bool:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streamguard.config.policy import ProfileConfig
+from streamguard.config.policy import ImageLibrary, LabelRule, ProfileConfig
 from streamguard.config.streams import StreamConfig
 from streamguard.core.verdict import KeywordHit, Outcome, Suggestion, Verdict
 
-__all__ = ["Decision", "RiskLevel", "decide"]
+__all__ = ["Decision", "RiskLevel", "decide", "decide_picture"]
 
 CUSTOM_LABEL = "Custom"
 """The label AMS gives hits of a customer's own keyword library."""
@@ -122,8 +122,76 @@ def decide(profile: ProfileConfig, stream: StreamConfig, verdict: Verdict) -> De
     )
 
 
+def decide_picture(
+    profile: ProfileConfig,
+    verdict: Verdict,
+    stream: StreamConfig | None = None,
+    fingerprint: int | None = None,
+) -> Decision:
+    """Judge ``verdict`` of a picture (a frame of ``stream``, or an image sent to the API)
+    under ``profile``'s image rules: the same levels as the audio's, from ``image_labels``.
+
+    With the picture's ``fingerprint``, its image libraries first: a picture in an exempt
+    library carries no risk, one in a block library is high risk (also when the engine
+    could not judge it)."""
+    if stream is not None and stream.id in profile.exempt_streams:
+        return Decision(RiskLevel.NONE, False, reason=f"stream {stream.id} is exempt")
+    if stream is not None and stream.room_id in profile.exempt_rooms:
+        return Decision(RiskLevel.NONE, False, reason=f"room {stream.room_id} is exempt")
+    library = _library(profile, fingerprint)
+    if library is not None:
+        return _library_decision(profile, library)
+    if verdict.outcome is not Outcome.MODERATED:
+        return Decision(RiskLevel.NONE, False, reason=f"not moderated: {verdict.outcome.value}")
+    if verdict.label in ("", "Normal"):
+        return Decision(RiskLevel.NONE, False, reason="nothing hit")
+    rule = profile.image_labels.get(verdict.label, profile.image_other_labels)
+    candidate = _Candidate(verdict.label, verdict.sub_label, verdict.score, custom=False)
+    risk = _rated(rule, candidate)
+    if risk is RiskLevel.NONE:
+        return Decision(RiskLevel.NONE, False, reason=f"{verdict.label} is switched off")
+    alerts = risk.rank >= RiskLevel(profile.min_risk).rank
+    return Decision(
+        risk=risk,
+        alerts=alerts,
+        label=verdict.label,
+        sub_label=verdict.sub_label,
+        score=verdict.score,
+        suggestion=verdict.suggestion,
+        reason=(
+            f"{verdict.label} {risk.value} (score {verdict.score})"
+            + ("" if alerts else f", below min_risk {profile.min_risk}")
+        ),
+    )
+
+
+def _library(profile: ProfileConfig, fingerprint: int | None) -> ImageLibrary | None:
+    """The library the picture is in: an exempt one before a block one."""
+    if fingerprint is None:
+        return None
+    hits = [lib for lib in profile.image_libraries if lib.matches(fingerprint)]
+    return next((lib for lib in hits if lib.action == "exempt"), hits[0] if hits else None)
+
+
+def _library_decision(profile: ProfileConfig, library: ImageLibrary) -> Decision:
+    if library.action == "exempt":
+        return Decision(RiskLevel.NONE, False, reason=f"in exempt image library {library.id}")
+    return Decision(
+        risk=RiskLevel.HIGH,
+        alerts=RiskLevel.HIGH.rank >= RiskLevel(profile.min_risk).rank,
+        label=library.label,
+        score=100,
+        suggestion=Suggestion.BLOCK,
+        custom=True,
+        reason=f"{library.label} high (image library {library.id})",
+    )
+
+
 def _risk(profile: ProfileConfig, candidate: _Candidate) -> RiskLevel:
-    rule = profile.labels.get(candidate.label, profile.other_labels)
+    return _rated(profile.labels.get(candidate.label, profile.other_labels), candidate)
+
+
+def _rated(rule: LabelRule, candidate: _Candidate) -> RiskLevel:
     if not rule.enabled:
         return RiskLevel.NONE
     if candidate.custom or candidate.score >= rule.high:

@@ -40,6 +40,10 @@ class Profiles(Mapping[str, ProfileConfig]):
         """The AMS BizType of the stream's profile."""
         return self._current[stream.profile].biz_type
 
+    def image_biz_type(self, stream: StreamConfig) -> str | None:
+        """The IMS BizType of the stream's profile (None: the image engine's own)."""
+        return self._current[stream.profile].image_biz_type
+
     def fallback(self) -> str:
         """The profile for a stream whose own profile is gone: ``default``, else the first."""
         return DEFAULT_PROFILE if DEFAULT_PROFILE in self._current else min(self._current)

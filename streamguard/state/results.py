@@ -192,8 +192,9 @@ class Results:
         return await self._db.run(fetch)
 
     async def usage(self, span: UsageRange | None = None) -> list[dict[str, Any]]:
-        """Segments and minutes ingested, moderated and skipped per UTC day and label
-        (``state.usage``), of the segments that started in ``span`` (default: all)."""
+        """Segments and minutes ingested, moderated and skipped per UTC day and label, and
+        video frames taken and judged (``state.usage``), of the results that started in
+        ``span`` (default: all)."""
         return await self._db.run(lambda conn: usage_rows(conn, span or UsageRange()))
 
 

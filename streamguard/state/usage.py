@@ -2,7 +2,9 @@
 day and label (Alibaba's and AMS's consoles call these "usage statistics").
 
 Every segment is one row of ``results`` with its ``duration``, ``outcome`` and ``label``; a
-segment is counted on the UTC day it started. ``started_at`` is stored as ISO 8601 in UTC,
+segment is counted on the UTC day it started. A video frame is a result of duration 0 (a
+segment always has some): it is counted in ``frames`` (and ``frames_judged`` when an engine
+judged it), not in ``segments``. ``started_at`` is stored as ISO 8601 in UTC,
 so its first ten characters are the day and a range on it is a range of time. The
 ``results_usage`` index (``state/schema.py``) covers the query: it is answered from the
 index alone, without reading the rows.
@@ -25,18 +27,22 @@ USAGE_COLUMNS = (
     "minutes_moderated",
     "minutes_skipped_silent",
     "minutes_unjudged",
+    "frames",
+    "frames_judged",
 )
 """The fields of a usage row, in the order of the CSV export."""
 
 _UNJUDGED = ("skipped_overloaded", "failed", "not_moderated")
 
 USAGE_QUERY = f"""
-SELECT substr(started_at, 1, 10) AS day, label, count(*) AS segments,
+SELECT substr(started_at, 1, 10) AS day, label, sum(duration > 0) AS segments,
        sum(duration) AS ingested,
        sum(CASE WHEN outcome = 'moderated' THEN duration ELSE 0 END) AS moderated,
        sum(CASE WHEN outcome = 'no_speech' THEN duration ELSE 0 END) AS silent,
        sum(CASE WHEN outcome IN ({",".join(f"'{o}'" for o in _UNJUDGED)})
-           THEN duration ELSE 0 END) AS unjudged
+           THEN duration ELSE 0 END) AS unjudged,
+       sum(duration = 0) AS frames,
+       sum(duration = 0 AND outcome = 'moderated') AS frames_judged
 FROM results INDEXED BY results_usage
 WHERE started_at >= ? AND started_at < ?
 GROUP BY day, label ORDER BY day, label
@@ -70,6 +76,8 @@ def usage_rows(conn: sqlite3.Connection, span: UsageRange) -> list[dict[str, Any
             "minutes_moderated": _minutes(r["moderated"]),
             "minutes_skipped_silent": _minutes(r["silent"]),
             "minutes_unjudged": _minutes(r["unjudged"]),
+            "frames": r["frames"],
+            "frames_judged": r["frames_judged"],
         }
         for r in conn.execute(USAGE_QUERY, (since, until))
     ]

@@ -34,12 +34,13 @@ from streamguard.core.metrics import Metrics
 from streamguard.core.status import StreamState
 from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.engines.base import Engine
+from streamguard.engines.image.base import ImageEngine
 from streamguard.ingest.protocols import resolve_source
 from streamguard.moderation.profiles import Profiles
 from streamguard.state.desired import DesiredStream, KeptStreams
 from streamguard.streams.refusals import InvalidSource, ShuttingDown, StreamConflict, UnknownProfile
 from streamguard.streams.report import StreamReport, StreamTally
-from streamguard.streams.runner import ResultHandler, StateHandler, StreamRunner
+from streamguard.streams.runner import FrameHandler, ResultHandler, StateHandler, StreamRunner
 
 __all__ = ["AttachHandler", "ConfiguredInFile", "Streams"]
 
@@ -78,8 +79,11 @@ class Streams:
         on_attach: AttachHandler,
         supervisor: Supervisor | None = None,
         desired: KeptStreams | None = None,
+        image_engine: ImageEngine | None = None,
+        on_frame: FrameHandler | None = None,
     ) -> None:
         self._profiles = profiles
+        self._image_engine, self._on_frame = image_engine, on_frame  # frames: both or none
         self._on_attach = on_attach
         self._desired = desired
         self._lock = asyncio.Lock()  # one attach/change/detach at a time
@@ -330,6 +334,9 @@ class Streams:
             metrics=self._metrics,
             biz_type=self._profiles.biz_type,
             heard_until=heard_until,
+            image_engine=self._image_engine,
+            on_frame=self._on_frame,
+            image_biz_type=self._profiles.image_biz_type,
         )
         self._runners[stream.id] = runner
         self._tasks[stream.id] = self._supervisor.spawn(f"stream[{stream.id}]", runner.run())

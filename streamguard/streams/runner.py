@@ -31,11 +31,13 @@ from streamguard.core.status import StreamState
 from streamguard.core.verdict import Outcome
 from streamguard.engines.ams.live import LiveEngine, LiveStream
 from streamguard.engines.base import Engine
+from streamguard.engines.image.base import ImageEngine
 from streamguard.ingest.source import Source
+from streamguard.streams.frames import FrameJudge, FrameResult
 from streamguard.streams.pipeline import SegmentResult, StreamPipeline
 from streamguard.streams.report import StreamReport, StreamTally, seconds_kind
 
-__all__ = ["BizType", "ResultHandler", "StateHandler", "StreamRunner"]
+__all__ = ["BizType", "FrameHandler", "ResultHandler", "StateHandler", "StreamRunner"]
 
 log = logging.getLogger("streamguard.streams")
 
@@ -56,6 +58,7 @@ _POLLED = frozenset(
 """The states a source's own state may move on (between chunks): not while restarting."""
 
 ResultHandler = Callable[[StreamConfig, SegmentResult], Awaitable[object]]
+FrameHandler = Callable[[StreamConfig, FrameResult], Awaitable[object]]
 BizType = Callable[[StreamConfig], str | None]
 StateHandler = Callable[[StreamConfig, StreamState, str | None], Awaitable[None]]
 
@@ -76,9 +79,19 @@ class StreamRunner:
         biz_type: BizType,
         restart_backoff: Backoff = RESTART_BACKOFF,
         heard_until: datetime | None = None,
+        image_engine: ImageEngine | None = None,
+        on_frame: FrameHandler | None = None,
+        image_biz_type: BizType = lambda stream: None,
     ) -> None:
         self.config = config
         self._heard_until = heard_until  # the first life's first segment carries the gap
+        self._image_biz_type = image_biz_type
+        # Frames are sampled only when someone judges them and the config wants them.
+        self._frames = (
+            (image_engine, on_frame)
+            if image_engine is not None and on_frame is not None and ingest.frames.enabled
+            else None
+        )
         self._biz_type = biz_type
         self._ingest = ingest
         self._engine = engine
@@ -153,7 +166,12 @@ class StreamRunner:
             return await self._run_live(self._engine, attached_at)
         live = None if self.config.live == "auto" else self.config.live
         source = Source(
-            self.config.url, self._ingest, self.config.id, live=live, attached_at=attached_at
+            self.config.url,
+            self._ingest,
+            self.config.id,
+            live=live,
+            attached_at=attached_at,
+            frames=self._ingest.frames if self._frames is not None else None,
         )
         pipeline = StreamPipeline(
             stream_id=self.config.id,
@@ -173,7 +191,7 @@ class StreamRunner:
                 source.detach()
             await self._set_state(StreamState.CONNECTING)
             try:
-                await pipeline.run(self._watch(source))
+                await self._read(source, pipeline)
             except asyncio.CancelledError:
                 # The shutdown deadline passed: what has no verdict yet is recorded as failed
                 # (an AMS task already submitted is polled again by the next start).
@@ -203,6 +221,36 @@ class StreamRunner:
             finally:
                 self._live = None
         return False
+
+    async def _read(self, source: Source, pipeline: StreamPipeline) -> None:
+        """The audio through the pipeline and, with an image engine, the frames beside it."""
+        if self._frames is None:
+            await pipeline.run(self._watch(source))
+            return
+        engine, on_frame = self._frames
+        dropped = 0
+
+        async def counted(result: FrameResult) -> None:
+            nonlocal dropped
+            frames = self._metrics.frames
+            frames.labels(result.verdict.outcome.value).inc()
+            dropped, more = source.frames_dropped, source.frames_dropped - dropped
+            if more:
+                frames.labels("dropped").inc(more)
+            await on_frame(self.config, result)
+
+        judge = FrameJudge(
+            stream_id=self.config.id,
+            engine=engine,
+            clip_dir=self._clip_dir,
+            on_result=counted,
+            biz_type=lambda: self._image_biz_type(self.config),
+        )
+        async with asyncio.TaskGroup() as group:
+            group.create_task(judge.run(source.frames()), name=f"stream[{self.config.id}].frames")
+            await pipeline.run(self._watch(source))
+        if source.frames_dropped > dropped:
+            self._metrics.frames.labels("dropped").inc(source.frames_dropped - dropped)
 
     async def _watch(self, source: Source) -> AsyncIterator[AudioChunk]:
         """Pass the chunks on, keeping the status (state, last audio, reconnects) current."""

@@ -157,6 +157,8 @@ async def test_usage_as_csv(served: Served) -> None:
         "minutes_moderated",
         "minutes_skipped_silent",
         "minutes_unjudged",
+        "frames",
+        "frames_judged",
     ]
 
 

@@ -1,4 +1,5 @@
-"""``streamguard emulator``: a real process serving signed AMS calls; flags switch faults."""
+"""``streamguard emulator``: a real process serving signed AMS calls, and IMS calls on the
+same port; flags switch faults."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import pytest
 
 from streamguard.cli import emulator as cli
 from streamguard.core.backoff import Backoff
+from streamguard.emulator.ims_samples import picture
+from streamguard.engines.ims.engine import ImsImageEngine
 from streamguard.tencentcloud.client import AmsClient
+from streamguard.tencentcloud.ims_client import ImsClient
 from streamguard.tencentcloud.models import DescribeTasksRequest
 from streamguard.testing.net import free_port
 from tests.support.ams import CREDENTIALS, SECRET_ID, SECRET_KEY
@@ -87,12 +91,18 @@ async def test_the_command_serves_signed_calls() -> None:
         await wait_for_port(port, process)
         async with AmsClient(f"http://127.0.0.1:{port}", CREDENTIALS) as client:
             page = await client.describe_tasks(DescribeTasksRequest(limit=3))
+        async with ImsClient(f"http://127.0.0.1:{port}", CREDENTIALS) as ims:
+            blocked, clean = await ImsImageEngine(ims).judge(
+                [("cli-f1", picture(320, 240, (255, 0, 0))), ("cli-f2", picture(320, 240))]
+            )
     finally:
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(20):
             out, err = await process.communicate()
     assert page.total == 0
     assert page.request_id
+    assert (blocked.suggestion.value, blocked.label) == ("Block", "Porn")
+    assert (clean.suggestion.value, clean.label) == ("Pass", "Normal")
     assert process.returncode == 0, err.decode()
-    assert b"AMS emulator listening" in out
+    assert b"AMS emulator (and IMS) listening" in out
     assert SECRET_KEY.encode() not in out + err

@@ -84,6 +84,8 @@ async def test_filters_and_late_verdicts(tmp_path: Path) -> None:
                 "minutes_moderated": 0.25,
                 "minutes_skipped_silent": 0.0,
                 "minutes_unjudged": 0.0,
+                "frames": 0,
+                "frames_judged": 0,
             }
         ]
 

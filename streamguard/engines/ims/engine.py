@@ -4,7 +4,8 @@ It has the frames' image-engine shape (``name``, ``version``, ``judge(pictures)`
 one ``Verdict`` per picture in order, ``aclose``) and takes each picture as an RGB array
 or as JPEG bytes; arrays are encoded to JPEG off the event loop. Every picture travels as
 ``FileContent`` (frames are in memory: no URL for IMS to fetch, no download delay), under
-the BizType of the stream's profile (``ImsEngineSettings.biz_type_for``).
+the BizType of the stream's policy profile (``profiles.*.image_biz_type``, passed as
+``biz_type``), else the one ``ImsEngineSettings.biz_type_for`` gives.
 
 In ``sync`` mode each picture is one ``ImageModeration``; in ``async`` mode one
 ``CreateImageModerationAsyncTask`` whose result comes back to the ``ImsCallbackInbox``
@@ -77,21 +78,34 @@ class ImsImageEngine:
         """Pictures not judged, by IMS error code (or "Timeout", "Encoding")."""
 
     async def judge(
-        self, pictures: Sequence[tuple[str, Picture | bytes]], *, profile: str | None = None
+        self,
+        pictures: Sequence[tuple[str, Picture | bytes]],
+        *,
+        biz_type: str | None = None,
+        profile: str | None = None,
     ) -> list[Verdict]:
-        """A verdict per picture, in order; ``profile`` picks the BizType."""
-        return list(await asyncio.gather(*(self._one(pid, pic, profile) for pid, pic in pictures)))
+        """A verdict per picture, in order, under ``biz_type`` (the policy profile's
+        ``image_biz_type``) or else the BizType the settings give ``profile``."""
+        chosen = biz_type or self.settings.biz_type_for(profile)
+        return list(await asyncio.gather(*(self._one(pid, pic, chosen) for pid, pic in pictures)))
 
     async def judge_jpeg(
-        self, picture_id: str, jpeg: bytes, *, profile: str | None = None
+        self,
+        picture_id: str,
+        jpeg: bytes,
+        *,
+        biz_type: str | None = None,
+        profile: str | None = None,
     ) -> Verdict:
         """The verdict on one image file (JPEG, PNG … as IMS reads them)."""
-        return await self._one(picture_id, jpeg, profile)
+        return await self._one(picture_id, jpeg, biz_type or self.settings.biz_type_for(profile))
 
     async def aclose(self) -> None:
         """Nothing of its own to release (the client and the inbox have their owner)."""
 
-    async def _one(self, picture_id: str, picture: Picture | bytes, profile: str | None) -> Verdict:
+    async def _one(
+        self, picture_id: str, picture: Picture | bytes, biz_type: str | None
+    ) -> Verdict:
         async with self._slots:
             try:
                 image = await self._jpeg(picture)
@@ -99,7 +113,6 @@ class ImsImageEngine:
                 self.failures["Encoding"] += 1
                 return verdicts.failed(picture_id, f"not sent to IMS: {exc}")
             content = base64.b64encode(image).decode("ascii")
-            biz_type = self.settings.biz_type_for(profile)
             try:
                 if self.settings.mode == "async":
                     verdict = await self._by_callback(picture_id, content, biz_type)

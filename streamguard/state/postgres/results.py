@@ -81,8 +81,9 @@ class PgResults:
         return await self._db.run(update)
 
     async def usage(self, span: UsageRange | None = None) -> list[dict[str, Any]]:
-        """Segments and minutes ingested, moderated and skipped per UTC day and label,
-        fleet-wide, of the segments that started in ``span`` (default: all)."""
+        """Segments and minutes ingested, moderated and skipped per UTC day and label, and
+        video frames taken and judged, fleet-wide, of the results that started in ``span``
+        (default: all)."""
         span = span or UsageRange()
         since = span.since or datetime.min.replace(tzinfo=UTC)
         until = span.until or datetime.max.replace(tzinfo=UTC)
@@ -98,8 +99,10 @@ class PgResults:
                     "minutes_moderated": round(moderated / 60, 3),
                     "minutes_skipped_silent": round(silent / 60, 3),
                     "minutes_unjudged": round(unjudged / 60, 3),
+                    "frames": frames,
+                    "frames_judged": judged,
                 }
-                for day, label, segments, ingested, moderated, silent, unjudged in (
+                for day, label, segments, ingested, moderated, silent, unjudged, frames, judged in (
                     await cursor.fetchall()
                 )
             ]
@@ -266,11 +269,13 @@ ON CONFLICT (segment_id) DO UPDATE SET room_id = excluded.room_id, outcome = exc
 
 _USAGE = """
 SELECT to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, label,
-    count(*), sum(duration),
+    count(*) FILTER (WHERE duration > 0), sum(duration),
     sum(CASE WHEN outcome = 'moderated' THEN duration ELSE 0 END),
     sum(CASE WHEN outcome = 'no_speech' THEN duration ELSE 0 END),
     sum(CASE WHEN outcome IN ('skipped_overloaded', 'failed', 'not_moderated')
-        THEN duration ELSE 0 END)
+        THEN duration ELSE 0 END),
+    count(*) FILTER (WHERE duration = 0),
+    count(*) FILTER (WHERE duration = 0 AND outcome = 'moderated')
 FROM results WHERE started_at >= %s AND started_at < %s
 GROUP BY day, label ORDER BY day, label
 """

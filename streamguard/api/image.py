@@ -1,0 +1,366 @@
+"""``POST /v1/moderate/image``: judge 1-10 images, in the manner of Tencent Chat's batch
+moderation (``shared/spec/batch-moderation.md``, part A), as ``POST /v1/moderate/text``
+does for texts.
+
+Request: ``{"items": [{"id": ..., "image": "<base64>"}], "profile": "default"}``
+(``profile`` optional; ``id`` a string or an integer, unique in the request). Answer
+(200): ``{"results": [...]}``, one per item in order, each with its ``id``, its own
+``request_id``, ``error_code`` (0 = judged) and ``error_info``, and when judged
+``suggestion`` (Pass/Review/Block, from the profile's image rules), ``label``,
+``sub_label``, ``score``, ``risk``, ``reason``, ``scores`` (every label the engine scored),
+``unsupported`` (what the engine cannot judge), ``engine`` and ``fingerprint`` (the
+picture's dHash, to put it in one of the profile's ``image_libraries``, which decide
+before the engine's labels).
+
+Per item (the others are still judged): 60003 an item with ``url`` (images are not fetched
+from URLs yet: that needs the streams' address policy), base64 that does not decode, or an
+image that cannot be decoded; 93000 an image over :data:`MAX_IMAGE_BYTES` or
+:data:`~streamguard.engines.image.pictures.MAX_PIXELS`; 93001 the engine failed on it. Per
+request (nothing judged): 60003
+malformed body, items or unknown profile (400), 93007 duplicate id (400), 93008 more than 10
+items (400), 93000 a body over :data:`MAX_BODY_BYTES` (413); 93006 (504) when judging took
+longer than the 5 s budget. Decoding and judging run on worker threads, never on the event
+loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from streamguard.config.policy import ProfileConfig
+from streamguard.core.frame import Picture
+from streamguard.core.verdict import Outcome, Suggestion, Verdict
+from streamguard.engines.image.base import ImageEngine
+from streamguard.engines.image.pictures import ImageTooLarge, UndecodableImage, decode_picture
+from streamguard.ingest.frames import picture_fingerprint
+from streamguard.moderation.policy import RiskLevel, decide_picture
+
+__all__ = [
+    "DUPLICATE_ID",
+    "ENGINE_FAILED",
+    "IMAGE_PATHS",
+    "IMAGE_TOO_LARGE",
+    "INVALID_ITEM",
+    "INVALID_REQUEST",
+    "MAX_BODY_BYTES",
+    "MAX_IMAGE_BYTES",
+    "MAX_ITEMS",
+    "TIMED_OUT",
+    "TOO_MANY_ITEMS",
+    "image_route",
+]
+
+MAX_ITEMS = 10
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+"""An image may be this large (decoded from base64), as behind a Tencent Chat image URL."""
+MAX_BODY_BYTES = MAX_ITEMS * (MAX_IMAGE_BYTES * 4 // 3 + 4) + 64 * 1024
+"""Ten images of the largest size in base64, and room for the rest of the JSON."""
+INVALID_REQUEST = 60003
+INVALID_ITEM = 60003
+IMAGE_TOO_LARGE = 93000
+ENGINE_FAILED = 93001
+TIMED_OUT = 93006
+DUPLICATE_ID = 93007
+TOO_MANY_ITEMS = 93008
+
+_SUGGESTIONS = {
+    RiskLevel.HIGH: Suggestion.BLOCK,
+    RiskLevel.MEDIUM: Suggestion.REVIEW,
+    RiskLevel.LOW: Suggestion.PASS,
+    RiskLevel.NONE: Suggestion.PASS,
+}
+
+
+_RESULT = {
+    "type": "object",
+    "required": ["id", "request_id", "error_code", "error_info"],
+    "properties": {
+        "id": {"type": ["string", "integer"]},
+        "request_id": {"type": "string"},
+        "error_code": {"type": "integer", "description": "0 = judged"},
+        "error_info": {"type": "string"},
+        "suggestion": {"enum": ["Pass", "Review", "Block"]},
+        "label": {"type": "string"},
+        "sub_label": {"type": "string"},
+        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+        "risk": {"enum": ["none", "low", "medium", "high"]},
+        "scores": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "unsupported": {"type": "array", "items": {"type": "string"}},
+        "engine": {"type": "string"},
+        "reason": {"type": "string", "description": "why the profile decided so"},
+        "fingerprint": {
+            "type": ["string", "null"],
+            "pattern": "^[0-9a-f]{16}$",
+            "description": "the image's dHash, for image libraries",
+        },
+    },
+}
+IMAGE_PATHS: dict[str, Any] = {
+    "/v1/moderate/image": {
+        "post": {
+            "summary": "Judge 1-10 images (base64) under a profile's image rules",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["items"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "profile": {"type": "string"},
+                                "items": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": MAX_ITEMS,
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["id"],
+                                        "properties": {
+                                            "id": {"type": ["string", "integer"]},
+                                            "image": {
+                                                "type": "string",
+                                                "contentEncoding": "base64",
+                                            },
+                                            "url": {"type": "string", "description": "refused"},
+                                        },
+                                    },
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "one result per item, in order",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"results": {"type": "array", "items": _RESULT}},
+                            }
+                        }
+                    },
+                },
+                "400": {"description": "malformed request, too many items, duplicate ids"},
+                "413": {"description": "body too large"},
+                "504": {"description": "judging took longer than the budget"},
+            },
+        }
+    }
+}
+"""The route's part of the OpenAPI document."""
+
+
+class _Refused(Exception):
+    """The request as a whole is refused: HTTP status, Tencent-style code, message."""
+
+    def __init__(self, status: int, code: int, name: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.name = status, code, name
+
+    def response(self) -> web.Response:
+        body = {"error": {"code": self.name, "error_code": self.code, "message": str(self)}}
+        return web.json_response(body, status=self.status)
+
+
+class _ItemError(Exception):
+    """One item cannot be judged: its Tencent-style code and why."""
+
+    def __init__(self, code: int, info: str) -> None:
+        super().__init__(info)
+        self.code = code
+
+
+def image_route(
+    engine: ImageEngine,
+    profiles: Mapping[str, ProfileConfig] | None = None,
+    *,
+    budget_seconds: float = 5.0,
+) -> web.RouteDef:
+    """The route ``POST /v1/moderate/image``, judging with ``engine`` under ``profiles``."""
+
+    async def moderate_image(request: web.Request) -> web.Response:
+        try:
+            items, profile = _parse(await _body(request), profiles or {})
+            results = await _judge(engine, items, profile, budget_seconds)
+        except _Refused as refused:
+            return refused.response()
+        return web.json_response({"results": results})
+
+    return web.post("/v1/moderate/image", moderate_image)
+
+
+async def _body(request: web.Request) -> Any:
+    """The JSON body, read up to :data:`MAX_BODY_BYTES` (the API's usual 64 KB limit is for
+    the other routes)."""
+    too_large = _Refused(
+        413, IMAGE_TOO_LARGE, "request_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"
+    )
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise too_large
+    data = bytearray()
+    async for piece in request.content.iter_chunked(64 * 1024):
+        data += piece
+        if len(data) > MAX_BODY_BYTES:
+            raise too_large
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", "body is not JSON") from exc
+
+
+def _parse(
+    body: Any, profiles: Mapping[str, ProfileConfig]
+) -> tuple[list[tuple[Any, dict[str, Any]]], ProfileConfig]:
+    """(id, item) of every item and the profile asked for; ``_Refused`` when malformed."""
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", "body needs an 'items' array")
+    unknown = sorted(set(body) - {"items", "profile"})
+    if unknown:
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", f"unknown keys: {unknown}")
+    items = body["items"]
+    if not items:
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", "'items' is empty")
+    if len(items) > MAX_ITEMS:
+        message = f"{len(items)} items; at most {MAX_ITEMS} per request"
+        raise _Refused(400, TOO_MANY_ITEMS, "too_many_items", message)
+    parsed = [_item(item, index) for index, item in enumerate(items)]
+    ids = [item_id for item_id, _ in parsed]
+    duplicates = sorted({str(i) for i in ids if ids.count(i) > 1})
+    if duplicates:
+        message = f"ids used more than once: {', '.join(duplicates)}"
+        raise _Refused(400, DUPLICATE_ID, "duplicate_id", message)
+    name = body.get("profile")
+    if name is None:
+        return parsed, profiles.get("default", ProfileConfig())
+    if not isinstance(name, str) or name not in profiles:
+        message = f"profile {name!r} is not one of {', '.join(sorted(profiles))}"
+        raise _Refused(400, INVALID_REQUEST, "unknown_profile", message)
+    return parsed, profiles[name]
+
+
+def _item(item: Any, index: int) -> tuple[Any, dict[str, Any]]:
+    if not isinstance(item, dict) or "id" not in item or len(set(item) & {"image", "url"}) != 1:
+        message = f"items[{index}] must be an object with 'id' and one of 'image' or 'url'"
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
+    unknown = sorted(set(item) - {"id", "image", "url"})
+    if unknown:
+        message = f"items[{index}] has unknown keys: {unknown}"
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
+    item_id = item["id"]
+    if isinstance(item_id, bool) or not isinstance(item_id, str | int):
+        message = f"items[{index}].id must be a string or an integer"
+        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
+    for key in ("image", "url"):
+        if key in item and not isinstance(item[key], str):
+            message = f"items[{index}].{key} must be a string"
+            raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
+    return item_id, item
+
+
+def _picture(item: dict[str, Any]) -> Picture:
+    """The item's picture, or ``_ItemError``. Blocking (base64 and image decoding)."""
+    if "url" in item:
+        raise _ItemError(
+            INVALID_ITEM,
+            "images are not fetched from URLs yet; send the image itself, base64, in 'image'",
+        )
+    text: str = item["image"]
+    if len(text) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+        raise _ItemError(IMAGE_TOO_LARGE, f"the image exceeds {MAX_IMAGE_BYTES} bytes")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _ItemError(INVALID_ITEM, "'image' is not base64") from exc
+    if not data:
+        raise _ItemError(INVALID_ITEM, "the image is empty")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _ItemError(
+            IMAGE_TOO_LARGE, f"the image is {len(data)} bytes; at most {MAX_IMAGE_BYTES}"
+        )
+    try:
+        return decode_picture(data)
+    except ImageTooLarge as exc:
+        raise _ItemError(IMAGE_TOO_LARGE, str(exc)) from exc
+    except UndecodableImage as exc:
+        raise _ItemError(INVALID_ITEM, str(exc)) from exc
+
+
+def _decoded(items: list[tuple[Any, dict[str, Any]]]) -> list[Picture | _ItemError]:
+    out: list[Picture | _ItemError] = []
+    for _, item in items:
+        try:
+            out.append(_picture(item))
+        except _ItemError as exc:
+            out.append(exc)
+    return out
+
+
+def _fingerprints(pictures: list[Picture | _ItemError]) -> list[int | None]:
+    return [None if isinstance(p, _ItemError) else picture_fingerprint(p) for p in pictures]
+
+
+async def _judge(
+    engine: ImageEngine,
+    items: list[tuple[Any, dict[str, Any]]],
+    profile: ProfileConfig,
+    budget_seconds: float,
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = [
+        {"id": item_id, "request_id": str(uuid.uuid4())} for item_id, _ in items
+    ]
+    try:
+        async with asyncio.timeout(budget_seconds):
+            pictures = await asyncio.to_thread(_decoded, items)
+            fingerprints = await asyncio.to_thread(_fingerprints, pictures)
+            judged = [(n, p) for n, p in enumerate(pictures) if not isinstance(p, _ItemError)]
+            verdicts = await engine.judge(
+                [(results[n]["request_id"], p) for n, p in judged],
+                biz_type=profile.image_biz_type,
+            )
+    except TimeoutError as exc:
+        message = f"judging took longer than {budget_seconds:g} s; send fewer items"
+        raise _Refused(504, TIMED_OUT, "timed_out", message) from exc
+    for result, picture in zip(results, pictures, strict=True):
+        if isinstance(picture, _ItemError):
+            result |= {"error_code": picture.code, "error_info": str(picture)}
+    for (n, _), verdict in zip(judged, verdicts, strict=True):
+        results[n] |= _answer(verdict, profile, fingerprints[n])
+    return results
+
+
+def _answer(verdict: Verdict, profile: ProfileConfig, fingerprint: int | None) -> dict[str, Any]:
+    """One judged item's answer: the engine's finding, the profile's suggestion (an image
+    library match decides alone, also when the engine failed)."""
+    decision = decide_picture(profile, verdict, fingerprint=fingerprint)
+    hex_print = None if fingerprint is None else f"{fingerprint:016x}"
+    if verdict.outcome is not Outcome.MODERATED and not decision.custom:
+        return {
+            "error_code": ENGINE_FAILED,
+            "error_info": verdict.reason or verdict.outcome.value,
+            "fingerprint": hex_print,
+        }
+    return {
+        "error_code": 0,
+        "error_info": "",
+        "suggestion": _SUGGESTIONS[decision.risk].value,
+        "label": decision.label if decision.custom else verdict.label,
+        "sub_label": verdict.sub_label,
+        "score": decision.score if decision.custom else verdict.score,
+        "risk": decision.risk.value,
+        "reason": decision.reason,
+        "scores": verdict.details.get("scores", {}),
+        "unsupported": list(verdict.unsupported),
+        "engine": verdict.engine,
+        "fingerprint": hex_print,
+    }

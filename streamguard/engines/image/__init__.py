@@ -1,0 +1,1 @@
+"""Engines that judge pictures (video frames, images sent to the API)."""
