@@ -111,19 +111,28 @@ def build_api(
     )
     app.add_routes(UsageRoutes(results).routes())
     if console is not None:
-        history = console.incidents
-        app.add_routes(
-            IncidentRoutes(history, results, feedback, streams, access.evidence).routes()
-        )
-        app.add_routes(EvidenceRoutes(history, console.evidence_dir).routes())
-        app.add_routes(ConsolePages().routes())
-    if text is not None:
-        app.add_routes([text])
+        app.add_routes(_console_routes(console, results, feedback, streams, access))
+    # POST /v1/moderate/text, /file, /url and /image (api.text, api.try_it, api.image)
+    app.add_routes([route for route in (text, image) if route is not None])
     if try_it is not None:
         app.add_routes(try_it.routes())
-    if image is not None:  # POST /v1/moderate/image (streamguard.api.image)
-        app.add_routes([image])
     return app
+
+
+def _console_routes(
+    console: ConsoleSetup,
+    results: ResultStore,
+    feedback: FeedbackStore,
+    streams: StreamControl,
+    access: Access,
+) -> list[web.RouteDef]:
+    """The incident and evidence routes and the console's pages."""
+    history = console.incidents
+    return [
+        *IncidentRoutes(history, results, feedback, streams, access.evidence).routes(),
+        *EvidenceRoutes(history, console.evidence_dir).routes(),
+        *ConsolePages().routes(),
+    ]
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
