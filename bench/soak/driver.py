@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.soak.daemon import Daemon
-from bench.soak.disk import SmallDisk
 from bench.soak.sources import LiveRoom
 from streamguard.emulator.app import AmsEmulator
 from streamguard.emulator.faults import Faults
 from streamguard.testing.broker import Mosquitto
+from streamguard.testing.disk import SmallDisk
 
 __all__ = ["Driver"]
 

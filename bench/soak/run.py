@@ -13,7 +13,6 @@ from pathlib import Path
 
 from bench.soak.bus import Consumer
 from bench.soak.daemon import Daemon
-from bench.soak.disk import SmallDisk
 from bench.soak.driver import Driver, Timing
 from bench.soak.media import PilotJudge, broadcast
 from bench.soak.proof import Proof, prove
@@ -21,6 +20,7 @@ from bench.soak.sources import LiveRoom
 from bench.soak.world import ENV, SECRET_ID, SECRET_KEY, SEGMENT_SECONDS, config, file_rooms
 from streamguard.emulator.app import AmsEmulator, EmulatorOptions
 from streamguard.testing.broker import Mosquitto
+from streamguard.testing.disk import SmallDisk
 from streamguard.testing.net import free_port
 
 __all__ = ["Outcome", "Settings", "soak"]

@@ -35,6 +35,17 @@ from typing import Any
 
 from aiohttp import web
 
+from streamguard.api.batch import (
+    DUPLICATE_ID,
+    INVALID_REQUEST,
+    MAX_ITEMS,
+    TIMED_OUT,
+    TOO_MANY_ITEMS,
+    Refused,
+    invalid,
+    item_id,
+    parse_batch,
+)
 from streamguard.config.policy import ProfileConfig
 from streamguard.core.frame import Picture
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
@@ -58,18 +69,13 @@ __all__ = [
     "image_route",
 ]
 
-MAX_ITEMS = 10
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 """An image may be this large (decoded from base64), as behind a Tencent Chat image URL."""
 MAX_BODY_BYTES = MAX_ITEMS * (MAX_IMAGE_BYTES * 4 // 3 + 4) + 64 * 1024
 """Ten images of the largest size in base64, and room for the rest of the JSON."""
-INVALID_REQUEST = 60003
 INVALID_ITEM = 60003
 IMAGE_TOO_LARGE = 93000
 ENGINE_FAILED = 93001
-TIMED_OUT = 93006
-DUPLICATE_ID = 93007
-TOO_MANY_ITEMS = 93008
 
 _SUGGESTIONS = {
     RiskLevel.HIGH: Suggestion.BLOCK,
@@ -161,18 +167,6 @@ IMAGE_PATHS: dict[str, Any] = {
 """The route's part of the OpenAPI document."""
 
 
-class _Refused(Exception):
-    """The request as a whole is refused: HTTP status, Tencent-style code, message."""
-
-    def __init__(self, status: int, code: int, name: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.name = status, code, name
-
-    def response(self) -> web.Response:
-        body = {"error": {"code": self.name, "error_code": self.code, "message": str(self)}}
-        return web.json_response(body, status=self.status)
-
-
 class _ItemError(Exception):
     """One item cannot be judged: its Tencent-style code and why."""
 
@@ -191,9 +185,10 @@ def image_route(
 
     async def moderate_image(request: web.Request) -> web.Response:
         try:
-            items, profile = _parse(await _body(request), profiles or {})
+            items, named = parse_batch(await _body(request), profiles or {}, _item)
+            profile = named or (profiles or {}).get("default", ProfileConfig())
             results = await _judge(engine, items, profile, budget_seconds)
-        except _Refused as refused:
+        except Refused as refused:
             return refused.response()
         return web.json_response({"results": results})
 
@@ -203,7 +198,7 @@ def image_route(
 async def _body(request: web.Request) -> Any:
     """The JSON body, read up to :data:`MAX_BODY_BYTES` (the API's usual 64 KB limit is for
     the other routes)."""
-    too_large = _Refused(
+    too_large = Refused(
         413, IMAGE_TOO_LARGE, "request_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"
     )
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
@@ -216,56 +211,20 @@ async def _body(request: web.Request) -> Any:
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", "body is not JSON") from exc
-
-
-def _parse(
-    body: Any, profiles: Mapping[str, ProfileConfig]
-) -> tuple[list[tuple[Any, dict[str, Any]]], ProfileConfig]:
-    """(id, item) of every item and the profile asked for; ``_Refused`` when malformed."""
-    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", "body needs an 'items' array")
-    unknown = sorted(set(body) - {"items", "profile"})
-    if unknown:
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", f"unknown keys: {unknown}")
-    items = body["items"]
-    if not items:
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", "'items' is empty")
-    if len(items) > MAX_ITEMS:
-        message = f"{len(items)} items; at most {MAX_ITEMS} per request"
-        raise _Refused(400, TOO_MANY_ITEMS, "too_many_items", message)
-    parsed = [_item(item, index) for index, item in enumerate(items)]
-    ids = [item_id for item_id, _ in parsed]
-    duplicates = sorted({str(i) for i in ids if ids.count(i) > 1})
-    if duplicates:
-        message = f"ids used more than once: {', '.join(duplicates)}"
-        raise _Refused(400, DUPLICATE_ID, "duplicate_id", message)
-    name = body.get("profile")
-    if name is None:
-        return parsed, profiles.get("default", ProfileConfig())
-    if not isinstance(name, str) or name not in profiles:
-        message = f"profile {name!r} is not one of {', '.join(sorted(profiles))}"
-        raise _Refused(400, INVALID_REQUEST, "unknown_profile", message)
-    return parsed, profiles[name]
+        raise invalid("body is not JSON") from exc
 
 
 def _item(item: Any, index: int) -> tuple[Any, dict[str, Any]]:
     if not isinstance(item, dict) or "id" not in item or len(set(item) & {"image", "url"}) != 1:
-        message = f"items[{index}] must be an object with 'id' and one of 'image' or 'url'"
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
+        raise invalid(f"items[{index}] must be an object with 'id' and one of 'image' or 'url'")
     unknown = sorted(set(item) - {"id", "image", "url"})
     if unknown:
-        message = f"items[{index}] has unknown keys: {unknown}"
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
-    item_id = item["id"]
-    if isinstance(item_id, bool) or not isinstance(item_id, str | int):
-        message = f"items[{index}].id must be a string or an integer"
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
+        raise invalid(f"items[{index}] has unknown keys: {unknown}")
+    found = item_id(item, index)
     for key in ("image", "url"):
         if key in item and not isinstance(item[key], str):
-            message = f"items[{index}].{key} must be a string"
-            raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
-    return item_id, item
+            raise invalid(f"items[{index}].{key} must be a string")
+    return found, item
 
 
 def _picture(item: dict[str, Any]) -> Picture:
@@ -317,7 +276,7 @@ async def _judge(
     budget_seconds: float,
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = [
-        {"id": item_id, "request_id": str(uuid.uuid4())} for item_id, _ in items
+        {"id": given_id, "request_id": str(uuid.uuid4())} for given_id, _ in items
     ]
     try:
         async with asyncio.timeout(budget_seconds):
@@ -330,7 +289,7 @@ async def _judge(
             )
     except TimeoutError as exc:
         message = f"judging took longer than {budget_seconds:g} s; send fewer items"
-        raise _Refused(504, TIMED_OUT, "timed_out", message) from exc
+        raise Refused(504, TIMED_OUT, "timed_out", message) from exc
     for result, picture in zip(results, pictures, strict=True):
         if isinstance(picture, _ItemError):
             result |= {"error_code": picture.code, "error_info": str(picture)}

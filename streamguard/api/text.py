@@ -24,6 +24,17 @@ from typing import Any
 
 from aiohttp import web
 
+from streamguard.api.batch import (
+    DUPLICATE_ID,
+    INVALID_REQUEST,
+    MAX_ITEMS,
+    TIMED_OUT,
+    TOO_MANY_ITEMS,
+    Refused,
+    invalid,
+    item_id,
+    parse_batch,
+)
 from streamguard.config.policy import ProfileConfig
 from streamguard.engines.local.moderator import TextModerator
 
@@ -40,14 +51,9 @@ __all__ = [
     "text_route",
 ]
 
-MAX_ITEMS = 10
 MAX_TEXT_BYTES = 8192
-INVALID_REQUEST = 60003
 EMPTY_TEXT = 60003
 TEXT_TOO_LONG = 93000
-TIMED_OUT = 93006
-DUPLICATE_ID = 93007
-TOO_MANY_ITEMS = 93008
 
 
 _ITEM = {
@@ -134,18 +140,6 @@ TEXT_PATH: dict[str, Any] = {
 """The route's OpenAPI path item (served in ``/openapi.json``)."""
 
 
-class _Refused(Exception):
-    """The request as a whole is refused: HTTP status, Tencent-style code, message."""
-
-    def __init__(self, status: int, code: int, name: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.name = status, code, name
-
-    def response(self) -> web.Response:
-        body = {"error": {"code": self.name, "error_code": self.code, "message": str(self)}}
-        return web.json_response(body, status=self.status)
-
-
 def text_route(
     moderator: TextModerator,
     profiles: Mapping[str, ProfileConfig] | None = None,
@@ -156,9 +150,9 @@ def text_route(
 
     async def moderate_text(request: web.Request) -> web.Response:
         try:
-            items, profile = _parse(await _body(request), profiles or {})
+            items, profile = parse_batch(await _body(request), profiles or {}, _item)
             results = await _judge(moderator, items, profile, budget_seconds)
-        except _Refused as refused:
+        except Refused as refused:
             return refused.response()
         return web.json_response({"results": results})
 
@@ -169,50 +163,16 @@ async def _body(request: web.Request) -> Any:
     try:
         return await request.json()
     except ValueError as exc:
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", "body is not JSON") from exc
-
-
-def _parse(
-    body: Any, profiles: Mapping[str, ProfileConfig]
-) -> tuple[list[tuple[Any, str]], ProfileConfig | None]:
-    """(id, text) of every item and the profile asked for; ``_Refused`` when malformed."""
-    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", "body needs an 'items' array")
-    unknown = sorted(set(body) - {"items", "profile"})
-    if unknown:
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", f"unknown keys: {unknown}")
-    items = body["items"]
-    if not items:
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", "'items' is empty")
-    if len(items) > MAX_ITEMS:
-        message = f"{len(items)} items; at most {MAX_ITEMS} per request"
-        raise _Refused(400, TOO_MANY_ITEMS, "too_many_items", message)
-    parsed = [_item(item, index) for index, item in enumerate(items)]
-    ids = [item_id for item_id, _ in parsed]
-    duplicates = sorted({str(i) for i in ids if ids.count(i) > 1})
-    if duplicates:
-        message = f"ids used more than once: {', '.join(duplicates)}"
-        raise _Refused(400, DUPLICATE_ID, "duplicate_id", message)
-    name = body.get("profile")
-    if name is None:
-        return parsed, None
-    if not isinstance(name, str) or name not in profiles:
-        message = f"profile {name!r} is not one of {', '.join(sorted(profiles))}"
-        raise _Refused(400, INVALID_REQUEST, "unknown_profile", message)
-    return parsed, profiles[name]
+        raise invalid("body is not JSON") from exc
 
 
 def _item(item: Any, index: int) -> tuple[Any, str]:
     if not isinstance(item, dict) or set(item) != {"id", "text"}:
-        message = f"items[{index}] must be an object with exactly 'id' and 'text'"
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
-    item_id, text = item["id"], item["text"]
-    if isinstance(item_id, bool) or not isinstance(item_id, str | int):
-        message = f"items[{index}].id must be a string or an integer"
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", message)
-    if not isinstance(text, str):
-        raise _Refused(400, INVALID_REQUEST, "invalid_request", f"items[{index}].text: a string")
-    return item_id, text
+        raise invalid(f"items[{index}] must be an object with exactly 'id' and 'text'")
+    found = item_id(item, index)
+    if not isinstance(item["text"], str):
+        raise invalid(f"items[{index}].text: a string")
+    return found, item["text"]
 
 
 async def _judge(
@@ -223,8 +183,8 @@ async def _judge(
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     judged: list[int] = []
-    for item_id, text in items:
-        result: dict[str, Any] = {"id": item_id, "request_id": str(uuid.uuid4())}
+    for given_id, text in items:
+        result: dict[str, Any] = {"id": given_id, "request_id": str(uuid.uuid4())}
         size = len(text.encode("utf-8"))
         if not text.strip():
             result |= {"error_code": EMPTY_TEXT, "error_info": "text is empty"}
@@ -242,7 +202,7 @@ async def _judge(
             judgements = await asyncio.wait_for(asyncio.to_thread(work), budget_seconds)
         except TimeoutError as exc:
             message = f"judging took longer than {budget_seconds:g} s; send fewer items"
-            raise _Refused(504, TIMED_OUT, "timed_out", message) from exc
+            raise Refused(504, TIMED_OUT, "timed_out", message) from exc
         for n, judgement in zip(judged, judgements, strict=True):
             results[n] |= judgement.to_json()
     return results

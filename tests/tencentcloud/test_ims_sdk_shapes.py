@@ -12,10 +12,8 @@ JSON, and the callback reader (bare and wrapped).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 from pydantic import BaseModel
 from tencentcloud.ims.v20201229 import models as sdk  # type: ignore[import-untyped]
@@ -29,89 +27,13 @@ from streamguard.tencentcloud.ims_models import (
     callback_result,
     parse,
 )
+from tests.support.sdk_shapes import CLASS, SdkShapes, objects, says
 
-_TYPE = re.compile(r":type (\w+): (.+)")
-_CLASS = re.compile(r"models\.(\w+)`")
-MAX_DEPTH = 4
-SUGGESTIONS = st.sampled_from(
-    ["Pass", "Block", "Review", "Pass", "Reveiw", "Block", "Delete", " Block ", "", "pass", "PASS"]
-)
-NUMBERS_AS_TEXT = st.sampled_from(["97.5", "12", "-1", "1e3", "NaN", "inf", "", "abc", " 7 "])
+_shapes = SdkShapes(sdk, list_size=3)
+sdk_fields = _shapes.fields
+model = _shapes.model
+_says, _objects, _CLASS = says, objects, CLASS
 RESULT_ARRAYS = ("LabelResults", "ObjectResults", "OcrResults", "LibResults")
-
-
-def sdk_fields(name: str) -> dict[str, str]:
-    """Field name → the SDK's declared type, for one model class of the SDK."""
-    doc = getattr(sdk, name).__init__.__doc__ or ""
-    return {match[1]: match[2].strip() for match in _TYPE.finditer(doc)}
-
-
-def _scalar(kind: str, field: str) -> st.SearchStrategy[Any]:
-    if field == "Suggestion":
-        return SUGGESTIONS
-    if kind == "int":
-        return st.integers(-10, 200)
-    if kind == "float":
-        return st.floats(allow_nan=True, allow_infinity=True, width=32)
-    return st.text(max_size=6)
-
-
-def _neighbour(kind: str) -> st.SearchStrategy[Any]:
-    if kind in ("int", "float"):
-        return st.one_of(NUMBERS_AS_TEXT, st.floats(-1e3, 1e3), st.booleans())
-    if kind == "str":
-        return st.one_of(st.integers(-5, 5), st.floats(-5, 5), st.just([]), st.just({}))
-    return st.one_of(st.text(max_size=4), st.integers(), st.just([]), st.just({}))
-
-
-def value(kind: str, field: str, depth: int) -> st.SearchStrategy[Any]:
-    """A value for a field the SDK declares as ``kind``: proper, null or neighbouring."""
-    if depth > MAX_DEPTH:
-        return st.none()
-    if kind.startswith("list of "):
-        inner = kind.removeprefix("list of ")
-        proper: st.SearchStrategy[Any] = st.lists(value(inner, field, depth + 1), max_size=3)
-        neighbour = st.one_of(value(inner, field, depth + 1), st.text(max_size=8))
-    elif (found := _CLASS.search(kind)) or hasattr(sdk, kind):
-        name = found[1] if found else kind
-        proper = model(name, depth + 1)
-        neighbour = st.one_of(st.lists(model(name, depth + 2), max_size=2), st.text(max_size=4))
-    else:
-        proper = _scalar(kind, field)
-        neighbour = _neighbour(kind)
-    return st.one_of(proper, proper, proper, proper, st.none(), neighbour)
-
-
-_ABSENT = object()
-
-
-def model(name: str, depth: int = 0) -> st.SearchStrategy[dict[str, Any]]:
-    """A JSON object shaped by the SDK model ``name``; any field may be absent."""
-    fields = {
-        field: st.one_of(value(kind, field, depth), value(kind, field, depth), st.just(_ABSENT))
-        for field, kind in sdk_fields(name).items()
-    }
-    return st.fixed_dictionaries(fields).map(
-        lambda drawn: {k: v for k, v in drawn.items() if v is not _ABSENT}
-    )
-
-
-def _says(raw: Any) -> Suggestion | None:
-    """What a raw suggestion clearly holds, judged independently of the code under test."""
-    if not isinstance(raw, str):
-        return None
-    lowered = raw.strip().lower()
-    if lowered.startswith("block"):
-        return Suggestion.BLOCK
-    if lowered in ("review", "reveiw"):
-        return Suggestion.REVIEW
-    return None
-
-
-def _objects(raw: Any) -> list[dict[str, Any]]:
-    if isinstance(raw, dict):
-        return [raw]
-    return [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
 
 
 def held(answer: dict[str, Any]) -> set[Suggestion]:

@@ -1,15 +1,16 @@
-"""A small file system for the daemon's state that the soak fills to ENOSPC and frees.
+"""A small file system that really fills: a tmpfs for the daemon's state (needs root and a
+mount the container allows), for the full-disk tests and the soak.
 
-A tmpfs mounted for the run (needs root and a mount the container allows); ``mount``
-returns why not otherwise, and the soak then runs without the disk fault and says so.
-``fill`` writes a filler file until the kernel refuses, so every later write that needs a
-block fails as on a full production disk; ``free`` deletes it.
+``mount`` returns why not where it cannot mount. ``fill`` writes a filler file until the
+kernel refuses, so every later write that needs a block fails as on a full production disk;
+``free`` deletes it.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -68,3 +69,7 @@ class SmallDisk:
     def free(self) -> None:
         """Give the space back."""
         self.filler.unlink(missing_ok=True)
+
+    def available(self) -> int:
+        """Bytes free now."""
+        return shutil.disk_usage(self.path).free
