@@ -22,7 +22,14 @@ from streamguard.core.verdict import Verdict
 from streamguard.state.db import Database, StateError, StorageUnavailable
 from streamguard.state.spool import DIRECT, Writes
 
-__all__ = ["IncidentHistory", "IncidentQuery", "IncidentStore", "incident_filters", "incident_json"]
+__all__ = [
+    "IncidentHistory",
+    "IncidentQuery",
+    "IncidentStore",
+    "incident_filters",
+    "incident_json",
+    "incident_values",
+]
 
 log = logging.getLogger("streamguard.state.incidents")
 
@@ -152,27 +159,34 @@ class IncidentHistory:
         return await self._db.run(fetch)
 
 
+def incident_values(alert: dict[str, Any]) -> tuple[Any, ...]:
+    """An alert's incident as a row of ``incidents`` (the order of its columns), for either
+    backend."""
+    incident, stream = alert["incident"], alert["stream"]
+    ended_at = alert["detected_at"] if incident["event"] == "end" else None
+    return (
+        incident["id"],
+        stream["room_id"],
+        stream["id"],
+        alert["risk"]["label"],
+        incident["peak_risk"],
+        incident["started_at"],
+        alert["segment"]["ended_at"],
+        ended_at,
+        incident["segments"],
+    )
+
+
 def _write(
     conn: sqlite3.Connection, alert: dict[str, Any], verdict: Verdict | None, sent: bool
 ) -> None:
-    incident, segment, stream = alert["incident"], alert["segment"], alert["stream"]
-    ended_at = alert["detected_at"] if incident["event"] == "end" else None
+    incident, segment = alert["incident"], alert["segment"]
     conn.execute(
         f"INSERT INTO incidents ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (incident_id) DO UPDATE SET peak_risk = excluded.peak_risk,"
         " last_segment_at = max(last_segment_at, excluded.last_segment_at),"
         " ended_at = excluded.ended_at, segments = excluded.segments",
-        (
-            incident["id"],
-            stream["room_id"],
-            stream["id"],
-            alert["risk"]["label"],
-            incident["peak_risk"],
-            incident["started_at"],
-            segment["ended_at"],
-            ended_at,
-            incident["segments"],
-        ),
+        incident_values(alert),
     )
     if verdict is not None:
         judgement = {"risk": alert["risk"], "keywords": alert["keywords"]}

@@ -12,7 +12,12 @@ from typing import Any
 
 from streamguard.core.verdict import Verdict
 from streamguard.state.db import StateError
-from streamguard.state.incidents import IncidentQuery, incident_filters, incident_json
+from streamguard.state.incidents import (
+    IncidentQuery,
+    incident_filters,
+    incident_json,
+    incident_values,
+)
 from streamguard.state.postgres.database import Connection, PgDatabase
 
 __all__ = ["PgIncidentHistory"]
@@ -84,24 +89,13 @@ class PgIncidentHistory:
 async def _write(
     conn: Connection, alert: dict[str, Any], verdict: Verdict | None, sent: bool
 ) -> None:
-    incident, segment, stream = alert["incident"], alert["segment"], alert["stream"]
-    ended_at = alert["detected_at"] if incident["event"] == "end" else None
+    incident, segment = alert["incident"], alert["segment"]
     await conn.execute(
         f"INSERT INTO incidents ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (incident_id) DO UPDATE SET peak_risk = excluded.peak_risk,"
         " last_segment_at = GREATEST(incidents.last_segment_at, excluded.last_segment_at),"
         " ended_at = excluded.ended_at, segments = excluded.segments",
-        (
-            incident["id"],
-            stream["room_id"],
-            stream["id"],
-            alert["risk"]["label"],
-            incident["peak_risk"],
-            incident["started_at"],
-            segment["ended_at"],
-            ended_at,
-            incident["segments"],
-        ),
+        incident_values(alert),
     )
     if verdict is not None:
         judgement = {"risk": alert["risk"], "keywords": alert["keywords"]}
