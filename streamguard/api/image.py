@@ -12,9 +12,13 @@ Request: ``{"items": [{"id": ..., "image": "<base64>"}], "profile": "default"}``
 picture's dHash, to put it in one of the profile's ``image_libraries``, which decide
 before the engine's labels).
 
-Per item (the others are still judged): 60003 an item with ``url`` (images are not fetched
-from URLs yet: that needs the streams' address policy), base64 that does not decode, or an
-image that cannot be decoded; 93000 an image over :data:`MAX_IMAGE_BYTES` or
+An item gives its image in ``image`` (base64) or ``url`` (http/https, fetched through the
+streams' address policy by :class:`~streamguard.api.image_urls.ImageFetcher` when the route
+has one; refused otherwise).
+
+Per item (the others are still judged): 60003 base64 that does not decode, an image that
+cannot be decoded, a URL that cannot be fetched (its address denied by the policy:
+``address not allowed by policy``); 93000 an image over :data:`MAX_IMAGE_BYTES` or
 :data:`~streamguard.engines.image.pictures.MAX_PIXELS`; 93001 the engine failed on it. Per
 request (nothing judged): 60003
 malformed body, items or unknown profile (400), 93007 duplicate id (400), 93008 more than 10
@@ -46,6 +50,7 @@ from streamguard.api.batch import (
     item_id,
     parse_batch,
 )
+from streamguard.api.image_urls import ImageFetcher, ImageUrlError, ImageUrlTooLarge
 from streamguard.config.policy import ProfileConfig
 from streamguard.core.frame import Picture
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
@@ -112,7 +117,7 @@ _RESULT = {
 IMAGE_PATHS: dict[str, Any] = {
     "/v1/moderate/image": {
         "post": {
-            "summary": "Judge 1-10 images (base64) under a profile's image rules",
+            "summary": "Judge 1-10 images (base64 or URL) under a profile's image rules",
             "requestBody": {
                 "required": True,
                 "content": {
@@ -136,7 +141,12 @@ IMAGE_PATHS: dict[str, Any] = {
                                                 "type": "string",
                                                 "contentEncoding": "base64",
                                             },
-                                            "url": {"type": "string", "description": "refused"},
+                                            "url": {
+                                                "type": "string",
+                                                "format": "uri",
+                                                "description": "http(s), fetched through"
+                                                " the address policy",
+                                            },
                                         },
                                     },
                                 },
@@ -180,14 +190,16 @@ def image_route(
     profiles: Mapping[str, ProfileConfig] | None = None,
     *,
     budget_seconds: float = 5.0,
+    fetcher: ImageFetcher | None = None,
 ) -> web.RouteDef:
-    """The route ``POST /v1/moderate/image``, judging with ``engine`` under ``profiles``."""
+    """The route ``POST /v1/moderate/image``, judging with ``engine`` under ``profiles``;
+    items with a ``url`` are fetched by ``fetcher`` (none: refused one by one)."""
 
     async def moderate_image(request: web.Request) -> web.Response:
         try:
             items, named = parse_batch(await _body(request), profiles or {}, _item)
             profile = named or (profiles or {}).get("default", ProfileConfig())
-            results = await _judge(engine, items, profile, budget_seconds)
+            results = await _judge(engine, items, profile, budget_seconds, fetcher)
         except Refused as refused:
             return refused.response()
         return web.json_response({"results": results})
@@ -227,20 +239,21 @@ def _item(item: Any, index: int) -> tuple[Any, dict[str, Any]]:
     return found, item
 
 
-def _picture(item: dict[str, Any]) -> Picture:
-    """The item's picture, or ``_ItemError``. Blocking (base64 and image decoding)."""
-    if "url" in item:
-        raise _ItemError(
-            INVALID_ITEM,
-            "images are not fetched from URLs yet; send the image itself, base64, in 'image'",
-        )
-    text: str = item["image"]
+def _image_bytes(text: str) -> bytes:
+    """An item's base64 ``image``, decoded, or ``_ItemError``."""
     if len(text) > MAX_IMAGE_BYTES * 4 // 3 + 4:
         raise _ItemError(IMAGE_TOO_LARGE, f"the image exceeds {MAX_IMAGE_BYTES} bytes")
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise _ItemError(INVALID_ITEM, "'image' is not base64") from exc
+    return data
+
+
+def _picture(data: bytes | _ItemError) -> Picture:
+    """The item's picture, or ``_ItemError``. Blocking (base64 and image decoding)."""
+    if isinstance(data, _ItemError):
+        raise data
     if not data:
         raise _ItemError(INVALID_ITEM, "the image is empty")
     if len(data) > MAX_IMAGE_BYTES:
@@ -255,14 +268,39 @@ def _picture(item: dict[str, Any]) -> Picture:
         raise _ItemError(INVALID_ITEM, str(exc)) from exc
 
 
-def _decoded(items: list[tuple[Any, dict[str, Any]]]) -> list[Picture | _ItemError]:
+def _decoded(sources: list[str | bytes | _ItemError]) -> list[Picture | _ItemError]:
     out: list[Picture | _ItemError] = []
-    for _, item in items:
+    for source in sources:
         try:
-            out.append(_picture(item))
+            out.append(_picture(_image_bytes(source) if isinstance(source, str) else source))
         except _ItemError as exc:
             out.append(exc)
     return out
+
+
+async def _fetched(
+    items: list[tuple[Any, dict[str, Any]]], fetcher: ImageFetcher | None
+) -> list[str | bytes | _ItemError]:
+    """Each item's base64 text, or the bytes at its URL (fetched at once), or why not."""
+
+    async def one(item: dict[str, Any]) -> str | bytes | _ItemError:
+        if "url" not in item:
+            return str(item["image"])
+        if fetcher is None:
+            return _ItemError(INVALID_ITEM, "this server does not fetch images from URLs")
+        try:
+            return await fetcher.fetch(item["url"])
+        except ImageUrlTooLarge as exc:
+            return _ItemError(IMAGE_TOO_LARGE, str(exc))
+        except ImageUrlError as exc:
+            return _ItemError(INVALID_ITEM, str(exc))
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [
+            group.create_task(one(item), name=f"moderate-image.fetch[{n}]")
+            for n, (_, item) in enumerate(items)
+        ]
+    return [task.result() for task in tasks]
 
 
 def _fingerprints(pictures: list[Picture | _ItemError]) -> list[int | None]:
@@ -274,13 +312,15 @@ async def _judge(
     items: list[tuple[Any, dict[str, Any]]],
     profile: ProfileConfig,
     budget_seconds: float,
+    fetcher: ImageFetcher | None,
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = [
         {"id": given_id, "request_id": str(uuid.uuid4())} for given_id, _ in items
     ]
     try:
         async with asyncio.timeout(budget_seconds):
-            pictures = await asyncio.to_thread(_decoded, items)
+            sources = await _fetched(items, fetcher)
+            pictures = await asyncio.to_thread(_decoded, sources)
             fingerprints = await asyncio.to_thread(_fingerprints, pictures)
             judged = [(n, p) for n, p in enumerate(pictures) if not isinstance(p, _ItemError)]
             verdicts = await engine.judge(

@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streamguard.api.console import ConsoleSetup
-from streamguard.api.image import image_route
+from streamguard.api.image import MAX_IMAGE_BYTES, image_route
+from streamguard.api.image_urls import ImageFetcher
 from streamguard.api.routes import Check, build_api
 from streamguard.api.text import text_route
 from streamguard.api.try_it import TryIt
@@ -187,7 +188,11 @@ class Daemon:
             text=text_route(TextModerator(_text_config(config)), parts.profiles),
             image=None
             if parts.image_engine is None
-            else image_route(parts.image_engine, parts.profiles),
+            else image_route(
+                parts.image_engine,
+                parts.profiles,
+                fetcher=ImageFetcher(config.ingest.addresses, MAX_IMAGE_BYTES),
+            ),
             console=ConsoleSetup.of(
                 config, parts.db, parts.fleet.incidents if parts.fleet else None
             ),

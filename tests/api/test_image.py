@@ -123,7 +123,7 @@ async def test_good_items_are_judged_and_each_bad_one_answered_alone(
         assert judged["unsupported"] == list(UNSUPPORTED)
         assert judged["engine"] == "opennsfw"
     assert results[2]["error_code"] == image_api.INVALID_ITEM
-    assert "not fetched from URLs" in results[2]["error_info"]
+    assert "does not fetch images from URLs" in results[2]["error_info"]
     assert results[3]["error_code"] == image_api.INVALID_ITEM
     assert "base64" in results[3]["error_info"]
     assert results[4]["error_code"] == image_api.INVALID_ITEM
