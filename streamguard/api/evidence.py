@@ -1,4 +1,5 @@
-"""``GET /v1/evidence/{segment_id}``: an alerting segment's evidence clip, Range-capable.
+"""``GET /v1/evidence/{segment_id}``: an alerting segment's evidence clip (or a video
+frame's JPEG), Range-capable.
 
 Reached with the API or viewer token, or through a signed URL (``api.auth.EvidenceUrls``)
 that the incident routes hand out so an ``<audio>`` element can play it. Only clips the
@@ -18,7 +19,12 @@ from streamguard.state.incidents import IncidentStore
 
 __all__ = ["EvidenceRoutes"]
 
-MEDIA_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4"}
+MEDIA_TYPES = {
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".jpg": "image/jpeg",  # a video frame's evidence
+}
 
 
 class EvidenceRoutes:

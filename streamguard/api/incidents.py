@@ -9,11 +9,13 @@ caller's role, for the console to show or hide what a viewer may not do).
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from streamguard.api.auth import EvidenceUrls, role_of
+from streamguard.api.evidence import MEDIA_TYPES
 from streamguard.api.replies import BadQuery, choice, json_reply, problem, query_int, query_time
 from streamguard.state.feedback import FeedbackStore
 from streamguard.state.incidents import RISK_RANK, IncidentQuery, IncidentStore
@@ -81,6 +83,9 @@ class IncidentRoutes:
         for entry in found["segments"]:
             if entry["evidence"] is not None:
                 entry["evidence"]["url"] = self._urls.url(entry["segment"]["id"])
+                # What the console shows it in: a frame's JPEG is an image, a clip audio.
+                suffix = PurePath(entry["evidence"]["clip_path"]).suffix
+                entry["evidence"]["media_type"] = MEDIA_TYPES.get(suffix, "audio/mpeg")
         found["feedback"] = await self._feedback.entries(target_id=incident_id)
         return json_reply(found)
 

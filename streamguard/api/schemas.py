@@ -68,6 +68,10 @@ CONSOLE_SCHEMAS: dict[str, Any] = {
                     _obj(
                         {"sha256": _STR, "bytes": {"type": "integer"}},
                         url={"type": "string", "description": "signed; plays without a token"},
+                        media_type={
+                            "type": "string",
+                            "description": "audio/* for a clip, image/jpeg for a video frame",
+                        },
                     ),
                 ]
             },
@@ -77,7 +81,7 @@ CONSOLE_SCHEMAS: dict[str, Any] = {
         {
             "id": _STR,
             "kind": {"enum": ["confirmed", "false_positive", "missed"]},
-            "target_type": {"enum": ["alert_id", "incident_id", "segment_id"]},
+            "target_type": {"enum": ["alert_id", "incident_id", "segment_id", "frame_id"]},
             "target_id": _STR,
             "label": _STR,
             "note": _STR,
@@ -187,7 +191,10 @@ CONSOLE_PATHS: dict[str, Any] = {
             "description": "The evidence clip; Range requests are answered with 206. With "
             "a signed URL (expires, sig) no token is needed.",
             "responses": {
-                "200": {"description": "the clip", "content": {"audio/*": {}}},
+                "200": {
+                    "description": "the clip (a video frame's: a JPEG)",
+                    "content": {"audio/*": {}, "image/jpeg": {}},
+                },
                 "206": {"description": "part of the clip", "content": {"audio/*": {}}},
                 "403": _json(_ERR, "the signature is wrong or expired"),
                 "404": _json(_ERR, "no evidence kept for this segment"),

@@ -7,6 +7,9 @@ the API lists that feedback. Then search a word of the incident's transcript, pl
 clip and open it in its incident; try a WAV spoken by espeak-ng and see its verdict (and
 nothing stored); see the usage chart and download its CSV. Every request the pages make
 stays on the daemon's address.
+
+A room with video whose frames IMS (the emulator) flags: the incident page shows the
+frame's JPEG as a picture (decoded: ``naturalWidth > 0``) with the time it was taken.
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from streamguard.demo.samples import speak, write_audio
+from streamguard.emulator import AmsEmulator, EmulatorOptions
 from streamguard.state.usage import USAGE_COLUMNS
+from streamguard.testing.engines import ToneEngine
 from streamguard.testing.media_servers import IcecastServer
+from streamguard.testing.video import SceneShow
+from tests.support.ams import KEYS, SECRET_ID, SECRET_KEY
 from tests.support.daemon import TOKEN, DaemonProcess
 
 pytestmark = pytest.mark.slow
@@ -241,3 +248,45 @@ async def usage_and_its_csv(page: Page, daemon: DaemonProcess, incident: dict[st
     assert {(r["day"], r["label"]) for r in rows} <= {
         (r["day"], r["label"]) for r in usage["usage"]
     }
+
+
+async def test_a_frame_hit_shows_its_picture_in_the_incident(
+    tmp_path: Path, browser: Browser
+) -> None:
+    show = SceneShow(seeds=(1, 2, 3), scene_seconds=3, marked=(1,))  # scene 1: IMS's Review
+    async with AmsEmulator(ToneEngine(), EmulatorOptions(keys=KEYS)) as emulator:
+        image_engine = f'[image_engine]\ntype = "ims"\nendpoint = "{emulator.url}"\n'
+        credentials = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}
+        daemon = DaemonProcess(tmp_path, INGEST + image_engine, env=credentials)
+        try:
+            await asyncio.to_thread(daemon.start)
+            media = show.encode()
+            async with IcecastServer(media, show.seconds, content_type="video/mp2t") as server:
+                body = {"id": "room-v", "url": server.url, "room": "stage"}
+                status, reply = await asyncio.to_thread(daemon.request, "POST", "/v1/streams", body)
+                assert status == 201, reply
+                incident = await wait_for_incident(daemon, 60)
+            await see_the_frame(browser, f"http://127.0.0.1:{daemon.port}", incident)
+            daemon.signal(signal.SIGTERM)
+            assert await asyncio.to_thread(daemon.wait) == 0
+        finally:
+            daemon.close()
+
+
+async def see_the_frame(browser: Browser, base: str, incident: dict[str, Any]) -> None:
+    page = await browser.new_page()
+    await sign_in(page, base, f"/console/incidents/{incident['id']}")
+    picture = page.locator("#timeline figure.frame img").first
+    await picture.wait_for()
+    assert "/v1/evidence/" in (await picture.get_attribute("src") or "")
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('#timeline figure.frame img');"
+        " return i !== null && i.complete && i.naturalWidth > 0 }",
+        timeout=20_000,
+    )
+    assert await picture.evaluate("i => i.naturalWidth") > 0
+    caption = await page.text_content("#timeline figure.frame figcaption") or ""
+    assert caption.startswith("frame taken ")
+    assert "s into the stream" in caption
+    assert await page.locator("#timeline audio").count() == 0  # a frame is not played
+    await page.close()

@@ -226,20 +226,34 @@ function highlighted(text, keywords) {
   return out;
 }
 
+function frameFigure(segment, evidence) {
+  // A video frame's evidence is its JPEG: shown as a picture, with the time it was taken.
+  const taken = `frame taken ${when(segment.started_at)}` +
+    (segment.media_start != null ? ` (${Number(segment.media_start).toFixed(1)} s into the stream)` : "");
+  return el("figure", { class: "frame" },
+    el("img", { src: evidence.url, alt: "video frame " + segment.id, loading: "eager" }),
+    el("figcaption", { text: taken }));
+}
+
 function segmentItem(entry) {
   const { segment, verdict, risk, evidence } = entry;
+  const isFrame = Boolean(evidence && (evidence.media_type || "").startsWith("image/"));
   const item = el(
     "li",
     { "data-segment": segment.id, id: "segment-" + segment.id },
-    el("h3", {}, `${when(segment.started_at)} — ${segment.duration} s `,
+    el("h3", {}, `${when(segment.started_at)} — ${isFrame ? "video frame" : segment.duration + " s"} `,
       el("span", { class: "risk risk-" + risk.level, text: risk.level }),
       ` ${risk.suggestion} ${risk.label}${risk.sub_label ? "/" + risk.sub_label : ""} (score ${risk.score})`),
-    highlighted(verdict.text || "(no transcript)", verdict.keywords || []),
   );
-  if (evidence && evidence.url) {
-    item.append(el("audio", { controls: "", preload: "metadata", src: evidence.url }));
+  if (isFrame) {
+    item.append(frameFigure(segment, evidence));
   } else {
-    item.append(el("p", { class: "muted", text: "No evidence clip kept for this segment." }));
+    item.append(highlighted(verdict.text || "(no transcript)", verdict.keywords || []));
+    if (evidence && evidence.url) {
+      item.append(el("audio", { controls: "", preload: "metadata", src: evidence.url }));
+    } else {
+      item.append(el("p", { class: "muted", text: "No evidence clip kept for this segment." }));
+    }
   }
   return item;
 }
