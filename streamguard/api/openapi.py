@@ -237,6 +237,10 @@ OPENAPI: dict[str, Any] = {
                                     "alert_id": {"type": "string"},
                                     "incident_id": {"type": "string"},
                                     "segment_id": {"type": "string"},
+                                    "frame_id": {
+                                        "type": "string",
+                                        "description": "a video frame's result",
+                                    },
                                     "label": {"type": "string"},
                                     "note": {"type": "string"},
                                 },

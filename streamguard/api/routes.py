@@ -370,7 +370,12 @@ class _Handlers:
 
     async def feedback_counts(self, request: web.Request) -> web.Response:
         entries = await self.feedback.entries()
-        return _json({"counts": await self.feedback.counts(), "entries": entries})
+        counts = {
+            "counts": await self.feedback.counts(),
+            "frames": await self.feedback.counts(frames=True),  # video frames' results
+            "audio": await self.feedback.counts(frames=False),
+        }
+        return _json({**counts, "entries": entries})
 
     def _stream_from(self, body: dict[str, Any]) -> StreamConfig:
         try:

@@ -23,6 +23,11 @@ _RISK = {"enum": ["none", "low", "medium", "high"]}
 _TIME = {"type": "string", "format": "date-time"}
 _STR = {"type": "string"}
 _ERR = {"$ref": "#/components/schemas/Error"}
+_FEEDBACK_COUNTS = {
+    "type": "object",
+    "description": "by kind, then label",
+    "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer"}},
+}
 
 
 def _obj(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
@@ -90,13 +95,9 @@ CONSOLE_SCHEMAS: dict[str, Any] = {
     ),
     "FeedbackSummary": _obj(
         {
-            "counts": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "additionalProperties": {"type": "integer"},
-                },
-            },
+            "counts": _FEEDBACK_COUNTS,
+            "frames": {**_FEEDBACK_COUNTS, "description": "on video frames (frame_id)"},
+            "audio": {**_FEEDBACK_COUNTS, "description": "on everything else"},
             "entries": {"type": "array", "items": _ref("FeedbackEntry")},
         }
     ),

@@ -1,8 +1,14 @@
 """Moderators' feedback on alerts: confirmed, a false positive, or a miss. Stored, counted
-and listed."""
+and listed.
+
+Feedback on a video frame (``frame_id``, or a ``segment_id`` that is a frame's id,
+``{stream}-{attach time}-f{seq}``) is stored as ``target_type = "frame_id"`` and counted
+apart from the audio's (``counts(frames=True)`` / ``counts(frames=False)``).
+"""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from datetime import UTC, datetime
@@ -14,7 +20,17 @@ from streamguard.state.db import Database
 __all__ = ["Feedback", "FeedbackError", "FeedbackStore", "feedback_entry"]
 
 KINDS = ("confirmed", "false_positive", "missed")
-TARGETS = ("alert_id", "incident_id", "segment_id")
+TARGETS = ("alert_id", "incident_id", "segment_id", "frame_id")
+FRAME = "frame_id"
+_FRAME_ID = re.compile(r"-\d{14}-f\d{5,}$")  # core.frame.frame_id's shape
+
+
+def sense_filter(frames: bool | None, mark: str = "?") -> tuple[str, list[str]]:
+    """The SQL ``WHERE`` clause (and its argument) counting frames' feedback only (True),
+    the audio's only (False), or all (None)."""
+    if frames is None:
+        return "", []
+    return f"WHERE target_type {'=' if frames else '<>'} {mark}", [FRAME]
 
 
 class FeedbackError(StreamGuardError):
@@ -28,8 +44,9 @@ class FeedbackStore(Protocol):
     async def record(self, body: dict[str, Any]) -> dict[str, Any]:
         """Validate and store one piece of feedback; return it with its id."""
 
-    async def counts(self) -> dict[str, dict[str, int]]:
-        """Feedback counts by kind and label ("" when no label was given)."""
+    async def counts(self, *, frames: bool | None = None) -> dict[str, dict[str, int]]:
+        """Feedback counts by kind and label ("" when no label was given): on video frames
+        only (``frames=True``), on the rest only (False), or all (None)."""
 
     async def entries(self, target_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The latest feedback, newest first; only about ``target_id`` when given."""
@@ -58,6 +75,8 @@ def feedback_entry(body: dict[str, Any]) -> dict[str, Any]:
             raise FeedbackError(f"{name} must be a string of at most 2000 characters")
     if not fields["target"]:
         raise FeedbackError(f"{target} must not be empty")
+    if target == "segment_id" and _FRAME_ID.search(fields["target"]):
+        target = FRAME  # a frame's result, named as the results list it
     return {
         "id": str(uuid.uuid4()),
         "kind": kind,
@@ -87,13 +106,16 @@ class Feedback:
         )
         return entry
 
-    async def counts(self) -> dict[str, dict[str, int]]:
-        """Feedback counts by kind and label ("" when no label was given)."""
+    async def counts(self, *, frames: bool | None = None) -> dict[str, dict[str, int]]:
+        """Feedback counts by kind and label ("" when no label was given): on video frames
+        only (``frames=True``), on the rest only (False), or all (None)."""
+        where, args = sense_filter(frames)
 
         def fetch(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
             counts: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
             for row in conn.execute(
-                "SELECT kind, label, count(*) AS n FROM feedback GROUP BY kind, label"
+                f"SELECT kind, label, count(*) AS n FROM feedback {where} GROUP BY kind, label",
+                args,
             ):
                 counts[row["kind"]][row["label"]] = row["n"]
             return counts

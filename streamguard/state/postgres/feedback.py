@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamguard.state.feedback import KINDS, feedback_entry
+from streamguard.state.feedback import KINDS, feedback_entry, sense_filter
 from streamguard.state.postgres.database import Connection, PgDatabase
 
 __all__ = ["PgFeedback"]
@@ -34,12 +34,15 @@ class PgFeedback:
         await self._db.run(insert)
         return entry
 
-    async def counts(self) -> dict[str, dict[str, int]]:
-        """Feedback counts by kind and label ("" when no label was given), fleet-wide."""
+    async def counts(self, *, frames: bool | None = None) -> dict[str, dict[str, int]]:
+        """Feedback counts by kind and label ("" when no label was given), fleet-wide: on
+        video frames only (``frames=True``), on the rest only (False), or all (None)."""
+        where, args = sense_filter(frames, "%s")
 
         async def fetch(conn: Connection) -> list[tuple[Any, ...]]:
             cursor = await conn.execute(
-                "SELECT kind, label, count(*) FROM feedback GROUP BY kind, label"
+                f"SELECT kind, label, count(*) FROM feedback {where} GROUP BY kind, label",
+                args,
             )
             return await cursor.fetchall()
 
