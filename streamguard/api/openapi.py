@@ -65,6 +65,11 @@ _STREAM_STATUS: dict[str, Any] = {
         "minutes_skipped_silent": _MINUTES,
         "minutes_unjudged": _MINUTES,
         "last_error": {"type": ["string", "null"]},
+        "audio_track": {
+            "type": ["boolean", "null"],
+            "description": "false: the stream has video and no audio (frames only, no "
+            "segments); null until a connection told",
+        },
     },
 }
 _PLACEMENT: dict[str, Any] = {

@@ -109,7 +109,8 @@ class Connection:
 
     With ``frames``, the first video stream (if there is one) is demuxed too and its pictures
     go to the sampler (keyframes only, unless it asks for all); :meth:`decode` returns no
-    audio for a video packet.
+    audio for a video packet. A source with video and no audio is then read for its video
+    alone (``has_audio`` false); without ``frames`` it is refused.
     """
 
     def __init__(
@@ -136,13 +137,15 @@ class Connection:
         except av.error.FFmpegError as exc:
             raise _converted(exc, f"cannot open {target.url}") from exc
         try:
-            if not self._container.streams.audio:
-                raise SourceError(f"{target.url} has no audio stream")
-            self._stream = self._container.streams.audio[0]
             self._frames = frames
             self._video = self._video_stream(frames)
             self._video_drained = False
-            wanted = [self._stream] if self._video is None else [self._stream, self._video]
+            audio = self._container.streams.audio
+            if not audio and self._video is None:
+                raise SourceError(f"{target.url} has no audio stream")
+            # A stream with video and no audio is read for its frames alone.
+            self._stream: AudioStream | None = audio[0] if audio else None
+            wanted = [s for s in (self._stream, self._video) if s is not None]
             # demux() is a generator: closing it before the container frees its packet buffer.
             self._demux = cast(
                 "Generator[Packet[AudioStream | VideoStream], None, None]",
@@ -156,7 +159,12 @@ class Connection:
             self._container.close()
             raise
         self._flushed = False  # demux ends with one empty packet per stream, which flushes
-        tally.connected(live=self.looks_live, duration=self.duration)
+        tally.connected(live=self.looks_live, duration=self.duration, audio=self.has_audio)
+
+    @property
+    def has_audio(self) -> bool:
+        """Whether the source has an audio stream (else it is read for its video alone)."""
+        return self._stream is not None
 
     def __enter__(self) -> Connection:
         return self
@@ -212,7 +220,11 @@ class Connection:
         self._demux.close()
         if self._video is not None:
             self._see(None)
-        heard = [] if self._flushed else [self._resample(f) for f in self._decode(None)]
+        heard = (
+            []
+            if self._flushed or self._stream is None
+            else [self._resample(f) for f in self._decode(None)]
+        )
         return [*heard, Heard(media_start=None, media_seconds=0.0, pcm=self._resampler.flush())]
 
     def _resample(self, frame: AudioFrame) -> Heard:
@@ -254,6 +266,8 @@ class Connection:
             self._frames.see(picture)
 
     def _decode(self, packet: Packet[AudioStream] | None) -> list[AudioFrame]:
+        if self._stream is None:
+            return []
         try:
             return self._stream.decode(packet)
         except av.error.FFmpegError as exc:

@@ -103,7 +103,8 @@ class ReconnectLoop:
             if self.live is False:
                 self._require_audio()
                 return
-            failures = 0 if self._timeline.connection_samples else failures + 1
+            heard = self._timeline.connection_samples or self._timeline.connection_pictures
+            failures = 0 if heard else failures + 1
             reason = str(error) if error else "the source ended"
             self._tally.reconnecting(failures, reason)
             limit = self._settings.max_reconnect_attempts
@@ -126,8 +127,9 @@ class ReconnectLoop:
                 return
 
     def _require_audio(self) -> None:
-        """A recording read to its end must have brought audio."""
-        if self._timeline.connection_samples:
+        """A recording read to its end must have brought audio (or, without an audio
+        stream, pictures)."""
+        if self._timeline.connection_samples or self._timeline.connection_pictures:
             return
         corrupt = self._tally.snapshot().corrupt_packets
         raise SourceError(
@@ -160,6 +162,7 @@ class ReconnectLoop:
         ) as connection:
             if self.live is None:
                 self.live = timeline.live = connection.looks_live
+            timeline.video_only = not connection.has_audio
             last_audio = time.monotonic()
             try:
                 while (packet := connection.next_packet()) is not None:
@@ -169,7 +172,7 @@ class ReconnectLoop:
                     heard = connection.decode(packet)
                     for frame in heard:
                         timeline.add(frame)
-                    if heard:
+                    if heard or timeline.video_only:  # without audio, video packets
                         last_audio = time.monotonic()
                     elif time.monotonic() - last_audio > stall_timeout:
                         self._tally.stall()

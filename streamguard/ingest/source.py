@@ -100,7 +100,9 @@ class Source:
     With ``frames`` (enabled), a stream that has video is sampled too (see
     :mod:`~streamguard.ingest.frames`): iterate :meth:`frames` beside the audio. Frames the
     consumer has not taken when :data:`FRAME_QUEUE` are waiting are dropped and counted
-    (``frames_dropped``): they are samples, and never hold the audio back.
+    (``frames_dropped``): they are samples, and never hold the audio back. A stream with
+    video and no audio is then read for its frames alone: no chunks, ``stats.audio_track``
+    false, and its frames put it online.
     """
 
     def __init__(
@@ -262,6 +264,8 @@ class Source:
     def _deliver_frame(self, frame: Frame | None) -> None:
         """Queue a frame (``None``: the last one was) for the consumer, or drop it."""
         assert self._loop is not None
+        if frame is not None and self._tally.snapshot().audio_track is False:
+            self._tally.saw_pictures()  # a source without audio is online by its frames
 
         def put() -> None:
             if frame is not None and self._frames.qsize() >= FRAME_QUEUE:

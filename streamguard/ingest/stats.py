@@ -35,7 +35,9 @@ class SourceStats:
     when audio is heard, together with ``last_error``); ``stalls`` counts connections given
     up because no audio came within the stall (or read) timeout; ``format_changes`` counts
     mid-stream sample-rate or layout changes. ``live`` is ``None`` until a connection told
-    whether the source is live; ``duration`` is a recording's length, when it says.
+    whether the source is live; ``duration`` is a recording's length, when it says;
+    ``audio_track`` is false for a source with video and no audio (read for its frames: no
+    segments, and a frame handed over counts as audio heard would).
     """
 
     state: StreamState
@@ -50,6 +52,7 @@ class SourceStats:
     last_error: str | None
     live: bool | None = None
     duration: float | None = None
+    audio_track: bool | None = None
 
 
 @dataclass
@@ -65,6 +68,7 @@ class _Counts:
     last_error: str | None = None
     live: bool | None = None
     duration: float | None = None
+    audio_track: bool | None = None
 
 
 class Tally:
@@ -92,11 +96,14 @@ class Tally:
                 last_error=c.last_error,
                 live=c.live,
                 duration=c.duration,
+                audio_track=c.audio_track,
             )
 
-    def connected(self, *, live: bool, duration: float | None) -> None:
-        """A connection opened and has an audio stream; it is ``live`` or a recording."""
+    def connected(self, *, live: bool, duration: float | None, audio: bool = True) -> None:
+        """A connection opened; it is ``live`` or a recording, and has an audio stream (or,
+        ``audio`` false, video alone)."""
         with self._lock:
+            self._counts.audio_track = audio
             self._counts.connects += 1
             self._counts.live = live
             self._counts.duration = None if live else duration
@@ -113,6 +120,10 @@ class Tally:
         """The reader is done for good."""
         with self._lock:
             self._counts.state = StreamState.ENDED
+
+    def saw_pictures(self) -> None:
+        """A source without audio handed a frame over: as :meth:`heard` for audio."""
+        self.heard(0)
 
     def heard(self, samples: int) -> None:
         """``samples`` were handed to the consumer, which proves the connection works: the

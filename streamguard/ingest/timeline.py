@@ -12,6 +12,11 @@ ahead of the wall clock: audio that arrives faster than real time (a recording s
 live, audio replayed after a reopen and stamped after what was already delivered) is held
 back until the clock reaches its stamps, as a listener hears it. Only a detach cuts that
 wait short, for the last chunk at most.
+
+A connection with video and no audio (``video_only``) has no audio to place its pictures
+by: their offsets come from the video's own timestamps (from the connection's first
+picture, after the offsets of the connections before), and they are dated at once: a live
+one by the wall clock when decoded, a recording's by its offset from the attach time.
 """
 
 from __future__ import annotations
@@ -88,6 +93,12 @@ class Timeline:
         self._reconnected = False
         self._media_next: float | None = None  # media time the next decoded frame should have
         self._skipped = 0.0  # media seconds the demuxer skipped, not yet in a chunk's gap
+        self.video_only = False
+        """The connection has video and no audio (set by the reader once it is open)."""
+        self.connection_pictures = 0  # pictures decoded on a video-only connection
+        self._video_first: float | None = None  # its first picture's media time
+        self._video_base = 0.0  # the offset its first picture gets
+        self._video_last = 0.0  # the latest offset given to a picture
 
     @property
     def connection_samples(self) -> int:
@@ -104,6 +115,10 @@ class Timeline:
         self._media_next = None
         self._skipped = 0.0
         self._last_stamp = None
+        self.video_only = False
+        self.connection_pictures = 0
+        self._video_first = None
+        self._video_base = self._video_last
         # Audio was heard before this connection: its first chunk marks the break.
         self._reconnected = self._audio_end is not None
 
@@ -133,15 +148,33 @@ class Timeline:
         """Where a picture shown at ``media_time`` (the stream's own clock) sits on the audio's
         timeline: seconds of audio heard since attach (``Segment.media_start``'s clock). Its
         distance from the audio decoded so far comes from the media timestamps, within
-        :data:`_PLACE_SPREAD` seconds."""
+        :data:`_PLACE_SPREAD` seconds. Without audio, from the video's timestamps."""
+        if self.video_only:
+            self.connection_pictures += 1
+            return self._video_offset(media_time)
         return max(0.0, self._heard_samples / SAMPLE_RATE + self._ahead(media_time))
 
     def hold(self, media_time: float | None, then: Callable[[datetime], None]) -> None:
         """Call ``then`` with the UTC time of a picture shown at ``media_time`` once the audio
         around it is stamped (and, live, once the clock has reached it): pictures are dated by
         the same anchor and sample count as the audio, and handed on no earlier."""
+        if self.video_only:
+            offset = self._video_offset(media_time)
+            live = datetime.now(UTC)
+            then(live if self.live else self._attached_at + timedelta(seconds=offset))
+            return
         position = self._connection_samples + round(self._ahead(media_time) * SAMPLE_RATE)
         self._held.append((max(0, position), then))
+
+    def _video_offset(self, media_time: float | None) -> float:
+        """A picture's offset on a video-only connection (never before the last one's)."""
+        if media_time is None:
+            return self._video_last
+        if self._video_first is None:
+            self._video_first = media_time
+        offset = self._video_base + max(0.0, media_time - self._video_first)
+        self._video_last = max(self._video_last, offset)
+        return self._video_last
 
     def _ahead(self, media_time: float | None) -> float:
         if media_time is None or self._media_next is None:

@@ -63,6 +63,7 @@ _NOT_HERE: dict[str, Any] = {
     "minutes_skipped_silent": None,
     "minutes_unjudged": None,
     "last_error": None,
+    "audio_track": None,
 }
 """The runtime fields of a stream that does not run here: null (its owner has them)."""
 

@@ -40,6 +40,8 @@ class StreamTally:
         default_factory=lambda: dict.fromkeys(_OUTCOME_SECONDS.values(), 0.0)
     )
     failed_attempts: int = 0
+    audio_track: bool | None = None
+    """False for a stream with video and no audio (read for its frames); None until told."""
 
     def copy(self) -> StreamTally:
         """A copy that later counting does not change."""
@@ -50,6 +52,7 @@ class StreamTally:
             Counter(self.suggestions),
             dict(self.seconds),
             self.failed_attempts,
+            self.audio_track,
         )
 
     def heard(self, wall_start: datetime, duration: float) -> None:
@@ -95,4 +98,5 @@ class StreamReport:
             "minutes_skipped_silent": round(tally.seconds["skipped_silent"] / 60, 3),
             "minutes_unjudged": round(unjudged / 60, 3),
             "last_error": self.last_error,
+            "audio_track": tally.audio_track,
         }

@@ -232,6 +232,7 @@ class StreamRunner:
 
         async def counted(result: FrameResult) -> None:
             nonlocal dropped
+            await self._frames_flow(source)
             frames = self._metrics.frames
             frames.labels(result.verdict.outcome.value).inc()
             dropped, more = source.frames_dropped, source.frames_dropped - dropped
@@ -252,6 +253,17 @@ class StreamRunner:
         if source.frames_dropped > dropped:
             self._metrics.frames.labels("dropped").inc(source.frames_dropped - dropped)
 
+    async def _frames_flow(self, source: Source) -> None:
+        """A stream without audio is online by its frames (no chunk comes to say it)."""
+        stats = source.stats
+        self.tally.audio_track = stats.audio_track
+        if stats.audio_track is False and self.state not in (
+            StreamState.ONLINE,
+            StreamState.SILENT,
+        ):
+            self.last_error = stats.last_error
+            await self._set_state(StreamState.ONLINE)
+
     async def _watch(self, source: Source) -> AsyncIterator[AudioChunk]:
         """Pass the chunks on, keeping the status (state, last audio, reconnects) current."""
         seen_reconnects = 0
@@ -264,6 +276,7 @@ class StreamRunner:
             # Audio flows: what went wrong before is history, also in the ONLINE status.
             self.last_error = stats.last_error
             self.tally.failed_attempts = stats.failed_attempts
+            self.tally.audio_track = stats.audio_track
             if self.state not in (StreamState.ONLINE, StreamState.SILENT):
                 await self._set_state(StreamState.ONLINE)
             self.tally.heard(chunk.wall_start, chunk.duration)

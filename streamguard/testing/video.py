@@ -73,6 +73,8 @@ class SceneShow:
     container: str = "mpegts"
     marked: tuple[int, ...] = ()
     """Scenes shown in the marker colour of ``streamguard.testing.images`` instead."""
+    audio: bool = True
+    """False: video alone, no audio stream at all."""
 
     @property
     def seconds(self) -> int:
@@ -96,9 +98,11 @@ class SceneShow:
         out = io.BytesIO()
         with av.open(out, "w", format=self.container) as muxer:
             video = self._video_stream(muxer)
-            audio = muxer.add_stream("aac", rate=_RATE, layout="mono")
-            assert isinstance(audio, AudioStream)
-            audio.bit_rate = 64_000
+            audio = None
+            if self.audio:
+                audio = muxer.add_stream("aac", rate=_RATE, layout="mono")
+                assert isinstance(audio, AudioStream)
+                audio.bit_rate = 64_000
             self._write(muxer, video, audio)
         return out.getvalue()
 
@@ -120,7 +124,7 @@ class SceneShow:
         return video
 
     def _write(
-        self, muxer: av.container.OutputContainer, video: VideoStream, audio: AudioStream
+        self, muxer: av.container.OutputContainer, video: VideoStream, audio: AudioStream | None
     ) -> None:
         patterns = self.patterns()
         frames = self.seconds * self.fps
@@ -130,7 +134,9 @@ class SceneShow:
         for n in range(frames + 1):
             # Audio up to this frame's time first, so the muxer interleaves closely.
             until = min(samples, (n * _RATE) // self.fps)
-            while sent + _AUDIO_FRAME <= until or (n == frames and sent < samples):
+            while audio is not None and (
+                sent + _AUDIO_FRAME <= until or (n == frames and sent < samples)
+            ):
                 piece = tone[sent : sent + _AUDIO_FRAME]
                 frame = av.AudioFrame.from_ndarray(
                     piece[np.newaxis, :], format="s16", layout="mono"
@@ -147,7 +153,8 @@ class SceneShow:
             video_frame.pts = n
             muxer.mux(video.encode(video_frame))
         muxer.mux(video.encode(None))
-        muxer.mux(audio.encode(None))
+        if audio is not None:
+            muxer.mux(audio.encode(None))
 
 
 def _staircase(samples: int) -> npt.NDArray[np.int16]:
