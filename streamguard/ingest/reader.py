@@ -140,6 +140,7 @@ class Connection:
             self._frames = frames
             self._video = self._video_stream(frames)
             self._video_drained = False
+            self._held: list[Packet[VideoStream]] = []  # the parts of a picture not decoded yet
             audio = self._container.streams.audio
             if not audio and self._video is None:
                 raise SourceError(f"{target.url} has no audio stream")
@@ -240,21 +241,38 @@ class Connection:
         return Heard(media_start=start, media_seconds=seconds, pcm=pcm, format_changed=changed)
 
     def _see(self, packet: Packet[VideoStream] | None) -> None:
-        """Decode a video packet (``None`` or empty: drain) and show its pictures to the
-        sampler."""
-        assert self._video is not None
+        """Take a video packet (``None`` or empty: drain): its picture is decoded and shown
+        to the sampler once the next picture's packet (or the end) shows it is whole.
+
+        Over RTSP a picture can come as several packets of one timestamp (RTP carries H.264
+        NAL units apart: parameter sets, slices); decoded one by one each would be a picture
+        of its own, half drawn. Packets of one timestamp are joined into one first (and an
+        untimed packet with the next, timed one: the first picture of an RTSP session)."""
         assert self._frames is not None
         drain = packet is None or packet.size == 0
-        if drain and self._video_drained:
+        held = self._held
+        if not drain and held and packet is not None and _same_picture(held, packet):
+            held.append(packet)  # another part of the same picture
             return
-        if (
-            packet is not None
-            and not drain
-            and self._frames.keyframes_only
-            and not packet.is_keyframe
-        ):
+        self._held = []
+        if held:
+            self._decode_picture(_joined(held))
+        if drain:
+            if not self._video_drained:
+                self._video_drained = True
+                self._decode_picture(None)
+            return
+        assert packet is not None
+        if self._frames.keyframes_only and not packet.is_keyframe:
             return  # the decoder would skip it anyway: not even parsed
-        self._video_drained = drain
+        self._video_drained = False
+        self._held = [packet]
+
+    def _decode_picture(self, packet: Packet[VideoStream] | None) -> None:
+        """Decode one whole picture's packet (``None``: drain) for the sampler."""
+        assert self._video is not None
+        assert self._frames is not None
+        drain = packet is None
         try:
             pictures = self._video.decode(packet)
         except av.error.FFmpegError as exc:
@@ -279,6 +297,25 @@ class Connection:
             log.debug("stream %s: skipped a corrupt packet: %s", self._stream_id, exc)
             self._tally.corrupt_packet()
             return []
+
+
+def _same_picture(held: list[Packet[VideoStream]], packet: Packet[VideoStream]) -> bool:
+    """Whether ``packet`` is another part of the picture whose parts are ``held``."""
+    first = held[0]
+    if first.pts is None:  # untimed (before RTCP told the time): the next timed part times it
+        return len(held) == 1 and packet.pts is not None
+    return packet.pts == first.pts
+
+
+def _joined(parts: list[Packet[VideoStream]]) -> Packet[VideoStream]:
+    """The packets of one picture as one (the first one itself when it came whole)."""
+    if len(parts) == 1:
+        return parts[0]
+    timed = next((p for p in parts if p.pts is not None), parts[0])
+    joined = cast("Packet[VideoStream]", av.Packet(b"".join(bytes(p) for p in parts)))
+    joined.pts, joined.dts, joined.time_base = timed.pts, timed.dts, timed.time_base
+    joined.is_keyframe = any(p.is_keyframe for p in parts)
+    return joined
 
 
 def _looks_live(target: SourceTarget, container: av.container.InputContainer) -> bool:

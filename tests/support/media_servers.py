@@ -280,13 +280,15 @@ class NginxRtmp:
 
 class RtspServer:
     """A real RTSP server (gst-rtsp-server, ``tests/support/rtsp_server.py``) on a free
-    loopback port, playing a WAV file as Opus; it can be killed and started again."""
+    loopback port, playing a WAV file as Opus (and, with ``video``, an MPEG-TS file's H.264
+    beside it); it can be killed and started again."""
 
     SCRIPT = Path(__file__).with_name("rtsp_server.py")
     PYTHON = "/usr/bin/python3"  # Debian's, with PyGObject (python3-gi)
 
-    def __init__(self, media: Path, workdir: Path) -> None:
+    def __init__(self, media: Path, workdir: Path, video: Path | None = None) -> None:
         self.media = media
+        self.video = video
         self.workdir = workdir
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
@@ -299,7 +301,13 @@ class RtspServer:
         """Start the server and wait until it listens."""
         with (self.workdir / "rtsp.log").open("ab") as log:
             self._process = subprocess.Popen(
-                [self.PYTHON, str(self.SCRIPT), str(self.port), str(self.media)],
+                [
+                    self.PYTHON,
+                    str(self.SCRIPT),
+                    str(self.port),
+                    str(self.media),
+                    *([str(self.video)] if self.video else []),
+                ],
                 stdout=log,
                 stderr=log,
             )
