@@ -82,14 +82,28 @@ class ImsImageConfig(Section):
     callback_deadline: float = Field(
         60.0, gt=0, description="async: seconds to wait for a picture's callback, then failed."
     )
+    send_as: Literal["content", "url"] = Field(
+        "content",
+        description=(
+            "content: each picture as FileContent (base64, in the call); url: as FileUrl, a "
+            "signed URL that expires, served while it is judged by the engine's listener "
+            "(callback_listen) at callback_public_url (then required)."
+        ),
+    )
     callback_listen: str = Field(
         "127.0.0.1:0",
         pattern=r"^[^\s:]+:[0-9]{1,5}$",
-        description="async: HOST:PORT the callback inbox listens on (port 0: any free one).",
+        description=(
+            "async, or send_as = url: HOST:PORT the engine's listener (callback inbox, "
+            "pictures) listens on (port 0: any free one)."
+        ),
     )
     callback_public_url: str | None = Field(
         None,
-        description="async: the inbox's base URL as IMS reaches it (required in async mode).",
+        description=(
+            "The listener's base URL as IMS reaches it (required in async mode and with "
+            "send_as = url)."
+        ),
     )
     jpeg_quality: int = Field(
         4, ge=2, le=31, description="MJPEG quantiser of the JPEG sent (2 best … 31 worst)."
@@ -107,6 +121,8 @@ class ImsImageConfig(Section):
     def _callback_reachable(self) -> Self:
         if self.mode == "async" and not self.callback_public_url:
             raise ValueError('callback_public_url is required with mode = "async"')
+        if self.send_as == "url" and not self.callback_public_url:
+            raise ValueError('callback_public_url is required with send_as = "url"')
         return self
 
 

@@ -12,6 +12,7 @@ from streamguard.engines.ams.credentials import tencent_credentials
 from streamguard.engines.image.base import ImageEngine
 from streamguard.engines.image.opennsfw import OpenNsfwEngine
 from streamguard.engines.ims.engine import ImsImageEngine
+from streamguard.engines.ims.file_urls import PictureUrls
 from streamguard.engines.ims.inbox import ImsCallbackInbox
 from streamguard.engines.ims.settings import ImsEngineSettings
 from streamguard.tencentcloud.client import RetryPolicy
@@ -55,10 +56,17 @@ async def _open_ims(stack: AsyncExitStack, config: ImsImageConfig) -> ImsImageEn
         )
     )
     inbox = None
-    if config.mode == "async":
+    if config.mode == "async" or config.send_as == "url":
         host, _, port = config.callback_listen.rpartition(":")
+        public = config.callback_public_url or ""
+        # Pictures stay served until their verdict; a URL outlives IMS's download window.
+        pictures = (
+            PictureUrls(public, ttl=config.callback_deadline + 60)
+            if config.send_as == "url"
+            else None
+        )
         inbox = await stack.enter_async_context(
-            ImsCallbackInbox(host, int(port), public_base_url=config.callback_public_url or "")
+            ImsCallbackInbox(host, int(port), public_base_url=public, pictures=pictures)
         )
     settings = ImsEngineSettings(
         biz_type=config.biz_type,

@@ -2,8 +2,10 @@
 
 It has the frames' image-engine shape (``name``, ``version``, ``judge(pictures)`` →
 one ``Verdict`` per picture in order, ``aclose``) and takes each picture as an RGB array
-or as JPEG bytes; arrays are encoded to JPEG off the event loop. Every picture travels as
-``FileContent`` (frames are in memory: no URL for IMS to fetch, no download delay), under
+or as JPEG bytes; arrays are encoded to JPEG off the event loop. A picture travels as
+``FileContent`` (frames are in memory: no URL for IMS to fetch, no download delay) or, when
+the engine has ``PictureUrls`` (a public base URL is configured), as ``FileUrl``: a signed,
+expiring URL its listener serves until the verdict is in. Under
 the BizType of the stream's policy profile (``profiles.*.image_biz_type``, passed as
 ``biz_type``), else the one ``ImsEngineSettings.biz_type_for`` gives.
 
@@ -29,6 +31,7 @@ from collections.abc import Sequence
 from streamguard.core.errors import AmsError, EngineError
 from streamguard.core.verdict import Verdict
 from streamguard.engines.ims import verdicts
+from streamguard.engines.ims.file_urls import PictureUrls
 from streamguard.engines.ims.inbox import ImsCallbackInbox
 from streamguard.engines.ims.jpeg import Picture, encode_jpeg
 from streamguard.engines.ims.settings import ImsEngineSettings
@@ -71,11 +74,17 @@ class ImsImageEngine:
         if self.settings.mode == "async" and inbox is None:
             raise ValueError("async IMS needs an ImsCallbackInbox for its callbacks")
         self._inbox = inbox
+        self._urls: PictureUrls | None = inbox.pictures if inbox is not None else None
         self._slots = asyncio.Semaphore(self.settings.max_in_flight)
         self._submissions = itertools.count(1)
         self.judged = 0
         self.failures: Counter[str] = Counter()
         """Pictures not judged, by IMS error code (or "Timeout", "Encoding")."""
+
+    @property
+    def picture_urls(self) -> PictureUrls | None:
+        """The pictures served for ``FileUrl`` (None: they go as ``FileContent``)."""
+        return self._urls
 
     async def judge(
         self,
@@ -112,30 +121,45 @@ class ImsImageEngine:
             except EngineError as exc:
                 self.failures["Encoding"] += 1
                 return verdicts.failed(picture_id, f"not sent to IMS: {exc}")
-            content = base64.b64encode(image).decode("ascii")
+            file = self._file(picture, image)
             try:
                 if self.settings.mode == "async":
-                    verdict = await self._by_callback(picture_id, content, biz_type)
+                    verdict = await self._by_callback(picture_id, file, biz_type)
                 else:
                     answer = await self._client.image_moderation(
                         ImageModerationRequest(
                             biz_type=biz_type,
                             data_id=data_id_for(picture_id),
-                            file_content=content,
+                            file_content=file.get("file_content"),
+                            file_url=file.get("file_url"),
                         )
                     )
                     verdict = verdicts.from_answer(picture_id, answer)
             except AmsError as exc:
                 return self._failed(picture_id, exc)
+            finally:
+                if "file_url" in file and self._urls is not None:
+                    self._urls.forget(file["name"])
             self.judged += 1
             return verdict
+
+    def _file(self, picture: Picture | bytes, image: bytes) -> dict[str, str]:
+        """How the picture travels: ``file_content`` (base64), or ``file_url`` (and the
+        ``name`` it is kept under) when the engine serves pictures."""
+        if self._urls is None:
+            return {"file_content": base64.b64encode(image).decode("ascii")}
+        kind = "application/octet-stream" if isinstance(picture, bytes) else "image/jpeg"
+        name, url = self._urls.keep(image, kind)
+        return {"file_url": url, "name": name}
 
     async def _jpeg(self, picture: Picture | bytes) -> bytes:
         if isinstance(picture, bytes):
             return picture
         return await asyncio.to_thread(encode_jpeg, picture, self.settings.jpeg_quality)
 
-    async def _by_callback(self, picture_id: str, content: str, biz_type: str | None) -> Verdict:
+    async def _by_callback(
+        self, picture_id: str, file: dict[str, str], biz_type: str | None
+    ) -> Verdict:
         assert self._inbox is not None
         # IMS returns no TaskId: a DataId unique to this submission is the only link.
         data_id = f"{data_id_for(picture_id)[:50]}#{next(self._submissions)}"
@@ -145,7 +169,8 @@ class ImsImageEngine:
                 AsyncTaskRequest(
                     biz_type=biz_type,
                     data_id=data_id,
-                    file_content=content,
+                    file_content=file.get("file_content"),
+                    file_url=file.get("file_url"),
                     callback_url=self._inbox.url,
                 )
             )

@@ -4,6 +4,9 @@ IMS signs nothing and returns no TaskId, so the inbox's URL carries an unguessab
 (a request without it is refused 403), a result is matched by its DataId only, and a
 DataId nobody waits for (a duplicate, a late one) is acknowledged and dropped. Bodies may
 come bare or wrapped in ``Response``; the inbox answers 200 at once either way.
+
+The same listener serves the pictures sent as ``FileUrl``, when the engine sends them so
+(``pictures``, :class:`~streamguard.engines.ims.file_urls.PictureUrls`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from yarl import URL
 
 from streamguard.core.errors import EngineError
 from streamguard.core.serving import start_site
+from streamguard.engines.ims.file_urls import PictureUrls
 from streamguard.tencentcloud.ims_models import ImageModerationResponse, callback_result
 
 __all__ = ["MAX_CALLBACK_BYTES", "ImsCallbackInbox"]
@@ -36,10 +40,19 @@ class ImsCallbackInbox:
     ``expect(data_id)`` returns a future its result settles; ``forget`` drops one given up.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, public_base_url: str = "") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_base_url: str = "",
+        *,
+        pictures: PictureUrls | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self._public = public_base_url.rstrip("/")
+        self.pictures = pictures
+        """Pictures served for ``FileUrl`` on this listener (None: none)."""
         self._token = secrets.token_urlsafe(24)
         self._waiting: dict[str, asyncio.Future[ImageModerationResponse]] = {}
         self._runner: web.AppRunner | None = None
@@ -55,7 +68,11 @@ class ImsCallbackInbox:
     async def __aenter__(self) -> Self:
         app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
         app.router.add_post("/ims/callback", self._handle)
+        if self.pictures is not None:
+            app.add_routes([self.pictures.route()])
         self._runner, self.port = await start_site(app, self.host, self.port)
+        if self.pictures is not None and not self.pictures.base_url:
+            self.pictures.base_url = f"http://{self.host}:{self.port}"  # no public base
         return self
 
     async def __aexit__(
