@@ -6,9 +6,9 @@ it with ``gir1.2-gst-rtsp-server-1.0`` and the GStreamer base and good plugins:
     /usr/bin/python3 tests/support/rtsp_server.py PORT MEDIA.wav [VIDEO.ts]
 
 With ``VIDEO.ts`` (MPEG-TS holding H.264 alone) the session carries that video too, as
-H.264 over RTP beside the Opus. Serves ``rtsp://127.0.0.1:PORT/room`` (every client from the start of the file, paced in
-real time, over UDP or interleaved TCP as the client asks) until killed. Prints
-``listening`` once the port is open.
+H.264 over RTP beside the Opus. Serves ``rtsp://127.0.0.1:PORT/room`` (every client from
+the start of the file, paced in real time, over UDP or interleaved TCP as the client
+asks) until killed. Prints ``listening`` once the port is open.
 """
 
 import sys
