@@ -289,4 +289,17 @@ async def see_the_frame(browser: Browser, base: str, incident: dict[str, Any]) -
     assert caption.startswith("frame taken ")
     assert "s into the stream" in caption
     assert await page.locator("#timeline audio").count() == 0  # a frame is not played
+
+    # Found by its label on the search page, its "Play clip" shows the picture too.
+    frame_id = await page.get_attribute("#timeline li", "data-segment")
+    await page.click("nav >> text=Search")
+    await page.fill("#search-form input[name=q]", incident["label"])
+    await page.click("#search-form button[type=submit]")
+    hit = page.locator(f"#hits li[data-segment='{frame_id}']")
+    await hit.locator("button.play").click()
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('#hits figure.frame img');"
+        " return i !== null && i.complete && i.naturalWidth > 0 }",
+        timeout=20_000,
+    )
     await page.close()

@@ -31,7 +31,10 @@ async function playClip(hit, button) {
     const found = await api("/v1/incidents/" + encodeURIComponent(hit.incident_id));
     const entry = found.segments.find((s) => s.segment.id === hit.segment.segment_id);
     if (!entry?.evidence?.url) throw new Error("no clip was kept for this segment");
-    button.replaceWith(el("audio", { controls: "", preload: "metadata", src: entry.evidence.url }));
+    // A video frame's evidence is its JPEG: shown as a picture (console.js's frameFigure).
+    const isFrame = (entry.evidence.media_type || "").startsWith("image/");
+    button.replaceWith(isFrame ? frameFigure(entry.segment, entry.evidence)
+      : el("audio", { controls: "", preload: "metadata", src: entry.evidence.url }));
   } catch (error) {
     button.replaceWith(el("span", { class: "muted", text: error.message }));
   }
