@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from streamguard.config.ingest import AddressPolicyConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.ingest.addresses import POLICY_REFUSAL
 from streamguard.testing.images import MarkerImageEngine, marked
+from tests.support.tls import make_certificates
 
 LIMIT = 200_000
 """A small cap for the test (the route's is 5 MB): what is over it is refused the same way."""
@@ -164,3 +167,42 @@ async def test_oversize_slow_missing_and_unreadable_bodies_are_answered_per_item
     assert ftp["error_code"] == image_api.INVALID_ITEM
     assert "http" in ftp["error_info"]
     assert good["suggestion"] == "Block"
+
+
+@pytest.fixture
+async def tls_origin(tmp_path: Path) -> AsyncIterator[tuple[int, ssl.SSLContext]]:
+    """The image server over HTTPS on 127.0.0.1 (and 127.0.0.2), and a context trusting it."""
+    certificates = make_certificates(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(certificates.server_cert, certificates.server_key)
+    runner = web.AppRunner(image_server())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=served)
+    await site.start()
+    port: int = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await web.TCPSite(runner, "127.0.0.2", port, ssl_context=served).start()
+    yield port, ssl.create_default_context(cafile=str(certificates.ca))
+    await runner.cleanup()
+
+
+async def test_https_goes_through_the_policy_too(
+    tls_origin: tuple[int, ssl.SSLContext],
+) -> None:
+    port, trusted = tls_origin
+    fetcher = ImageFetcher(
+        AddressPolicyConfig.model_validate({"deny": ["127.0.0.2/32"]}), LIMIT, tls=trusted
+    )
+    app = web.Application()
+    app.add_routes(
+        [image_route(MarkerImageEngine(), {"default": ProfileConfig()}, fetcher=fetcher)]
+    )
+    here, denied = f"https://127.0.0.1:{port}", f"https://127.0.0.2:{port}/marked.png"
+    async with TestClient(TestServer(app)) as client:
+        fetched, redirected = await moderate(
+            client, [f"{here}/marked.png", f"{here}/to?where={denied}"]
+        )
+    assert (fetched["error_code"], fetched["suggestion"]) == (0, "Block")  # a CONNECT tunnel
+    assert (redirected["error_code"], redirected["error_info"]) == (
+        image_api.INVALID_ITEM,
+        POLICY_REFUSAL,
+    )
