@@ -111,7 +111,7 @@ def build_api(
     )
     app.add_routes(UsageRoutes(results).routes())
     if console is not None:
-        app.add_routes(_console_routes(console, results, feedback, streams, access))
+        app.add_routes(_console_routes(console, results, feedback, streams, access, api.placements))
     # POST /v1/moderate/text, /file, /url and /image (api.text, api.try_it, api.image)
     app.add_routes([route for route in (text, image) if route is not None])
     if try_it is not None:
@@ -125,11 +125,13 @@ def _console_routes(
     feedback: FeedbackStore,
     streams: StreamControl,
     access: Access,
+    placements: Placements,
 ) -> list[web.RouteDef]:
     """The incident and evidence routes and the console's pages."""
     history = console.incidents
+    incidents = IncidentRoutes(history, results, feedback, streams, access.evidence, placements)
     return [
-        *IncidentRoutes(history, results, feedback, streams, access.evidence).routes(),
+        *incidents.routes(),
         *EvidenceRoutes(history, console.evidence_dir).routes(),
         *ConsolePages().routes(),
     ]
