@@ -41,7 +41,7 @@ from streamguard.core.status import StreamState
 from streamguard.engines.local.moderator import TextModerator
 from streamguard.state.desired import KeptStreams
 from streamguard.state.results import ResultStore
-from streamguard.streams.fleet import FleetDesired, FleetMember, FleetPlacements
+from streamguard.streams.fleet import FleetDesired, FleetMember, FleetPlacements, RemoteChanges
 from streamguard.streams.placement import LocalPlacements, Placements
 from streamguard.streams.registry import Streams
 
@@ -124,7 +124,7 @@ class Daemon:
         """Fleet mode: the file's streams join the shared desired set, and the loop
         ``fleet.leases`` runs this instance's share of it."""
         await sync_config_streams(fleet, self.config)
-        member = FleetMember(fleet.fleet, streams)
+        member = FleetMember(fleet.fleet, streams, changes=RemoteChanges(fleet.changes, streams))
         fleet.results.on_stale = member.stale
         self.metrics.watch_fleet(lambda: member.gauges)
         parts.supervisor.start("fleet.leases", member.run)
@@ -277,7 +277,7 @@ def _placements(config: Config, parts: Components) -> Placements:
     """Where the API says streams run: here (one machine), or by the fleet's leases."""
     if parts.fleet is None:
         return LocalPlacements(config.instance.id)
-    return FleetPlacements(parts.fleet.fleet, parts.fleet.desired)
+    return FleetPlacements(parts.fleet.fleet, parts.fleet.desired, parts.fleet.changes)
 
 
 def _bus_check(mqtt: MqttAlerts) -> Check:

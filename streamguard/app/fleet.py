@@ -24,6 +24,7 @@ from streamguard.core.errors import ConfigError
 from streamguard.moderation.profiles import Profiles
 from streamguard.state.db import StateError
 from streamguard.state.desired import Origin
+from streamguard.state.postgres.changes import ConfigChanges
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
 from streamguard.state.postgres.feedback import PgFeedback
@@ -49,6 +50,8 @@ class FleetState:
     desired: PgDesiredStreams
     feedback: PgFeedback
     incidents: PgIncidentHistory
+    changes: ConfigChanges
+    """Config changes of streams running elsewhere, kept for their owners."""
 
 
 async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
@@ -77,6 +80,7 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
         PgDesiredStreams(db),
         PgFeedback(db),
         PgIncidentHistory(db),
+        ConfigChanges(db, instance),
     )
 
 

@@ -21,6 +21,7 @@ from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from streamguard.state.desired import Origin
+from streamguard.state.postgres.changes import ConfigChanges
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
 from streamguard.state.postgres.feedback import PgFeedback
@@ -76,7 +77,7 @@ async def test_any_instance_lists_every_room_of_the_fleet(db: PgDatabase, tmp_pa
             readiness={},
             token=TOKEN,
             console=ConsoleSetup(PgIncidentHistory(db), tmp_path / "evidence"),
-            placements=FleetPlacements(a, desired),
+            placements=FleetPlacements(a, desired, ConfigChanges(db, "a")),
         )
         runner, port = await start_site(app, "127.0.0.1", 0)
         stack.push_async_callback(runner.cleanup)
