@@ -166,11 +166,50 @@ INCIDENTS_MIGRATIONS: list[LiteralString] = [
 ]
 """Kept by ``state/postgres/incidents.py``."""
 
+WEBHOOKS_MIGRATIONS: list[LiteralString] = [
+    # Each destination some live instance configures, and which instance sends its alerts
+    # now (``holder`` until ``held_until``); ``webhook_listings``: who configures it.
+    """CREATE TABLE webhook_destinations (
+        destination TEXT PRIMARY KEY,
+        holder TEXT,
+        held_until TIMESTAMPTZ
+    )""",
+    """CREATE TABLE webhook_listings (
+        destination TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        PRIMARY KEY (destination, instance_id)
+    )""",
+    # One row per alert and destination, deleted once delivered (or filtered, or
+    # dead-lettered); ``seq`` is the alert's outbox ``seq``.
+    """CREATE TABLE webhook_deliveries (
+        destination TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (destination, seq)
+    )""",
+    # Filled in the outbox insert's own transaction, whichever instance wrote the alert.
+    """CREATE FUNCTION webhook_deliveries_fill() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.kind = 'alert' THEN
+            INSERT INTO webhook_deliveries (destination, seq, message_id, payload, created_at)
+            SELECT destination, NEW.seq, NEW.message_id, NEW.payload, NEW.created_at
+            FROM webhook_destinations;
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER alerts_outbox_webhooks AFTER INSERT ON alerts_outbox
+        FOR EACH ROW EXECUTE FUNCTION webhook_deliveries_fill()""",
+]
+"""Kept by ``state/postgres/webhooks.py``."""
+
 SCHEMA: dict[str, list[LiteralString]] = {
     "fleet": FLEET_MIGRATIONS,
     "results": RESULTS_MIGRATIONS,
     "outbox": OUTBOX_MIGRATIONS,
     "feedback": FEEDBACK_MIGRATIONS,
     "incidents": INCIDENTS_MIGRATIONS,
+    "webhooks": WEBHOOKS_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""
