@@ -95,7 +95,7 @@ def build_api(
     access = (
         Access(token)
         if console is None
-        else Access(token, console.viewer_token, EvidenceUrls(ttl=console.evidence_url_ttl))
+        else Access(token, console.viewer_token, _evidence_urls(console))
     )
     app = web.Application(middlewares=[_errors, auth_middleware(access)], client_max_size=64 * 1024)
     api = _Handlers(streams, results, feedback, registry, readiness, storage)
@@ -139,9 +139,17 @@ def _console_routes(
     incidents = IncidentRoutes(history, results, feedback, streams, access.evidence, placements)
     return [
         *incidents.routes(),
-        *EvidenceRoutes(history, console.evidence_dir).routes(),
+        *EvidenceRoutes(history, console.evidence_dir, console.shared_clips).routes(),
         *ConsolePages().routes(),
     ]
+
+
+def _evidence_urls(console: ConsoleSetup) -> EvidenceUrls:
+    """Signed evidence URLs: under the fleet's key in fleet mode (they play on any
+    instance), else under this process's own."""
+    if console.evidence_url_key is None:
+        return EvidenceUrls(ttl=console.evidence_url_ttl)
+    return EvidenceUrls(ttl=console.evidence_url_ttl, key=console.evidence_url_key)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

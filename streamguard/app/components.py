@@ -109,7 +109,11 @@ async def open_components(
             profiles,
             sink,
             instance_id=config.instance.id,
-            evidence=EvidenceStore.from_config(config.evidence, state_dir) if evidence else None,
+            evidence=EvidenceStore.from_config(
+                config.evidence, state_dir, shared=fleet.clips if fleet else None
+            )
+            if evidence
+            else None,
             db=db,
             supervisor=supervisor,
             writes=spool,

@@ -188,9 +188,7 @@ class Daemon:
             image=None
             if parts.image_engine is None
             else image_route(parts.image_engine, parts.profiles),
-            console=ConsoleSetup.of(
-                config, parts.db, parts.fleet.incidents if parts.fleet else None
-            ),
+            console=_console(config, parts),
             try_it=TryIt.of(config, parts.engine, parts.outcomes, parts.profiles, streams.check),
             storage=parts.spool.check,
             placements=_placements(config, parts),
@@ -271,6 +269,20 @@ async def _prune_forever(results: ResultStore, keep_days: float) -> None:
         if removed:
             log.info("retention: %d result(s) older than %g days deleted", removed, keep_days)
         await asyncio.sleep(PRUNE_EVERY)
+
+
+def _console(config: Config, parts: Components) -> ConsoleSetup:
+    """The console's setup: in fleet mode on the shared history, clips and URL key."""
+    fleet = parts.fleet
+    if fleet is None:
+        return ConsoleSetup.of(config, parts.db)
+    return ConsoleSetup.of(
+        config,
+        parts.db,
+        fleet.incidents,
+        shared_clips=fleet.clips,
+        evidence_url_key=fleet.evidence_url_key,
+    )
 
 
 def _placements(config: Config, parts: Components) -> Placements:

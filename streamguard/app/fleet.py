@@ -27,6 +27,7 @@ from streamguard.state.desired import Origin
 from streamguard.state.postgres.changes import ConfigChanges
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.evidence import PgEvidenceClips, evidence_url_key
 from streamguard.state.postgres.feedback import PgFeedback
 from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.postgres.incidents import PgIncidentHistory
@@ -52,6 +53,10 @@ class FleetState:
     incidents: PgIncidentHistory
     changes: ConfigChanges
     """Config changes of streams running elsewhere, kept for their owners."""
+    clips: PgEvidenceClips
+    """Evidence clips and frame pictures, served by any instance."""
+    evidence_url_key: bytes
+    """The fleet's key for signed evidence URLs."""
 
 
 async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
@@ -81,6 +86,12 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
         PgFeedback(db),
         PgIncidentHistory(db),
         ConfigChanges(db, instance),
+        PgEvidenceClips(
+            db,
+            keep_seconds=config.evidence.keep_days * 86_400,
+            max_bytes=int(config.evidence.max_megabytes * 1_000_000),
+        ),
+        await evidence_url_key(db),
     )
 
 

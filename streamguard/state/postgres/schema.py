@@ -204,6 +204,24 @@ WEBHOOKS_MIGRATIONS: list[LiteralString] = [
 ]
 """Kept by ``state/postgres/webhooks.py``."""
 
+EVIDENCE_MIGRATIONS: list[LiteralString] = [
+    # Evidence clips and frame pictures, shared: any instance serves them (size bounded and
+    # pruned like the evidence directory).
+    """CREATE TABLE evidence_clips (
+        segment_id TEXT PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        body BYTEA NOT NULL,
+        kept_at TIMESTAMPTZ NOT NULL
+    )""",
+    "CREATE INDEX evidence_clips_kept ON evidence_clips (kept_at)",
+    # Secrets the whole fleet shares (the key that signs evidence URLs).
+    "CREATE TABLE fleet_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
+]
+"""Kept by ``state/postgres/evidence.py``."""
+
 SCHEMA: dict[str, list[LiteralString]] = {
     "fleet": FLEET_MIGRATIONS,
     "results": RESULTS_MIGRATIONS,
@@ -211,5 +229,6 @@ SCHEMA: dict[str, list[LiteralString]] = {
     "feedback": FEEDBACK_MIGRATIONS,
     "incidents": INCIDENTS_MIGRATIONS,
     "webhooks": WEBHOOKS_MIGRATIONS,
+    "evidence": EVIDENCE_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""
