@@ -48,6 +48,7 @@ from streamguard.state.db import Database
 from streamguard.state.desired import DesiredStreams
 from streamguard.state.feedback import Feedback, FeedbackStore
 from streamguard.state.heartbeat import Heartbeat
+from streamguard.state.journal import IncidentJournal
 from streamguard.state.outbox import MessageKind, OutboxMessage
 from streamguard.state.postgres.webhooks import PgWebhookDeliveries
 from streamguard.state.results import Results, ResultStore
@@ -119,6 +120,7 @@ async def open_components(
             writes=spool,
             on_evidence_not_kept=report.evidence_not_kept,
             history=fleet.incidents if fleet else None,
+            journal=IncidentJournal(db, spool, fleet.journal) if fleet else None,
         )
     )
     await _watch_storage(metrics, spool, alerting, sink)

@@ -124,7 +124,12 @@ class Daemon:
         """Fleet mode: the file's streams join the shared desired set, and the loop
         ``fleet.leases`` runs this instance's share of it."""
         await sync_config_streams(fleet, self.config)
-        member = FleetMember(fleet.fleet, streams, changes=RemoteChanges(fleet.changes, streams))
+        member = FleetMember(
+            fleet.fleet,
+            streams,
+            changes=RemoteChanges(fleet.changes, streams),
+            adopt_orphans=parts.alerting.end_orphans,
+        )
         fleet.results.on_stale = member.stale
         self.metrics.watch_fleet(lambda: member.gauges)
         parts.supervisor.start("fleet.leases", member.run)

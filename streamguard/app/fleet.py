@@ -3,9 +3,9 @@
     PostgreSQL (pool, migrations) → this instance joins the fleet → shared results (fenced),
     shared outbox, shared desired set, shared feedback and incident history
 
-What is not shared yet (the open-incident journal, attached streams' alert fields, AMS task
-tracking, evidence clips, the readiness heartbeat) stays in the instance's own SQLite file
-beside it; docs/fleet.md says what that means.
+What is not shared yet (attached streams' alert fields, AMS task tracking, the readiness
+heartbeat) stays in the instance's own SQLite file beside it; docs/fleet.md says what that
+means.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from streamguard.state.postgres.evidence import PgEvidenceClips, evidence_url_ke
 from streamguard.state.postgres.feedback import PgFeedback
 from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.postgres.incidents import PgIncidentHistory
+from streamguard.state.postgres.journal import PgIncidentJournal
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.state.postgres.results import PgResults
 from streamguard.state.spool import Spool
@@ -57,6 +58,8 @@ class FleetState:
     """Evidence clips and frame pictures, served by any instance."""
     evidence_url_key: bytes
     """The fleet's key for signed evidence URLs."""
+    journal: PgIncidentJournal
+    """Open incidents of the fleet (a live instance ends a dead one's)."""
 
 
 async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
@@ -92,6 +95,7 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
             max_bytes=int(config.evidence.max_megabytes * 1_000_000),
         ),
         await evidence_url_key(db),
+        PgIncidentJournal(db, instance, alive_within=config.state.lease_seconds),
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -79,9 +80,14 @@ class FleetMember:
         *,
         shed_per_turn: int = SHED_PER_TURN,
         changes: RemoteChanges | None = None,
+        adopt_orphans: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.fleet = fleet
         self._changes = changes
+        self._adopt_orphans = adopt_orphans
+        """Ends the open incidents dead instances left (``Alerting.end_orphans``): at the
+        first turn and after every turn that took a stream over."""
+        self._orphans_due = adopt_orphans is not None
         self.shed_per_turn = shed_per_turn
         self._streams = streams
         self._stale: set[str] = set()
@@ -124,7 +130,11 @@ class FleetMember:
             await self._hand_over(stream_id, "its lease was lost")
             self.fleet.forget(stream_id)  # a detached one's tail is recorded now
         for lease in await self.fleet.claim():
+            self._orphans_due |= lease.previous_owner is not None
             await self._run(lease)
+        if self._orphans_due and self._adopt_orphans is not None:
+            await self._adopt_orphans()
+            self._orphans_due = False
         if self._changes is not None:
             await self._changes.apply()
         excess = await self.fleet.excess()

@@ -222,6 +222,18 @@ EVIDENCE_MIGRATIONS: list[LiteralString] = [
 ]
 """Kept by ``state/postgres/evidence.py``."""
 
+JOURNAL_MIGRATIONS: list[LiteralString] = [
+    # Every open incident of the fleet with the instance that runs it and its latest alert
+    # JSON: a live instance ends those of a dead one.
+    """CREATE TABLE open_incidents (
+        incident_id TEXT PRIMARY KEY,
+        instance_id TEXT NOT NULL,
+        last_alert TEXT NOT NULL
+    )""",
+    "CREATE INDEX open_incidents_instance ON open_incidents (instance_id)",
+]
+"""Kept by ``state/postgres/journal.py``."""
+
 SCHEMA: dict[str, list[LiteralString]] = {
     "fleet": FLEET_MIGRATIONS,
     "results": RESULTS_MIGRATIONS,
@@ -230,5 +242,6 @@ SCHEMA: dict[str, list[LiteralString]] = {
     "incidents": INCIDENTS_MIGRATIONS,
     "webhooks": WEBHOOKS_MIGRATIONS,
     "evidence": EVIDENCE_MIGRATIONS,
+    "journal": JOURNAL_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""
