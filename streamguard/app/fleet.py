@@ -114,8 +114,9 @@ async def reload_fleet(
     path: Path, old: Config, state: FleetState, profiles: Profiles, notifier: Notifier
 ) -> Reloaded:
     """SIGHUP in fleet mode: profiles apply here, the file's streams go to the desired set
-    (a changed stream runs with its new config from its next claim). Refused, the config
-    in force unchanged, when the file is invalid or the shared database unreachable."""
+    (a changed stream's owner applies its new config at its next turn: ``RemoteChanges``).
+    Refused, the config in force unchanged, when the file is invalid or the shared database
+    unreachable."""
     notifier.reloading()
     summary = "reload failed"
     try:

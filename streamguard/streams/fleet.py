@@ -242,7 +242,7 @@ class FleetDesired:
 
     async def put(self, stream: StreamConfig, origin: Origin = Origin.API) -> None:
         """Keep ``stream`` and hold it here; ``StreamConflict`` when another instance runs
-        it (its config is updated all the same and applies at its next start)."""
+        it (its config is updated all the same: its owner applies it at its next turn)."""
         holder = await self._fleet.keep_and_take(
             stream.id, origin.value, stream.model_dump(mode="json")
         )
