@@ -9,8 +9,10 @@ owner's pickup costs the database and how long a change waits for its owner.
    the adoption of orphaned incidents as the daemon runs them; reported: the database
    transactions per stream per minute of each, and the difference;
 2. pickup: ``--changes`` config changes written as ``PATCH`` on a non-owner writes them
-   (``ConfigChanges.change``), one at a time; reported: the time from the write to the
-   owner applying it (p50, max; bound: a third of a lease, one turn of the owner's loop).
+   (``ConfigChanges.change``), one at a time, each just after the owner applied the last
+   (so it waits about a whole turn: the worst case); reported: the time from the write to
+   the owner applying it (p50, max; bound: one turn of the owner's loop, a third of a lease,
+   plus the turn's own queries).
 """
 
 from __future__ import annotations
@@ -129,7 +131,8 @@ async def bench(streams: int, instances: int, lease: float, minutes: float, coun
         print(f"pickup of a change made elsewhere ({count} changes):")
         print(
             f"  from the write to the owner applying it: p50 {statistics.median(delays):.2f} s,"
-            f" max {max(delays):.2f} s (bound: a third of a lease = {lease / 3:.1f} s)"
+            f" max {max(delays):.2f} s (one turn: a third of a lease = {lease / 3:.1f} s, plus"
+            " the turn's own queries)"
         )
         print("  (machine shared with other work: figures are indicative)")
         await stop(dbs, tasks)
