@@ -106,6 +106,12 @@ OPENAPI: dict[str, Any] = {
             "Stream": StreamConfig.model_json_schema(),
             "StreamStatus": _STREAM_STATUS,
             "StreamPlacement": _PLACEMENT,
+            "PendingStreamChange": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/PlacedStream"},
+                    {"type": "object", "required": ["change"], "properties": {"change": _CHANGE}},
+                ]
+            },
             "PlacedStream": {
                 "allOf": [
                     {"$ref": "#/components/schemas/StreamStatus"},
@@ -181,16 +187,7 @@ OPENAPI: dict[str, Any] = {
                     "400": _json(_ERR, "malformed body"),
                     "404": _json(_ERR, "no such stream"),
                     "202": _json(
-                        {
-                            "allOf": [
-                                _STATUS,
-                                {
-                                    "type": "object",
-                                    "required": ["change"],
-                                    "properties": {"change": _CHANGE},
-                                },
-                            ]
-                        },
+                        {"$ref": "#/components/schemas/PendingStreamChange"},
                         "fleet mode, a stream that runs on another instance or on none now: "
                         "the change is kept in the shared desired set; its owner applies it "
                         "at its next lease turn (or whoever claims it next)",

@@ -40,7 +40,7 @@ from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.core.version import __version__
 from streamguard.moderation.alert import stamp_published
 from streamguard.moderation.policy import RiskLevel
-from streamguard.state.db import Database
+from streamguard.state.db import Database, StateError
 from streamguard.state.webhooks import WebhookDeliveries, WebhookMessage
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookSender", "Webhooks", "sign"]
@@ -62,6 +62,8 @@ class Deliveries(Protocol):
     async def register(self, destinations: list[str]) -> None: ...
 
     async def keep(self, destination: str, seconds: float) -> bool: ...
+
+    async def release(self, destination: str) -> None: ...
 
     async def pending(self, destination: str, limit: int) -> list[WebhookMessage]: ...
 
@@ -320,6 +322,11 @@ class Webhooks:
         for loop in self._loops:
             await loop.stop()
         await self._stack.aclose()
+        for sender in self.senders:  # fleet mode: the others take them over at once
+            try:
+                await self.deliveries.release(sender.name)
+            except StateError as exc:
+                log.warning("webhook %s: not released (its hold expires): %s", sender.name, exc)
 
     async def _drain(self) -> None:
         """Let the senders deliver what waits, for at most ``drain_seconds``; the rest waits

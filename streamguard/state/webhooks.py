@@ -69,6 +69,10 @@ class WebhookDeliveries:
         del destination, seconds
         return True
 
+    async def release(self, destination: str) -> None:
+        """Nothing to give back on one machine."""
+        del destination
+
     async def pending(self, destination: str, limit: int) -> list[WebhookMessage]:
         """The oldest ``limit`` alerts ``destination`` has not delivered, in order."""
 

@@ -121,7 +121,7 @@ async def test_a_patch_on_b_changes_the_stream_running_on_a(db: PgDatabase, tmp_
         # Room and profile: swapped in place on A.
         status, body = await patch("room1", {"room": "lobby", "profile": "strict"})
         assert status == 202, body
-        conforms(body, "PlacedStream")
+        conforms(body, "PendingStreamChange")
         assert (body["placement"], body["owner"]) == ("elsewhere", "a")
         assert (body["room"], body["profile"]) == ("lobby", "strict")  # as kept now
         assert body["change"]["state"] == "pending"

@@ -111,7 +111,7 @@ async def test_two_instances_deliver_each_alert_once(db: PgDatabase, tmp_path: P
         for instance in (a, b):
             assert instance.webhooks is not None
             await instance.webhooks.senders[0].wait_caught_up()
-    assert await holder(db) in ("a", "b")
+    assert await holder(db) is None  # released at the stop
     counts = Counter(receiver.delivered_ids())
     assert counts == Counter(sent)  # each once, events not sent
     assert all(r.verified for r in receiver.received)
@@ -132,7 +132,14 @@ async def test_a_dead_holders_destination_is_taken_over(db: PgDatabase, tmp_path
             await a.raise_alerts(["first"])
             await eventually(lambda: receiver.delivered_ids() == ["first"])
             assert await holder(db) == "a"
-        # a is gone (its senders stopped) but its hold has not expired: alerts wait.
+        assert await holder(db) is None  # a clean stop gives it back
+        # a is dead (its senders stopped, its hold not released): alerts wait for it.
+        await db.run(
+            lambda conn: conn.execute(
+                "UPDATE webhook_destinations SET holder = 'a',"
+                " held_until = now() + interval '1 hour'"
+            )
+        )
         await b.start(outer, tmp_path)
         await a.raise_alerts(["left-by-a-1", "left-by-a-2"])
         assert b.webhooks is not None

@@ -10,7 +10,8 @@ answered 2xx (or the alert was filtered out, or dead-lettered).
 One instance at a time sends a destination's alerts: it holds the destination
 (``holder``, ``held_until``), taken with ``FOR UPDATE SKIP LOCKED`` like a stream's lease
 when nobody holds it or its hold expired, and renewed before every look at the feed and
-every retry (``keep``). So a destination's alerts go out one at a time in outbox order,
+every retry (``keep``), and given back at a clean stop (``release``). So a destination's
+alerts go out one at a time in outbox order,
 retried with backoff as on one machine, and a dead instance's destinations are taken over
 once its hold expires. Alerts written at the same instant by two instances may cross (a
 row committed after a later one was sent goes next). Delivery stays at least once: a holder
@@ -84,6 +85,19 @@ class PgWebhookDeliveries:
             return await cursor.fetchone() is not None
 
         return await self._db.run(hold)
+
+    async def release(self, destination: str) -> None:
+        """Give ``destination`` back (a clean stop): another instance takes it at its next
+        look instead of when the hold expires."""
+
+        async def release(conn: Connection) -> None:
+            await conn.execute(
+                "UPDATE webhook_destinations SET holder = NULL, held_until = NULL"
+                " WHERE destination = %s AND holder = %s",
+                (destination, self.instance_id),
+            )
+
+        await self._db.run(release)
 
     async def pending(self, destination: str, limit: int) -> list[WebhookMessage]:
         """The oldest ``limit`` alerts waiting for ``destination``, in outbox order; none
