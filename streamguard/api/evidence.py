@@ -5,57 +5,69 @@ Reached with the API or viewer token, or through a signed URL (``api.auth.Eviden
 that the incident routes hand out so an ``<audio>`` element can play it. Only clips the
 incident history names and that lie inside the evidence directory are served; one that
 retention has deleted since is ``410 evidence_gone``.
+
+In fleet mode a clip this instance did not keep is served from the shared database
+(``state.postgres.evidence``), Range included, so the history's clips play through any
+instance; the URL signing key is the fleet's, so a signed URL works on any instance too.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
 from streamguard.api.replies import problem
 from streamguard.state.incidents import IncidentStore
+from streamguard.state.postgres.evidence import SharedClip
 
-__all__ = ["EvidenceRoutes"]
+__all__ = ["EvidenceRoutes", "SharedClipSource"]
 
 MEDIA_TYPES = {
     ".wav": "audio/wav",
     ".mp3": "audio/mpeg",
     ".m4a": "audio/mp4",
-    ".jpg": "image/jpeg",  # a video frame's evidence
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
 }
+
+
+class SharedClipSource(Protocol):
+    """Fleet mode's shared clips (``state.postgres.evidence.PgEvidenceClips``)."""
+
+    async def get(self, segment_id: str) -> SharedClip | None: ...
 
 
 class EvidenceRoutes:
     """The evidence clip handler."""
 
-    def __init__(self, history: IncidentStore, directory: Path) -> None:
+    def __init__(
+        self, history: IncidentStore, directory: Path, shared: SharedClipSource | None = None
+    ) -> None:
         self._history = history
         self._directory = directory
+        self._shared = shared
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to register."""
         return [web.get("/v1/evidence/{segment_id}", self.clip)]
 
     async def clip(self, request: web.Request) -> web.StreamResponse:
-        """The clip itself; aiohttp's ``FileResponse`` answers Range, If-Range and HEAD."""
+        """The clip itself; aiohttp's ``FileResponse`` answers Range, If-Range and HEAD (a
+        shared clip: Range and HEAD, from memory)."""
         segment_id = request.match_info["segment_id"]
         evidence = await self._history.evidence_of(segment_id)
         if evidence is None:
             return problem(404, "no_evidence", f"no evidence kept for segment {segment_id!r}")
         path = await asyncio.to_thread(self._resolve, Path(evidence["clip_path"]))
-        if path is None:
-            return problem(410, "evidence_gone", "the clip was deleted by evidence retention")
-        media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
-        return web.FileResponse(
-            path,
-            headers={
-                "Content-Type": media_type,
-                "Cache-Control": "private, max-age=300",
-                "X-Content-Type-Options": "nosniff",
-            },
-        )
+        if path is not None:
+            return web.FileResponse(path, headers=_headers(path.suffix))
+        shared = None if self._shared is None else await self._shared.get(segment_id)
+        if shared is not None:
+            return _ranged(request, shared)
+        return problem(410, "evidence_gone", "the clip was deleted by evidence retention")
 
     def _resolve(self, clip: Path) -> Path | None:
         """The clip's real path if it exists inside the evidence directory."""
@@ -63,3 +75,33 @@ class EvidenceRoutes:
         if not real.is_relative_to(self._directory.resolve()) or not real.is_file():
             return None
         return real
+
+
+def _headers(suffix: str) -> dict[str, str]:
+    return {
+        "Content-Type": MEDIA_TYPES.get(suffix, "application/octet-stream"),
+        "Cache-Control": "private, max-age=300",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+def _ranged(request: web.Request, clip: SharedClip) -> web.Response:
+    """A shared clip, whole or the one byte range asked for (``206``; ``416`` outside it)."""
+    headers = {
+        **_headers(Path(clip.file_name).suffix),
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{clip.sha256}"',
+    }
+    size = len(clip.body)
+    try:
+        wanted = request.http_range
+    except ValueError:
+        wanted = slice(None, None)
+    if wanted.start is None and wanted.stop is None:
+        return web.Response(body=clip.body, headers=headers)
+    start, stop, _ = wanted.indices(size)
+    if start >= stop:
+        headers["Content-Range"] = f"bytes */{size}"
+        return web.Response(status=416, headers=headers)
+    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    return web.Response(status=206, body=clip.body[start:stop], headers=headers)

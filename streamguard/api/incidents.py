@@ -3,7 +3,8 @@
 ``GET /v1/incidents`` (newest first; ``room``, ``label``, ``risk``, ``min_risk``, ``state``,
 ``since``, ``until``, ``limit``), ``GET /v1/incidents/{id}`` (its segments with verdicts and
 transcripts, signed evidence URLs, its alerts and the feedback given on it), ``GET
-/v1/rooms`` (every stream with its live state and last result) and ``GET /v1/whoami`` (the
+/v1/rooms`` (every room of the fleet: its placement, its live state where it runs here, its
+last result and open incidents from the shared stores) and ``GET /v1/whoami`` (the
 caller's role, for the console to show or hide what a viewer may not do).
 """
 
@@ -20,6 +21,7 @@ from streamguard.api.replies import BadQuery, choice, json_reply, problem, query
 from streamguard.state.feedback import FeedbackStore
 from streamguard.state.incidents import RISK_RANK, IncidentQuery, IncidentStore
 from streamguard.state.results import ResultStore
+from streamguard.streams.placement import LocalPlacements, Placements
 from streamguard.streams.report import StreamReport
 
 __all__ = ["IncidentRoutes"]
@@ -41,12 +43,14 @@ class IncidentRoutes:
         feedback: FeedbackStore,
         streams: _Reports,
         urls: EvidenceUrls,
+        placements: Placements | None = None,
     ) -> None:
         self._history = history
         self._results = results
         self._feedback = feedback
         self._streams = streams
         self._urls = urls
+        self._placements: Placements = placements or LocalPlacements(None)
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to register."""
@@ -90,18 +94,22 @@ class IncidentRoutes:
         return json_reply(found)
 
     async def rooms(self, request: web.Request) -> web.Response:
-        reports = self._streams.reports()
-        latest = await self._results.latest([r.stream_id for r in reports])
+        """Every room: in fleet mode the shared desired set with each stream's placement
+        (runtime fields are live only where it runs ``here``; null elsewhere, as in
+        ``/v1/streams``), with the last result and open incidents from the shared stores."""
+        placed, complete = await self._placements.all(self._streams.reports())
+        latest = await self._results.latest([p.stream_id for p in placed])
         open_incidents = await self._history.query(IncidentQuery(open_only=True, limit=1000))
         rooms: list[dict[str, Any]] = []
-        for report in reports:
-            room = report.to_json()
-            room["last_result"] = latest.get(report.stream_id)
+        for stream in placed:
+            room = stream.to_json()
+            room["last_result"] = latest.get(stream.stream_id)
             room["open_incidents"] = sum(
-                1 for i in open_incidents if i["stream_id"] == report.stream_id
+                1 for i in open_incidents if i["stream_id"] == stream.stream_id
             )
             rooms.append(room)
-        return json_reply({"rooms": rooms})
+        body = {"instance": self._placements.instance_id, "complete": complete, "rooms": rooms}
+        return json_reply(body)
 
     async def whoami(self, request: web.Request) -> web.Response:
         return json_reply({"role": role_of(request).value})

@@ -41,6 +41,16 @@ _UNUSABLE = (
 )
 _STATUS = {"$ref": "#/components/schemas/PlacedStream"}
 _STREAM = {"$ref": "#/components/schemas/Stream"}
+_CHANGE = {
+    "type": "object",
+    "required": ["state", "applied_by", "within_seconds", "message"],
+    "properties": {
+        "state": {"enum": ["pending"]},
+        "applied_by": {"type": ["string", "null"], "description": "the owner that applies it"},
+        "within_seconds": {"type": ["number", "null"]},
+        "message": {"type": "string"},
+    },
+}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _AUTH_ERRORS = {"401": _json(_ERR, "missing or wrong bearer token")}
 
@@ -101,6 +111,12 @@ OPENAPI: dict[str, Any] = {
             "Stream": StreamConfig.model_json_schema(),
             "StreamStatus": _STREAM_STATUS,
             "StreamPlacement": _PLACEMENT,
+            "PendingStreamChange": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/PlacedStream"},
+                    {"type": "object", "required": ["change"], "properties": {"change": _CHANGE}},
+                ]
+            },
             "PlacedStream": {
                 "allOf": [
                     {"$ref": "#/components/schemas/StreamStatus"},
@@ -175,11 +191,13 @@ OPENAPI: dict[str, Any] = {
                     "200": _json(_STATUS, "changed (the stream restarts if its source changed)"),
                     "400": _json(_ERR, "malformed body"),
                     "404": _json(_ERR, "no such stream"),
-                    "409": _json(
-                        _ERR,
-                        "runs_elsewhere (fleet mode): the stream runs on another instance, "
-                        "or on none now; details give its placement",
+                    "202": _json(
+                        {"$ref": "#/components/schemas/PendingStreamChange"},
+                        "fleet mode, a stream that runs on another instance or on none now: "
+                        "the change is kept in the shared desired set; its owner applies it "
+                        "at its next lease turn (or whoever claims it next)",
                     ),
+                    "409": _json(_ERR, "configured_in_file: change it in the file and reload"),
                     "422": _json(_ERR, _UNUSABLE),
                     **_AUTH_ERRORS,
                 },

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -59,6 +59,13 @@ class StreamControl(Protocol):
     async def detach(self, stream_id: str) -> bool: ...
 
 
+@runtime_checkable
+class _Checks(Protocol):
+    """Streams that can check a stream the way its owner will (``Streams.check``)."""
+
+    def check(self, stream: StreamConfig, *, from_api: bool = True) -> None: ...
+
+
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 
 
@@ -88,7 +95,7 @@ def build_api(
     access = (
         Access(token)
         if console is None
-        else Access(token, console.viewer_token, EvidenceUrls(ttl=console.evidence_url_ttl))
+        else Access(token, console.viewer_token, _evidence_urls(console))
     )
     app = web.Application(middlewares=[_errors, auth_middleware(access)], client_max_size=64 * 1024)
     api = _Handlers(streams, results, feedback, registry, readiness, storage)
@@ -111,7 +118,7 @@ def build_api(
     )
     app.add_routes(UsageRoutes(results).routes())
     if console is not None:
-        app.add_routes(_console_routes(console, results, feedback, streams, access))
+        app.add_routes(_console_routes(console, results, feedback, streams, access, api.placements))
     # POST /v1/moderate/text, /file, /url and /image (api.text, api.try_it, api.image)
     app.add_routes([route for route in (text, image) if route is not None])
     if try_it is not None:
@@ -125,14 +132,24 @@ def _console_routes(
     feedback: FeedbackStore,
     streams: StreamControl,
     access: Access,
+    placements: Placements,
 ) -> list[web.RouteDef]:
     """The incident and evidence routes and the console's pages."""
     history = console.incidents
+    incidents = IncidentRoutes(history, results, feedback, streams, access.evidence, placements)
     return [
-        *IncidentRoutes(history, results, feedback, streams, access.evidence).routes(),
-        *EvidenceRoutes(history, console.evidence_dir).routes(),
+        *incidents.routes(),
+        *EvidenceRoutes(history, console.evidence_dir, console.shared_clips).routes(),
         *ConsolePages().routes(),
     ]
+
+
+def _evidence_urls(console: ConsoleSetup) -> EvidenceUrls:
+    """Signed evidence URLs: under the fleet's key in fleet mode (they play on any
+    instance), else under this process's own."""
+    if console.evidence_url_key is None:
+        return EvidenceUrls(ttl=console.evidence_url_ttl)
+    return EvidenceUrls(ttl=console.evidence_url_ttl, key=console.evidence_url_key)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -296,31 +313,35 @@ class _Handlers:
     async def change_stream(self, request: web.Request) -> web.Response:
         stream_id = request.match_info["id"]
         current = self.streams.config_of(stream_id)
-        if current is None:
-            return await self._not_here(stream_id)
+        kept = None if current is not None else await self.placements.one(stream_id, None)
+        base = current.model_dump() if current is not None else kept.config if kept else None
+        if base is None:
+            return _problem(404, "no_such_stream", f"no stream {stream_id!r}")
         body = await _json_body(request)
         if body.get("id", stream_id) != stream_id:
             return _problem(400, "id_mismatch", "a stream's id cannot be changed")
-        stream = self._stream_from({**current.model_dump(), **body})
+        stream = self._stream_from({**base, **body})
         refused = await self._unwritable()
         if refused is not None:
             return refused
         try:
+            if current is None:
+                return await self._change_elsewhere(stream)
             await self.streams.change(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
         return _json(await self._report(stream_id))
 
-    async def _not_here(self, stream_id: str) -> web.Response:
-        """The answer to a change of a stream that does not run here: 404, or in fleet mode
-        409 ``runs_elsewhere`` naming its owner (change it through that instance)."""
-        placed = await self.placements.one(stream_id, None)
-        if placed is None:
-            return _problem(404, "no_such_stream", f"no stream {stream_id!r}")
-        owner = placed.placement.owner
-        where = "no instance holds it now" if owner is None else f"it runs on {owner!r}"
-        message = f"stream {stream_id!r} does not run on this instance ({where}): change it there"
-        return _problem(409, "runs_elsewhere", message, placed.placement.to_json())
+    async def _change_elsewhere(self, stream: StreamConfig) -> web.Response:
+        """Fleet mode, a stream that does not run here: checked as its owner will check it,
+        kept in the shared desired set, and applied by its owner at its next lease turn
+        (``202`` with what will happen)."""
+        if isinstance(self.streams, _Checks):
+            self.streams.check(stream)  # a profile or protocol its owner would refuse
+        pending = await self.placements.change(stream)
+        if pending is None:
+            return _problem(404, "no_such_stream", f"no stream {stream.id!r}")
+        return _json(pending.to_json(), status=202)
 
     async def _unwritable(self) -> web.Response | None:
         """503 while the state disk refuses writes: a stream attached now could not be kept

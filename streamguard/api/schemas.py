@@ -111,7 +111,7 @@ CONSOLE_SCHEMAS: dict[str, Any] = {
     ),
     "Room": {
         "allOf": [
-            _ref("StreamStatus"),
+            _ref("PlacedStream"),
             _obj(
                 {
                     "last_result": {"type": ["object", "null"]},
@@ -207,8 +207,17 @@ CONSOLE_PATHS: dict[str, Any] = {
         "get": {
             "responses": {
                 "200": _json(
-                    _obj({"rooms": {"type": "array", "items": _ref("Room")}}),
-                    "every stream with its live state, last result and open incidents",
+                    _obj(
+                        {"rooms": {"type": "array", "items": _ref("Room")}},
+                        instance={"type": ["string", "null"], "description": "who answered"},
+                        complete={
+                            "type": "boolean",
+                            "description": "false: the fleet's database is away, only the "
+                            "rooms running on this instance are listed",
+                        },
+                    ),
+                    "every room of the fleet with its placement (runtime fields live only "
+                    "where it runs here), last result and open incidents",
                 )
             }
         }

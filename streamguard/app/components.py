@@ -48,7 +48,9 @@ from streamguard.state.db import Database
 from streamguard.state.desired import DesiredStreams
 from streamguard.state.feedback import Feedback, FeedbackStore
 from streamguard.state.heartbeat import Heartbeat
+from streamguard.state.journal import IncidentJournal
 from streamguard.state.outbox import MessageKind, OutboxMessage
+from streamguard.state.postgres.webhooks import PgWebhookDeliveries
 from streamguard.state.results import Results, ResultStore
 from streamguard.state.spool import Spool, SpoolState
 
@@ -108,12 +110,17 @@ async def open_components(
             profiles,
             sink,
             instance_id=config.instance.id,
-            evidence=EvidenceStore.from_config(config.evidence, state_dir) if evidence else None,
+            evidence=EvidenceStore.from_config(
+                config.evidence, state_dir, shared=fleet.clips if fleet else None
+            )
+            if evidence
+            else None,
             db=db,
             supervisor=supervisor,
             writes=spool,
             on_evidence_not_kept=report.evidence_not_kept,
             history=fleet.incidents if fleet else None,
+            journal=IncidentJournal(db, spool, fleet.journal) if fleet else None,
         )
     )
     await _watch_storage(metrics, spool, alerting, sink)
@@ -164,7 +171,7 @@ async def _open_sink(
     )
     metrics.watch_outbox(lambda: mqtt.health().backlog, lambda: mqtt.health().oldest_age or 0.0)
     metrics.watch_dead_letters(lambda: mqtt.outbox.dead_lettered_total)
-    await _open_webhooks(stack, config, db, supervisor, mqtt, metrics)
+    await _open_webhooks(stack, config, db, supervisor, mqtt, metrics, fleet)
     return mqtt
 
 
@@ -175,12 +182,19 @@ async def _open_webhooks(
     supervisor: Supervisor,
     mqtt: MqttAlerts,
     metrics: Metrics,
+    fleet: FleetState | None,
 ) -> None:
     """Webhooks read the outbox's alerts; entered even with none configured (it forgets the
-    delivery cursors of destinations removed from the config)."""
+    delivery cursors of destinations removed from the config). In fleet mode their feed is
+    the shared outbox's (``state.postgres.webhooks``)."""
+    shared = None
+    if fleet is not None:
+        alive = config.state.lease_seconds
+        shared = PgWebhookDeliveries(fleet.db, config.instance.id, alive_within=alive)
     webhooks = Webhooks(
         config.webhooks,
         db,
+        deliveries=shared,
         supervisor=supervisor,
         stale_after=mqtt.config.stale_after_seconds,
         drain_seconds=mqtt.config.shutdown_drain_seconds,

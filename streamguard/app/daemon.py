@@ -42,7 +42,7 @@ from streamguard.core.status import StreamState
 from streamguard.engines.local.moderator import TextModerator
 from streamguard.state.desired import KeptStreams
 from streamguard.state.results import ResultStore
-from streamguard.streams.fleet import FleetDesired, FleetMember, FleetPlacements
+from streamguard.streams.fleet import FleetDesired, FleetMember, FleetPlacements, RemoteChanges
 from streamguard.streams.placement import LocalPlacements, Placements
 from streamguard.streams.registry import Streams
 
@@ -125,7 +125,12 @@ class Daemon:
         """Fleet mode: the file's streams join the shared desired set, and the loop
         ``fleet.leases`` runs this instance's share of it."""
         await sync_config_streams(fleet, self.config)
-        member = FleetMember(fleet.fleet, streams)
+        member = FleetMember(
+            fleet.fleet,
+            streams,
+            changes=RemoteChanges(fleet.changes, streams),
+            adopt_orphans=parts.alerting.end_orphans,
+        )
         fleet.results.on_stale = member.stale
         self.metrics.watch_fleet(lambda: member.gauges)
         parts.supervisor.start("fleet.leases", member.run)
@@ -193,9 +198,7 @@ class Daemon:
                 parts.profiles,
                 fetcher=ImageFetcher(config.ingest.addresses, MAX_IMAGE_BYTES),
             ),
-            console=ConsoleSetup.of(
-                config, parts.db, parts.fleet.incidents if parts.fleet else None
-            ),
+            console=_console(config, parts),
             try_it=TryIt.of(config, parts.engine, parts.outcomes, parts.profiles, streams.check),
             storage=parts.spool.check,
             placements=_placements(config, parts),
@@ -278,11 +281,25 @@ async def _prune_forever(results: ResultStore, keep_days: float) -> None:
         await asyncio.sleep(PRUNE_EVERY)
 
 
+def _console(config: Config, parts: Components) -> ConsoleSetup:
+    """The console's setup: in fleet mode on the shared history, clips and URL key."""
+    fleet = parts.fleet
+    if fleet is None:
+        return ConsoleSetup.of(config, parts.db)
+    return ConsoleSetup.of(
+        config,
+        parts.db,
+        fleet.incidents,
+        shared_clips=fleet.clips,
+        evidence_url_key=fleet.evidence_url_key,
+    )
+
+
 def _placements(config: Config, parts: Components) -> Placements:
     """Where the API says streams run: here (one machine), or by the fleet's leases."""
     if parts.fleet is None:
         return LocalPlacements(config.instance.id)
-    return FleetPlacements(parts.fleet.fleet, parts.fleet.desired)
+    return FleetPlacements(parts.fleet.fleet, parts.fleet.desired, parts.fleet.changes)
 
 
 def _bus_check(mqtt: MqttAlerts) -> Check:

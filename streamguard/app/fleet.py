@@ -3,9 +3,9 @@
     PostgreSQL (pool, migrations) → this instance joins the fleet → shared results (fenced),
     shared outbox, shared desired set, shared feedback and incident history
 
-What is not shared yet (the open-incident journal, attached streams' alert fields, AMS task
-tracking, evidence clips, the readiness heartbeat) stays in the instance's own SQLite file
-beside it; docs/fleet.md says what that means.
+What is not shared yet (attached streams' alert fields, AMS task tracking, the readiness
+heartbeat) stays in the instance's own SQLite file beside it; docs/fleet.md says what that
+means.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ from streamguard.core.errors import ConfigError
 from streamguard.moderation.profiles import Profiles
 from streamguard.state.db import StateError
 from streamguard.state.desired import Origin
+from streamguard.state.postgres.changes import ConfigChanges
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.evidence import PgEvidenceClips, evidence_url_key
 from streamguard.state.postgres.feedback import PgFeedback
 from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.postgres.incidents import PgIncidentHistory
+from streamguard.state.postgres.journal import PgIncidentJournal
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.state.postgres.results import PgResults
 from streamguard.state.spool import Spool
@@ -49,6 +52,14 @@ class FleetState:
     desired: PgDesiredStreams
     feedback: PgFeedback
     incidents: PgIncidentHistory
+    changes: ConfigChanges
+    """Config changes of streams running elsewhere, kept for their owners."""
+    clips: PgEvidenceClips
+    """Evidence clips and frame pictures, served by any instance."""
+    evidence_url_key: bytes
+    """The fleet's key for signed evidence URLs."""
+    journal: PgIncidentJournal
+    """Open incidents of the fleet (a live instance ends a dead one's)."""
 
 
 async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
@@ -77,6 +88,14 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
         PgDesiredStreams(db),
         PgFeedback(db),
         PgIncidentHistory(db),
+        ConfigChanges(db, instance),
+        PgEvidenceClips(
+            db,
+            keep_seconds=config.evidence.keep_days * 86_400,
+            max_bytes=int(config.evidence.max_megabytes * 1_000_000),
+        ),
+        await evidence_url_key(db),
+        PgIncidentJournal(db, instance, alive_within=config.state.lease_seconds),
     )
 
 
@@ -95,8 +114,9 @@ async def reload_fleet(
     path: Path, old: Config, state: FleetState, profiles: Profiles, notifier: Notifier
 ) -> Reloaded:
     """SIGHUP in fleet mode: profiles apply here, the file's streams go to the desired set
-    (a changed stream runs with its new config from its next claim). Refused, the config
-    in force unchanged, when the file is invalid or the shared database unreachable."""
+    (a changed stream's owner applies its new config at its next turn: ``RemoteChanges``).
+    Refused, the config in force unchanged, when the file is invalid or the shared database
+    unreachable."""
     notifier.reloading()
     summary = "reload failed"
     try:

@@ -1,12 +1,15 @@
 """Webhooks: every alert POSTed to each ``[[webhooks]]`` destination, signed, in order.
 
 Fed from the MQTT outbox through ``state.webhooks`` (a feed the outbox's own transaction
-fills, and one cursor per destination). A destination's sender posts its alerts one at a
-time in outbox order and moves its cursor only on a 2xx answer: at least once, in order.
-Anything else (a refused connection, a timeout, a 5xx, a 4xx, a redirect) is retried after
-``core.Backoff``'s delay, until the alert is older than ``dead_letter_after_seconds``; it is
-then moved to the dead letters and the next one goes. A retry resends the same alert (same
-``alert_id``), stamped and signed anew.
+fills, and one cursor per destination), or in fleet mode ``state.postgres.webhooks`` (one
+delivery row per alert and destination, filled by a trigger on the shared outbox; each
+destination sent by one live instance at a time, which holds it: ``keep`` before every look
+and every retry, so each alert is delivered once across the fleet). A destination's sender
+posts its alerts one at a time in outbox order and moves its cursor only on a 2xx answer:
+at least once, in order. Anything else (a refused connection, a timeout, a 5xx, a 4xx, a
+redirect) is retried after ``core.Backoff``'s delay, until the alert is older than
+``dead_letter_after_seconds``; it is then moved to the dead letters and the next one goes.
+A retry resends the same alert (same ``alert_id``), stamped and signed anew.
 
 Each POST's body is the alert JSON (stamped as published now) with the headers
 ``X-Streamguard-Timestamp`` (Unix seconds) and ``X-Streamguard-Signature: v1=<hex>``, the
@@ -27,7 +30,7 @@ from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import aiohttp
 
@@ -37,7 +40,7 @@ from streamguard.core.supervisor import Loop, Supervisor, shared_or_own
 from streamguard.core.version import __version__
 from streamguard.moderation.alert import stamp_published
 from streamguard.moderation.policy import RiskLevel
-from streamguard.state.db import Database
+from streamguard.state.db import Database, StateError
 from streamguard.state.webhooks import WebhookDeliveries, WebhookMessage
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookSender", "Webhooks", "sign"]
@@ -50,6 +53,25 @@ BATCH = 50
 """Alerts read from the feed at a time (still posted one by one)."""
 IDLE_POLL_SECONDS = 5.0
 """An idle sender looks at the feed this often even when nobody wakes it."""
+
+
+class Deliveries(Protocol):
+    """The feed the senders read: ``state.webhooks.WebhookDeliveries`` (SQLite) or
+    ``state.postgres.webhooks.PgWebhookDeliveries`` (fleet mode)."""
+
+    async def register(self, destinations: list[str]) -> None: ...
+
+    async def keep(self, destination: str, seconds: float) -> bool: ...
+
+    async def release(self, destination: str) -> None: ...
+
+    async def pending(self, destination: str, limit: int) -> list[WebhookMessage]: ...
+
+    async def backlog(self, destination: str) -> int: ...
+
+    async def delivered(self, destination: str, seq: int) -> None: ...
+
+    async def dead_letter(self, destination: str, message: WebhookMessage, error: str) -> None: ...
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -76,7 +98,7 @@ class WebhookSender:
     def __init__(
         self,
         config: WebhookConfig,
-        deliveries: WebhookDeliveries,
+        deliveries: Deliveries,
         *,
         stale_after: float = math.inf,
         clock: Callable[[], float] = time.time,
@@ -88,6 +110,12 @@ class WebhookSender:
         self._clock = clock
         self._secret = config.secret.get_secret_value().encode() if config.secret else b""
         self._backoff = Backoff.of(config.retry)
+        self.hold_seconds = config.timeout + config.retry.maximum + 2 * IDLE_POLL_SECONDS
+        """How long a look or a retry holds the destination (fleet mode): longer than a
+        POST and the longest wait before the next retry, which renew it."""
+        self._held = True
+        self._held_until = 0.0
+        """``time.monotonic()`` until which this sender holds the destination, as it knows."""
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.stats = SenderStats()
@@ -127,7 +155,8 @@ class WebhookSender:
                 self._wake.clear()
                 self._looks += 1
                 look = self._looks
-                batch = await self._deliveries.pending(self.name, BATCH)
+                held = await self._hold_for(0.0)
+                batch = await self._deliveries.pending(self.name, BATCH) if held else []
                 if not batch:
                     self.stats.oldest_created_at = None
                     self._empty_look = look
@@ -137,6 +166,8 @@ class WebhookSender:
                 for message in batch:
                     if not await self._deliver(session, message):
                         return  # stopping
+                    if not self._held:
+                        break  # another instance took the destination over
 
     async def _idle(self) -> None:
         try:
@@ -165,6 +196,8 @@ class WebhookSender:
             await self._deliveries.delivered(self.name, message.seq)
             return True
         failures = 0
+        if not await self._hold_for(0.0):
+            return True
         while not self._stopping.is_set():
             if self.last_error is not None and self._expired(message):
                 # The receiver is known down and this alert is already past its age: do not
@@ -184,6 +217,8 @@ class WebhookSender:
                 return True
             failures += 1
             delay = self._backoff.delay(failures)
+            if not await self._hold_for(delay):
+                return True
             text = "webhook %s unavailable (%s); retrying in %.1f s"
             log.warning(text, self.name, error, delay, extra={"webhook": self.name})
             try:
@@ -192,6 +227,18 @@ class WebhookSender:
             except TimeoutError:
                 pass
         return False
+
+    async def _hold_for(self, seconds: float) -> bool:
+        """Make sure this instance holds the destination for ``seconds`` more and a POST
+        (the hold is renewed only when it is short of that); False when another instance
+        holds it now (it sends these alerts: leave them)."""
+        needed = seconds + self.config.timeout + IDLE_POLL_SECONDS
+        if self._held and time.monotonic() + needed < self._held_until:
+            return True
+        ttl = self.hold_seconds + seconds
+        self._held = await self._deliveries.keep(self.name, ttl)
+        self._held_until = time.monotonic() + ttl if self._held else 0.0
+        return self._held
 
     def _wanted(self, alert: dict[str, Any]) -> bool:
         risk = alert.get("risk") or {}
@@ -235,6 +282,7 @@ class Webhooks:
         configs: list[WebhookConfig],
         db: Database,
         *,
+        deliveries: Deliveries | None = None,
         supervisor: Supervisor | None = None,
         stale_after: float = math.inf,
         drain_seconds: float = 0.0,
@@ -242,9 +290,10 @@ class Webhooks:
     ) -> None:
         """``stale_after``: seconds after detection from which an alert is marked stale
         (``mqtt.stale_after_seconds``, as on the bus); ``drain_seconds``: on exit, how long
-        the senders may go on delivering what waits (the alerts raised at shutdown)."""
+        the senders may go on delivering what waits (the alerts raised at shutdown);
+        ``deliveries``: fleet mode's shared feed (default: the SQLite one in ``db``)."""
         self._drain_seconds = drain_seconds
-        self.deliveries = WebhookDeliveries(db, clock)
+        self.deliveries: Deliveries = deliveries or WebhookDeliveries(db, clock)
         self.senders = [
             WebhookSender(c, self.deliveries, stale_after=stale_after, clock=clock) for c in configs
         ]
@@ -273,6 +322,11 @@ class Webhooks:
         for loop in self._loops:
             await loop.stop()
         await self._stack.aclose()
+        for sender in self.senders:  # fleet mode: the others take them over at once
+            try:
+                await self.deliveries.release(sender.name)
+            except StateError as exc:
+                log.warning("webhook %s: not released (its hold expires): %s", sender.name, exc)
 
     async def _drain(self) -> None:
         """Let the senders deliver what waits, for at most ``drain_seconds``; the rest waits

@@ -84,12 +84,6 @@ def check_webhooks(
     """Names are unique, and the outbox that feeds webhooks exists (``[mqtt]`` is set)."""
     if webhooks and info.data.get("mqtt") is None:
         raise ValueError("webhooks are fed from the MQTT outbox: configure [mqtt] too")
-    state = info.data.get("state")
-    if webhooks and state is not None and state.fleet:
-        raise ValueError(
-            "webhooks are not fed in fleet mode yet (state.url is PostgreSQL): remove"
-            " [[webhooks]] or use the embedded SQLite state"
-        )
     seen: set[str] = set()
     for index, webhook in enumerate(webhooks):
         if webhook.name in seen:

@@ -22,7 +22,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
@@ -68,13 +68,14 @@ class Alerting:
         writes: Writes = DIRECT,
         on_evidence_not_kept: EvidenceNotKeptReport | None = None,
         history: IncidentStore | None = None,
+        journal: IncidentJournal | None = None,
     ) -> None:
         self.profiles = profiles
         self.sink = sink
         self.instance_id = instance_id
         self.evidence = evidence
         self.incidents = IncidentTracker()
-        self._journal = IncidentJournal(db, writes) if db is not None else None
+        self._journal = journal or (IncidentJournal(db, writes) if db is not None else None)
         self._history: IncidentStore | None = history
         """Where incidents are recorded: ``history`` (fleet mode's shared one), else ``db``."""
         if history is None and db is not None:
@@ -89,12 +90,7 @@ class Alerting:
 
     async def __aenter__(self) -> Self:
         if self._journal is not None:
-            for last in await self._journal.left_open():
-                alert = Alert.ended(last, self.instance_id, _now())
-                await self.sink.emit(alert)
-                if self._history is not None:
-                    await self._history.record(alert.payload)
-                await self._journal.forget(last["incident"]["id"])
+            await self.end_left_open(await self._journal.left_open())
         async with AsyncExitStack() as stack:
             supervisor = await shared_or_own(self._supervisor, stack)
             self._timer = supervisor.start("alerts.incident-timer", self._run_timer)
@@ -113,6 +109,27 @@ class Alerting:
         # Consumers should not be left with incidents that never end.
         for incident in self.incidents.end_all():
             await self._end(incident)
+
+    async def end_left_open(self, left: list[dict[str, Any]]) -> None:
+        """End incidents left open (by a previous run, or in fleet mode by a dead instance)
+        from their latest alert JSON: the ``end`` alert a timely end would have sent."""
+        for last in left:
+            alert = Alert.ended(last, self.instance_id, _now())
+            await self.sink.emit(alert)
+            if self._history is not None:
+                await self._history.record(alert.payload)
+            if self._journal is not None:
+                await self._journal.forget(last["incident"]["id"])
+
+    async def end_orphans(self) -> int:
+        """Fleet mode: adopt and end the open incidents of instances no longer alive;
+        return how many."""
+        shared = None if self._journal is None else self._journal.shared
+        if shared is None:
+            return 0
+        left = await shared.adopt_orphans()
+        await self.end_left_open(left)
+        return len(left)
 
     async def raise_alerts(
         self,

@@ -9,6 +9,10 @@ work runs in a worker thread, never on the event loop.
 
 A clip that cannot be kept (the disk is full, the directory unwritable) raises
 ``EvidenceNotKept`` with nothing of it left behind: the alert goes out without evidence.
+
+In fleet mode each kept clip is also shared (``state.postgres.evidence``): any instance
+serves it, under the same retention. A clip the database cannot take now (it is away, the
+clip is too big) stays served by this instance only; the alert is not held back for it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from streamguard.config.alerts import EvidenceConfig
 from streamguard.core.errors import StreamGuardError
@@ -32,10 +36,18 @@ from streamguard.core.private import FILE_MODE, private_dir, write_private
 from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.topics import topic_level
 from streamguard.core.verdict import Verdict
+from streamguard.state.db import StateError
+from streamguard.state.postgres.evidence import MAX_CLIP_BYTES, SharedClip
 
 __all__ = ["Evidence", "EvidenceNotKept", "EvidenceStore"]
 
 log = logging.getLogger(__name__)
+
+
+class SharedClips(Protocol):
+    """Where fleet mode shares clips: ``state.postgres.evidence.PgEvidenceClips``."""
+
+    async def put(self, stream_id: str, clip: SharedClip) -> int: ...
 
 
 class EvidenceNotKept(StreamGuardError):
@@ -73,8 +85,11 @@ class EvidenceStore:
         max_bytes: int,
         base_url: str | None = None,
         clock: Callable[[], float] = time.time,
+        shared: SharedClips | None = None,
     ) -> None:
         self.directory = directory
+        self.shared = shared
+        """Fleet mode: the shared database every kept clip goes to as well."""
         self.keep_seconds = keep_seconds
         self.max_bytes = max_bytes
         self.disk_bytes = 0
@@ -83,13 +98,16 @@ class EvidenceStore:
         self._clock = clock
 
     @classmethod
-    def from_config(cls, config: EvidenceConfig, state_dir: Path) -> EvidenceStore:
+    def from_config(
+        cls, config: EvidenceConfig, state_dir: Path, shared: SharedClips | None = None
+    ) -> EvidenceStore:
         """The store a config describes (default directory: ``state_dir/evidence``)."""
         return cls(
             config.directory or state_dir / "evidence",
             keep_seconds=config.keep_days * 86_400,
             max_bytes=int(config.max_megabytes * 1_000_000),
             base_url=config.base_url,
+            shared=shared,
         )
 
     async def keep(self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path) -> Evidence:
@@ -104,7 +122,31 @@ class EvidenceStore:
             await asyncio.to_thread(self._prune, evidence.record_path)
         except OSError as exc:  # the evidence is kept; retention tries again next time
             log.warning("evidence retention failed: %s", exc)
+        if self.shared is not None:
+            await self._share(self.shared, segment, evidence)
         return evidence
+
+    async def _share(
+        self, shared: SharedClips, segment: Segment | SegmentInfo, evidence: Evidence
+    ) -> None:
+        """Put a kept clip in the fleet's database too (fleet mode), or say why not."""
+        why = f"{evidence.bytes} bytes is over {MAX_CLIP_BYTES}"
+        if evidence.bytes <= MAX_CLIP_BYTES:
+            try:
+                body = await asyncio.to_thread(evidence.clip_path.read_bytes)
+                name = evidence.clip_path.name
+                await shared.put(
+                    segment.stream_id, SharedClip(segment.id, name, evidence.sha256, body)
+                )
+                return
+            except (OSError, StateError, ValueError) as exc:
+                why = str(exc)
+        log.warning(
+            "evidence of segment %s is served by this instance only: %s",
+            segment.id,
+            why,
+            extra={"stream_id": segment.stream_id},
+        )
 
     def _forget(self, segment: Segment | SegmentInfo, clip: Path) -> None:
         """Delete whatever a failed ``_keep`` left: the clip, wherever it got to, and the

@@ -64,6 +64,15 @@ class WebhookDeliveries:
 
         await self._db.run(apply)
 
+    async def keep(self, destination: str, seconds: float) -> bool:
+        """One machine sends every destination itself (fleet mode holds them in turn)."""
+        del destination, seconds
+        return True
+
+    async def release(self, destination: str) -> None:
+        """Nothing to give back on one machine."""
+        del destination
+
     async def pending(self, destination: str, limit: int) -> list[WebhookMessage]:
         """The oldest ``limit`` alerts ``destination`` has not delivered, in order."""
 

@@ -6,7 +6,8 @@ paused or cut off, or detached), claims free and expired streams up to its share
 them, and hands back what is over its share when the fleet grew, at most ``shed_per_turn``
 streams a turn (paced: a grown fleet does not stop every excess tail at once). A write
 refused as stale (``stale``) stops its stream at the next turn, without waiting for the
-renewal.
+renewal. Each turn also applies the config changes made through another instance's API to
+the streams held here (``state.postgres.changes``: one query a turn).
 
 ``leave`` is the SIGTERM path: stop claiming (``drain``), and once the daemon stopped its
 streams (their tails judged and recorded under their leases), release every lease so the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -30,14 +32,15 @@ from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import StreamGuardError
 from streamguard.state.db import StateError
 from streamguard.state.desired import DesiredStream, Origin
+from streamguard.state.postgres.changes import ConfigChanges
 from streamguard.state.postgres.desired import PgDesiredStreams, StreamLease
 from streamguard.state.postgres.fleet import Fleet, Lease
-from streamguard.streams.placement import PlacedStream, Placement, Where
+from streamguard.streams.placement import PendingChange, PlacedStream, Placement, Where
 from streamguard.streams.refusals import StreamConflict
 from streamguard.streams.registry import ConfiguredInFile
 from streamguard.streams.report import StreamReport
 
-__all__ = ["FleetDesired", "FleetMember", "FleetPlacements", "LeasedStreams"]
+__all__ = ["FleetDesired", "FleetMember", "FleetPlacements", "LeasedStreams", "RemoteChanges"]
 
 log = logging.getLogger("streamguard.fleet")
 
@@ -57,13 +60,34 @@ class LeasedStreams(Protocol):
         """Stop a stream (its tail recorded); False when it did not run here."""
 
 
+class ChangeableStreams(Protocol):
+    """What remote changes are applied to: ``streams.registry.Streams``."""
+
+    def config_of(self, stream_id: str) -> StreamConfig | None:
+        """The config a stream runs with here (None: it does not)."""
+
+    async def change_leased(self, stream: StreamConfig, *, from_api: bool) -> None:
+        """Apply a changed config to a stream held here."""
+
+
 class FleetMember:
     """Runs the streams this instance holds leases on; see the module docstring."""
 
     def __init__(
-        self, fleet: Fleet, streams: LeasedStreams, *, shed_per_turn: int = SHED_PER_TURN
+        self,
+        fleet: Fleet,
+        streams: LeasedStreams,
+        *,
+        shed_per_turn: int = SHED_PER_TURN,
+        changes: RemoteChanges | None = None,
+        adopt_orphans: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.fleet = fleet
+        self._changes = changes
+        self._adopt_orphans = adopt_orphans
+        """Ends the open incidents dead instances left (``Alerting.end_orphans``): at the
+        first turn and after every turn that took a stream over."""
+        self._orphans_due = adopt_orphans is not None
         self.shed_per_turn = shed_per_turn
         self._streams = streams
         self._stale: set[str] = set()
@@ -106,7 +130,13 @@ class FleetMember:
             await self._hand_over(stream_id, "its lease was lost")
             self.fleet.forget(stream_id)  # a detached one's tail is recorded now
         for lease in await self.fleet.claim():
+            self._orphans_due |= lease.previous_owner is not None
             await self._run(lease)
+        if self._orphans_due and self._adopt_orphans is not None:
+            await self._adopt_orphans()
+            self._orphans_due = False
+        if self._changes is not None:
+            await self._changes.apply()
         excess = await self.fleet.excess()
         if excess > 0:
             shed = sorted(self.fleet.fences)[: min(excess, self.shed_per_turn)]
@@ -164,6 +194,45 @@ class FleetMember:
             log.warning("fleet: leases not released (they expire instead): %s", exc)
 
 
+class RemoteChanges:
+    """Applies, once a lease turn, the config changes another instance's API kept in the
+    shared desired set for the streams held here (``state.postgres.changes``)."""
+
+    def __init__(self, changes: ConfigChanges, streams: ChangeableStreams) -> None:
+        self._changes = changes
+        self._streams = streams
+        self._versions: dict[str, datetime] = {}
+        """The ``updated_at`` of each held stream's config as last applied or seen."""
+
+    async def apply(self) -> None:
+        """Apply what another instance's API changed in the configs of the streams held
+        here (a stream seen for the first time is compared with what it runs with)."""
+        owned = await self._changes.owned(self._versions)
+        self._versions = {row.stream_id: row.updated_at for row in owned}
+        for row in owned:
+            running = self._streams.config_of(row.stream_id)
+            if row.config is None or running is None:
+                continue
+            try:
+                stream = StreamConfig.model_validate(row.config)
+                if stream == running:
+                    continue
+                await self._streams.change_leased(stream, from_api=row.origin is Origin.API)
+            except (ValidationError, StreamGuardError) as exc:
+                log.error(
+                    "fleet: the change of stream %s cannot apply here: %s",
+                    row.stream_id,
+                    exc,
+                    extra={"stream_id": row.stream_id},
+                )
+                continue
+            log.info(
+                "fleet: stream %s changed through another instance's API: applied",
+                row.stream_id,
+                extra={"stream_id": row.stream_id},
+            )
+
+
 class FleetDesired:
     """The registry's ``DesiredStreams`` in fleet mode (see the module docstring)."""
 
@@ -173,7 +242,7 @@ class FleetDesired:
 
     async def put(self, stream: StreamConfig, origin: Origin = Origin.API) -> None:
         """Keep ``stream`` and hold it here; ``StreamConflict`` when another instance runs
-        it (its config is updated all the same and applies at its next start)."""
+        it (its config is updated all the same: its owner applies it at its next turn)."""
         holder = await self._fleet.keep_and_take(
             stream.id, origin.value, stream.model_dump(mode="json")
         )
@@ -202,9 +271,10 @@ class FleetPlacements:
     """``streams.placement.Placements`` in fleet mode: the shared desired set and its leases
     say who owns each stream; the streams running here bring their live reports."""
 
-    def __init__(self, fleet: Fleet, desired: PgDesiredStreams) -> None:
+    def __init__(self, fleet: Fleet, desired: PgDesiredStreams, changes: ConfigChanges) -> None:
         self._fleet = fleet
         self._desired = desired
+        self._changes = changes
         self.instance_id: str | None = fleet.instance_id
 
     async def all(self, reports: list[StreamReport]) -> tuple[list[PlacedStream], bool]:
@@ -229,6 +299,26 @@ class FleetPlacements:
         if leases:
             return self._placed(leases[0], report)
         return None if report is None else self._running_here(report)
+
+    async def change(self, stream: StreamConfig) -> PendingChange | None:
+        """Keep ``stream``'s new config in the desired set for its owner to apply at its
+        next turn (or whoever claims it next); ``ConfiguredInFile`` for a stream of the
+        config file; None when the stream is gone."""
+        leases = await self._desired.leases(stream.id)
+        if not leases:
+            return None
+        if leases[0].origin is Origin.CONFIG:
+            raise ConfiguredInFile(
+                f"stream {stream.id!r} is defined in the config file: change it there and reload"
+            )
+        if not await self._changes.change(stream.id, stream.model_dump(mode="json")):
+            return None
+        leases = await self._desired.leases(stream.id)
+        if not leases:
+            return None
+        placed = self._placed(leases[0], None)
+        live = placed.placement.where is not Where.UNOWNED
+        return PendingChange(placed, self._fleet.lease.total_seconds() / 3 if live else None)
 
     def _placed(self, lease: StreamLease, report: StreamReport | None) -> PlacedStream:
         if lease.owner is None or not lease.live:

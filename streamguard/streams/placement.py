@@ -15,9 +15,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from streamguard.config.streams import StreamConfig
 from streamguard.streams.report import StreamReport
 
-__all__ = ["LocalPlacements", "PlacedStream", "Placement", "Placements", "Where"]
+__all__ = [
+    "LocalPlacements",
+    "PendingChange",
+    "PlacedStream",
+    "Placement",
+    "Placements",
+    "Where",
+]
 
 
 class Where(StrEnum):
@@ -87,6 +95,30 @@ class PlacedStream:
         return {**body, **self.placement.to_json()}
 
 
+@dataclass(frozen=True, slots=True)
+class PendingChange:
+    """A change kept for a stream's owner to apply: the stream as it is now kept, and
+    within how long its owner applies it (None: when an instance claims it)."""
+
+    stream: PlacedStream
+    within_seconds: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stream with its kept config and placement, and what will happen."""
+        owner = self.stream.placement.owner
+        if self.within_seconds is None or owner is None:
+            applies = "when an instance claims the stream (nobody holds it now)"
+        else:
+            applies = f"by {owner!r} at its next lease turn, within {self.within_seconds:.0f} s"
+        change = {
+            "state": "pending",
+            "applied_by": owner if self.within_seconds is not None else None,
+            "within_seconds": self.within_seconds,
+            "message": f"the change is kept in the fleet's desired set and applied {applies}",
+        }
+        return {**self.stream.to_json(), "change": change}
+
+
 class Placements(Protocol):
     """What the API lists streams with."""
 
@@ -99,6 +131,11 @@ class Placements(Protocol):
 
     async def one(self, stream_id: str, report: StreamReport | None) -> PlacedStream | None:
         """One stream (None: no such stream anywhere)."""
+        ...
+
+    async def change(self, stream: StreamConfig) -> PendingChange | None:
+        """Keep a changed config of a stream that does not run here, for whoever runs it
+        (None: no such stream, or no other instance could run it)."""
         ...
 
 
@@ -119,3 +156,8 @@ class LocalPlacements:
     async def one(self, stream_id: str, report: StreamReport | None) -> PlacedStream | None:
         """The stream when it is attached."""
         return None if report is None else self.here(report)
+
+    async def change(self, stream: StreamConfig) -> PendingChange | None:
+        """Nothing runs elsewhere on one machine."""
+        del stream
+        return None

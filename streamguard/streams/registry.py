@@ -209,15 +209,25 @@ class Streams:
             self._refuse_file_stream(stream.id, from_api)
             self.check(stream, from_api=from_api)
             await self._keep(stream, from_api)
-            await self._on_attach(stream)
-            runner = self._runners.get(stream.id)
-            if runner is not None:
-                old = runner.config
-                if (old.url, old.segment_seconds) == (stream.url, stream.segment_seconds):
-                    runner.config = stream  # read at each result
-                    return
-                await self._detach(stream.id)
-            self._start(stream)
+            await self._apply(stream)
+
+    async def change_leased(self, stream: StreamConfig, *, from_api: bool) -> None:
+        """Apply a config another instance's API kept in the shared desired set for a stream
+        held here (fleet mode): as ``change``, without keeping it again."""
+        async with self._lock:
+            self.check(stream, from_api=from_api)
+            await self._apply(stream)
+
+    async def _apply(self, stream: StreamConfig) -> None:
+        await self._on_attach(stream)
+        runner = self._runners.get(stream.id)
+        if runner is not None:
+            old = runner.config
+            if (old.url, old.segment_seconds) == (stream.url, stream.segment_seconds):
+                runner.config = stream  # read at each result
+                return
+            await self._detach(stream.id)
+        self._start(stream)
 
     async def detach(self, stream_id: str, *, from_api: bool = True) -> bool:
         """Stop a stream and wait until its last segment is recorded; one from the API is

@@ -252,9 +252,8 @@ def test_config_reads_the_secret_by_name_and_needs_mqtt(monkeypatch: pytest.Monk
     assert loaded.secret.get_secret_value() == "from-env"
     with pytest.raises(ValidationError, match=r"webhooks are fed from the MQTT outbox"):
         Config.model_validate({"webhooks": [hook]})
-    fleet = {"url": "postgresql://sg@127.0.0.1:5432/sg"}
-    with pytest.raises(ValidationError, match=r"not fed in fleet mode"):
-        Config.model_validate({"mqtt": {"host": "h"}, "state": fleet, "webhooks": [hook]})
+    fleet = {"url": "postgresql://sg@127.0.0.1:5432/sg"}  # fed from the shared outbox
+    Config.model_validate({"mqtt": {"host": "h"}, "state": fleet, "webhooks": [hook]})
     with pytest.raises(ValidationError, match=r"\[1\]\.name 'ops-east' is used by another"):
         Config.model_validate({"mqtt": {"host": "h"}, "webhooks": [hook, hook]})
     with pytest.raises(ValidationError, match=r"must be an http:// or https:// URL"):

@@ -26,6 +26,7 @@ from streamguard.core.status import StreamState
 from streamguard.state.db import Database
 from streamguard.state.desired import Origin
 from streamguard.state.feedback import Feedback
+from streamguard.state.postgres.changes import ConfigChanges
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
 from streamguard.state.postgres.fleet import Fleet
@@ -133,7 +134,9 @@ async def test_the_list_shows_every_fleet_stream_with_its_owner_and_where_it_run
     await desired.put(config("s5"))  # attached, not claimed yet
     running = Running(lambda: [config(lease.stream_id) for lease in mine])
 
-    async with served(tmp_path, running, FleetPlacements(a, desired)) as get:
+    async with served(
+        tmp_path, running, FleetPlacements(a, desired, ConfigChanges(db, "a"))
+    ) as get:
         status, body = await get("/v1/streams")
         assert status == 200
         assert (body["instance"], body["complete"]) == ("a", True)
@@ -166,14 +169,15 @@ async def test_the_list_shows_every_fleet_stream_with_its_owner_and_where_it_run
         status, _ = await get("/v1/streams/nowhere")
         assert status == 404
 
+        # A change of a stream running elsewhere is kept for its owner (202; applied by
+        # it: tests/fleet/test_patch_elsewhere.py); one of a config file stream is refused.
         status, refused = await get(
             f"/v1/streams/{theirs[1].stream_id}", "PATCH", {"profile": "default"}
         )
-        assert (status, refused["error"]["code"]) == (409, "runs_elsewhere")
-        assert "'b'" in refused["error"]["message"]
-        assert refused["error"]["details"]["owner"] == "b"
-        status, refused = await get("/v1/streams/s5", "PATCH", {"profile": "default"})
-        assert (status, refused["error"]["details"]["placement"]) == (409, "unowned")
+        assert (status, refused["error"]["code"]) == (409, "configured_in_file")
+        status, pending = await get("/v1/streams/s5", "PATCH", {"room": "lobby"})
+        assert (status, pending["placement"], pending["room"]) == (202, "unowned", "lobby")
+        assert pending["change"]["applied_by"] is None
         status, _ = await get("/v1/streams/nowhere", "PATCH", {"profile": "default"})
         assert status == 404
 
@@ -189,7 +193,9 @@ async def test_while_the_database_is_away_the_list_holds_this_instances_streams_
     mine = await a.claim()
     assert len(mine) == 2
     running = Running(lambda: [config("s1")])
-    async with served(tmp_path, running, FleetPlacements(a, desired)) as get:
+    async with served(
+        tmp_path, running, FleetPlacements(a, desired, ConfigChanges(db, "a"))
+    ) as get:
         await asyncio.to_thread(postgres.stop)
         try:
             status, body = await get("/v1/streams")

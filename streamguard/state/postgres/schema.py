@@ -166,11 +166,82 @@ INCIDENTS_MIGRATIONS: list[LiteralString] = [
 ]
 """Kept by ``state/postgres/incidents.py``."""
 
+WEBHOOKS_MIGRATIONS: list[LiteralString] = [
+    # Each destination some live instance configures, and which instance sends its alerts
+    # now (``holder`` until ``held_until``); ``webhook_listings``: who configures it.
+    """CREATE TABLE webhook_destinations (
+        destination TEXT PRIMARY KEY,
+        holder TEXT,
+        held_until TIMESTAMPTZ
+    )""",
+    """CREATE TABLE webhook_listings (
+        destination TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        PRIMARY KEY (destination, instance_id)
+    )""",
+    # One row per alert and destination, deleted once delivered (or filtered, or
+    # dead-lettered); ``seq`` is the alert's outbox ``seq``.
+    """CREATE TABLE webhook_deliveries (
+        destination TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (destination, seq)
+    )""",
+    # Filled in the outbox insert's own transaction, whichever instance wrote the alert.
+    """CREATE FUNCTION webhook_deliveries_fill() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.kind = 'alert' THEN
+            INSERT INTO webhook_deliveries (destination, seq, message_id, payload, created_at)
+            SELECT destination, NEW.seq, NEW.message_id, NEW.payload, NEW.created_at
+            FROM webhook_destinations;
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER alerts_outbox_webhooks AFTER INSERT ON alerts_outbox
+        FOR EACH ROW EXECUTE FUNCTION webhook_deliveries_fill()""",
+]
+"""Kept by ``state/postgres/webhooks.py``."""
+
+EVIDENCE_MIGRATIONS: list[LiteralString] = [
+    # Evidence clips and frame pictures, shared: any instance serves them (size bounded and
+    # pruned like the evidence directory).
+    """CREATE TABLE evidence_clips (
+        segment_id TEXT PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        body BYTEA NOT NULL,
+        kept_at TIMESTAMPTZ NOT NULL
+    )""",
+    "CREATE INDEX evidence_clips_kept ON evidence_clips (kept_at)",
+    # Secrets the whole fleet shares (the key that signs evidence URLs).
+    "CREATE TABLE fleet_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
+]
+"""Kept by ``state/postgres/evidence.py``."""
+
+JOURNAL_MIGRATIONS: list[LiteralString] = [
+    # Every open incident of the fleet with the instance that runs it and its latest alert
+    # JSON: a live instance ends those of a dead one.
+    """CREATE TABLE open_incidents (
+        incident_id TEXT PRIMARY KEY,
+        instance_id TEXT NOT NULL,
+        last_alert TEXT NOT NULL
+    )""",
+    "CREATE INDEX open_incidents_instance ON open_incidents (instance_id)",
+]
+"""Kept by ``state/postgres/journal.py``."""
+
 SCHEMA: dict[str, list[LiteralString]] = {
     "fleet": FLEET_MIGRATIONS,
     "results": RESULTS_MIGRATIONS,
     "outbox": OUTBOX_MIGRATIONS,
     "feedback": FEEDBACK_MIGRATIONS,
     "incidents": INCIDENTS_MIGRATIONS,
+    "webhooks": WEBHOOKS_MIGRATIONS,
+    "evidence": EVIDENCE_MIGRATIONS,
+    "journal": JOURNAL_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""
