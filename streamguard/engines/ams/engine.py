@@ -68,7 +68,8 @@ class AmsEngine:
     them). The submitter and poller loops run under ``supervisor`` (the daemon's; else one
     of its own). ``store`` tracks the tasks (default: ``TaskStore`` on ``db``; fleet mode
     gives the shared one). ``on_verdict`` receives verdicts nobody awaits any more: tasks
-    resumed after a restart, or taken over from another instance. ``clock`` is wall time (scheduling, stored times); tests make intervals small.
+    resumed after a restart, or taken over from another instance. ``clock`` is wall time
+    (scheduling, stored times); tests make intervals small.
     """
 
     name = verdicts.ENGINE_NAME
