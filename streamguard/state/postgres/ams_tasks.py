@@ -309,12 +309,14 @@ class PgTaskStore:
 
 async def _orphaned(conn: Connection, stream_id: str, segment_id: str, grace: timedelta) -> Fence:
     """Whether nobody has held the stream for ``grace`` (and the row is that old): the
-    fence its result is recorded under; else ``StaleWrite`` (its lease holder settles)."""
+    fence its result is recorded under; else ``StaleWrite`` (its lease holder settles).
+    The row is locked for update here (not shared: two settlers would each wait for the
+    other's share lock to update it), so a second settler waits and then finds it settled."""
     cursor = await conn.execute(
         "SELECT d.owner, d.generation, d.owner IS NOT NULL AND d.lease_until > now() - %s,"
         " t.written_at > now() - %s"
         " FROM ams_tasks AS t LEFT JOIN desired_streams AS d ON d.stream_id = t.stream_id"
-        " WHERE t.segment_id = %s FOR SHARE OF t",
+        " WHERE t.segment_id = %s FOR UPDATE OF t",
         (grace, grace, segment_id),
     )
     found = await cursor.fetchone()
