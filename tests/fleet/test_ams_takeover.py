@@ -13,7 +13,7 @@ segment alerts (no cooldown), so each has its own alert."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +99,19 @@ def tasks(pg_url: str) -> list[tuple[str, str, str, str]]:
     ]
 
 
+async def until(
+    check: Callable[[], bool], within: float, pg_url: str, daemons: list[DaemonProcess]
+) -> None:
+    """``eventually``, saying where things stand when it times out."""
+    try:
+        await eventually(check, within, 0.2)
+    except TimeoutError:
+        alerts = query(pg_url, "SELECT segment_id, event FROM incident_alerts")
+        results = query(pg_url, "SELECT segment_id, owner, suggestion FROM results")
+        logs = "\n".join(d.log()[-2500:] for d in daemons)
+        raise AssertionError(f"tasks {tasks(pg_url)}\n{results=}\n{alerts=}\n{logs}") from None
+
+
 async def test_a_killed_instances_tasks_in_flight_are_settled_by_the_other(
     pg_url: str, mosquitto: Mosquitto, tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
@@ -143,7 +156,7 @@ async def test_a_killed_instances_tasks_in_flight_are_settled_by_the_other(
 
         # The survivor settles the victim's tasks; it also took the victim's stream over
         # and judged it again from the start (a new segment, a new task).
-        await eventually(settled, 120, 0.2)
+        await until(settled, 120, pg_url, daemons)
         alerts = query(
             pg_url,
             "SELECT segment_id, alert_id FROM incident_alerts WHERE event IN ('new', 'update')"
@@ -154,7 +167,7 @@ async def test_a_killed_instances_tasks_in_flight_are_settled_by_the_other(
             got = {m.json.get("alert_id") for m in bus.received}
             return len(alerts) >= 3 and {a for _, a in alerts} <= got
 
-        await eventually(delivered, 60, 0.2)
+        await until(delivered, 60, pg_url, daemons)
         survivor_log = survivor.log()
 
     segments = [seg for seg, _, _, _ in tasks(pg_url)]
