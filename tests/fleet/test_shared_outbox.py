@@ -18,10 +18,10 @@ from streamguard.moderation.alert import Alert
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
-from streamguard.state.postgres.database import PgDatabase
-from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.outbox import MessageKind
 from streamguard.state.postgres import outbox as outbox_module
+from streamguard.state.postgres.database import PgDatabase
+from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.testing.alerts import risky, segment, stream
 from streamguard.testing.broker import Mosquitto
