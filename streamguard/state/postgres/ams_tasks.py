@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -58,8 +59,9 @@ _COLUMNS = (
 class PgTaskStore:
     """``AmsTaskStore`` over the shared ``ams_tasks`` table; see the module docstring.
 
-    ``fences`` is ``Fleet.fence``. ``queries`` counts this store's transactions (the
-    benchmark's figure)."""
+    ``fences`` is ``Fleet.fence``. ``queries`` counts this store's transactions by kind
+    (``upsert``, ``accept``, ``settle``, ``scan``, ``requeue``, ``read``): the benchmark's
+    figure."""
 
     def __init__(
         self,
@@ -81,7 +83,7 @@ class PgTaskStore:
         self._rows: dict[str, TrackedSegment] = {}
         """The open rows this instance works on (its own and those it adopted)."""
         self._orphans: dict[str, Fence] = {}
-        self.queries = 0
+        self.queries: Counter[str] = Counter()
         self.adopted = 0
         """Open rows written by another instance (or an earlier run) that this one took."""
 
@@ -90,7 +92,7 @@ class PgTaskStore:
         return self._orphans.get(stream_id)
 
     async def _run(self, fn: Callable[[Connection], Any]) -> Any:
-        self.queries += 1
+        self.queries[fn.__name__] += 1
         return await self._db.run(fn)
 
     # -- reads ---------------------------------------------------------------------------
@@ -231,7 +233,7 @@ class PgTaskStore:
                 updated_at=now,
             )
 
-        async def update(conn: Connection) -> None:
+        async def accept(conn: Connection) -> None:
             async with conn.cursor() as cursor:
                 await cursor.executemany(
                     "UPDATE ams_tasks SET state = 'pending', task_id = %s,"
@@ -241,21 +243,21 @@ class PgTaskStore:
                     [(task, now, due, now, sid) for sid, task, due in accepted],
                 )
 
-        await self._run(update)
+        await self._run(accept)
 
     async def requeue(self, segment_id: str, now: float, due_at: float, error: str) -> None:
         """Back to ``queued`` here; the shared row says so too (it was written)."""
         values = {"state": SegmentState.QUEUED, "due_at": due_at, "last_error": error}
         self._change(segment_id, updated_at=now, **values)
 
-        async def update(conn: Connection) -> None:
+        async def requeue(conn: Connection) -> None:
             await conn.execute(
                 "UPDATE ams_tasks SET state = 'queued', due_at = %s, last_error = %s,"
                 " updated_at = %s WHERE segment_id = %s AND state IN ('submitting', 'pending')",
                 (due_at, error, now, segment_id),
             )
 
-        await self._run(update)
+        await self._run(requeue)
 
     async def mark_polled(
         self, segment_id: str, status: str | None, now: float, due_at: float, error: str = ""
