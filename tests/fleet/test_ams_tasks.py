@@ -37,7 +37,7 @@ def store(
     fences: Callable[[str], Fence | None] = lambda stream_id: None,
     grace: float = 60.0,
 ) -> PgTaskStore:
-    return PgTaskStore(db, instance, fences, grace=grace, scan_every=0.0)
+    return PgTaskStore(db, instance, fences, grace=grace, scan_every=0.0, commit_window=0.05)
 
 
 async def in_flight(tasks: PgTaskStore, info: SegmentInfo, task_id: str) -> None:
@@ -163,3 +163,28 @@ async def test_an_orphaned_task_waits_for_the_grace_period_then_anyone_settles_i
     results = PgResults(db, prompt.orphan_fence)
     await results.record("room-3", info, verdict, "high")
     assert await results.owners("s3") == [(info.id, "dead", generation)]
+
+
+async def test_settles_share_a_transaction_and_a_refused_one_leaves_the_others(
+    db: PgDatabase, pg_url: str
+) -> None:
+    await PgDesiredStreams(db).put(stream("s4"), Origin.API)
+    held = await holder(db, "held", lease=60.0)
+    await take(held, "s4")
+    tasks = store(db, "held", held.fence)
+    ours = [segment("s4", n).info() for n in range(3)]
+    young = segment("elsewhere", 0).info()  # a stream nobody holds, its row just written
+    for n, info in enumerate([*ours, young]):
+        await in_flight(tasks, info, f"task-{n}")
+    before = tasks.writes.transactions
+    outcomes = await asyncio.gather(
+        *(tasks.finish(i.id, risky(segment("s4", n)), 500.0) for n, i in enumerate(ours)),
+        tasks.finish(young.id, risky(segment("elsewhere", 0)), 500.0),
+        return_exceptions=True,
+    )
+    assert outcomes[:3] == [True, True, True]
+    assert isinstance(outcomes[3], StaleWrite)
+    assert tasks.writes.transactions == before + 1  # one transaction for the four
+    states = rows(pg_url)
+    assert [states[i.id][0] for i in ours] == ["done"] * 3
+    assert states[young.id][0] == "pending"

@@ -30,21 +30,28 @@ result write (``orphan_fence``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
+
+import psycopg
 
 from streamguard.core.excerpt import Excerpt
 from streamguard.core.segment import SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.state.ams_tasks import SegmentState, TrackedSegment, final_values
+from streamguard.state.db import StateError, StorageUnavailable
 from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
 from streamguard.state.postgres.fleet import Fence, check_fence
 
-__all__ = ["PgTaskStore"]
+__all__ = ["COMMIT_WINDOW", "GroupCommit", "PgTaskStore"]
+
+COMMIT_WINDOW = 0.5
+"""Seconds a write waits for others to share its transaction."""
 
 OPEN = (SegmentState.QUEUED, SegmentState.SUBMITTING, SegmentState.PENDING)
 
@@ -56,12 +63,74 @@ _COLUMNS = (
 """In ``TrackedSegment``'s field order."""
 
 
+Op = Callable[[Connection], Awaitable[Any]]
+
+
+class GroupCommit:
+    """Writes that share one transaction: the first write of a batch waits ``window``
+    seconds for company, then commits them all, each in its own savepoint (one refused,
+    say by its fence, leaves the others), in the order of their keys (so two instances'
+    batches lock rows in the same order and never deadlock). ``transactions`` and ``ops``
+    count what it did."""
+
+    def __init__(self, db: PgDatabase, window: float) -> None:
+        self._db = db
+        self._window = window
+        self._batch: list[tuple[str, Op, asyncio.Future[Any]]] = []
+        self.transactions = 0
+        self.ops: Counter[str] = Counter()
+
+    async def run(self, key: str, op: Op) -> Any:
+        """``await op(connection)`` within the next shared transaction; its result."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.append((key, op, future))
+        self.ops[getattr(op, "__name__", "op")] += 1
+        if len(self._batch) == 1:  # the first of a batch commits it
+            try:
+                await asyncio.sleep(self._window)
+            finally:  # even when this caller is cancelled: the others wait for it
+                batch, self._batch = self._batch, []
+                await self._commit(sorted(batch, key=lambda item: item[0]))
+        return await future
+
+    async def _commit(self, batch: list[tuple[str, Op, asyncio.Future[Any]]]) -> None:
+        async def commit(conn: Connection) -> list[tuple[Any, BaseException | None]]:
+            outcomes: list[tuple[Any, BaseException | None]] = []
+            for _, op, _ in batch:
+                try:
+                    async with conn.transaction():  # a savepoint
+                        outcomes.append((await op(conn), None))
+                except StateError as exc:
+                    outcomes.append((None, exc))
+                except psycopg.Error as exc:
+                    outcomes.append((None, StateError(f"state database: {exc}")))
+            return outcomes
+
+        self.transactions += 1
+        try:
+            outcomes = await self._db.run(commit)
+        except Exception as exc:  # the database is away: every write of the batch failed
+            outcomes = [(None, exc)] * len(batch)
+        except BaseException:  # cancelled mid-commit: nobody may wait for it forever
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(StorageUnavailable("the write was interrupted"))
+            raise
+        for (_, _, future), (value, error) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
+
 class PgTaskStore:
     """``AmsTaskStore`` over the shared ``ams_tasks`` table; see the module docstring.
 
-    ``fences`` is ``Fleet.fence``. ``queries`` counts this store's transactions by kind
-    (``upsert``, ``accept``, ``settle``, ``scan``, ``requeue``, ``read``): the benchmark's
-    figure."""
+    ``fences`` is ``Fleet.fence``. Writes share transactions (``GroupCommit``, within
+    ``commit_window`` seconds). ``queries`` counts this store's reads by kind (``scan``,
+    ``read``) and ``writes`` its shared transactions: the benchmark's figures."""
 
     def __init__(
         self,
@@ -71,9 +140,11 @@ class PgTaskStore:
         *,
         grace: float,
         scan_every: float,
+        commit_window: float = COMMIT_WINDOW,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
+        self.writes = GroupCommit(db, commit_window)
         self.instance_id = instance_id
         self._fences = fences
         self._grace = timedelta(seconds=grace)
@@ -211,11 +282,13 @@ class PgTaskStore:
             values = dataclasses.astuple(row)
             rows.append((*values, self.instance_id, fence.generation if fence else None))
 
+        rows.sort()
+
         async def upsert(conn: Connection) -> None:
             async with conn.cursor() as cursor:
                 await cursor.executemany(_UPSERT, rows)
 
-        await self._run(upsert)
+        await self.writes.run(rows[0][0], upsert)
 
     async def mark_accepted(self, accepted: list[tuple[str, str, float]], now: float) -> None:
         """AMS accepted these (segment id, task id, due at): one transaction for all."""
@@ -240,10 +313,10 @@ class PgTaskStore:
                     " ams_status = 'PENDING', deliveries = deliveries + 1, accepted_at = %s,"
                     " due_at = %s, updated_at = %s WHERE segment_id = %s"
                     " AND state = 'submitting'",
-                    [(task, now, due, now, sid) for sid, task, due in accepted],
+                    [(task, now, due, now, sid) for sid, task, due in sorted(accepted)],
                 )
 
-        await self._run(accept)
+        await self.writes.run(min(accepted)[0], accept)
 
     async def requeue(self, segment_id: str, now: float, due_at: float, error: str) -> None:
         """Back to ``queued`` here; the shared row says so too (it was written)."""
@@ -257,7 +330,7 @@ class PgTaskStore:
                 (due_at, error, now, segment_id),
             )
 
-        await self._run(requeue)
+        await self.writes.run(segment_id, requeue)
 
     async def mark_polled(
         self, segment_id: str, status: str | None, now: float, due_at: float, error: str = ""
@@ -299,7 +372,7 @@ class PgTaskStore:
             return cursor.rowcount > 0, orphan
 
         try:
-            settled, orphan = await self._run(settle)
+            settled, orphan = await self.writes.run(segment_id, settle)
         except StaleWrite:
             self._rows.pop(segment_id, None)  # not this instance's to settle any more
             raise
