@@ -1,16 +1,17 @@
 """AMS task tracking in fleet mode: what the shared task store costs the database.
 
     .venv/bin/python -m bench.fleet_ams [--streams 100] [--segment-seconds 15]
-                                        [--minutes 1] [--lease 15]
+                                        [--minutes 1] [--lease 15] [--commit-window 0.5]
 
 One instance holds ``--streams`` streams (leases in a real PostgreSQL started here) and
 sends every segment of every stream (the worst case: each one has speech) through
 ``AmsEngine`` with the shared ``PgTaskStore`` to the AMS emulator over loopback HTTP
 (callbacks on, the test fake judging). Segments are cut in real time, one per stream every
 ``--segment-seconds``, the streams staggered. After one segment length of warm-up, the
-store's transactions are counted for ``--minutes``; reported per kind, per segment and per
-stream per minute, with the mean number of tasks per Create call (each Create costs one
-write before it and one after it, whatever its size).
+store's transactions are counted for ``--minutes``: its writes (the rows of a Create before
+it, their task ids after it, each settle), which share transactions within
+``--commit-window`` seconds, and its reads (the adoption scan every third of a lease);
+reported per segment and per stream per minute, with the mean number of tasks per Create.
 
 The lease loop's own cost is ``bench.fleet``'s figure; results and alerts are not counted
 here.
@@ -74,7 +75,14 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
     with PostgresServer() as server:
         async with PgDatabase(server.create_database()) as db:
             fleet = await hold_streams(db, streams, args.lease)
-            tasks = PgTaskStore(db, "i0", fleet.fence, grace=args.lease, scan_every=args.lease / 3)
+            tasks = PgTaskStore(
+                db,
+                "i0",
+                fleet.fence,
+                grace=args.lease,
+                scan_every=args.lease / 3,
+                commit_window=args.commit_window,
+            )
             options = EmulatorOptions(
                 keys={SECRET_ID: SECRET_KEY}, slice_seconds=15, ondemand_concurrency=200
             )
@@ -129,7 +137,9 @@ async def run(
 
     async def snapshot(at: float, name: str) -> None:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
-        marks[name] = Counter(tasks.queries)
+        ops = Counter({f"op:{kind}": n for kind, n in tasks.writes.ops.items()})
+        marks[name] = Counter(tasks.queries) + ops
+        marks[name]["write transactions"] = tasks.writes.transactions
         creates[name] = emulator.stats.handled["CreateAudioModerationTask"]
 
     async with asyncio.TaskGroup() as group:
@@ -145,12 +155,18 @@ async def run(
 
 def report(counted: dict[str, float], streams: int, minutes: float) -> None:
     segments, creates = counted.pop("segments"), counted.pop("creates")
-    total = sum(counted.values())
+    ops = {k.removeprefix("op:"): v for k, v in counted.items() if k.startswith("op:")}
+    reads = {k: v for k, v in counted.items() if k in ("scan", "read")}
+    writes = counted.get("write transactions", 0)
+    total = writes + sum(reads.values())
     print(f"{streams} streams, every segment sent, {minutes:g} min measured")
     print(f"  segments cut: {segments:.0f}; Create calls: {creates:.0f}", end="")
     print(f" ({segments / max(creates, 1):.1f} tasks per call)")
-    kinds = ", ".join(f"{kind} {count:.0f}" for kind, count in sorted(counted.items()))
-    print(f"  task-store transactions: {total:.0f} ({kinds})")
+    shown = ", ".join(f"{kind} {count:.0f}" for kind, count in sorted(ops.items()))
+    print(f"  writes: {sum(ops.values()):.0f} ({shown}) in {writes:.0f} transactions")
+    shown = ", ".join(f"{kind} {count:.0f}" for kind, count in sorted(reads.items()))
+    print(f"  reads: {sum(reads.values()):.0f} ({shown or 'none'})")
+    print(f"  task-store transactions: {total:.0f}")
     print(f"  per segment: {total / max(segments, 1):.2f}")
     print(f"  per stream per minute: {total / streams / minutes:.2f}")
 
@@ -161,6 +177,7 @@ def main() -> None:
     parser.add_argument("--segment-seconds", type=float, default=15.0)
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--lease", type=float, default=15.0)
+    parser.add_argument("--commit-window", type=float, default=0.5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-fleet-ams-") as workdir:
         asyncio.run(bench(args, Path(workdir)))
