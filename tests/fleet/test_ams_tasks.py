@@ -45,6 +45,7 @@ async def in_flight(tasks: PgTaskStore, info: SegmentInfo, task_id: str) -> None
     await tasks.add(info, "biz", f"/clips/{info.id}.wav", True, Excerpt.whole(15.0), 100.0)
     await tasks.mark_submitting([info.id], 100.0)
     await tasks.mark_accepted([(info.id, task_id, 101.0)], 100.5)
+    await tasks.writes.flush()  # task ids go with the next write: now
 
 
 async def holder(db: PgDatabase, instance: str, lease: float = 0.3) -> Fleet:

@@ -11,7 +11,7 @@ it was written under. What is written, and when, is chosen so that tracking cost
 - ``mark_submitting`` writes the rows of a Create call in one transaction, before the call
   (an instance that dies during it leaves them ``submitting``: whoever settles them asks
   AMS with DescribeTasks before anything is sent again), ``mark_accepted`` their task ids in
-  one transaction after it;
+  with the next transaction (not waited for: a row left ``submitting`` is looked up);
 - polls (``mark_polled``) are scheduled in memory; ``in_state`` answers from memory;
 - ``finish`` settles a row once, fenced (below), in one transaction.
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,8 @@ from streamguard.state.postgres.database import Connection, PgDatabase, StaleWri
 from streamguard.state.postgres.fleet import Fence, check_fence
 
 __all__ = ["COMMIT_WINDOW", "GroupCommit", "PgTaskStore"]
+
+log = logging.getLogger(__name__)
 
 COMMIT_WINDOW = 0.5
 """Seconds a write waits for others to share its transaction."""
@@ -70,28 +73,51 @@ class GroupCommit:
     """Writes that share one transaction: the first write of a batch waits ``window``
     seconds for company, then commits them all, each in its own savepoint (one refused,
     say by its fence, leaves the others), in the order of their keys (so two instances'
-    batches lock rows in the same order and never deadlock). ``transactions`` and ``ops``
-    count what it did."""
+    batches lock rows in the same order and never deadlock). A write nobody needs to wait
+    for goes ``later``: with the next batch. ``transactions`` and ``ops`` count what it
+    did."""
 
     def __init__(self, db: PgDatabase, window: float) -> None:
         self._db = db
         self._window = window
         self._batch: list[tuple[str, Op, asyncio.Future[Any]]] = []
+        self._leading = False
+        self._since = 0.0
+        """When the oldest write of the batch was added (monotonic)."""
         self.transactions = 0
         self.ops: Counter[str] = Counter()
 
     async def run(self, key: str, op: Op) -> Any:
         """``await op(connection)`` within the next shared transaction; its result."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._batch.append((key, op, future))
-        self.ops[getattr(op, "__name__", "op")] += 1
-        if len(self._batch) == 1:  # the first of a batch commits it
+        future = self._add(key, op)
+        if not self._leading:  # the first of a batch commits it
+            self._leading = True
             try:
                 await asyncio.sleep(self._window)
             finally:  # even when this caller is cancelled: the others wait for it
-                batch, self._batch = self._batch, []
+                batch, self._batch, self._leading = self._batch, [], False
                 await self._commit(sorted(batch, key=lambda item: item[0]))
         return await future
+
+    def later(self, key: str, op: Op) -> None:
+        """Write with the next batch, without waiting for it (a failure is logged)."""
+        self._add(key, op).add_done_callback(_log_failure)
+
+    async def flush(self, older_than: float = 0.0) -> None:
+        """Commit the writes waiting for a batch nobody gathers (``later`` ones), once the
+        oldest has waited ``older_than`` seconds."""
+        if self._leading or not self._batch or time.monotonic() - self._since < older_than:
+            return
+        batch, self._batch = self._batch, []
+        await self._commit(sorted(batch, key=lambda item: item[0]))
+
+    def _add(self, key: str, op: Op) -> asyncio.Future[Any]:
+        if not self._batch:
+            self._since = time.monotonic()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.append((key, op, future))
+        self.ops[getattr(op, "__name__", "op")] += 1
+        return future
 
     async def _commit(self, batch: list[tuple[str, Op, asyncio.Future[Any]]]) -> None:
         async def commit(conn: Connection) -> list[tuple[Any, BaseException | None]]:
@@ -125,6 +151,11 @@ class GroupCommit:
                 future.set_exception(error)
 
 
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.warning("AMS task store: a write was not made: %s", exc)
+
+
 class PgTaskStore:
     """``AmsTaskStore`` over the shared ``ams_tasks`` table; see the module docstring.
 
@@ -145,6 +176,7 @@ class PgTaskStore:
     ) -> None:
         self._db = db
         self.writes = GroupCommit(db, commit_window)
+        self._window = commit_window
         self.instance_id = instance_id
         self._fences = fences
         self._grace = timedelta(seconds=grace)
@@ -210,8 +242,9 @@ class PgTaskStore:
         return sorted(rows, key=lambda r: (r.due_at, r.created_at))
 
     async def refresh(self) -> None:
-        """Adopt the open rows this instance must settle now (at most every
-        ``scan_every`` seconds)."""
+        """Write the task ids no other write carried within the commit window; adopt the
+        open rows this instance must settle now (at most every ``scan_every`` seconds)."""
+        await self.writes.flush(older_than=self._window)  # task ids nothing else carried
         now = self._clock()
         if self._scanned_at is not None and now - self._scanned_at < self._scan_every:
             return
@@ -316,7 +349,8 @@ class PgTaskStore:
                     [(task, now, due, now, sid) for sid, task, due in sorted(accepted)],
                 )
 
-        await self.writes.run(min(accepted)[0], accept)
+        # Not waited for: whoever takes a row still ``submitting`` over asks AMS for its task.
+        self.writes.later(min(accepted)[0], accept)
 
     async def requeue(self, segment_id: str, now: float, due_at: float, error: str) -> None:
         """Back to ``queued`` here; the shared row says so too (it was written)."""
