@@ -118,7 +118,9 @@ class Settler:
         except StaleWrite as exc:
             # Fleet mode: another instance holds the segment's stream now and settles the
             # task; whoever waits here gets a failure (its own write is refused as stale).
-            log.warning("AMS: segment %s is not settled here: %s", row.segment_id, exc)
+            # (A callback that reached another instance through a load balancer, the usual
+            # case behind one, or a poll of a stream this instance lost.)
+            log.info("AMS: segment %s is left to its stream's holder: %s", row.segment_id, exc)
             self._resolve(row.segment_id, verdicts.failed(row.segment_id, str(exc), row.task_id))
             return
         if not settled:  # by a callback meanwhile, or by another instance: handed on there
