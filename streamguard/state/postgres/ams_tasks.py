@@ -345,7 +345,7 @@ class PgTaskStore:
                     "UPDATE ams_tasks SET state = 'pending', task_id = %s,"
                     " ams_status = 'PENDING', deliveries = deliveries + 1, accepted_at = %s,"
                     " due_at = %s, updated_at = %s WHERE segment_id = %s"
-                    " AND state = 'submitting'",
+                    " AND state IN ('queued', 'submitting')",
                     [(task, now, due, now, sid) for sid, task, due in sorted(accepted)],
                 )
 
