@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from streamguard.app.fleet import FleetState, open_fleet_state
+from streamguard.app.fleet import FleetState, SharedStreamMemory, open_fleet_state
 from streamguard.bus.sink import JsonLinesAlerts, MqttAlerts
 from streamguard.bus.webhooks import Webhooks
 from streamguard.config import Config
@@ -125,13 +125,19 @@ async def open_components(
     )
     await _watch_storage(metrics, spool, alerting, sink)
     outcomes = Outcomes(profiles, alerting, results)
-    late = LateVerdicts(attached=attached, profiles=profiles, results=results, outcomes=outcomes)
+    memory = SharedStreamMemory(fleet.desired, attached) if fleet else attached
+    late = LateVerdicts(attached=memory, profiles=profiles, results=results, outcomes=outcomes)
     # Before the engine starts: a late verdict of a configured stream is judged as configured.
     await attached.remember(config.streams)
     metrics.watch_late(lambda: late.handled)
     engine = await stack.enter_async_context(
         open_engine(
-            config.engine, db=db, state_dir=state_dir, on_late_verdict=late, supervisor=supervisor
+            config.engine,
+            db=db,
+            state_dir=state_dir,
+            on_late_verdict=late,
+            supervisor=supervisor,
+            tasks=fleet.ams_tasks if fleet else None,
         )
     )
     _watch_engine(engine, metrics)

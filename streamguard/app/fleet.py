@@ -1,11 +1,11 @@
 """Fleet mode's part of the composition root: the shared PostgreSQL and what lives there.
 
     PostgreSQL (pool, migrations) → this instance joins the fleet → shared results (fenced),
-    shared outbox, shared desired set, shared feedback and incident history
+    shared outbox, shared desired set, shared feedback and incident history, shared AMS
+    task tracking
 
-What is not shared yet (attached streams' alert fields, AMS task tracking, the readiness
-heartbeat) stays in the instance's own SQLite file beside it; docs/fleet.md says what that
-means.
+What is not shared (attached streams' alert fields, the readiness heartbeat) stays in the
+instance's own SQLite file beside it; docs/fleet.md says what that means.
 """
 
 from __future__ import annotations
@@ -16,27 +16,38 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from streamguard.app.notify import Notifier
 from streamguard.app.reload import Reloaded, warn_restart_sections
 from streamguard.config import Config
 from streamguard.config.loading import load_config
+from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import ConfigError
 from streamguard.moderation.profiles import Profiles
+from streamguard.state.attached import AttachedStream, AttachedStreams
 from streamguard.state.db import StateError
 from streamguard.state.desired import Origin
 from streamguard.state.postgres.changes import ConfigChanges
+from streamguard.state.postgres.ams_tasks import PgTaskStore
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
 from streamguard.state.postgres.evidence import PgEvidenceClips, evidence_url_key
 from streamguard.state.postgres.feedback import PgFeedback
-from streamguard.state.postgres.fleet import Fleet
+from streamguard.state.postgres.fleet import Fence, Fleet
 from streamguard.state.postgres.incidents import PgIncidentHistory
 from streamguard.state.postgres.journal import PgIncidentJournal
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.state.postgres.results import PgResults
 from streamguard.state.spool import Spool
 
-__all__ = ["FleetState", "open_fleet_state", "reload_fleet", "sync_config_streams"]
+__all__ = [
+    "FleetState",
+    "SharedStreamMemory",
+    "open_fleet_state",
+    "reload_fleet",
+    "sync_config_streams",
+]
 
 log = logging.getLogger("streamguard.fleet")
 
@@ -60,6 +71,7 @@ class FleetState:
     """The fleet's key for signed evidence URLs."""
     journal: PgIncidentJournal
     """Open incidents of the fleet (a live instance ends a dead one's)."""
+    ams_tasks: PgTaskStore
 
 
 async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
@@ -80,11 +92,18 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
         db, instance, lease_seconds=config.state.lease_seconds, capacity=config.state.capacity
     )
     await fleet.join()
+    lease = config.state.lease_seconds
+    # A task of a stream nobody holds is settled after a lease length without a holder.
+    tasks = PgTaskStore(db, instance, fleet.fence, grace=lease, scan_every=lease / 3)
+
+    def fence(stream_id: str) -> Fence | None:
+        return fleet.fence(stream_id) or tasks.orphan_fence(stream_id)
+
     return FleetState(
         db,
         fleet,
-        PgResults(db, fleet.fence, spool),
-        PgOutbox(db, instance, dead_after=config.state.lease_seconds, fences=fleet.fence),
+        PgResults(db, fence, spool),
+        PgOutbox(db, instance, dead_after=lease, fences=fleet.fence),
         PgDesiredStreams(db),
         PgFeedback(db),
         PgIncidentHistory(db),
@@ -96,7 +115,28 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
         ),
         await evidence_url_key(db),
         PgIncidentJournal(db, instance, alive_within=config.state.lease_seconds),
+        tasks,
     )
+
+
+class SharedStreamMemory:
+    """What a late verdict's alert says of its stream in fleet mode: the shared desired
+    set's config (the stream may have run on another instance), else what this instance
+    kept of it (a stream detached since)."""
+
+    def __init__(self, desired: PgDesiredStreams, local: AttachedStreams) -> None:
+        self._desired = desired
+        self._local = local
+
+    async def get(self, stream_id: str) -> AttachedStream | None:
+        """The stream's room, profile and metadata, or None when nobody kept it."""
+        for lease in await self._desired.leases(stream_id):
+            try:
+                stream = StreamConfig.model_validate(lease.config)
+            except ValidationError:
+                break
+            return AttachedStream(stream_id, stream.room_id, stream.profile, stream.metadata)
+        return await self._local.get(stream_id)
 
 
 async def sync_config_streams(state: FleetState, config: Config) -> None:

@@ -12,6 +12,7 @@ from streamguard.engines.ams.engine import AmsEngine, LateVerdictHandler
 from streamguard.engines.base import Engine
 from streamguard.engines.gated import GatedEngine
 from streamguard.engines.local import LocalEngine, SpeechGate
+from streamguard.state.ams_tasks import AmsTaskStore
 from streamguard.state.db import Database
 
 __all__ = ["open_engine"]
@@ -25,6 +26,7 @@ async def open_engine(
     state_dir: Path,
     on_late_verdict: LateVerdictHandler | None = None,
     supervisor: Supervisor | None = None,
+    tasks: AmsTaskStore | None = None,
 ) -> AsyncIterator[Engine]:
     """Yield the engine ``config`` describes; close it on exit.
 
@@ -33,14 +35,20 @@ async def open_engine(
     lives in ``db`` so a restart polls what was submitted instead of submitting it again.
     ``on_late_verdict`` receives verdicts nobody waits for any more, with their segment:
     AMS tasks of an earlier run, settled after a restart. AMS's loops run under
-    ``supervisor``.
+    ``supervisor``; ``tasks`` tracks AMS tasks instead of ``db`` (fleet mode: the shared
+    store, so another instance settles them).
     """
     if isinstance(config, LocalEngineConfig):
         async with LocalEngine(config) as local:
             yield local
         return
     async with AmsEngine(
-        config, db, state_dir=state_dir, on_verdict=on_late_verdict, supervisor=supervisor
+        config,
+        db,
+        state_dir=state_dir,
+        on_verdict=on_late_verdict,
+        supervisor=supervisor,
+        store=tasks,
     ) as ams:
         if ams.live_mode:
             yield ams  # AMS pulls the streams itself: there is no audio here to gate

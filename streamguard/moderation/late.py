@@ -11,27 +11,38 @@ clip: the clip was AMS's copy and is gone. And its ``detected_at`` is its segmen
 is more than ``mqtt.stale_after_seconds`` ago, like an alert held back by a broker outage.
 
 The restarted daemon may no longer run the stream, so the stream is taken as it was last
-attached (``state.attached``).
+attached (``state.attached``). In fleet mode the verdict may be of a task another instance
+tracked (it died, or drained, with the task in flight; the stream's new owner settled it),
+and the stream is taken from the shared desired set first.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from streamguard.config.streams import StreamConfig
 from streamguard.core.segment import SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.moderation.profiles import Profiles
-from streamguard.state.attached import AttachedStreams
+from streamguard.state.attached import AttachedStream
 from streamguard.state.results import ResultStore
 
-__all__ = ["LateVerdicts"]
+__all__ = ["LateVerdicts", "StreamMemory"]
 
 log = logging.getLogger("streamguard.late")
 
 NOT_ATTACHED = "(no longer attached)"
 """The URL of a stream known only from ``attached_streams``; nothing reads it."""
+
+
+class StreamMemory(Protocol):
+    """What was kept of a stream (``state.attached.AttachedStreams``; in fleet mode the
+    shared desired set first: the stream may have run on another instance)."""
+
+    async def get(self, stream_id: str) -> AttachedStream | None:
+        """The stream's room, profile and metadata; None when it was never kept."""
 
 
 class LateVerdicts:
@@ -45,7 +56,7 @@ class LateVerdicts:
     def __init__(
         self,
         *,
-        attached: AttachedStreams,
+        attached: StreamMemory,
         profiles: Profiles,
         results: ResultStore,
         outcomes: Outcomes,

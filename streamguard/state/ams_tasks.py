@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from streamguard.core.excerpt import Excerpt
 from streamguard.core.segment import SegmentInfo
 from streamguard.core.verdict import Outcome, Verdict
 from streamguard.state.db import Database
 
-__all__ = ["SegmentState", "TaskStore", "TrackedSegment"]
+__all__ = ["AmsTaskStore", "SegmentState", "TaskStore", "TrackedSegment"]
 
 
 class SegmentState:
@@ -86,6 +86,60 @@ class TrackedSegment:
         return json.loads(self.verdict) if self.verdict else None
 
 
+class AmsTaskStore(Protocol):
+    """Where the AMS engine tracks its segments: ``TaskStore`` (SQLite, one instance) or
+    ``PgTaskStore`` (fleet mode, shared by every instance)."""
+
+    async def get(self, segment_id: str) -> TrackedSegment | None:
+        """The segment's row, if it was ever handed to the engine."""
+
+    async def resume(self, segment_id: str) -> TrackedSegment | None:
+        """The row of a segment ``moderate`` is handed again (an earlier run tracked it)."""
+
+    async def by_task(self, task_id: str) -> TrackedSegment | None:
+        """The segment whose current AMS task is ``task_id``."""
+
+    async def in_state(self, state: str, due_by: float | None = None) -> list[TrackedSegment]:
+        """Rows this instance works on in ``state`` (due by then, when given)."""
+
+    async def refresh(self) -> None:
+        """Learn of rows this instance must now settle (fleet mode: tasks of streams it
+        took over); called by the poller every round."""
+
+    async def add(
+        self,
+        segment: SegmentInfo,
+        biz_type: str | None,
+        clip: str,
+        owned_clip: bool,
+        excerpt: Excerpt,
+        now: float,
+    ) -> None:
+        """Record the intent to submit a segment (state ``queued``)."""
+
+    async def mark_submitting(self, segment_ids: list[str], now: float) -> None:
+        """Before a Create call: its outcome is unknown until the answer is recorded."""
+
+    async def mark_accepted(self, accepted: list[tuple[str, str, float]], now: float) -> None:
+        """AMS accepted these (segment id, task id, due at): poll each from its due time."""
+
+    async def requeue(self, segment_id: str, now: float, due_at: float, error: str) -> None:
+        """Back to ``queued``."""
+
+    async def mark_polled(
+        self, segment_id: str, status: str | None, now: float, due_at: float, error: str = ""
+    ) -> None:
+        """A poll found the task still ``status``, or failed; next poll at ``due_at``."""
+
+    async def finish(
+        self, segment_id: str, verdict: Verdict, now: float, status: str | None = None
+    ) -> bool:
+        """Store the final verdict once: False when the segment was settled already."""
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per state."""
+
+
 class TaskStore:
     """The ``ams_segments`` table, every change one transaction on the database thread."""
 
@@ -113,6 +167,13 @@ class TaskStore:
             return TrackedSegment.from_row(row) if row else None
 
         return await self._db.run(read)
+
+    async def resume(self, segment_id: str) -> TrackedSegment | None:
+        """The segment's row: after a restart, ``moderate`` resumes what was tracked."""
+        return await self.get(segment_id)
+
+    async def refresh(self) -> None:
+        """Nothing to learn: one instance tracks every row itself."""
 
     async def in_state(self, state: str, due_by: float | None = None) -> list[TrackedSegment]:
         """Rows in ``state`` (due by then, when given), oldest first."""
@@ -187,15 +248,18 @@ class TaskStore:
 
         await self._db.run(update)
 
-    async def mark_accepted(self, segment_id: str, task_id: str, now: float, due_at: float) -> None:
-        """AMS accepted the task: poll it from ``due_at``."""
+    async def mark_accepted(self, accepted: list[tuple[str, str, float]], now: float) -> None:
+        """AMS accepted these (segment id, task id, due at): poll each from its due time."""
 
         def update(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            conn.executemany(
                 "UPDATE ams_segments SET state = ?, task_id = ?, ams_status = 'PENDING',"
                 " deliveries = deliveries + 1, polls = 0, accepted_at = ?, due_at = ?,"
                 " updated_at = ? WHERE segment_id = ?",
-                (SegmentState.PENDING, task_id, now, due_at, now, segment_id),
+                [
+                    (SegmentState.PENDING, task_id, now, due_at, now, segment_id)
+                    for segment_id, task_id, due_at in accepted
+                ],
             )
 
         await self._db.run(update)
@@ -223,20 +287,22 @@ class TaskStore:
 
     async def finish(
         self, segment_id: str, verdict: Verdict, now: float, status: str | None = None
-    ) -> None:
-        """Store the final verdict: ``done`` when judged, ``failed`` (with reason) otherwise."""
-        failed = verdict.outcome is Outcome.FAILED
-        state = SegmentState.FAILED if failed else SegmentState.DONE
-        values: dict[str, Any] = {
-            "state": state,
-            "verdict": json.dumps(verdict.to_json()),
-            "last_error": verdict.reason if state == SegmentState.FAILED else "",
-        }
-        if status is not None:
-            values["ams_status"] = status
-        if verdict.task_id:
-            values["task_id"] = verdict.task_id
-        await self._update(segment_id, now, **values)
+    ) -> bool:
+        """Store the final verdict: ``done`` when judged, ``failed`` (with reason) otherwise;
+        False (nothing written) when the segment was settled already."""
+        values = final_values(verdict, status)
+        columns = ", ".join(f"{name} = ?" for name in values)
+        params = [*values.values(), now, segment_id, *SegmentState.TERMINAL]
+
+        def update(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                f"UPDATE ams_segments SET {columns}, updated_at = ?"
+                " WHERE segment_id = ? AND state NOT IN (?, ?)",
+                params,
+            )
+            return cursor.rowcount > 0
+
+        return await self._db.run(update)
 
     async def counts(self) -> dict[str, int]:
         """Rows per state."""
@@ -246,3 +312,18 @@ class TaskStore:
             return {str(r[0]): int(r[1]) for r in rows.fetchall()}
 
         return await self._db.run(read)
+
+
+def final_values(verdict: Verdict, status: str | None) -> dict[str, Any]:
+    """The columns a settled segment's row takes (both stores)."""
+    failed = verdict.outcome is Outcome.FAILED
+    values: dict[str, Any] = {
+        "state": SegmentState.FAILED if failed else SegmentState.DONE,
+        "verdict": json.dumps(verdict.to_json()),
+        "last_error": verdict.reason if failed else "",
+    }
+    if status is not None:
+        values["ams_status"] = status
+    if verdict.task_id:
+        values["task_id"] = verdict.task_id
+    return values

@@ -11,10 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import psycopg
 import pytest
 
 from streamguard.ingest.encoder import encode_pcm
@@ -22,6 +20,7 @@ from streamguard.testing.broker import Mosquitto
 from streamguard.testing.media_servers import IcecastServer
 from streamguard.testing.postgres import PostgresServer
 from tests.support.daemon import DaemonProcess
+from tests.support.fleet import query, start
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # paced real-time media, three daemons
@@ -70,21 +69,6 @@ def daemons(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
     yield made
     for daemon in made:
         daemon.close()
-
-
-def query(pg_url: str, sql: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(pg_url) as conn:
-        return conn.execute(sql).fetchall()
-
-
-async def start(
-    daemons: list[DaemonProcess], tmp_path: Path, config: str, count: int
-) -> list[DaemonProcess]:
-    for n in range(count):
-        daemon = DaemonProcess(tmp_path / f"i{n}", config, instance=f"i{n}")
-        daemons.append(daemon)
-        await asyncio.to_thread(daemon.start)
-    return daemons
 
 
 def held(pg_url: str) -> list[int]:

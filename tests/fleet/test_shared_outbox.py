@@ -18,6 +18,8 @@ from streamguard.moderation.alert import Alert
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
+from streamguard.state.outbox import MessageKind
+from streamguard.state.postgres import outbox as outbox_module
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.postgres.outbox import PgOutbox
@@ -104,3 +106,23 @@ async def test_a_dead_instances_waiting_alerts_are_published_by_a_live_one(
     published = [m.json["alert_id"] for m in got if m.json.get("alert_id") in wanted]
     assert sorted(published) == sorted(wanted)  # each once
     assert got[0].json["stream"]["room_id"] == "room-1"
+
+
+async def test_the_depth_counts_up_to_its_bound_and_the_oldest_by_sequence(
+    db: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long backlog is not counted in full at every read: the depth stops at the bound.
+    monkeypatch.setattr(outbox_module, "DEPTH_BOUND", 3)
+    clock = iter(float(n) for n in range(100, 200))
+    outbox = PgOutbox(db, "i0", dead_after=LEASE, clock=lambda: next(clock))
+    await Fleet(db, "i0", lease_seconds=LEASE).join()
+    for n in range(5):
+        assert await outbox.add(MessageKind.EVENT, f"m{n}", "t", "{}")
+    await outbox.open()
+    assert (outbox.depth, outbox.oldest_created_at) == (3, 100.0)
+    (first,) = await outbox.peek(1)
+    await outbox.remove([first.seq])
+    assert (outbox.depth, outbox.oldest_created_at) == (3, 101.0)
+    for message in await outbox.peek(10):
+        await outbox.remove([message.seq])
+    assert (outbox.depth, outbox.oldest_created_at) == (0, None)

@@ -26,7 +26,7 @@ from streamguard.engines.ams.clips import ClipStore
 from streamguard.engines.ams.delivery import ClipServer
 from streamguard.engines.ams.live import LiveTaskRouter
 from streamguard.engines.ams.settle import ENDED, Settler
-from streamguard.state.ams_tasks import SegmentState, TaskStore
+from streamguard.state.ams_tasks import AmsTaskStore, SegmentState
 from streamguard.tencentcloud.client import OFFLOAD_BYTES
 from streamguard.tencentcloud.errors import AmsError
 from streamguard.tencentcloud.models import TaskDetail, parse
@@ -58,7 +58,7 @@ def task_detail(body: bytes) -> TaskDetail | None:
 class Callbacks:
     """Receives AMS callbacks while ``listening_on`` a clip server."""
 
-    def __init__(self, store: TaskStore, settle: Settler, clips: ClipStore) -> None:
+    def __init__(self, store: AmsTaskStore, settle: Settler, clips: ClipStore) -> None:
         self._store = store
         self._settle = settle
         self._clips = clips

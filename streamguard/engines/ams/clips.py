@@ -135,6 +135,12 @@ class ClipStore:
         """The signed URL at which AMS fetches the segment's clip."""
         return self.server.url_for(Path(row.clip))
 
+    def here(self, row: TrackedSegment) -> bool:
+        """Whether the segment's clip is in this store's served directory (in fleet mode a
+        task another instance tracked has its clip on that instance)."""
+        path = Path(row.clip)
+        return path.resolve().is_relative_to(self.server.root) and path.is_file()
+
     async def discard(self, row: TrackedSegment) -> None:
         """Delete the segment's clip if the store made it (its verdict is stored)."""
         if row.owned_clip:

@@ -14,8 +14,10 @@ It composes the parts of the AMS path, one module each:
 - ``live``: live mode, a stream AMS pulls and cuts itself (``live()``), its slices becoming
   our segments.
 
-Everything is tracked in SQLite (``TaskStore``): after a restart pending tasks are polled
-again, and nothing AMS already accepted is billed twice.
+Everything is tracked in SQLite (``TaskStore``), or in fleet mode in the shared PostgreSQL
+(``PgTaskStore``): after a restart pending tasks are polled again, and nothing AMS already
+accepted is billed twice; in fleet mode the tasks of a dead instance's streams are settled
+by their new owner.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from streamguard.engines.ams.poller import Poller
 from streamguard.engines.ams.settle import LateVerdictHandler, Settler
 from streamguard.engines.ams.submitter import Submitter
 from streamguard.engines.ams.sync import SyncSubmitter
-from streamguard.state.ams_tasks import SegmentState, TaskStore
+from streamguard.state.ams_tasks import AmsTaskStore, SegmentState, TaskStore
 from streamguard.state.db import Database, StateError
 from streamguard.tencentcloud.client import AmsClient
 
@@ -64,8 +66,10 @@ class AmsEngine:
 
     ``client`` and ``clips`` are built from ``config`` unless given (then the caller owns
     them). The submitter and poller loops run under ``supervisor`` (the daemon's; else one
-    of its own). ``on_verdict`` receives verdicts nobody awaits any more: tasks resumed after a
-    restart. ``clock`` is wall time (scheduling, stored times); tests make intervals small.
+    of its own). ``store`` tracks the tasks (default: ``TaskStore`` on ``db``; fleet mode
+    gives the shared one). ``on_verdict`` receives verdicts nobody awaits any more: tasks
+    resumed after a restart, or taken over from another instance. ``clock`` is wall time
+    (scheduling, stored times); tests make intervals small.
     """
 
     name = verdicts.ENGINE_NAME
@@ -83,11 +87,12 @@ class AmsEngine:
         clock: Callable[[], float] = time.time,
         tick: float = 0.1,
         supervisor: Supervisor | None = None,
+        store: AmsTaskStore | None = None,
     ) -> None:
         self.config = config
         self._supervisor = supervisor
         self.segments_in_flight = config.segments_in_flight
-        self.store = TaskStore(db)
+        self.store: AmsTaskStore = store if store is not None else TaskStore(db)
         self._client = client
         self._clock = clock
         self._tick = tick
@@ -241,7 +246,7 @@ class AmsEngine:
         already tracked is never submitted again: its stored verdict is returned, or its
         pending task awaited. Never raises for a segment AMS could not judge.
         """
-        tracked = await self.store.get(segment.id)
+        tracked = await self.store.resume(segment.id)
         if tracked is not None and tracked.state in SegmentState.TERMINAL:
             stored = tracked.stored_verdict()
             assert stored is not None

@@ -30,7 +30,7 @@ from streamguard.engines.ams.pages import iso
 from streamguard.engines.ams.reconcile import RECONCILE_MARGIN
 from streamguard.engines.ams.settle import ENDED, Settler
 from streamguard.engines.ams.submitter import STORAGE_WAIT_SECONDS, Submitter
-from streamguard.state.ams_tasks import SegmentState, TaskStore, TrackedSegment
+from streamguard.state.ams_tasks import AmsTaskStore, SegmentState, TrackedSegment
 from streamguard.state.db import StorageUnavailable
 from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.errors import AmsError
@@ -53,7 +53,7 @@ class Poller:
         self,
         config: AmsEngineConfig,
         client: AmsClient,
-        store: TaskStore,
+        store: AmsTaskStore,
         settle: Settler,
         submitter: Submitter,
         *,
@@ -81,6 +81,7 @@ class Poller:
         """Poll what is due, every tick."""
         while True:
             try:
+                await self._store.refresh()
                 await self._submitter.reconcile_orphans()
                 await self._poll_due()
             except (AmsError, OSError) as exc:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from streamguard.engines.ams.pages import TaskPages, iso
-from streamguard.state.ams_tasks import TaskStore, TrackedSegment
+from streamguard.state.ams_tasks import AmsTaskStore, TrackedSegment
 from streamguard.tencentcloud.models import DescribeTasksRequest, TaskData, TaskFilter
 
 __all__ = ["RECONCILE_MARGIN", "Reconciler"]
@@ -32,7 +32,7 @@ class Reconciler:
     """Finds the tasks AMS created for segments, by DescribeTasks."""
 
     def __init__(
-        self, pages: TaskPages, store: TaskStore, *, clock: Callable[[], float] = time.time
+        self, pages: TaskPages, store: AmsTaskStore, *, clock: Callable[[], float] = time.time
     ) -> None:
         self._pages = pages
         self._store = store
@@ -56,7 +56,7 @@ class Reconciler:
             log.info("AMS: segment %s was accepted as %s", row.segment_id, task.task_id)
             # Its result may be ready already: poll at once.
             await self._store.mark_accepted(
-                row.segment_id, task.task_id, self._clock(), self._clock()
+                [(row.segment_id, task.task_id, self._clock())], self._clock()
             )
         return missing
 

@@ -1,7 +1,8 @@
 """``Settler``: an AMS answer becomes the segment's verdict and reaches whoever waits for it.
 
-A task that ended (learned by poll or callback) settles its segment: FINISH gives the
-verdict, ERROR sends the segment to AMS again once and then fails it with the reason,
+A task that ended (learned by poll or callback) settles its segment once (the store says
+whether this call settled it: a callback and a poll, or two instances, may both try): FINISH
+gives the verdict, ERROR sends the segment to AMS again once and then fails it with the reason,
 CANCELLED fails it. Verdict times are mapped from clip time back onto the segment. The
 verdict is stored before anyone hears of it, then the store's own clip deleted, then the
 verdict handed to the ``moderate`` calls waiting for it; when none waits (a task of an
@@ -22,7 +23,8 @@ from streamguard.core.verdict import Verdict
 from streamguard.engines.ams import verdicts
 from streamguard.engines.ams.clips import ClipStore
 from streamguard.engines.ams.languages import CHINESE
-from streamguard.state.ams_tasks import TaskStore, TrackedSegment
+from streamguard.state.ams_tasks import AmsTaskStore, TrackedSegment
+from streamguard.state.postgres.database import StaleWrite
 from streamguard.tencentcloud.models import TaskDetail
 
 __all__ = ["ENDED", "MAX_DELIVERIES", "LateVerdictHandler", "Settler"]
@@ -49,7 +51,7 @@ class Settler:
 
     def __init__(
         self,
-        store: TaskStore,
+        store: AmsTaskStore,
         clips: ClipStore,
         wake: asyncio.Event,
         *,
@@ -98,7 +100,7 @@ class Settler:
             error = (
                 f"task {row.task_id} ended ERROR: {detail.error_type}: {detail.error_description}"
             )
-            if row.deliveries < MAX_DELIVERIES:
+            if row.deliveries < MAX_DELIVERIES and self._clips.here(row):
                 log.info("AMS: %s; delivering segment %s again", error, row.segment_id)
                 await self._store.requeue(row.segment_id, self._clock(), self._clock(), error)
                 self._wake.set()
@@ -111,14 +113,31 @@ class Settler:
         """Store the segment's final verdict (``status``: AMS's last word on the task, if
         any), drop its own clip, and hand the verdict on."""
         verdict = verdicts.remapped(verdict, row.excerpt())
-        await self._store.finish(row.segment_id, verdict, self._clock(), status)
+        try:
+            settled = await self._store.finish(row.segment_id, verdict, self._clock(), status)
+        except StaleWrite as exc:
+            # Fleet mode: another instance holds the segment's stream now and settles the
+            # task; whoever waits here gets a failure (its own write is refused as stale).
+            # (A callback that reached another instance through a load balancer, the usual
+            # case behind one, or a poll of a stream this instance lost.)
+            log.info("AMS: segment %s is left to its stream's holder: %s", row.segment_id, exc)
+            self._resolve(row.segment_id, verdicts.failed(row.segment_id, str(exc), row.task_id))
+            return
+        if not settled:  # by a callback meanwhile, or by another instance: handed on there
+            log.info("AMS: segment %s was settled already", row.segment_id)
+            self._resolve(row.segment_id, verdict)
+            return
         await self._clips.discard(row)
-        waiters = self._waiters.get(row.segment_id, [])
+        if not self._resolve(row.segment_id, verdict) and self._on_late is not None:
+            await self._on_late(verdict, row.segment())
+
+    def _resolve(self, segment_id: str, verdict: Verdict) -> bool:
+        """Hand the verdict to the ``moderate`` calls waiting for it; False if none waits."""
+        waiters = self._waiters.get(segment_id, [])
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(verdict)
-        if not waiters and self._on_late is not None:
-            await self._on_late(verdict, row.segment())
+        return bool(waiters)
 
     async def fail(self, row: TrackedSegment, reason: str, status: str | None = None) -> None:
         """Finish the segment as one AMS could not judge, and say why."""

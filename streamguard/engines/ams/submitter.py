@@ -28,7 +28,7 @@ from streamguard.engines.ams.clips import ClipStore
 from streamguard.engines.ams.pages import TaskPages
 from streamguard.engines.ams.reconcile import Reconciler
 from streamguard.engines.ams.settle import Settler
-from streamguard.state.ams_tasks import SegmentState, TaskStore, TrackedSegment
+from streamguard.state.ams_tasks import AmsTaskStore, SegmentState, TrackedSegment
 from streamguard.state.db import StorageUnavailable
 from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.errors import (
@@ -66,7 +66,7 @@ class Submitter:
         self,
         config: AmsEngineConfig,
         client: AmsClient,
-        store: TaskStore,
+        store: AmsTaskStore,
         clips: ClipStore,
         settle: Settler,
         wake: asyncio.Event,
@@ -150,8 +150,19 @@ class Submitter:
             if answer is None:
                 return
             by_id = {result.data_id: result for result in answer.results}
+            accepted = [
+                (row.segment_id, result.task_id, self._first_poll(row))
+                for row in rows
+                if (result := by_id.get(row.segment_id)) is not None
+                and result.code == "OK"
+                and result.task_id
+            ]
+            if accepted:  # one write for the call's accepted tasks
+                await self._store.mark_accepted(accepted, self._clock())
+            taken = {segment_id for segment_id, _, _ in accepted}
             for row in rows:
-                await self._record(row, by_id.get(row.segment_id), now)
+                if row.segment_id not in taken:
+                    await self._record(row, by_id.get(row.segment_id), now)
         finally:
             self._in_flight.difference_update(ids)
 
@@ -190,12 +201,8 @@ class Submitter:
         self, row: TrackedSegment, result: TaskResult | None, submitted: float
     ) -> None:
         """One task's answer within a Create call."""
-        if result is None or (result.code == "OK" and not result.task_id):
+        if result is None or result.code == "OK":
             await self._reconcile([row], submitted)  # the answer does not say: ask
-        elif result.code == "OK":
-            await self._store.mark_accepted(
-                row.segment_id, result.task_id, self._clock(), self._first_poll(row)
-            )
         elif retryable(result.code):
             await self._resubmit(row, f"task refused: {result.code}: {result.message}")
         else:
@@ -210,6 +217,10 @@ class Submitter:
         """Queue the segment again after a backoff, or fail it when out of attempts."""
         current = await self._store.get(row.segment_id)
         attempts = current.submit_attempts if current is not None else row.submit_attempts
+        if not self._clips.here(row):
+            # Tracked by an instance that died before AMS had it: its clip is gone with it.
+            await self._settle.fail(row, f"its clip is not on this instance; last: {error}")
+            return
         if attempts >= self._config.max_submit_attempts:
             await self._settle.fail(row, f"gave up after {attempts} Create attempts; last: {error}")
             return

@@ -19,7 +19,7 @@ from streamguard.core.verdict import Verdict
 from streamguard.engines.ams import verdicts
 from streamguard.engines.ams.clips import ClipStore
 from streamguard.engines.ams.settle import Settler
-from streamguard.state.ams_tasks import TaskStore
+from streamguard.state.ams_tasks import AmsTaskStore
 from streamguard.tencentcloud.client import AmsClient
 from streamguard.tencentcloud.errors import AmsError
 from streamguard.tencentcloud.models import SyncTaskRequest
@@ -34,7 +34,7 @@ class SyncSubmitter:
         self,
         config: AmsEngineConfig,
         client: AmsClient,
-        store: TaskStore,
+        store: AmsTaskStore,
         clips: ClipStore,
         settle: Settler,
         *,

@@ -24,7 +24,7 @@ from streamguard.state.outbox import MessageKind, OutboxMessage
 from streamguard.state.postgres.database import Connection, PgDatabase
 from streamguard.state.postgres.fleet import Fence, check_fence
 
-__all__ = ["PgOutbox"]
+__all__ = ["DEPTH_BOUND", "PgOutbox"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ CLAIM_SECONDS = 30.0
 
 class PgOutbox:
     """``Outbox``'s surface over the shared table; ``depth`` counts what waits fleet-wide
-    (as of the last ``peek``)."""
+    (as of the last ``peek``), up to ``DEPTH_BOUND``."""
 
     def __init__(
         self,
@@ -205,8 +205,19 @@ class PgOutbox:
             await self._emptied.wait()
 
 
+DEPTH_BOUND = 10_000
+"""``depth`` counts the waiting messages up to this many (a backlog beyond reads as this):
+a read of the outbox costs the same whatever the backlog, never a scan of it all."""
+
+
 async def _waiting(conn: Connection) -> tuple[int, float | None]:
-    cursor = await conn.execute("SELECT count(*), min(created_at) FROM alerts_outbox")
+    """How many messages wait (at most ``DEPTH_BOUND``) and when the oldest was written
+    (by ``seq``, its primary key: one index probe)."""
+    cursor = await conn.execute(
+        "SELECT (SELECT count(*) FROM (SELECT 1 FROM alerts_outbox LIMIT %(bound)s) AS w),"
+        " (SELECT created_at FROM alerts_outbox ORDER BY seq LIMIT 1)",
+        {"bound": DEPTH_BOUND},
+    )
     row = await cursor.fetchone()
     return (0, None) if row is None else (int(row[0]), row[1])
 

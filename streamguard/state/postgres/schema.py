@@ -233,6 +233,43 @@ JOURNAL_MIGRATIONS: list[LiteralString] = [
     "CREATE INDEX open_incidents_instance ON open_incidents (instance_id)",
 ]
 """Kept by ``state/postgres/journal.py``."""
+AMS_TASKS_MIGRATIONS: list[LiteralString] = [
+    # As SQLite's ``ams_segments``, shared: who wrote the row (``owner``) under which lease
+    # generation, when (the database's clock: adoption's grace period), and who settled it.
+    # A row is written when its Create call is made (queued segments stay in memory).
+    """CREATE TABLE ams_tasks (
+        segment_id TEXT PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        biz_type TEXT,
+        clip TEXT NOT NULL,
+        owned_clip BOOLEAN NOT NULL,
+        duration DOUBLE PRECISION NOT NULL,
+        clip_offset DOUBLE PRECISION NOT NULL,
+        state TEXT NOT NULL,
+        task_id TEXT,
+        ams_status TEXT,
+        submit_attempts INTEGER NOT NULL DEFAULT 0,
+        deliveries INTEGER NOT NULL DEFAULT 0,
+        polls INTEGER NOT NULL DEFAULT 0,
+        created_at DOUBLE PRECISION NOT NULL,
+        submitted_at DOUBLE PRECISION,
+        accepted_at DOUBLE PRECISION,
+        updated_at DOUBLE PRECISION NOT NULL,
+        due_at DOUBLE PRECISION NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        verdict TEXT,
+        excerpt TEXT NOT NULL,
+        segment TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        generation BIGINT,
+        written_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        settled_by TEXT
+    )""",
+    "CREATE INDEX ams_tasks_task ON ams_tasks (task_id)",
+    "CREATE INDEX ams_tasks_open ON ams_tasks (stream_id) WHERE state IN"
+    " ('queued', 'submitting', 'pending')",
+]
+"""Kept by ``state/postgres/ams_tasks.py``."""
 
 SCHEMA: dict[str, list[LiteralString]] = {
     "fleet": FLEET_MIGRATIONS,
@@ -243,5 +280,6 @@ SCHEMA: dict[str, list[LiteralString]] = {
     "webhooks": WEBHOOKS_MIGRATIONS,
     "evidence": EVIDENCE_MIGRATIONS,
     "journal": JOURNAL_MIGRATIONS,
+    "ams_tasks": AMS_TASKS_MIGRATIONS,
 }
 """Every component's migrations, applied in this order."""

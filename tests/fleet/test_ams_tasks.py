@@ -1,0 +1,191 @@
+"""The shared AMS task store on a real PostgreSQL: a dead owner's tasks in flight are adopted
+and settled by the stream's new owner, once; the stale owner's settle is refused by
+generation; two instances settling one task at once settle it once; a task of a stream
+nobody holds waits for the grace period, then any instance settles it and records its
+result under the fence the orphan lends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import psycopg
+import pytest
+
+from streamguard.core.excerpt import Excerpt
+from streamguard.core.segment import SegmentInfo
+from streamguard.state.ams_tasks import SegmentState
+from streamguard.state.desired import Origin
+from streamguard.state.postgres.ams_tasks import PgTaskStore
+from streamguard.state.postgres.database import PgDatabase, StaleWrite
+from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.fleet import Fence, Fleet
+from streamguard.state.postgres.results import PgResults
+from streamguard.testing.alerts import risky, segment, stream
+from tests.support.waiting import eventually
+
+
+@pytest.fixture
+async def db(pg_url: str) -> AsyncIterator[PgDatabase]:
+    async with PgDatabase(pg_url) as database:
+        yield database
+
+
+def store(
+    db: PgDatabase,
+    instance: str,
+    fences: Callable[[str], Fence | None] = lambda stream_id: None,
+    grace: float = 60.0,
+) -> PgTaskStore:
+    return PgTaskStore(db, instance, fences, grace=grace, scan_every=0.0, commit_window=0.05)
+
+
+async def in_flight(tasks: PgTaskStore, info: SegmentInfo, task_id: str) -> None:
+    """Track a segment as the engine does up to AMS's acceptance of its task."""
+    await tasks.add(info, "biz", f"/clips/{info.id}.wav", True, Excerpt.whole(15.0), 100.0)
+    await tasks.mark_submitting([info.id], 100.0)
+    await tasks.mark_accepted([(info.id, task_id, 101.0)], 100.5)
+    await tasks.writes.flush()  # task ids go with the next write: now
+
+
+async def holder(db: PgDatabase, instance: str, lease: float = 0.3) -> Fleet:
+    fleet = Fleet(db, instance, lease_seconds=lease)
+    await fleet.join()
+    return fleet
+
+
+async def take(fleet: Fleet, stream_id: str) -> None:
+    async def held() -> bool:
+        await fleet.renew()
+        await fleet.claim()
+        return stream_id in fleet.fences
+
+    await eventually(held, 60, 0.05)
+
+
+def rows(pg_url: str) -> dict[str, tuple[str, str, int | None, str | None]]:
+    with psycopg.connect(pg_url) as conn:
+        found = conn.execute(
+            "SELECT segment_id, state, owner, generation, settled_by FROM ams_tasks"
+        ).fetchall()
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in found}
+
+
+async def test_the_new_owner_settles_a_dead_owners_task_once_and_the_stale_owner_cannot(
+    db: PgDatabase, pg_url: str
+) -> None:
+    await PgDesiredStreams(db).put(stream("s1"), Origin.API)
+    old = await holder(db, "old")
+    await take(old, "s1")
+    old_tasks = store(db, "old", old.fence)
+    info = segment("s1", 0).info()
+    await in_flight(old_tasks, info, "task-1")
+    assert rows(pg_url)[info.id] == ("pending", "old", old.fences["s1"], None)
+
+    new = await holder(db, "new")  # "old" stops renewing: it died
+    await take(new, "s1")
+    new_tasks = store(db, "new", new.fence)
+    assert await new_tasks.in_state(SegmentState.PENDING) == []
+    await new_tasks.refresh()
+    (adopted,) = await new_tasks.in_state(SegmentState.PENDING)
+    assert (adopted.segment_id, adopted.task_id, adopted.segment()) == (info.id, "task-1", info)
+    assert new_tasks.adopted == 1
+
+    verdict = risky(segment("s1", 0))
+    with pytest.raises(StaleWrite):  # it still thinks it holds generation 1
+        await old_tasks.finish(info.id, verdict, 200.0, "FINISH")
+    assert rows(pg_url)[info.id][0] == "pending"
+    assert await old_tasks.in_state(SegmentState.PENDING) == []  # no longer its to poll
+
+    assert await new_tasks.finish(info.id, verdict, 200.0, "FINISH") is True
+    assert await new_tasks.finish(info.id, verdict, 201.0, "FINISH") is False
+    assert rows(pg_url)[info.id] == ("done", "old", old.fences["s1"], "new")
+    settled = await new_tasks.get(info.id)
+    assert settled is not None
+    assert settled.stored_verdict() == verdict.to_json()
+
+
+async def test_two_instances_settling_the_same_tasks_at_once_settle_each_once(
+    db: PgDatabase, pg_url: str
+) -> None:
+    # A stream detached while its tasks were in flight: nobody holds it, so after the grace
+    # period (none here) any instance may settle them; both try, on their own connections.
+    writer = store(db, "gone", grace=0.0)
+    infos = [segment("gone-stream", n).info() for n in range(12)]
+    for n, info in enumerate(infos):
+        await in_flight(writer, info, f"task-{n}")
+    async with PgDatabase(pg_url) as other_db:
+        a, b = store(db, "a", grace=0.0), store(other_db, "b", grace=0.0)
+        outcomes = await asyncio.gather(
+            *(
+                tasks.finish(info.id, risky(segment("gone-stream", n)), 300.0, "FINISH")
+                for n, info in enumerate(infos)
+                for tasks in (a, b)
+            )
+        )
+    for n in range(len(infos)):
+        assert sorted(outcomes[2 * n : 2 * n + 2]) == [False, True]
+    settlers = [settled_by for _, _, _, settled_by in rows(pg_url).values()]
+    assert set(settlers) <= {"a", "b"}
+    assert len(settlers) == len(infos)
+    assert all(state == "done" for state, _, _, _ in rows(pg_url).values())
+
+
+async def test_an_orphaned_task_waits_for_the_grace_period_then_anyone_settles_it(
+    db: PgDatabase, pg_url: str
+) -> None:
+    await PgDesiredStreams(db).put(stream("s3", room="room-3"), Origin.API)
+    dead = await holder(db, "dead")
+    await take(dead, "s3")
+    generation = dead.fences["s3"]
+    info = segment("s3", 0).info()
+    await in_flight(store(db, "dead", dead.fence), info, "task-3")
+    # "dead" stops renewing and nobody claims the stream (no live instance runs claims).
+
+    patient = store(db, "patient", grace=3600.0)
+    await patient.refresh()
+    assert await patient.in_state(SegmentState.PENDING) == []  # within its grace period
+    verdict = risky(segment("s3", 0))
+    with pytest.raises(StaleWrite):
+        await patient.finish(info.id, verdict, 400.0, "FINISH")
+
+    prompt = store(db, "prompt", grace=0.5)
+
+    async def adopted() -> bool:
+        await prompt.refresh()
+        return bool(await prompt.in_state(SegmentState.PENDING))
+
+    await eventually(adopted, 60, 0.1)
+    assert await prompt.finish(info.id, verdict, 400.0, "FINISH") is True
+    assert rows(pg_url)[info.id][3] == "prompt"
+    # The late verdict's result is recorded under the fence the orphan lends (its last
+    # holder's): the stream was not claimed meanwhile.
+    assert prompt.orphan_fence("s3") == Fence("s3", "dead", generation)
+    results = PgResults(db, prompt.orphan_fence)
+    await results.record("room-3", info, verdict, "high")
+    assert await results.owners("s3") == [(info.id, "dead", generation)]
+
+
+async def test_settles_share_a_transaction_and_a_refused_one_leaves_the_others(
+    db: PgDatabase, pg_url: str
+) -> None:
+    await PgDesiredStreams(db).put(stream("s4"), Origin.API)
+    held = await holder(db, "held", lease=60.0)
+    await take(held, "s4")
+    tasks = store(db, "held", held.fence)
+    ours = [segment("s4", n).info() for n in range(3)]
+    young = segment("elsewhere", 0).info()  # a stream nobody holds, its row just written
+    for n, info in enumerate([*ours, young]):
+        await in_flight(tasks, info, f"task-{n}")
+    before = tasks.writes.transactions
+    outcomes = await asyncio.gather(
+        *(tasks.finish(i.id, risky(segment("s4", n)), 500.0) for n, i in enumerate(ours)),
+        tasks.finish(young.id, risky(segment("elsewhere", 0)), 500.0),
+        return_exceptions=True,
+    )
+    assert outcomes[:3] == [True, True, True]
+    assert isinstance(outcomes[3], StaleWrite)
+    assert tasks.writes.transactions == before + 1  # one transaction for the four
+    states = rows(pg_url)
+    assert [states[i.id][0] for i in ours] == ["done"] * 3
+    assert states[young.id][0] == "pending"
