@@ -105,23 +105,8 @@ async def open_components(
     supervisor.report_to(report.crashed)
     spool.report_to(report.storage)
     profiles = Profiles(config.profiles)
-    alerting = await stack.enter_async_context(
-        Alerting(
-            profiles,
-            sink,
-            instance_id=config.instance.id,
-            evidence=EvidenceStore.from_config(
-                config.evidence, state_dir, shared=fleet.clips if fleet else None
-            )
-            if evidence
-            else None,
-            db=db,
-            supervisor=supervisor,
-            writes=spool,
-            on_evidence_not_kept=report.evidence_not_kept,
-            history=fleet.incidents if fleet else None,
-            journal=IncidentJournal(db, spool, fleet.journal) if fleet else None,
-        )
+    alerting = await _open_alerting(
+        stack, config, profiles, sink, db, supervisor, spool, report, fleet, state_dir, evidence
     )
     await _watch_storage(metrics, spool, alerting, sink)
     outcomes = Outcomes(profiles, alerting, results)
@@ -146,6 +131,40 @@ async def open_components(
         supervisor, db, profiles, results, feedback, attached, desired, heartbeat, spool, sink,
         alerting, outcomes, late, engine, fleet, image_engine,
     )  # fmt: skip
+
+
+async def _open_alerting(
+    stack: AsyncExitStack,
+    config: Config,
+    profiles: Profiles,
+    sink: MqttAlerts | JsonLinesAlerts,
+    db: Database,
+    supervisor: Supervisor,
+    spool: Spool,
+    report: _HealthReport,
+    fleet: FleetState | None,
+    state_dir: Path,
+    evidence: bool,
+) -> Alerting:
+    """Incidents and alerts, with evidence kept (and shared in a fleet) unless ``moderate``."""
+    return await stack.enter_async_context(
+        Alerting(
+            profiles,
+            sink,
+            instance_id=config.instance.id,
+            evidence=EvidenceStore.from_config(
+                config.evidence, state_dir, shared=fleet.clips if fleet else None
+            )
+            if evidence
+            else None,
+            db=db,
+            supervisor=supervisor,
+            writes=spool,
+            on_evidence_not_kept=report.evidence_not_kept,
+            history=fleet.incidents if fleet else None,
+            journal=IncidentJournal(db, spool, fleet.journal) if fleet else None,
+        )
+    )
 
 
 async def _open_sink(

@@ -28,8 +28,8 @@ from streamguard.moderation.profiles import Profiles
 from streamguard.state.attached import AttachedStream, AttachedStreams
 from streamguard.state.db import StateError
 from streamguard.state.desired import Origin
-from streamguard.state.postgres.changes import ConfigChanges
 from streamguard.state.postgres.ams_tasks import PgTaskStore
+from streamguard.state.postgres.changes import ConfigChanges
 from streamguard.state.postgres.database import PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
 from streamguard.state.postgres.evidence import PgEvidenceClips, evidence_url_key
