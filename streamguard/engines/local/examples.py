@@ -15,7 +15,17 @@ A library file is TOML with one ``[[library]]`` table per library::
 
 Examples are at most ``MAX_EXAMPLE_CHARS`` characters. The shipped
 ``libraries/en-examples.toml`` is a starting point; users list their own files in
-``engine.example_libraries``, reloaded without a restart like keyword libraries.
+``engine.example_libraries`` (every profile's starting point) and in a profile's
+``example_libraries`` (that profile only; ``ProfileExamples``), reloaded without a restart
+like keyword libraries.
+
+A profile's own files are held to the limits of Alibaba's custom libraries
+(``shared/spec/batch-moderation.md``, part B) where they fit sentences: at most
+``MAX_PROFILE_LIBRARIES`` (20, Alibaba's count of text vocabularies) libraries, at most
+``MAX_BATCH`` (500, the consoles' batch) examples a library. Alibaba's 20 characters a
+keyword and 100,000 keywords do not fit: an example is a sentence (``MAX_EXAMPLE_CHARS``,
+300) and every one is embedded at start (~16 ms of CPU each), so a profile's files hold at
+most ``MAX_PROFILE_EXAMPLES`` (2,000: about 30 s of CPU to embed) examples in all.
 """
 
 from __future__ import annotations
@@ -37,12 +47,18 @@ __all__ = [
     "ExampleKind",
     "ExampleLibrary",
     "ExampleSet",
+    "MAX_PROFILE_EXAMPLES",
+    "MAX_PROFILE_LIBRARIES",
     "default_examples_path",
     "load_example_file",
 ]
 
 MAX_EXAMPLE_CHARS = 300
 """One example is a sentence or two, not a document."""
+MAX_PROFILE_LIBRARIES = 20
+"""Libraries in a profile's own example files, at most (Alibaba: 20 text vocabularies)."""
+MAX_PROFILE_EXAMPLES = 2000
+"""Fitted examples in a profile's own example files, at most (each is embedded at start)."""
 
 _KEYS = {"id", "name", "label", "sub_label", "kind", "score", "block_score", "examples", "held_out"}
 
@@ -173,20 +189,39 @@ def default_examples_path() -> Path:
     return Path(str(resources.files("streamguard.engines.local.libraries") / "en-examples.toml"))
 
 
+def _limited(loaded: dict[Path, list[ExampleLibrary]], own: Sequence[Path]) -> None:
+    """Raise ``LibraryError`` when the files in ``own`` break the profile limits."""
+    mine = [lib for path in own for lib in loaded.get(path, [])]
+    where = ", ".join(str(p) for p in own)
+    problems = []
+    if len(mine) > MAX_PROFILE_LIBRARIES:
+        reason = f"{len(mine)} example libraries; at most {MAX_PROFILE_LIBRARIES}"
+        problems.append(ConfigProblem(where, reason))
+    examples = sum(len(lib.examples) for lib in mine)
+    if examples > MAX_PROFILE_EXAMPLES:
+        reason = f"{examples} examples in all; at most {MAX_PROFILE_EXAMPLES}"
+        problems.append(ConfigProblem(where, reason))
+    if problems:
+        raise LibraryError(problems)
+
+
 class ExampleSet:
     """The example libraries from a list of files, reloaded when a file changes.
 
     Construction loads every file and raises ``LibraryError`` on any problem; ``refresh()``
     reloads changed files and keeps the working libraries when an edit is broken (``errors``).
+    The files in ``own`` (a profile's) are held to the profile limits, on load and reload.
     """
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], *, own: Sequence[Path] = ()) -> None:
         self.paths = tuple(paths) if paths else (default_examples_path(),)
+        self.own = tuple(own)
         self.errors: dict[Path, LibraryError] = {}
         self.reloads = 0
         self.reload_failures = 0
         self._stamps = {path: _stamp(path) for path in self.paths}
         self._loaded = {path: load_example_file(path) for path in self.paths}
+        _limited(self._loaded, self.own)
         self.libraries = _checked([lib for libs in self._loaded.values() for lib in libs])
 
     def refresh(self) -> bool:
@@ -199,6 +234,7 @@ class ExampleSet:
             self._stamps[path] = stamp
             try:
                 candidate = {**self._loaded, path: load_example_file(path)}
+                _limited(candidate, self.own)
                 libraries = _checked([lib for libs in candidate.values() for lib in libs])
             except LibraryError as exc:
                 self.errors[path] = exc
