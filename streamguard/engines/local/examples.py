@@ -44,11 +44,11 @@ from streamguard.engines.local.keywords import MAX_BATCH, LibraryError
 
 __all__ = [
     "MAX_EXAMPLE_CHARS",
+    "MAX_PROFILE_EXAMPLES",
+    "MAX_PROFILE_LIBRARIES",
     "ExampleKind",
     "ExampleLibrary",
     "ExampleSet",
-    "MAX_PROFILE_EXAMPLES",
-    "MAX_PROFILE_LIBRARIES",
     "default_examples_path",
     "load_example_file",
 ]
@@ -184,6 +184,19 @@ def _checked(libraries: Sequence[ExampleLibrary]) -> list[ExampleLibrary]:
     return list(libraries)
 
 
+def _balanced(libraries: list[ExampleLibrary]) -> list[ExampleLibrary]:
+    """``libraries``, when their flag libraries have a benign one beside them."""
+    kinds = {library.kind for library in libraries}
+    if ExampleKind.FLAG in kinds and ExampleKind.BENIGN not in kinds:
+        where = ", ".join(dict.fromkeys(library.source for library in libraries))
+        reason = (
+            "no benign library: with flag examples alone every text would be nearest to one "
+            'of them (add counter-examples, kind = "benign")'
+        )
+        raise LibraryError([ConfigProblem(where, reason)])
+    return libraries
+
+
 def default_examples_path() -> Path:
     """The shipped English starting-point example libraries."""
     return Path(str(resources.files("streamguard.engines.local.libraries") / "en-examples.toml"))
@@ -222,7 +235,9 @@ class ExampleSet:
         self._stamps = {path: _stamp(path) for path in self.paths}
         self._loaded = {path: load_example_file(path) for path in self.paths}
         _limited(self._loaded, self.own)
-        self.libraries = _checked([lib for libs in self._loaded.values() for lib in libs])
+        self.libraries = _balanced(
+            _checked([lib for libs in self._loaded.values() for lib in libs])
+        )
 
     def refresh(self) -> bool:
         """Reload the files that changed since the last look; whether the libraries changed."""
@@ -235,7 +250,9 @@ class ExampleSet:
             try:
                 candidate = {**self._loaded, path: load_example_file(path)}
                 _limited(candidate, self.own)
-                libraries = _checked([lib for libs in candidate.values() for lib in libs])
+                libraries = _balanced(
+                    _checked([lib for libs in candidate.values() for lib in libs])
+                )
             except LibraryError as exc:
                 self.errors[path] = exc
                 self.reload_failures += 1

@@ -98,6 +98,15 @@ class TextModerator:
         """Reload changed example files and refit; whether anything changed."""
         return self.profiles is not None and self.profiles.refresh()
 
+    def reload_examples(self, profiles: Mapping[str, ProfileConfig]) -> None:
+        """For a config reload: reload changed example files (a broken edit keeps the
+        working version), then load and fit what ``profiles`` newly name. ``ConfigError``
+        (naming the profile's key) when a newly named file is broken; the classifiers in
+        use stay. Old classifiers serve until new ones are fitted."""
+        if self.profiles is not None:
+            self.profiles.refresh()
+            self.profiles.prepare(profiles)
+
     def judge_many(
         self, texts: Sequence[str], profile: ProfileConfig | None = None
     ) -> list[Judgement]:
@@ -111,9 +120,7 @@ class TextModerator:
         if profile is not None:
             matches = [_allowed(profile, found, None)[0] for found in matches]
         wanted = [self.wants_meaning(t, m) for t, m in zip(texts, matches, strict=True)]
-        findings, error = self._find(
-            [t for t, w in zip(texts, wanted, strict=True) if w], profile
-        )
+        findings, error = self._find([t for t, w in zip(texts, wanted, strict=True) if w], profile)
         found = iter(findings)
         judged = []
         for text, keywords, meant in zip(texts, matches, wanted, strict=True):

@@ -40,8 +40,17 @@ Files = tuple[Path, ...]
 def examples_digest(libraries: Sequence[ExampleLibrary]) -> str:
     """SHA-256 of what a classifier is fitted on (and what its findings report)."""
     content = [
-        [lib.id, lib.name, lib.label, lib.sub_label, lib.kind.value, lib.score]
-        + [lib.block_score, Path(lib.source).name, list(lib.examples)]
+        [
+            lib.id,
+            lib.name,
+            lib.label,
+            lib.sub_label,
+            lib.kind.value,
+            lib.score,
+            lib.block_score,
+            Path(lib.source).name,
+            list(lib.examples),
+        ]
         for lib in libraries
     ]
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()
