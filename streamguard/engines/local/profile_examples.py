@@ -101,6 +101,11 @@ class ProfileExamples:
         return list(found.values())
 
     @property
+    def vectors(self) -> dict[str, Vectors]:
+        """The examples' vectors, by text (a copy)."""
+        return dict(self._vectors)
+
+    @property
     def reload_failures(self) -> int:
         return sum(s.reload_failures for s in list(self._sets.values()))
 
