@@ -123,10 +123,12 @@ def _rate(count: int, seconds: float) -> float:
 
 def _per_kind(moderator: TextModerator, mix: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """CPU ms per line of each kind (each line judged alone, in mix order, caches warm)."""
-    spent: Counter[str] = Counter()
+    moderator.load()
+    spent: dict[str, float] = {}
     count: Counter[str] = Counter()
     for kind, text in mix:
-        spent[kind] += _cpu(lambda text=text: moderator.judge_many([text]))  # type: ignore[misc]
+        cpu = _cpu(lambda text=text: moderator.judge_many([text]))  # type: ignore[misc]
+        spent[kind] = spent.get(kind, 0.0) + cpu
         count[kind] += 1
     return {k: round(1000 * spent[k] / count[k], 2) for k in count}
 

@@ -27,7 +27,7 @@ import numpy as np
 from streamguard.config.engine import LocalEngineConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.engines.local.context import Tail
-from streamguard.engines.local.embedder import E5Embedder, Embedder, Vectors
+from streamguard.engines.local.embedder import E5Embedder, Embedder, SharedBatches, Vectors
 from streamguard.engines.local.examples import ExampleSet
 from streamguard.engines.local.judge import Judgement, Rules, judge
 from streamguard.engines.local.keywords import KeywordMatch, LibraryError, LibrarySet
@@ -63,9 +63,11 @@ class TextModerator:
         self.embedder: Embedder | None = None
         self.profiles: ProfileExamples | None = None
         """Each profile's example libraries and classifier (None: semantic layer off)."""
+        self._shared: SharedBatches | None = None
         if config.semantic:
             self.embedder = embedder or E5Embedder()
             self.profiles = ProfileExamples(config.example_libraries, self.embedder)
+            self._shared = SharedBatches(self.embedder)
         self._judged: OrderedDict[str, Vectors] = OrderedDict()
         self._judged_lock = threading.Lock()
         self.counts: Counter[str] = Counter()
@@ -182,7 +184,8 @@ class TextModerator:
             wanted = [n for n, t in enumerate(texts) if t.strip()]
             if not wanted:
                 return nothing, None
-            found = index.find(self._vectors([texts[n] for n in wanted], self.embedder))
+            shared = self._shared or self.embedder
+            found = index.find(self._vectors([texts[n] for n in wanted], shared))
         except Exception as exc:
             # Keywords still judge the text; the verdict says the semantic layer did not.
             log.exception("semantic layer failed; judging by keywords only")
