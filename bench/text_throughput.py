@@ -87,11 +87,9 @@ def chat_mix(count: int, seed: int = 500) -> list[tuple[str, str]]:
     """``count`` (kind, line) pairs in the shares of the module's docstring."""
     rng = random.Random(seed)
     lines: list[tuple[str, str]] = []
-    serial = 0
     kinds = ("short", "repeat", "new", "long", "keyword")
-    for _ in range(count):
+    for serial in range(1, count + 1):
         kind = rng.choices(kinds, weights=(40, 25, 25, 5, 5))[0]
-        serial += 1
         if kind == "short":
             text = rng.choice(SHORT)
         elif kind == "repeat" and lines:
@@ -193,7 +191,7 @@ def run(mix_count: int, new_count: int) -> dict[str, Any]:
         moderator = TextModerator(config, embedder=embedder if semantic else None)
         moderator.load()
         texts = [text for _, text in mix]
-        mix_seconds = _cpu(lambda m=moderator: _judge_all(m, texts))  # type: ignore[misc]
+        mix_seconds = _cpu(lambda m=moderator, t=texts: _judge_all(m, t))  # type: ignore[misc]
         counts = dict(moderator.counts)
         new_seconds = _cpu(lambda m=moderator: _judge_all(m, fresh))  # type: ignore[misc]
         report[name] = {
