@@ -28,7 +28,7 @@ from streamguard.config.engine import LocalEngineConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.engines.local.context import Tail
 from streamguard.engines.local.embedder import E5Embedder, Embedder, SharedBatches, Vectors
-from streamguard.engines.local.examples import ExampleSet
+from streamguard.engines.local.examples import ExampleKind, ExampleSet
 from streamguard.engines.local.judge import Judgement, Rules, judge
 from streamguard.engines.local.keywords import KeywordMatch, LibraryError, LibrarySet
 from streamguard.engines.local.profile_examples import ProfileExamples
@@ -121,7 +121,7 @@ class TextModerator:
         matches = [matcher.match(text) for text in texts]
         if profile is not None:
             matches = [_allowed(profile, found, None)[0] for found in matches]
-        wanted = [self.wants_meaning(t, m) for t, m in zip(texts, matches, strict=True)]
+        wanted = [self.wants_meaning(t, m, profile) for t, m in zip(texts, matches, strict=True)]
         findings, error = self._find([t for t, w in zip(texts, wanted, strict=True) if w], profile)
         found = iter(findings)
         judged = []
@@ -133,19 +133,35 @@ class TextModerator:
             judged.append(_with_error(judgement, error if meant else None))
         return judged
 
-    def wants_meaning(self, text: str, keywords: Sequence[KeywordMatch]) -> bool:
+    def wants_meaning(
+        self, text: str, keywords: Sequence[KeywordMatch], profile: ProfileConfig | None = None
+    ) -> bool:
         """Whether ``text``, with these keyword hits, is worth embedding (counted)."""
         if not self.semantic:
             return False
         reason = None
         if len(text.split()) < self.min_words:
             reason = "too short"
+        elif not self._flags_count(profile):
+            reason = "labels switched off"
         elif keywords and (not self.rules.block or any(_blocks(m) for m in keywords)):
             reason = "decided by keywords"
         if reason is not None:
             with self._judged_lock:
                 self.counts[reason] += 1
         return reason is None
+
+    def _flags_count(self, profile: ProfileConfig | None) -> bool:
+        """Whether a semantic finding can count under ``profile``: not when it switches
+        off the label of every flag library it judges with (``_allowed`` drops them)."""
+        if profile is None or self.profiles is None:
+            return True
+        try:
+            libraries = self.profiles.index(profile).libraries
+        except Exception:  # _find reports why the layer failed
+            return True
+        labels = {lib.label for lib in libraries if lib.kind is ExampleKind.FLAG}
+        return any(profile.labels.get(label, profile.other_labels).enabled for label in labels)
 
     def judge_after(self, text: str, tail: Tail | None) -> Judgement:
         """``text`` judged together with ``tail``, the end of the text before it.

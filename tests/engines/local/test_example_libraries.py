@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from streamguard.config import load_config
 from streamguard.config.engine import LocalEngineConfig
-from streamguard.config.policy import ProfileConfig
+from streamguard.config.policy import LabelRule, ProfileConfig
 from streamguard.core.errors import ConfigError
 from streamguard.core.verdict import Suggestion
 from streamguard.engines.local.examples import (
@@ -205,3 +205,25 @@ def test_flag_examples_without_benign_ones_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no benign library") as refused:
         moderator.load({"only": only})
     assert refused.value.problems[0].path.startswith("profiles.only.example_libraries")
+
+
+def test_a_profile_that_switches_off_every_flag_label_embeds_nothing(
+    engine_file: Path, spoilers: Path
+) -> None:
+    moderator = moderator_for(engine_file)
+    embedder = moderator.embedder
+    assert isinstance(embedder, WordEmbedder)
+    off = LabelRule(enabled=False)
+    quiet = ProfileConfig(
+        example_libraries=[spoilers],
+        labels={"Abuse": off, "Illegal": off, "Spoiler": off},
+    )
+    moderator.load({"quiet": quiet})
+    before = embedder.embedded
+    (judgement,) = moderator.judge_many([SPOILER], quiet)
+    assert (judgement.hit, embedder.embedded) == (False, before)
+    assert moderator.counts["labels switched off"] == 1
+    # One label left on: the text is embedded and judged.
+    on = quiet.model_copy(update={"labels": {"Abuse": off, "Illegal": off}})
+    (judgement,) = moderator.judge_many([SPOILER], on)
+    assert (judgement.label, embedder.embedded) == ("Spoiler", before + 1)
