@@ -25,6 +25,8 @@ one thread, so figures are per fully used core.
   one text per call against 10 and 64 per call (batching); and the start: embedding the
   shipped examples and fitting the classifier, and fitting it again from kept vectors (a
   profile's own examples beside the shipped ones cost only their own embedding).
+- **One-text requests**: new texts sent one per request, one request at a time and 8 at a
+  time (threads), where texts waiting for the busy embedder share its next call.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import platform
 import random
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -172,6 +175,22 @@ def _where(moderator: TextModerator, embedder: E5Embedder, texts: Sequence[str])
     }
 
 
+def _one_text_requests(
+    moderator: TextModerator, sentences: Sentences, count: int
+) -> dict[str, Any]:
+    """New texts sent one per request: one request at a time, and 8 at a time (threads, as
+    the API's worker threads), where waiting texts share the embedder's calls."""
+    alone = [sentences() for _ in range(count)]
+    together = [sentences() for _ in range(count)]
+    one_by_one = _cpu(lambda: [moderator.judge_many([t]) for t in alone])
+    with ThreadPoolExecutor(8) as pool:
+        eight = _cpu(lambda: list(pool.map(lambda t: moderator.judge_many([t]), together)))
+    return {
+        "one_at_a_time_per_core_second": _rate(count, one_by_one),
+        "eight_at_a_time_per_core_second": _rate(count, eight),
+    }
+
+
 def _start(embedder: E5Embedder) -> dict[str, Any]:
     """CPU to embed the shipped examples and fit, and to fit again from kept vectors."""
     moderator = TextModerator(LocalEngineConfig(semantic=True), embedder=embedder)
@@ -217,6 +236,7 @@ def run(mix_count: int, new_count: int) -> dict[str, Any]:
         if semantic:
             where = [sentences() for _ in range(new_count)]
             report["where_the_time_goes_per_new_text"] = _where(moderator, embedder, where)
+            report["one_text_requests"] = _one_text_requests(moderator, sentences, new_count)
     return report
 
 
