@@ -105,10 +105,6 @@ class ProfileExamples:
         """The examples' vectors, by text (a copy)."""
         return dict(self._vectors)
 
-    @property
-    def reload_failures(self) -> int:
-        return sum(s.reload_failures for s in list(self._sets.values()))
-
     def prepare(self, profiles: Mapping[str, ProfileConfig]) -> None:
         """Load every profile's files and fit its classifier now; drop what no profile uses.
 
