@@ -30,7 +30,7 @@ from streamguard.engines.local.examples import ExampleLibrary, ExampleSet, defau
 from streamguard.engines.local.keywords import LibraryError
 from streamguard.engines.local.semantic import SemanticIndex
 
-__all__ = ["ProfileExamples", "examples_digest"]
+__all__ = ["ProfileExamples", "example_problems", "examples_digest", "profile_files"]
 
 log = logging.getLogger("streamguard.engines.local.engine")
 
@@ -56,6 +56,49 @@ def examples_digest(libraries: Sequence[ExampleLibrary]) -> str:
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()
 
 
+def profile_files(engine_files: Files, profile: ProfileConfig | None) -> tuple[Files, Files]:
+    """The example files ``profile`` judges with, and which of them are its own."""
+    if profile is None or not profile.example_libraries:
+        return engine_files, ()
+    own = tuple(dict.fromkeys(profile.example_libraries))
+    if profile.replace_default_examples:
+        return own, own
+    return tuple(dict.fromkeys((*engine_files, *own))), own
+
+
+def _load(
+    wanted: Mapping[str, tuple[Files, Files]], known: set[Files]
+) -> tuple[dict[Files, ExampleSet], list[ConfigProblem]]:
+    """The example sets of ``wanted`` (profile name → files, own files) not ``known`` yet,
+    and what is wrong with them, named by the profile's key."""
+    fresh: dict[Files, ExampleSet] = {}
+    problems: list[ConfigProblem] = []
+    for name, (files, own) in wanted.items():
+        if files in known or files in fresh:
+            continue
+        try:
+            fresh[files] = ExampleSet(files, own=own)
+        except LibraryError as exc:
+            where = f"profiles.{name}.example_libraries"
+            problems += [ConfigProblem(f"{where}: {p.path}", p.reason) for p in exc.problems]
+    return fresh, problems
+
+
+def example_problems(
+    engine_files: Sequence[Path], profiles: Mapping[str, ProfileConfig]
+) -> list[ConfigProblem]:
+    """What is wrong with the example files of ``engine_files`` and of every profile, each
+    named by its key (files are loaded, nothing is embedded: for ``check-config``)."""
+    try:
+        engine = ExampleSet(engine_files)
+    except LibraryError as exc:
+        return [
+            ConfigProblem(f"engine.example_libraries: {p.path}", p.reason) for p in exc.problems
+        ]
+    wanted = {name: profile_files(engine.paths, profile) for name, profile in profiles.items()}
+    return _load(wanted, {engine.paths})[1]
+
+
 class ProfileExamples:
     """The example libraries of every profile in use, and their fitted classifiers."""
 
@@ -74,12 +117,7 @@ class ProfileExamples:
 
     def files(self, profile: ProfileConfig | None) -> tuple[Files, Files]:
         """The example files ``profile`` judges with, and which of them are its own."""
-        if profile is None or not profile.example_libraries:
-            return self.engine_files, ()
-        own = tuple(dict.fromkeys(profile.example_libraries))
-        if profile.replace_default_examples:
-            return own, own
-        return tuple(dict.fromkeys((*self.engine_files, *own))), own
+        return profile_files(self.engine_files, profile)
 
     def index(self, profile: ProfileConfig | None = None) -> SemanticIndex:
         """The classifier ``profile`` judges with (the engine's for None)."""
@@ -113,16 +151,7 @@ class ProfileExamples:
         changes. Files already in use that broke since keep their working version.
         """
         wanted = {name: self.files(profile) for name, profile in profiles.items()}
-        fresh: dict[Files, ExampleSet] = {}
-        problems: list[ConfigProblem] = []
-        for name, (files, own) in wanted.items():
-            if files in self._sets or files in fresh:
-                continue
-            try:
-                fresh[files] = ExampleSet(files, own=own)
-            except LibraryError as exc:
-                where = f"profiles.{name}.example_libraries"
-                problems += [ConfigProblem(f"{where}: {p.path}", p.reason) for p in exc.problems]
+        fresh, problems = _load(wanted, set(self._sets))
         if problems:
             raise ConfigError(problems)
         with self._build:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from streamguard.cli.check_config import runtime_problems
 from streamguard.config import load_config
 from streamguard.config.engine import LocalEngineConfig
 from streamguard.config.policy import LabelRule, ProfileConfig
@@ -227,3 +228,16 @@ def test_a_profile_that_switches_off_every_flag_label_embeds_nothing(
     on = quiet.model_copy(update={"labels": {"Abuse": off, "Illegal": off}})
     (judgement,) = moderator.judge_many([SPOILER], on)
     assert (judgement.label, embedder.embedded) == ("Spoiler", before + 1)
+
+
+def test_check_config_names_a_profiles_broken_example_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(library(1, ["x" * 301]))
+    path = tmp_path / "streamguard.toml"
+    body = f'[profiles.vip]\nexample_libraries = ["{broken}"]\n'
+    path.write_text('[engine]\ntype = "local"\nsemantic = true\n' + body)
+    (problem,) = runtime_problems(load_config(path))
+    assert problem.path.startswith(f"profiles.vip.example_libraries: {broken}: library[0]")
+    assert "301 characters; at most 300" in problem.reason
+    path.write_text('[engine]\ntype = "local"\n' + body)  # no semantic layer: not read
+    assert runtime_problems(load_config(path)) == []
