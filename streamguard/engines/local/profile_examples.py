@@ -199,5 +199,6 @@ class ProfileExamples:
         self._fitted = {f: i for f, i in self._fitted.items() if f in used}
         live = {examples_digest(s.libraries) for s in self._sets.values()}
         self._by_digest = {d: i for d, i in self._by_digest.items() if d in live}
+        self.fit_seconds = {d: t for d, t in self.fit_seconds.items() if d in live}
         texts = {t for s in self._sets.values() for lib in s.libraries for t in lib.examples}
         self._vectors = {t: v for t, v in self._vectors.items() if t in texts}
