@@ -25,6 +25,9 @@ one thread, so figures are per fully used core.
   one text per call against 10 and 64 per call (batching); and the start: embedding the
   shipped examples and fitting the classifier, and fitting it again from kept vectors (a
   profile's own examples beside the shipped ones cost only their own embedding).
+- **Over HTTP**: the mix again, fresh caches, through ``POST /v1/moderate/text`` on
+  loopback (2 clients, 10 items a request, each sending its next request when the last is
+  answered); the clients' CPU is counted too, and requests past the 5 s budget.
 - **One-text requests**: new texts sent one per request, one request at a time and 8 at a
   time (threads), where texts waiting for the busy embedder share its next call.
 """
@@ -32,6 +35,7 @@ one thread, so figures are per fully used core.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import platform
 import random
@@ -42,7 +46,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
+from aiohttp import web
+
+from streamguard.api.text import text_route
 from streamguard.config.engine import LocalEngineConfig
+from streamguard.core.serving import start_site
 from streamguard.engines.local.embedder import E5Embedder
 from streamguard.engines.local.moderator import TextModerator
 from streamguard.engines.local.semantic import SemanticIndex
@@ -191,6 +200,49 @@ def _one_text_requests(
     }
 
 
+async def _serve_and_send(moderator: TextModerator, texts: Sequence[str]) -> tuple[float, int]:
+    """CPU of this process while 2 clients POST ``texts`` to ``/v1/moderate/text`` over
+    loopback, 10 items a request (server and clients both counted: a bound from above),
+    and how many requests were refused past the 5 s budget (504, 93006)."""
+    refused = 0
+    app = web.Application()
+    app.add_routes([text_route(moderator)])
+    runner, port = await start_site(app, "127.0.0.1", 0)
+    batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
+    url = f"http://127.0.0.1:{port}/v1/moderate/text"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def client(mine: Sequence[Sequence[str]]) -> None:
+                for batch in mine:
+                    items = [{"id": n, "text": t} for n, t in enumerate(batch)]
+                    async with session.post(url, json={"items": items}) as reply:
+                        await reply.read()
+                        if reply.status == 504:
+                            nonlocal refused
+                            refused += 1
+                        else:
+                            assert reply.status == 200, await reply.text()
+
+            started = time.process_time()
+            async with asyncio.TaskGroup() as group:
+                for n in range(2):
+                    group.create_task(client(batches[n::2]), name=f"bench-client-{n}")
+            return time.process_time() - started, refused
+    finally:
+        await runner.cleanup()
+
+
+def _over_http(
+    config: LocalEngineConfig, embedder: E5Embedder | None, mix: Sequence[str]
+) -> dict[str, float]:
+    """The mix's texts per second per core through the HTTP route (a fresh moderator)."""
+    moderator = TextModerator(config, embedder=embedder)
+    moderator.load()
+    seconds, refused = asyncio.run(_serve_and_send(moderator, mix))
+    return {"texts_per_core_second": _rate(len(mix), seconds), "requests_over_budget": refused}
+
+
 def _start(embedder: E5Embedder) -> dict[str, Any]:
     """CPU to embed the shipped examples and fit, and to fit again from kept vectors."""
     moderator = TextModerator(LocalEngineConfig(semantic=True), embedder=embedder)
@@ -228,6 +280,7 @@ def run(mix_count: int, new_count: int) -> dict[str, Any]:
         report[name] = {
             "new_texts_per_core_second": _rate(len(fresh), new_seconds),
             "mix_texts_per_core_second": _rate(len(texts), mix_seconds),
+            "mix_over_http": _over_http(config, embedder if semantic else None, texts),
             "mix_what_the_semantic_layer_did": counts,
             "mix_cpu_ms_per_line_by_kind": _per_kind(
                 TextModerator(config, embedder=embedder if semantic else None), mix[:600]
@@ -258,6 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("mix_texts_per_core_second", f"the chat mix ({args.mix} lines)"),
     ):
         print(f"| {what} | {off[key]} | {on[key]} |")
+    http = "texts_per_core_second"
+    print(
+        f"| the mix through POST /v1/moderate/text | {off['mix_over_http'][http]} "
+        f"| {on['mix_over_http'][http]} |"
+    )
     print()
     for key, value in report.items():
         if key not in ("date",):
