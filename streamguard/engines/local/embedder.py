@@ -152,7 +152,10 @@ class SharedBatches:
                 futures.append(future)
         while not all(f.done() for f in futures):
             with self._turn:
-                self._embed_waiting()
+                # Done while waiting for the turn (another caller took these texts): leave
+                # what was queued since to a caller still waiting, or it goes one by one.
+                if not all(f.done() for f in futures):
+                    self._embed_waiting()
         if not futures:
             return np.zeros((0, 384), dtype=np.float32)
         return np.stack([f.result() for f in futures])
