@@ -12,6 +12,10 @@ Per item (the others are still judged): 60003 empty text, 93000 text over 8192 U
 bytes. Per request (HTTP 400, nothing judged): 60003 malformed body, items or unknown
 profile, 93007 duplicate id, 93008 more than 10 items; 93006 (HTTP 504) when judging took
 longer than the 5 s budget. Judging runs on a worker thread, never on the event loop.
+
+With the semantic layer on, the ``profile``'s own example libraries judge too (its
+classifier fitted when the daemon started or reloaded), and the texts of concurrent
+requests share the embedder's calls (``SharedBatches``).
 """
 
 from __future__ import annotations

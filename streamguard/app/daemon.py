@@ -66,6 +66,7 @@ class Daemon:
         self._signalled = asyncio.Event()  # set with either of the two above
         self.api_port: int | None = None
         self._member: FleetMember | None = None
+        self._text: TextModerator | None = None
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT (SIGHUP reloads); return the exit code, 0 when clean."""
@@ -183,6 +184,10 @@ class Daemon:
                 config.api.host,
                 config.api.port,
             )
+        # The text API's judge: its example libraries embedded and fitted now, off the loop
+        # (a broken file a profile names stops the start with the profile's key).
+        self._text = TextModerator(_text_config(config))
+        await asyncio.to_thread(self._text.load, parts.profiles)
         app = build_api(
             streams=streams,
             results=parts.results,
@@ -190,7 +195,7 @@ class Daemon:
             registry=self.metrics.registry,
             readiness=readiness,
             token=token,
-            text=text_route(TextModerator(_text_config(config)), parts.profiles),
+            text=text_route(self._text, parts.profiles),
             image=None
             if parts.image_engine is None
             else image_route(
@@ -221,7 +226,12 @@ class Daemon:
                     )
                 else:
                     reloaded = await apply_reload(
-                        self.config_path, self.config, streams, parts.profiles, self.notifier
+                        self.config_path,
+                        self.config,
+                        streams,
+                        parts.profiles,
+                        self.notifier,
+                        self._text,
                     )
                 self.config = reloaded.config
                 await results.write(reloaded)

@@ -30,6 +30,7 @@ from streamguard.app.notify import Notifier
 from streamguard.config import Config, load_config
 from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import ConfigError, StreamGuardError
+from streamguard.engines.local.moderator import TextModerator
 from streamguard.moderation.profiles import Profiles
 from streamguard.streams.registry import Streams
 
@@ -107,14 +108,23 @@ def warn_restart_sections(old: Config, new: Config) -> list[str]:
 
 
 async def apply_reload(
-    path: Path, old: Config, streams: Streams, profiles: Profiles, notifier: Notifier
+    path: Path,
+    old: Config,
+    streams: Streams,
+    profiles: Profiles,
+    notifier: Notifier,
+    text: TextModerator | None = None,
 ) -> Reloaded:
     """Apply ``path`` over ``old``; return the config now in force and the result, which
-    systemd is told (``RELOADING=1`` first, ``READY=1`` with the result at the end)."""
+    systemd is told (``RELOADING=1`` first, ``READY=1`` with the result at the end).
+
+    ``text`` (the text API's judge) reloads its example files and fits the classifiers of
+    the new profiles first, off the event loop; a file a profile newly names that is
+    broken refuses the reload."""
     notifier.reloading()
     summary = "reload failed"
     try:
-        reloaded = await _apply(path, old, streams, profiles)
+        reloaded = await _apply(path, old, streams, profiles, text)
         summary = reloaded.summary
     finally:
         # Whatever happened, systemd must not be left waiting in "reloading".
@@ -122,7 +132,9 @@ async def apply_reload(
     return reloaded
 
 
-async def _apply(path: Path, old: Config, streams: Streams, profiles: Profiles) -> Reloaded:
+async def _apply(
+    path: Path, old: Config, streams: Streams, profiles: Profiles, text: TextModerator | None
+) -> Reloaded:
     try:
         new = await asyncio.to_thread(load_config, path)
     except ConfigError as exc:
@@ -137,6 +149,12 @@ async def _apply(path: Path, old: Config, streams: Streams, profiles: Profiles) 
     if orphaned:
         log.error("reload refused: streams %s use profiles the new config drops", orphaned)
         return Reloaded(old, False, "reload refused: profiles in use were removed")
+    if text is not None:
+        try:
+            await asyncio.to_thread(text.reload_examples, new.profiles)
+        except ConfigError as exc:
+            log.error("reload refused, config unchanged: %s", exc)
+            return Reloaded(old, False, f"reload refused: {len(exc.problems)} problem(s)")
     warn_restart_sections(old, new)
     profiles.replace(new.profiles)
     applied, failed = await _apply_streams(old, new, streams)

@@ -3,7 +3,8 @@
 It checks what ``run`` checks before it is ready, not only the file's shape: each stream's
 source against the protocol allow-list (and ``allow_local_files``) and, when its host is an
 IP address, against the address policy (``ingest.addresses``), the keyword library
-files, the AMS credentials, and that the local engine's speech model loads offline. Every
+files, with the semantic layer on the example library files of the engine and of each
+profile, the AMS credentials, and that the local engine's speech model loads offline. Every
 problem of a stream names the stream. ``run`` uses the same checks (``runtime_problems``)
 without loading the model, which its engine then loads anyway.
 """
@@ -24,6 +25,7 @@ from streamguard.engines.ams.credentials import credentials_from_config
 from streamguard.engines.ams.live import unpullable
 from streamguard.engines.image.factory import ims_credentials
 from streamguard.engines.local.keywords import LibrarySet
+from streamguard.engines.local.profile_examples import example_problems
 from streamguard.engines.local.recognizer import Recognizer
 from streamguard.ingest.addresses import POLICY_REFUSAL, AddressNotAllowed
 from streamguard.ingest.protocols import resolve_source
@@ -56,6 +58,8 @@ def runtime_problems(config: Config, *, load_model: bool = False) -> list[Config
         problems += _source_problems(config, index)
     if isinstance(config.engine, LocalEngineConfig):
         problems += _local_engine_problems(config.engine, load_model=load_model)
+        if config.engine.semantic:  # profiles' example libraries judge text then
+            problems += example_problems(config.engine.example_libraries, config.profiles)
     elif isinstance(config.engine, AmsEngineConfig):
         try:
             credentials_from_config(config.engine)

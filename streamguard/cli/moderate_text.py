@@ -5,7 +5,8 @@ says ``suggestion`` (Pass/Review/Block), ``label``, ``sub_label``, ``score``, wh
 ``signals`` fired, the ``keywords`` and the ``semantic`` finding with its nearest examples,
 in the order the texts came. The local engine's libraries judge them (its ``[engine]``
 section when the config has one, else the defaults); ``--profile`` drops its ignored words
-and switched-off labels.
+and switched-off labels and, with the semantic layer on, adds its own example libraries
+(``example_libraries``, ``replace_default_examples``), fitted before the first text.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from streamguard.cli.common import config_or_report
 from streamguard.config import Config
 from streamguard.config.engine import LocalEngineConfig
-from streamguard.engines.local.keywords import LibraryError
+from streamguard.core.errors import ConfigError
 from streamguard.engines.local.moderator import TextModerator
 
 __all__ = ["register"]
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     engine = config.engine if isinstance(config.engine, LocalEngineConfig) else LocalEngineConfig()
     try:
         moderator = TextModerator(engine)
-    except LibraryError as exc:
+        moderator.load({args.profile: profile})
+    except ConfigError as exc:  # LibraryError too: the file, library and example
         for problem in exc.problems:
             print(f"streamguard moderate-text: {problem}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ risk; the riskiest label wins; a custom-library hit is high; nothing hit is no r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -78,6 +79,15 @@ class ImageLibrary(Section):
 class ProfileConfig(Section):
     """One policy profile; streams pick one by name."""
 
+    @model_validator(mode="after")
+    def _replaced_examples_named(self) -> ProfileConfig:
+        if self.replace_default_examples and not self.example_libraries:
+            raise ValueError(
+                "replace_default_examples = true needs example_libraries (the files that "
+                "replace the engine's example libraries)"
+            )
+        return self
+
     biz_type: str = Field(
         "default",
         pattern=r"^[A-Za-z0-9_]{3,32}$",
@@ -115,6 +125,24 @@ class ProfileConfig(Section):
         default_factory=list,
         description="Keyword library ids whose hits are custom-library hits (always high risk),"
         " like hits labelled Custom.",
+    )
+    example_libraries: list[Path] = Field(
+        default_factory=list,
+        max_length=20,
+        description=(
+            "Semantic layer: this profile's own example library files (TOML; harmful "
+            "examples per label and benign counter-examples), added to the engine's "
+            "example_libraries for text judged under this profile; at most 20 libraries "
+            "and 2,000 examples across them, 500 a library, 300 characters an example. "
+            "Reloaded on SIGHUP; the profile gets its own fitted classifier."
+        ),
+    )
+    replace_default_examples: bool = Field(
+        False,
+        description=(
+            "true: judge this profile's text with its example_libraries only, not the "
+            "engine's (shipped) ones; false: its files add to them."
+        ),
     )
     ignored_words: list[str] = Field(
         default_factory=list, description="Keywords whose hits are ignored (case-insensitive)."

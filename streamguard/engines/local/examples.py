@@ -15,7 +15,17 @@ A library file is TOML with one ``[[library]]`` table per library::
 
 Examples are at most ``MAX_EXAMPLE_CHARS`` characters. The shipped
 ``libraries/en-examples.toml`` is a starting point; users list their own files in
-``engine.example_libraries``, reloaded without a restart like keyword libraries.
+``engine.example_libraries`` (every profile's starting point) and in a profile's
+``example_libraries`` (that profile only; ``ProfileExamples``), reloaded without a restart
+like keyword libraries.
+
+A profile's own files are held to the limits of Alibaba's custom libraries
+(``shared/spec/batch-moderation.md``, part B) where they fit sentences: at most
+``MAX_PROFILE_LIBRARIES`` (20, Alibaba's count of text vocabularies) libraries, at most
+``MAX_BATCH`` (500, the consoles' batch) examples a library. Alibaba's 20 characters a
+keyword and 100,000 keywords do not fit: an example is a sentence (``MAX_EXAMPLE_CHARS``,
+300) and every one is embedded at start (~16 ms of CPU each), so a profile's files hold at
+most ``MAX_PROFILE_EXAMPLES`` (2,000: about 30 s of CPU to embed) examples in all.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ from streamguard.engines.local.keywords import MAX_BATCH, LibraryError
 
 __all__ = [
     "MAX_EXAMPLE_CHARS",
+    "MAX_PROFILE_EXAMPLES",
+    "MAX_PROFILE_LIBRARIES",
     "ExampleKind",
     "ExampleLibrary",
     "ExampleSet",
@@ -43,6 +55,10 @@ __all__ = [
 
 MAX_EXAMPLE_CHARS = 300
 """One example is a sentence or two, not a document."""
+MAX_PROFILE_LIBRARIES = 20
+"""Libraries in a profile's own example files, at most (Alibaba: 20 text vocabularies)."""
+MAX_PROFILE_EXAMPLES = 2000
+"""Fitted examples in a profile's own example files, at most (each is embedded at start)."""
 
 _KEYS = {"id", "name", "label", "sub_label", "kind", "score", "block_score", "examples", "held_out"}
 
@@ -168,9 +184,38 @@ def _checked(libraries: Sequence[ExampleLibrary]) -> list[ExampleLibrary]:
     return list(libraries)
 
 
+def _balanced(libraries: list[ExampleLibrary]) -> list[ExampleLibrary]:
+    """``libraries``, when their flag libraries have a benign one beside them."""
+    kinds = {library.kind for library in libraries}
+    if ExampleKind.FLAG in kinds and ExampleKind.BENIGN not in kinds:
+        where = ", ".join(dict.fromkeys(library.source for library in libraries))
+        reason = (
+            "no benign library: with flag examples alone every text would be nearest to one "
+            'of them (add counter-examples, kind = "benign")'
+        )
+        raise LibraryError([ConfigProblem(where, reason)])
+    return libraries
+
+
 def default_examples_path() -> Path:
     """The shipped English starting-point example libraries."""
     return Path(str(resources.files("streamguard.engines.local.libraries") / "en-examples.toml"))
+
+
+def _limited(loaded: dict[Path, list[ExampleLibrary]], own: Sequence[Path]) -> None:
+    """Raise ``LibraryError`` when the files in ``own`` break the profile limits."""
+    mine = [lib for path in own for lib in loaded.get(path, [])]
+    where = ", ".join(str(p) for p in own)
+    problems = []
+    if len(mine) > MAX_PROFILE_LIBRARIES:
+        reason = f"{len(mine)} example libraries; at most {MAX_PROFILE_LIBRARIES}"
+        problems.append(ConfigProblem(where, reason))
+    examples = sum(len(lib.examples) for lib in mine)
+    if examples > MAX_PROFILE_EXAMPLES:
+        reason = f"{examples} examples in all; at most {MAX_PROFILE_EXAMPLES}"
+        problems.append(ConfigProblem(where, reason))
+    if problems:
+        raise LibraryError(problems)
 
 
 class ExampleSet:
@@ -178,16 +223,21 @@ class ExampleSet:
 
     Construction loads every file and raises ``LibraryError`` on any problem; ``refresh()``
     reloads changed files and keeps the working libraries when an edit is broken (``errors``).
+    The files in ``own`` (a profile's) are held to the profile limits, on load and reload.
     """
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], *, own: Sequence[Path] = ()) -> None:
         self.paths = tuple(paths) if paths else (default_examples_path(),)
+        self.own = tuple(own)
         self.errors: dict[Path, LibraryError] = {}
         self.reloads = 0
         self.reload_failures = 0
         self._stamps = {path: _stamp(path) for path in self.paths}
         self._loaded = {path: load_example_file(path) for path in self.paths}
-        self.libraries = _checked([lib for libs in self._loaded.values() for lib in libs])
+        _limited(self._loaded, self.own)
+        self.libraries = _balanced(
+            _checked([lib for libs in self._loaded.values() for lib in libs])
+        )
 
     def refresh(self) -> bool:
         """Reload the files that changed since the last look; whether the libraries changed."""
@@ -199,7 +249,10 @@ class ExampleSet:
             self._stamps[path] = stamp
             try:
                 candidate = {**self._loaded, path: load_example_file(path)}
-                libraries = _checked([lib for libs in candidate.values() for lib in libs])
+                _limited(candidate, self.own)
+                libraries = _balanced(
+                    _checked([lib for libs in candidate.values() for lib in libs])
+                )
             except LibraryError as exc:
                 self.errors[path] = exc
                 self.reload_failures += 1

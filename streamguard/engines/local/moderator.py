@@ -20,18 +20,19 @@ import dataclasses
 import logging
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from streamguard.config.engine import LocalEngineConfig
 from streamguard.config.policy import ProfileConfig
 from streamguard.engines.local.context import Tail
-from streamguard.engines.local.embedder import E5Embedder, Embedder, Vectors
-from streamguard.engines.local.examples import ExampleSet
+from streamguard.engines.local.embedder import E5Embedder, Embedder, SharedBatches, Vectors
+from streamguard.engines.local.examples import ExampleKind, ExampleSet
 from streamguard.engines.local.judge import Judgement, Rules, judge
 from streamguard.engines.local.keywords import KeywordMatch, LibraryError, LibrarySet
-from streamguard.engines.local.semantic import SemanticFinding, SemanticIndex
+from streamguard.engines.local.profile_examples import ProfileExamples
+from streamguard.engines.local.semantic import SemanticFinding
 
 __all__ = ["MAX_CACHED", "TextModerator"]
 
@@ -59,13 +60,14 @@ class TextModerator:
         self.rules = Rules.of(config)
         self.min_words = config.semantic_min_words
         self.libraries = libraries or LibrarySet.of(config)
-        self.examples = ExampleSet(config.example_libraries) if config.semantic else None
         self.embedder: Embedder | None = None
+        self.profiles: ProfileExamples | None = None
+        """Each profile's example libraries and classifier (None: semantic layer off)."""
+        self._shared: SharedBatches | None = None
         if config.semantic:
             self.embedder = embedder or E5Embedder()
-        self._index: SemanticIndex | None = None
-        self._cache: dict[str, Vectors] = {}
-        self._lock = threading.Lock()
+            self.profiles = ProfileExamples(config.example_libraries, self.embedder)
+            self._shared = SharedBatches(self.embedder)
         self._judged: OrderedDict[str, Vectors] = OrderedDict()
         self._judged_lock = threading.Lock()
         self.counts: Counter[str] = Counter()
@@ -75,34 +77,37 @@ class TextModerator:
     @property
     def semantic(self) -> bool:
         """Whether the semantic layer is on."""
-        return self.examples is not None
+        return self.profiles is not None
+
+    @property
+    def examples(self) -> ExampleSet | None:
+        """The engine's example libraries (None: semantic layer off)."""
+        return self.profiles.default if self.profiles is not None else None
 
     @property
     def errors(self) -> list[LibraryError]:
         """Broken example library files (the previous versions are in use)."""
-        return list(self.examples.errors.values()) if self.examples is not None else []
+        return self.profiles.errors if self.profiles is not None else []
 
-    def load(self) -> None:
-        """Embed the examples and fit the classifier (a few seconds for the shipped ones)."""
-        self._loaded()
-
-    def _loaded(self) -> SemanticIndex | None:
-        with self._lock:
-            if self._index is None and self.examples is not None and self.embedder is not None:
-                self._index = SemanticIndex.build(
-                    self.examples.libraries, self.embedder, cache=self._cache
-                )
-            return self._index
+    def load(self, profiles: Mapping[str, ProfileConfig] | None = None) -> None:
+        """Embed the examples and fit the classifiers: the engine's, and each of
+        ``profiles``' (a few seconds for the shipped examples). ``ConfigError`` names the
+        profile's key when a file it names is broken."""
+        if self.profiles is not None:
+            self.profiles.prepare(profiles or {})
 
     def refresh_examples(self) -> bool:
         """Reload changed example files and refit; whether anything changed."""
-        if self.examples is None or not self.examples.refresh():
-            return False
-        if self.embedder is not None:
-            index = SemanticIndex.build(self.examples.libraries, self.embedder, cache=self._cache)
-            with self._lock:
-                self._index = index
-        return True
+        return self.profiles is not None and self.profiles.refresh()
+
+    def reload_examples(self, profiles: Mapping[str, ProfileConfig]) -> None:
+        """For a config reload: reload changed example files (a broken edit keeps the
+        working version), then load and fit what ``profiles`` newly name. ``ConfigError``
+        (naming the profile's key) when a newly named file is broken; the classifiers in
+        use stay. Old classifiers serve until new ones are fitted."""
+        if self.profiles is not None:
+            self.profiles.refresh()
+            self.profiles.prepare(profiles)
 
     def judge_many(
         self, texts: Sequence[str], profile: ProfileConfig | None = None
@@ -116,8 +121,8 @@ class TextModerator:
         matches = [matcher.match(text) for text in texts]
         if profile is not None:
             matches = [_allowed(profile, found, None)[0] for found in matches]
-        wanted = [self.wants_meaning(t, m) for t, m in zip(texts, matches, strict=True)]
-        findings, error = self._find([t for t, w in zip(texts, wanted, strict=True) if w])
+        wanted = [self.wants_meaning(t, m, profile) for t, m in zip(texts, matches, strict=True)]
+        findings, error = self._find([t for t, w in zip(texts, wanted, strict=True) if w], profile)
         found = iter(findings)
         judged = []
         for text, keywords, meant in zip(texts, matches, wanted, strict=True):
@@ -128,19 +133,35 @@ class TextModerator:
             judged.append(_with_error(judgement, error if meant else None))
         return judged
 
-    def wants_meaning(self, text: str, keywords: Sequence[KeywordMatch]) -> bool:
+    def wants_meaning(
+        self, text: str, keywords: Sequence[KeywordMatch], profile: ProfileConfig | None = None
+    ) -> bool:
         """Whether ``text``, with these keyword hits, is worth embedding (counted)."""
         if not self.semantic:
             return False
         reason = None
         if len(text.split()) < self.min_words:
             reason = "too short"
+        elif not self._flags_count(profile):
+            reason = "labels switched off"
         elif keywords and (not self.rules.block or any(_blocks(m) for m in keywords)):
             reason = "decided by keywords"
         if reason is not None:
             with self._judged_lock:
                 self.counts[reason] += 1
         return reason is None
+
+    def _flags_count(self, profile: ProfileConfig | None) -> bool:
+        """Whether a semantic finding can count under ``profile``: not when it switches
+        off the label of every flag library it judges with (``_allowed`` drops them)."""
+        if profile is None or self.profiles is None:
+            return True
+        try:
+            libraries = self.profiles.index(profile).libraries
+        except Exception:  # _find reports why the layer failed
+            return True
+        labels = {lib.label for lib in libraries if lib.kind is ExampleKind.FLAG}
+        return any(profile.labels.get(label, profile.other_labels).enabled for label in labels)
 
     def judge_after(self, text: str, tail: Tail | None) -> Judgement:
         """``text`` judged together with ``tail``, the end of the text before it.
@@ -168,18 +189,19 @@ class TextModerator:
             finding = dataclasses.replace(together, context=True)
         return _with_error(judge(text, kept, finding, self.rules), error)
 
-    def _find(self, texts: Sequence[str]) -> tuple[list[SemanticFinding | None], str | None]:
+    def _find(
+        self, texts: Sequence[str], profile: ProfileConfig | None = None
+    ) -> tuple[list[SemanticFinding | None], str | None]:
         nothing: list[SemanticFinding | None] = [None] * len(texts)
-        if not self.semantic or not texts:
+        if self.profiles is None or self.embedder is None or not texts:
             return nothing, None
         try:
-            index = self._loaded()
-            if index is None or self.embedder is None:
-                return nothing, None
+            index = self.profiles.index(profile)
             wanted = [n for n, t in enumerate(texts) if t.strip()]
             if not wanted:
                 return nothing, None
-            found = index.find(self._vectors([texts[n] for n in wanted], self.embedder))
+            shared = self._shared or self.embedder
+            found = index.find(self._vectors([texts[n] for n in wanted], shared))
         except Exception as exc:
             # Keywords still judge the text; the verdict says the semantic layer did not.
             log.exception("semantic layer failed; judging by keywords only")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
@@ -63,6 +64,7 @@ class SemanticFinding:
         return {
             "library_id": self.library.id,
             "library_name": self.library.name,
+            "library_file": Path(self.library.source).name,
             "label": self.library.label,
             "sub_label": self.library.sub_label,
             "score": self.score,
