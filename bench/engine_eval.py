@@ -179,7 +179,7 @@ async def accuracy(
     for condition in conditions:
         result = Accuracy(condition, misses=[])
         for seq, (speech, library, text) in enumerate(flagged):
-            segment = _utterance_segment(speech, condition, seq, seq)
+            segment = _utterance_segment(speech, condition, seq, seq, stream=f"bench-{seq}")
             verdict, cpu = await _timed(engine, segment)
             result.flagged += 1
             result.cpu_seconds += cpu
@@ -193,7 +193,7 @@ async def accuracy(
                 assert result.misses is not None
                 result.misses.append(f"{text!r} heard as {verdict.text!r}")
         for seq, speech in enumerate(neutral, start=1000):
-            segment = _utterance_segment(speech, condition, seq, seq)
+            segment = _utterance_segment(speech, condition, seq, seq, stream=f"bench-{seq}")
             verdict, cpu = await _timed(engine, segment)
             result.cpu_seconds += cpu
             result.audio_seconds += segment.duration

@@ -153,11 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--examples", type=Path, nargs="*", default=[])
     parser.add_argument("--held-out", type=Path, help="another held-out set (TOML)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    parser.add_argument(
+        "--review-score", type=int, help="engine.semantic_review_score (default: the config's)"
+    )
     args = parser.parse_args(argv)
     runs: dict[str, list[Tally]] = {}
     report: dict[str, Any] = {"date": datetime.now(UTC).date().isoformat()}
     for name, semantic in (("keywords only", False), ("keywords + semantic", True)):
         config = LocalEngineConfig(semantic=semantic, example_libraries=args.examples)
+        if args.review_score is not None:
+            config = config.model_copy(update={"semantic_review_score": args.review_score})
         moderator = TextModerator(config)
         started = time.process_time()
         moderator.load()
