@@ -73,17 +73,41 @@ NEUTRAL = (
     "I am learning to play the guitar.",
     "Please keep the chat friendly and kind.",
 )
-CONDITIONS = {
+CONDITIONS: dict[str, tuple[str, float] | None] = {
     "clean": None,
     "10 dB noise": ("noise", 10.0),
     "10 dB music": ("music", 10.0),
     "0 dB noise+music": ("both", 0.0),
+    "telephone": ("telephone", 0.0),
 }
+"""Acoustic conditions; "telephone" is clean speech through a telephone channel."""
+DEFAULT_CONDITIONS = ("clean", "10 dB noise", "10 dB music", "0 dB noise+music")
 ATTACHED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _segment(samples: Pcm, seq: int) -> Segment:
-    return Segment("bench", seq, ATTACHED, samples, ATTACHED, ATTACHED, 0.0, 0.0, frozenset())
+def _segment(samples: Pcm, seq: int, stream: str = "bench") -> Segment:
+    return Segment(stream, seq, ATTACHED, samples, ATTACHED, ATTACHED, 0.0, 0.0, frozenset())
+
+
+def telephone(pcm: Pcm) -> Pcm:
+    """``pcm`` (16 kHz) through a telephone channel: 300-3400 Hz, 8 kHz, 8-bit μ-law, back.
+
+    μ-law is the continuous companding curve (mu = 255) quantised to 8 bits, close to
+    G.711's segmented table; the result is resampled to 16 kHz for the engine.
+    """
+    x = pcm.astype(np.float64) / 32768.0
+    frequencies = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+    spectrum = np.fft.rfft(x)
+    spectrum[(frequencies < 300) | (frequencies > 3400)] = 0
+    narrow = np.fft.irfft(spectrum, len(x))[::2]
+    mu = 255.0
+    coded = np.sign(narrow) * np.log1p(mu * np.minimum(np.abs(narrow), 1.0)) / np.log1p(mu)
+    coded = np.round(coded * 127) / 127
+    decoded = np.sign(coded) * np.expm1(np.abs(coded) * np.log1p(mu)) / mu
+    up = np.interp(np.arange(len(x)) / 2, np.arange(len(decoded)), decoded)
+    spectrum = np.fft.rfft(up)
+    spectrum[frequencies > 4000] = 0
+    return (np.clip(np.fft.irfft(spectrum, len(x)), -1, 1) * 32767).astype(np.int16)
 
 
 def _background(kind: str, seconds: float, seed: int) -> np.ndarray:
@@ -94,13 +118,17 @@ def _background(kind: str, seconds: float, seed: int) -> np.ndarray:
     return noise(seconds, seed) + music(seconds, seed + 1)
 
 
-def _utterance_segment(speech: Pcm, condition: str, seed: int, seq: int) -> Segment:
+def _utterance_segment(
+    speech: Pcm, condition: str, seed: int, seq: int, stream: str = "bench"
+) -> Segment:
     audio = np.concatenate([silence(1.0), speech, silence(1.0)])
     spec = CONDITIONS[condition]
-    if spec is not None:
+    if spec is not None and spec[0] == "telephone":
+        audio = telephone(audio)
+    elif spec is not None:
         kind, snr = spec
         audio = mix(audio, _background(kind, len(audio) / SAMPLE_RATE, seed), snr)
-    return _segment(audio, seq)
+    return _segment(audio, seq, stream)
 
 
 @dataclass
@@ -137,7 +165,7 @@ async def _timed(engine: LocalEngine, segment: Segment) -> tuple[Verdict, float]
 
 
 async def accuracy(
-    engine: LocalEngine, voices: Sequence[str], conditions: Sequence[str] = tuple(CONDITIONS)
+    engine: LocalEngine, voices: Sequence[str], conditions: Sequence[str] = DEFAULT_CONDITIONS
 ) -> list[Accuracy]:
     """Recall and precision of keyword hits over flagged and neutral utterances."""
     # Each flagged sentence in two voices (a natural and a robotic one, or two robotic ones).
@@ -151,7 +179,7 @@ async def accuracy(
     for condition in conditions:
         result = Accuracy(condition, misses=[])
         for seq, (speech, library, text) in enumerate(flagged):
-            segment = _utterance_segment(speech, condition, seq, seq)
+            segment = _utterance_segment(speech, condition, seq, seq, stream=f"bench-{seq}")
             verdict, cpu = await _timed(engine, segment)
             result.flagged += 1
             result.cpu_seconds += cpu
@@ -165,7 +193,7 @@ async def accuracy(
                 assert result.misses is not None
                 result.misses.append(f"{text!r} heard as {verdict.text!r}")
         for seq, speech in enumerate(neutral, start=1000):
-            segment = _utterance_segment(speech, condition, seq, seq)
+            segment = _utterance_segment(speech, condition, seq, seq, stream=f"bench-{seq}")
             verdict, cpu = await _timed(engine, segment)
             result.cpu_seconds += cpu
             result.audio_seconds += segment.duration
@@ -437,8 +465,9 @@ async def main() -> None:
     )
     parser.add_argument(
         "--conditions",
-        default=",".join(CONDITIONS),
-        help="comma-separated conditions to measure (default: all)",
+        default=",".join(DEFAULT_CONDITIONS),
+        help=f"comma-separated conditions to measure, of {list(CONDITIONS)} "
+        "(default: all but telephone)",
     )
     parser.add_argument(
         "--semantic", action="store_true", help="semantic layer on (engine.semantic = true)"

@@ -12,9 +12,11 @@ sentence is *caught* when the suggestion is not Pass, *labelled* when it is also
 its library's label; a benign sentence that is not Pass is a *false flag*.
 
 ``--held-out FILE`` judges another held-out set instead (TOML: ``[held_out]`` with one
-list of sentences per example library id, and ``benign`` for sentences that must pass):
+list of sentences per example library id, and keys starting with ``benign`` for sentences
+that must pass; a harmful key no loaded library has counts as harmful, label "?"):
 ``bench/data/fresh-held-out.toml`` is a second set, written before the second round of
-tuning.
+tuning; ``bench/data/third-held-out.toml`` a third, split by ``bench/semantic_split.py``
+before the third round (its ``[tuning]`` half is not read here).
 
 CPU is ``time.process_time()`` of this process with the embedder on one thread: "per core"
 figures are per fully used core. It is measured the first time each text is judged (a
@@ -75,7 +77,10 @@ def held_out_sets(examples: ExampleSet, path: Path | None) -> list[tuple[str, st
     with path.open("rb") as file:
         document = tomllib.load(file)["held_out"]
     labels = {lib.id: lib.label for lib in examples.libraries if lib.kind is ExampleKind.FLAG}
-    return [(name, labels.get(name, ""), list(texts)) for name, texts in document.items()]
+    return [
+        (name, "" if name.startswith("benign") else labels.get(name, "?"), list(texts))
+        for name, texts in document.items()
+    ]
 
 
 def _evaluate(moderator: TextModerator, sets: Sequence[tuple[str, str, list[str]]]) -> list[Tally]:
@@ -148,11 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--examples", type=Path, nargs="*", default=[])
     parser.add_argument("--held-out", type=Path, help="another held-out set (TOML)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    parser.add_argument(
+        "--review-score", type=int, help="engine.semantic_review_score (default: the config's)"
+    )
     args = parser.parse_args(argv)
     runs: dict[str, list[Tally]] = {}
     report: dict[str, Any] = {"date": datetime.now(UTC).date().isoformat()}
     for name, semantic in (("keywords only", False), ("keywords + semantic", True)):
         config = LocalEngineConfig(semantic=semantic, example_libraries=args.examples)
+        if args.review_score is not None:
+            config = config.model_copy(update={"semantic_review_score": args.review_score})
         moderator = TextModerator(config)
         started = time.process_time()
         moderator.load()

@@ -18,13 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from streamguard.engines.local.embedder import E5Embedder
-from streamguard.engines.local.examples import ExampleKind, ExampleSet
+from streamguard.engines.local.examples import ExampleKind, ExampleLibrary, ExampleSet
 from streamguard.engines.local.keywords import LibrarySet
 from streamguard.engines.local.semantic import Classifier
 
-SCORES = (50, 55, 60, 65, 70, 75, 80, 85, 90)
+SCORES = (40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90)
 L2S = (1e-2, 3e-2, 1e-1)
 
 
@@ -40,12 +41,38 @@ def _folds(classes: Sequence[int], folds: int) -> list[int]:
     return fold
 
 
+def _show(
+    libraries: Sequence[ExampleLibrary],
+    texts: Sequence[str],
+    classes: Sequence[int],
+    semantic: npt.NDArray[np.bool_],
+    keyword_hit: npt.NDArray[np.bool_],
+) -> None:
+    """Recall (or false flags) per library at one setting, and what went wrong."""
+    for n, library in enumerate(libraries):
+        members = [i for i, c in enumerate(classes) if c == n]
+        hit = [bool(semantic[i] or keyword_hit[i]) for i in members]
+        harmful = library.kind is ExampleKind.FLAG
+        print(f"{library.id}: {sum(hit)}/{len(hit)} {'caught' if harmful else 'flagged'}")
+        for i, flagged in zip(members, hit, strict=True):
+            if flagged != harmful:
+                print(f"    {'missed' if harmful else 'flagged'}: {texts[i]!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=Path, nargs="*", default=[])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument(
         "--harm", action="store_true", help="score = all flag libraries' probability together"
+    )
+    parser.add_argument(
+        "--show",
+        nargs=2,
+        type=float,
+        metavar=("L2", "SCORE"),
+        help="at this weight decay and review score: recall per library, the benign examples "
+        "flagged and the harmful ones missed",
     )
     args = parser.parse_args(argv)
     libraries = ExampleSet(args.examples).libraries
@@ -66,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "false flags, semantic | false flags, with keywords |"
     )
     print("|---|---|---|---|---|---|")
-    for l2 in L2S:
+    for l2 in L2S if args.show is None else (args.show[0],):
         best = np.zeros(len(texts))
         for k in range(args.folds):
             train, test = fold != k, fold == k
@@ -79,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             columns = [index[c] for c in flags if c in index]
             chosen = probabilities[:, columns]
             best[test] = (chosen.sum(axis=1) if args.harm else chosen.max(axis=1)) * 100
+        if args.show is not None:
+            _show(libraries, texts, classes, best >= args.show[1], keyword_hit)
+            return 0
         for score in SCORES:
             semantic = best >= score
             both = semantic | keyword_hit

@@ -182,6 +182,19 @@ SHIPPED = [
     ("His number is 0 7 7 0 0 9 0 0 1 2 3.", "Doxxing"),
     ("You ugly fat pig.", "Insult"),
     ("Get cheap by followers here.", "Spam"),
+    ("If you ban me again I'm going to break your jaw.", "Threat"),
+    ("I'll put you in the hospital.", "Threat"),
+    ("Next time you won't see me coming.", "Threat"),
+    ("honestly just off yourself", "SelfHarm"),
+    ("those people breed like rats", "Hate"),
+    ("selling xannies and vicodin", "Drugs"),
+    ("sub for sub, anyone?", "Spam"),
+    ("Heil Hitler, brothers.", "Extremism"),
+    ("The shooter was a hero.", "Extremism"),
+    ("ISIS fighters are the only true believers.", "Extremism"),
+    ("Breivik did nothing wrong.", "Extremism"),
+    ("We should blow up the federal building.", "Extremism"),
+    ("Politicians like him should be hanged.", "Extremism"),
 ]
 
 
@@ -205,6 +218,18 @@ def test_the_shipped_library_finds_each_new_category(text: str, sub_label: str) 
         "Talk to someone you trust if you feel like hurting yourself.",
         "Doxxing is against the rules of this server.",
         "Women's football is getting huge audiences now.",
+        # near misses of the third round's entries
+        "Don't break your neck on those icy stairs.",
+        "The crash put him in the hospital for a week.",
+        "Show off yourself a little, you earned it.",
+        "Rabbits breed like crazy in spring.",
+        "I'm selling my old bike and some chocolate bars.",
+        "Subscribe for more videos like this one.",
+        "The history teacher explained how Hitler rose to power.",
+        "Police said the shooter was a former soldier.",
+        "The man planned to blow up a federal building, prosecutors said.",
+        "The gunman is in custody, the police said.",
+        "Politicians should be held to account by voters.",
     ],
 )
 def test_the_shipped_library_leaves_near_misses_alone(text: str) -> None:
