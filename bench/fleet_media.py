@@ -7,8 +7,9 @@ Per run: a test PostgreSQL (``streamguard/testing/postgres.py``, a fresh databas
 mosquitto, the AMS emulator (in this process; its judge is the soak's ``PilotJudge``, a fake
 at our engine seam: the room's abusive turn carries a quiet pilot tone) and ``--instances``
 daemons (``streamguard run``, fleet mode on the database, the AMS engine: ingest → speech
-gate → AMS emulator → alerts over MQTT). ``--streams`` rooms, all attached in the config,
-play the soak's room (speech turns between pauses, MP3 64 kbit/s) live from a paced
+gate → AMS emulator → alerts over MQTT; with ``--clean-rooms`` the judge passes every
+clip, so nothing alerts and no evidence clip is encoded). ``--streams`` rooms, all attached
+in the config, play the soak's room (speech turns between pauses, MP3 64 kbit/s) live from a paced
 Icecast-like server in its own process on loopback; every room is its own connection.
 
 Once every stream is owned and the fleet has been running ``--warmup`` seconds, for
@@ -29,7 +30,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
@@ -38,12 +39,25 @@ from bench.ingest import LiveServer, proc_cpu
 from bench.soak.daemon import Daemon
 from bench.soak.media import PilotJudge, broadcast
 from bench.soak.world import ENV, SECRET_ID, SECRET_KEY
+from streamguard.core.segment import Segment
+from streamguard.core.verdict import Suggestion, Verdict
 from streamguard.emulator.app import AmsEmulator, EmulatorOptions
 from streamguard.testing.broker import Mosquitto
 from streamguard.testing.net import free_port
 from streamguard.testing.postgres import PostgresServer
 
 SEGMENT_SECONDS = 15
+
+
+class CleanJudge(PilotJudge):
+    """The soak's judge with the pilot ignored: every room is clean, nothing alerts (so no
+    evidence clip is encoded), to tell what alerting costs."""
+
+    async def moderate(self, segment: Segment, *, biz_type: str | None = None) -> Verdict:
+        verdict = await super().moderate(segment, biz_type=biz_type)
+        if not verdict.hit:
+            return verdict
+        return replace(verdict, suggestion=Suggestion.PASS, label="", sub_label="", hit=False)
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class RunFigures:
     queries_per_stream_minute: float
     takeover: list[float]
     held: list[int]
+    writes: dict[str, float]  # rows inserted, updated or deleted per stream per minute, by table
 
     @property
     def ratio(self) -> float:
@@ -116,12 +131,20 @@ _XACTS = (
 )
 
 
-def transactions(server: PostgresServer) -> int:
+_WRITES = (
+    "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+    " WHERE schemaname = current_schema()"
+)
+
+
+def transactions(server: PostgresServer, pg_url: str) -> tuple[int, dict[str, int]]:
+    """The database's transactions so far, and the rows written so far by table."""
     with psycopg.connect(server.url(), autocommit=True) as conn:
         conn.execute("SELECT pg_stat_force_next_flush()")
         row = conn.execute(_XACTS).fetchone()
     assert row is not None
-    return int(str(row[0]))
+    writes = {str(table): int(str(n)) for table, n in query(pg_url, _WRITES)}
+    return int(str(row[0])), writes
 
 
 async def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
@@ -154,7 +177,8 @@ async def one_run(
     )
     with tempfile.TemporaryDirectory(prefix="sg-fleet-media-") as tmp:
         daemons: list[Daemon] = []
-        async with AmsEmulator(PilotJudge(), options) as emulator:
+        judge = CleanJudge() if args.clean_rooms else PilotJudge()
+        async with AmsEmulator(judge, options) as emulator:
             try:
                 for n in range(args.instances):
                     workdir = Path(tmp) / f"i{n}"
@@ -204,11 +228,12 @@ async def measure(
         pids = [d.process.pid for d in daemons if d.process is not None]
         ours_before = [proc_cpu(pid) for pid in pids]
         floor_before = [proc_cpu(p.pid) for p in floor]
-        xacts_before = await asyncio.to_thread(transactions, server)
+        xacts_before, writes_before = await asyncio.to_thread(transactions, server, pg_url)
         await asyncio.sleep(args.seconds)
         ours = sum(proc_cpu(pid) - b for pid, b in zip(pids, ours_before, strict=True))
         theirs = sum(proc_cpu(p.pid) - b for p, b in zip(floor, floor_before, strict=True))
-        xacts = await asyncio.to_thread(transactions, server) - xacts_before
+        xacts_after, writes_after = await asyncio.to_thread(transactions, server, pg_url)
+        xacts = xacts_after - xacts_before
         if any(p.returncode is not None for p in floor):
             raise RuntimeError("an ffmpeg reader exited early")
     finally:
@@ -227,6 +252,11 @@ async def measure(
         queries_per_stream_minute=xacts / args.streams / (args.seconds / 60),
         takeover=takeover,
         held=counts,
+        writes={
+            table: (n - writes_before.get(table, 0)) / args.streams / (args.seconds / 60)
+            for table, n in writes_after.items()
+            if n > writes_before.get(table, 0)
+        },
     )
 
 
@@ -260,6 +290,8 @@ def report(runs: list[RunFigures], args: argparse.Namespace) -> None:
             f"held {r.held}; takeover after kill -9 of {len(r.takeover)} streams: p50 "
             f"{statistics.median(r.takeover):.1f} s, max {max(r.takeover):.1f} s"
         )
+        rows = ", ".join(f"{t} {n:.2f}" for t, n in sorted(r.writes.items(), key=lambda i: -i[1]))
+        print(f"    rows written per stream per minute: {rows}")
     ratios = [r.ratio for r in runs]
     print(f"  ratio range {min(ratios):.2f}-{max(ratios):.2f}x over {len(runs)} runs")
 
@@ -291,6 +323,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--lease", type=float, default=15.0)
+    parser.add_argument(
+        "--clean-rooms", action="store_true", help="the judge passes everything: no alerts"
+    )
     asyncio.run(bench(parser.parse_args()))
 
 
