@@ -17,7 +17,8 @@ Once every stream is owned and the fleet has been running ``--warmup`` seconds, 
 ``--streams`` ffmpeg processes each decoding and resampling one room to 16 kHz mono into a
 null output (``ffmpeg -i URL -ac 1 -ar 16000 -f s16le /dev/null``), the practical floor;
 the database's transactions (``pg_stat_database``: every statement outside a transaction
-is one) per stream per minute. Then ``kill -9`` of the instance holding the most streams:
+is one), statements (``pg_stat_statements``, loaded for the bench) and rows written, per
+stream per minute. Then ``kill -9`` of the instance holding the most streams:
 the time from the kill until each of its streams is claimed by another instance (p50, max).
 It prints figures; it asserts nothing.
 """
@@ -69,6 +70,7 @@ class RunFigures:
     takeover: list[float]
     held: list[int]
     writes: dict[str, float]  # rows inserted, updated or deleted per stream per minute, by table
+    statements: list[tuple[float, str]]  # calls per stream per minute, by statement
 
     @property
     def ratio(self) -> float:
@@ -145,6 +147,31 @@ def transactions(server: PostgresServer, pg_url: str) -> tuple[int, dict[str, in
     assert row is not None
     writes = {str(table): int(str(n)) for table, n in query(pg_url, _WRITES)}
     return int(str(row[0])), writes
+
+
+def count_statements(server: PostgresServer) -> None:
+    """Load pg_stat_statements (a restart of the server), to count statements by kind."""
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    server.stop()
+    server.start()
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+
+_STATEMENTS = (
+    "SELECT calls, query FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat%'"
+    " ORDER BY calls DESC"
+)
+
+
+def statements(server: PostgresServer, *, reset: bool) -> list[tuple[int, str]]:
+    """Statements run since the last reset, most called first (and reset, if asked)."""
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        rows = [(int(str(n)), " ".join(str(q).split())) for n, q in conn.execute(_STATEMENTS)]
+        if reset:
+            conn.execute("SELECT pg_stat_statements_reset()")
+    return rows
 
 
 async def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
@@ -229,10 +256,12 @@ async def measure(
         ours_before = [proc_cpu(pid) for pid in pids]
         floor_before = [proc_cpu(p.pid) for p in floor]
         xacts_before, writes_before = await asyncio.to_thread(transactions, server, pg_url)
+        await asyncio.to_thread(statements, server, reset=True)
         await asyncio.sleep(args.seconds)
         ours = sum(proc_cpu(pid) - b for pid, b in zip(pids, ours_before, strict=True))
         theirs = sum(proc_cpu(p.pid) - b for p, b in zip(floor, floor_before, strict=True))
         xacts_after, writes_after = await asyncio.to_thread(transactions, server, pg_url)
+        ran = await asyncio.to_thread(statements, server, reset=False)
         xacts = xacts_after - xacts_before
         if any(p.returncode is not None for p in floor):
             raise RuntimeError("an ffmpeg reader exited early")
@@ -257,6 +286,7 @@ async def measure(
             for table, n in writes_after.items()
             if n > writes_before.get(table, 0)
         },
+        statements=[(n / args.streams / (args.seconds / 60), q) for n, q in ran],
     )
 
 
@@ -292,6 +322,10 @@ def report(runs: list[RunFigures], args: argparse.Namespace) -> None:
         )
         rows = ", ".join(f"{t} {n:.2f}" for t, n in sorted(r.writes.items(), key=lambda i: -i[1]))
         print(f"    rows written per stream per minute: {rows}")
+        total = sum(n for n, _ in r.statements)
+        print(f"    statements per stream per minute: {total:.2f}; the most run:")
+        for n, text in r.statements[:8]:
+            print(f"      {n:6.2f}  {text[:110]}")
     ratios = [r.ratio for r in runs]
     print(f"  ratio range {min(ratios):.2f}-{max(ratios):.2f}x over {len(runs)} runs")
 
@@ -305,6 +339,7 @@ async def bench(args: argparse.Namespace) -> None:
         await asyncio.to_thread(broker.start)
         try:
             with PostgresServer() as server, LiveServer(path, seconds) as room:
+                await asyncio.to_thread(count_statements, server)
                 runs = []
                 for run in range(args.runs):
                     figures = await one_run(server, broker, room.url, args, run)
