@@ -322,10 +322,10 @@ def report(runs: list[RunFigures], args: argparse.Namespace) -> None:
         )
         rows = ", ".join(f"{t} {n:.2f}" for t, n in sorted(r.writes.items(), key=lambda i: -i[1]))
         print(f"    rows written per stream per minute: {rows}")
-        total = sum(n for n, _ in r.statements)
+        total = sum(calls for calls, _ in r.statements)
         print(f"    statements per stream per minute: {total:.2f}; the most run:")
-        for n, text in r.statements[:8]:
-            print(f"      {n:6.2f}  {text[:110]}")
+        for calls, text in r.statements[:8]:
+            print(f"      {calls:6.2f}  {text[:110]}")
     ratios = [r.ratio for r in runs]
     print(f"  ratio range {min(ratios):.2f}-{max(ratios):.2f}x over {len(runs)} runs")
 
