@@ -31,6 +31,7 @@ from streamguard.ingest.addresses import AddressPolicy
 from streamguard.ingest.protocols import SourceTarget, resolve_source
 from streamguard.ingest.proxy import PolicyProxy
 from streamguard.ingest.reader import Connection
+from streamguard.ingest.resampling import Heard
 from streamguard.ingest.stats import Tally
 from streamguard.testing.net import free_port
 
@@ -50,10 +51,17 @@ def encode(path: Path, seconds: int) -> bytes:
 def read(target: SourceTarget) -> tuple[float, float, int]:
     """Read ``target`` to its end: (process CPU seconds, wall seconds, 16 kHz samples)."""
     cpu, wall, samples = time.process_time(), time.perf_counter(), 0
-    with Connection(target, "bench", Tally(), open_timeout=10, read_timeout=10) as connection:
+
+    def hear(heard: Heard) -> None:
+        nonlocal samples
+        samples += sum(len(p) for p in heard.pcm)
+
+    with Connection(
+        target, "bench", Tally(), open_timeout=10, read_timeout=10, hear=hear
+    ) as connection:
         while (packet := connection.next_packet()) is not None:
-            samples += sum(len(p) for heard in connection.decode(packet) for p in heard.pcm)
-        samples += sum(len(p) for heard in connection.drain() for p in heard.pcm)
+            connection.decode(packet)
+        connection.drain()
     return time.process_time() - cpu, time.perf_counter() - wall, samples
 
 

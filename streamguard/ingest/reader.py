@@ -16,84 +16,26 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import cast
 
 import av
 import av.error
-import numpy as np
 from av.audio.frame import AudioFrame
-from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.packet import Packet
 from av.video.stream import VideoStream
 
-from streamguard.core.chunk import SAMPLE_RATE, Pcm
 from streamguard.core.errors import SourceError, SourceTimeout
 from streamguard.ingest.frames import FrameSampler
 from streamguard.ingest.protocols import SourceTarget
+from streamguard.ingest.resampling import Heard, HeardBatches
 from streamguard.ingest.stats import Tally
 
-__all__ = ["Connection", "Heard", "MonoResampler", "plain_error"]
+__all__ = ["Connection", "plain_error"]
 
 log = logging.getLogger(__name__)
-
-
-class MonoResampler:
-    """Any decoded audio to 16 kHz mono s16, across mid-stream format changes.
-
-    PyAV's resampler raises ``ValueError`` when the input's rate or layout changes; the old
-    one is flushed first (its filter still holds a few milliseconds) and a new one built.
-    """
-
-    def __init__(self) -> None:
-        self._resampler = self._new()
-        self.changes = 0
-
-    @staticmethod
-    def _new() -> AudioResampler:
-        return AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-
-    def feed(self, frame: AudioFrame) -> list[Pcm]:
-        """Resample one decoded frame; returns the 16 kHz samples it completed."""
-        # Timestamps are ours to keep (by sample count); stream pts jump at HLS
-        # discontinuities and reconnects and must not steer the filter.
-        frame.pts = None
-        try:
-            return _pcm(self._resampler.resample(frame))
-        except ValueError:
-            tail = self.flush()
-            self.changes += 1
-            return tail + _pcm(self._resampler.resample(frame))
-
-    def flush(self) -> list[Pcm]:
-        """Everything still held, and a fresh resampler for whatever comes next."""
-        tail = _pcm(self._resampler.resample(None))
-        self._resampler = self._new()
-        return tail
-
-
-def _pcm(frames: list[AudioFrame]) -> list[Pcm]:
-    # The packed s16 plane read directly: to_ndarray() costs four times as much (it stacks
-    # planes), which is a third of the reader's own time. Planes are padded: count samples.
-    return [np.frombuffer(memoryview(f.planes[0]), np.int16, f.samples) for f in frames]
-
-
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """One decoded frame, resampled: where it sits on the stream's own clock, and its audio.
-
-    ``media_start`` is ``None`` when the stream gave the frame no usable timestamp (and for
-    the resampler's tail at the end of a connection). ``format_changed`` says the sample rate
-    or layout changed at this frame: a break in the media timeline, not a loss.
-    """
-
-    media_start: float | None
-    media_seconds: float
-    pcm: list[Pcm]
-    format_changed: bool = False
 
 
 class Connection:
@@ -102,15 +44,18 @@ class Connection:
     ``looks_live`` says whether what was opened behaves like a live stream (see
     :func:`_looks_live`); ``duration`` is the container's length in seconds, when it says.
 
-    ``with Connection(target, stream_id, tally, open_timeout=…, read_timeout=…) as c:`` opens
-    (or raises :class:`SourceError`); then :meth:`next_packet` and :meth:`decode` until the end,
-    and :meth:`drain` for what the decoder and resampler still hold. Blocking: reader thread
-    only.
+    ``with Connection(target, stream_id, tally, open_timeout=…, read_timeout=…, hear=…) as c:``
+    opens (or raises :class:`SourceError`); then :meth:`next_packet` and :meth:`decode` until
+    the end, and :meth:`drain` for what the decoder and resampler still hold. The audio goes to
+    ``hear`` in order, resampled in batches of about half a second
+    (:mod:`~streamguard.ingest.resampling`); :attr:`audio_frames` counts the frames decoded.
+    Blocking: reader thread only.
 
     With ``frames``, the first video stream (if there is one) is demuxed too and its pictures
-    go to the sampler (keyframes only, unless it asks for all); :meth:`decode` returns no
-    audio for a video packet. A source with video and no audio is then read for its video
-    alone (``has_audio`` false); without ``frames`` it is refused.
+    go to the sampler (keyframes only, unless it asks for all), each after the audio decoded
+    before it has gone to ``hear``: pictures are placed against the audio heard so far. A
+    source with video and no audio is then read for its video alone (``has_audio`` false);
+    without ``frames`` it is refused.
     """
 
     def __init__(
@@ -121,9 +66,11 @@ class Connection:
         *,
         open_timeout: float,
         read_timeout: float,
+        hear: Callable[[Heard], None],
         frames: FrameSampler | None = None,
     ) -> None:
         self.url = target.url
+        self._hear = hear
         self._stream_id = stream_id
         self._read_timeout = read_timeout
         self._tally = tally
@@ -152,7 +99,8 @@ class Connection:
                 "Generator[Packet[AudioStream | VideoStream], None, None]",
                 self._container.demux(wanted),
             )
-            self._resampler = MonoResampler()
+            self._batches = HeardBatches(tally.format_change)
+            self.audio_frames = 0
             self.looks_live = _looks_live(target, self._container)
             duration = self._container.duration
             self.duration = None if duration is None else duration / av.time_base
@@ -202,43 +150,36 @@ class Connection:
         except av.error.FFmpegError as exc:
             raise _converted(exc, f"reading {self.url} failed") from exc
 
-    def decode(self, packet: Packet[AudioStream | VideoStream]) -> list[Heard]:
-        """The frames ``packet`` completed, resampled; none for a corrupt packet, nor for a
-        video packet (its pictures go to the frame sampler)."""
+    def decode(self, packet: Packet[AudioStream | VideoStream]) -> None:
+        """Decode one packet: its audio to the batches (and on to ``hear`` as they fill), its
+        pictures to the frame sampler. A corrupt packet is skipped."""
         if self._video is not None and packet.stream_index == self._video.index:
             self._see(cast("Packet[VideoStream]", packet))
-            return []
+            return
         self._flushed = packet.size == 0
         try:
-            audio = cast("Packet[AudioStream]", packet)
-            return [self._resample(frame) for frame in self._decode(audio)]
+            for frame in self._decode(cast("Packet[AudioStream]", packet)):
+                self.audio_frames += 1
+                for heard in self._batches.add(frame):
+                    self._hear(heard)
         except av.error.FFmpegError as exc:
             raise _converted(exc, f"reading {self.url} failed") from exc
 
-    def drain(self) -> list[Heard]:
-        """What the decoder and the resampler still hold, whatever ended the connection:
-        nothing heard is dropped. The last item is the resampler's tail, untimed."""
+    def drain(self) -> None:
+        """Hear what the decoder and the resampler still hold, whatever ended the connection:
+        nothing heard is dropped. The last is the resampler's tail, untimed."""
         self._demux.close()
         if self._video is not None:
             self._see(None)
-        heard = (
-            []
-            if self._flushed or self._stream is None
-            else [self._resample(f) for f in self._decode(None)]
-        )
-        return [*heard, Heard(media_start=None, media_seconds=0.0, pcm=self._resampler.flush())]
+        for frame in [] if self._flushed else self._decode(None):
+            for heard in self._batches.add(frame):
+                self._hear(heard)
+        self._cut()
+        self._hear(self._batches.tail())
 
-    def _resample(self, frame: AudioFrame) -> Heard:
-        # Read the timing before feeding: the resampler clears the frame's pts.
-        rate = frame.sample_rate
-        start = frame.time if rate else None
-        seconds = frame.samples / rate if rate else 0.0
-        changes = self._resampler.changes
-        pcm = self._resampler.feed(frame)
-        changed = self._resampler.changes != changes
-        if changed:
-            self._tally.format_change()
-        return Heard(media_start=start, media_seconds=seconds, pcm=pcm, format_changed=changed)
+    def _cut(self) -> None:
+        for heard in self._batches.cut():
+            self._hear(heard)
 
     def _see(self, packet: Packet[VideoStream] | None) -> None:
         """Take a video packet (``None`` or empty: drain): its picture is decoded and shown
@@ -280,6 +221,8 @@ class Connection:
                 log.debug("stream %s: skipped a corrupt video packet: %s", self._stream_id, exc)
                 self._frames.corrupt_packet()
             return
+        if pictures:
+            self._cut()  # placed against the audio decoded before them
         for picture in pictures:
             self._frames.see(picture)
 

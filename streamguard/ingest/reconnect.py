@@ -158,28 +158,27 @@ class ReconnectLoop:
             self._tally,
             open_timeout=self._settings.open_timeout,
             read_timeout=self._read_timeout,
+            hear=timeline.add,
             frames=self._frames,
         ) as connection:
             if self.live is None:
                 self.live = timeline.live = connection.looks_live
             timeline.video_only = not connection.has_audio
-            last_audio = time.monotonic()
+            last_audio, frames = time.monotonic(), 0
             try:
                 while (packet := connection.next_packet()) is not None:
                     self._guard.check()
                     if self._stop.is_set():
                         break
-                    heard = connection.decode(packet)
-                    for frame in heard:
-                        timeline.add(frame)
-                    if heard or timeline.video_only:  # without audio, video packets
-                        last_audio = time.monotonic()
+                    connection.decode(packet)
+                    # Without audio, video packets are what keeps the connection alive.
+                    if connection.audio_frames != frames or timeline.video_only:
+                        last_audio, frames = time.monotonic(), connection.audio_frames
                     elif time.monotonic() - last_audio > stall_timeout:
                         self._tally.stall()
                         raise SourceTimeout(f"{self._target.url}: no audio for {stall_timeout:g} s")
             finally:
                 # Nothing heard is dropped: whatever ended the connection, deliver what the
                 # decoder and resampler still hold, then the last partial chunk.
-                for frame in connection.drain():
-                    timeline.add(frame)
+                connection.drain()
                 timeline.flush()

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from streamguard.core.chunk import SAMPLE_RATE, AudioChunk, Pcm
-from streamguard.ingest.reader import Heard
+from streamguard.ingest.resampling import Heard
 from streamguard.ingest.stats import Gap, Tally
 
 __all__ = ["CHUNK_SAMPLES", "Timeline"]
@@ -123,7 +123,7 @@ class Timeline:
         self._reconnected = self._audio_end is not None
 
     def add(self, heard: Heard) -> None:
-        """One decoded frame's audio, in order."""
+        """Decoded audio (a batch of frames, see :class:`Heard`), in order."""
         self._follow(heard.media_start, heard.media_seconds)
         if heard.format_changed:
             # A new sample rate or layout is a break in the media timeline, not a loss.

@@ -13,7 +13,7 @@ from streamguard.config.ingest import IngestConfig
 from streamguard.core.chunk import SAMPLE_RATE, AudioChunk
 from streamguard.core.errors import ProtocolNotAllowed, SourceError
 from streamguard.core.status import StreamState
-from streamguard.ingest.reader import MonoResampler
+from streamguard.ingest.resampling import MonoResampler
 from streamguard.ingest.source import Source
 from streamguard.testing.media_servers import garbage
 from tests.support.media import encode_staircase, encode_tone, staircase_steps, tone_runs
