@@ -152,10 +152,11 @@ async def test_a_slow_verdict_does_not_hold_back_the_next_segments(tmp_path: Pat
     async with asyncio.timeout(10):  # one at a time, this would wait for segment 0 forever
         while len(results) < 2:  # noqa: ASYNC110 - the pipeline offers no event for this
             await asyncio.sleep(0.01)
-    assert [r.segment.seq for r in results] == [1, 2]  # judged while segment 0 waits
+    # Judged while segment 0 waits (the two in flight may finish in either order).
+    assert sorted(r.segment.seq for r in results) == [1, 2]
     engine.release.set()
     await task
-    assert [r.segment.seq for r in results] == [1, 2, 0]
+    assert [r.segment.seq for r in results][2:] == [0]
     assert all(r.verdict.suggestion is Suggestion.BLOCK for r in results)
 
 
