@@ -45,11 +45,13 @@ def test_summed_scoring_flags_harm_shared_by_two_libraries_neither_reaching_the_
     vectors = WordEmbedder().embed(["weed outside your house"])
     (best,) = index.find(vectors)
     (summed,) = index.find(vectors, summed=True)
-    assert best is not None and summed is not None
+    assert best is not None
+    assert summed is not None
     assert (best.library.id, best.score, best.summed) == ("threat", 40, False)
     # The label stays the most probable library's; the score is threat + drugs.
     assert (summed.library.id, summed.score, summed.summed) == ("threat", 75, True)
-    assert summed.to_json()["summed"] is True and "summed" not in best.to_json()
+    assert summed.to_json()["summed"] is True
+    assert "summed" not in best.to_json()
     rules = Rules(review_score=55, high_score=90)
     assert judge("weed outside your house", [], best, rules).suggestion is Suggestion.PASS
     flagged = judge("weed outside your house", [], summed, rules)
@@ -69,8 +71,11 @@ def test_the_moderator_scores_by_the_sum_when_configured(examples_file: Path) ->
         )
         (answers[summed],) = TextModerator(config, embedder=WordEmbedder()).judge_many([text])
     alone, together = answers[False], answers[True]
-    assert not alone.keywords and alone.suggestion is Suggestion.PASS
+    assert not alone.keywords
+    assert alone.suggestion is Suggestion.PASS
     assert 0 < alone.best_semantic_score < 55
     assert together.suggestion is Suggestion.REVIEW
-    assert together.semantic is not None and together.semantic.summed
-    assert together.label == "Abuse" and together.score > 55
+    assert together.semantic is not None
+    assert together.semantic.summed
+    assert together.label == "Abuse"
+    assert together.score > 55
