@@ -1,13 +1,16 @@
 """Choose the semantic layer's settings on the TUNING examples only (cross-validation).
 
     .venv/bin/python -m bench.semantic_tune [--examples FILE ...] [--folds 5]
+        [--harm best|summed|both] [--show L2 SCORE]
 
 Every fitted example (``examples``, never ``held_out``) of the example libraries is
 embedded once; in each of ``--folds`` folds (stratified by library, seed 13) the classifier
 is fitted on the other folds and scores this one. For each weight decay and each candidate
-``semantic_review_score`` the table gives recall on harmful examples (caught = any flag
-library at or above the score) and false flags on benign examples, for the semantic layer
-alone and with the shipped keyword libraries beside it. The held-out sentences are not read.
+``semantic_review_score`` the table gives recall on harmful examples (caught = the best
+flag library's probability at or above the score, or with ``summed`` all flag libraries'
+together, as ``engine.semantic_summed``) and false flags on benign examples, for the
+semantic layer alone and with the shipped keyword libraries beside it. The held-out
+sentences are not read.
 """
 
 from __future__ import annotations
