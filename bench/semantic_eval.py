@@ -1,6 +1,7 @@
 """Semantic layer evaluation on text: recall and false flags per category, CPU per text.
 
     .venv/bin/python -m bench.semantic_eval [--examples FILE ...] [--held-out FILE] [--json]
+        [--review-score N] [--summed yes|no]
 
 The evaluation set is the ``held_out`` sentences of the example libraries (shipped:
 ``streamguard/engines/local/libraries/en-examples.toml``), which the classifier never
@@ -156,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--review-score", type=int, help="engine.semantic_review_score (default: the config's)"
     )
+    parser.add_argument(
+        "--summed",
+        choices=("yes", "no"),
+        help="engine.semantic_summed: score by all flag libraries together (default: config's)",
+    )
     args = parser.parse_args(argv)
     runs: dict[str, list[Tally]] = {}
     report: dict[str, Any] = {"date": datetime.now(UTC).date().isoformat()}
@@ -163,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = LocalEngineConfig(semantic=semantic, example_libraries=args.examples)
         if args.review_score is not None:
             config = config.model_copy(update={"semantic_review_score": args.review_score})
+        if args.summed is not None:
+            config = config.model_copy(update={"semantic_summed": args.summed == "yes"})
         moderator = TextModerator(config)
         started = time.process_time()
         moderator.load()

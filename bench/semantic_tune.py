@@ -1,13 +1,16 @@
 """Choose the semantic layer's settings on the TUNING examples only (cross-validation).
 
     .venv/bin/python -m bench.semantic_tune [--examples FILE ...] [--folds 5]
+        [--harm best|summed|both] [--show L2 SCORE]
 
 Every fitted example (``examples``, never ``held_out``) of the example libraries is
 embedded once; in each of ``--folds`` folds (stratified by library, seed 13) the classifier
 is fitted on the other folds and scores this one. For each weight decay and each candidate
-``semantic_review_score`` the table gives recall on harmful examples (caught = any flag
-library at or above the score) and false flags on benign examples, for the semantic layer
-alone and with the shipped keyword libraries beside it. The held-out sentences are not read.
+``semantic_review_score`` the table gives recall on harmful examples (caught = the best
+flag library's probability at or above the score, or with ``summed`` all flag libraries'
+together, as ``engine.semantic_summed``) and false flags on benign examples, for the
+semantic layer alone and with the shipped keyword libraries beside it. The held-out
+sentences are not read.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from streamguard.engines.local.examples import ExampleKind, ExampleLibrary, Exam
 from streamguard.engines.local.keywords import LibrarySet
 from streamguard.engines.local.semantic import Classifier
 
-SCORES = (40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90)
+SCORES = (30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 82, 84, 86, 88, 90, 92, 94)
 L2S = (1e-2, 3e-2, 1e-1)
 
 
@@ -64,7 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--examples", type=Path, nargs="*", default=[])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument(
-        "--harm", action="store_true", help="score = all flag libraries' probability together"
+        "--harm",
+        choices=("best", "summed", "both"),
+        default="both",
+        help="score = the best flag library's probability, all flag libraries' together "
+        "(engine.semantic_summed), or a table for each",
     )
     parser.add_argument(
         "--show",
@@ -89,11 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     fold = np.array(_folds(classes, args.folds))
     print(f"{len(texts)} tuning examples, {harmful.sum()} harmful; {args.folds}-fold CV\n")
     print(
-        "| weight decay | review score | recall, semantic | recall, with keywords | "
+        "| score | weight decay | review score | recall, semantic | recall, with keywords | "
         "false flags, semantic | false flags, with keywords |"
     )
-    print("|---|---|---|---|---|---|")
-    for l2 in L2S if args.show is None else (args.show[0],):
+    print("|---|---|---|---|---|---|---|")
+    modes = ("best", "summed") if args.harm == "both" else (args.harm,)
+    for mode, l2 in [
+        (m, x) for m in modes for x in (L2S if args.show is None else (args.show[0],))
+    ]:
         best = np.zeros(len(texts))
         for k in range(args.folds):
             train, test = fold != k, fold == k
@@ -105,15 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             probabilities = model.probabilities(vectors[test])
             columns = [index[c] for c in flags if c in index]
             chosen = probabilities[:, columns]
-            best[test] = (chosen.sum(axis=1) if args.harm else chosen.max(axis=1)) * 100
+            best[test] = (chosen.sum(axis=1) if mode == "summed" else chosen.max(axis=1)) * 100
         if args.show is not None:
+            print(f"\n{mode} score, weight decay {l2:g}, review score {args.show[1]:g}:")
             _show(libraries, texts, classes, best >= args.show[1], keyword_hit)
-            return 0
+            continue
         for score in SCORES:
             semantic = best >= score
             both = semantic | keyword_hit
             print(
-                f"| {l2:g} | {score} | {semantic[harmful].mean():.0%} | "
+                f"| {mode} | {l2:g} | {score} | {semantic[harmful].mean():.0%} | "
                 f"{both[harmful].mean():.0%} | {semantic[~harmful].mean():.1%} "
                 f"({semantic[~harmful].sum()}/{(~harmful).sum()}) | "
                 f"{both[~harmful].mean():.1%} ({both[~harmful].sum()}/{(~harmful).sum()}) |"

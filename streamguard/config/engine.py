@@ -261,6 +261,16 @@ class LocalEngineConfig(Section):
             "Review."
         ),
     )
+    semantic_summed: bool = Field(
+        False,
+        description=(
+            "Semantic layer: the semantic score compared with semantic_review_score and "
+            "semantic_high_score is the probability of all flag libraries together (harm of "
+            "any kind), not the most probable library's alone; the label is still the most "
+            "probable library's. Pair it with a higher semantic_review_score (88 was chosen "
+            "for it by cross-validation; docs/benchmarks.md)."
+        ),
+    )
     semantic_high_score: int = Field(
         90,
         ge=1,

@@ -59,6 +59,7 @@ class TextModerator:
     ) -> None:
         self.rules = Rules.of(config)
         self.min_words = config.semantic_min_words
+        self.summed = config.semantic_summed
         self.libraries = libraries or LibrarySet.of(config)
         self.embedder: Embedder | None = None
         self.profiles: ProfileExamples | None = None
@@ -201,7 +202,8 @@ class TextModerator:
             if not wanted:
                 return nothing, None
             shared = self._shared or self.embedder
-            found = index.find(self._vectors([texts[n] for n in wanted], shared))
+            vectors = self._vectors([texts[n] for n in wanted], shared)
+            found = index.find(vectors, summed=self.summed)
         except Exception as exc:
             # Keywords still judge the text; the verdict says the semantic layer did not.
             log.exception("semantic layer failed; judging by keywords only")

@@ -4,7 +4,10 @@ At start (and after an example library changes) every example is embedded and a
 multinomial logistic regression is fitted over the embeddings, one class per library
 (flag and benign alike), with numpy: a few hundred examples fit in well under a second.
 Its probabilities are the calibrated part: a text's semantic score for a flag library is
-the probability of that library's class, in percent. Benign libraries pull texts that share
+the probability of that library's class, in percent; with ``summed`` scoring
+(``engine.semantic_summed``) it is the probability of all flag classes together (harm of
+any kind, spread over neighbouring libraries), still labelled by the most probable flag
+library. Benign libraries pull texts that share
 words or topics with harmful ones (gaming, idioms, news, prevention talk) away from them.
 The nearest examples of the winning library go into the verdict, so a moderator sees why.
 
@@ -55,10 +58,12 @@ class SemanticFinding:
 
     library: ExampleLibrary
     score: int
-    """The library's class probability, in percent (0-100)."""
+    """The library's class probability, in percent (0-100); summed: all flag libraries'."""
     nearest: tuple[Nearest, ...]
     context: bool = False
     """Found only with the previous segment's tail joined to the text."""
+    summed: bool = False
+    """``score`` is the summed probability of every flag library, not this library's."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +75,7 @@ class SemanticFinding:
             "score": self.score,
             "examples": [n.to_json() for n in self.nearest],
             "context": self.context,
+            **({"summed": True} if self.summed else {}),
         }
 
 
@@ -157,19 +163,25 @@ class SemanticIndex:
         classifier = Classifier.fit(np.concatenate(vectors), classes, l2=l2)
         return cls(libraries, vectors, classifier)
 
-    def find(self, vectors: Vectors) -> list[SemanticFinding | None]:
-        """For each vector, the flag library of highest probability (None without any)."""
+    def find(self, vectors: Vectors, *, summed: bool = False) -> list[SemanticFinding | None]:
+        """For each vector, the flag library of highest probability (None without any).
+
+        Its score is that library's probability, or with ``summed`` the probability of all
+        flag libraries together (the label stays the most probable library's).
+        """
         if not self._flags:
             return [None] * len(vectors)
         probabilities = self._classifier.probabilities(vectors)
         found: list[SemanticFinding | None] = []
         for vector, row in zip(vectors, probabilities, strict=True):
             best = max(self._flags, key=lambda i: float(row[i]))
+            harm = float(row[self._flags].sum()) if summed else float(row[best])
             found.append(
                 SemanticFinding(
                     library=self.libraries[best],
-                    score=round(float(row[best]) * 100),
+                    score=min(100, round(harm * 100)),
                     nearest=self._nearest(best, vector),
+                    summed=summed,
                 )
             )
         return found
