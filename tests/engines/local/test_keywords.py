@@ -177,6 +177,8 @@ def test_a_masked_word_matches_only_keywords_it_can_spell(word: str, data: st.Da
     assume(not masked.endswith("*") or masked.endswith("**"))
     assume(not re.fullmatch(r"\w(\*\w){2,}", masked))
     other = data.draw(words)
+    # The text around it holds "say" and "now": those words match there anyway.
+    assume(not {word, other} & {"say", "now"})
     spells = len(other) == len(word) and all(
         n in starred or a == b for n, (a, b) in enumerate(zip(word, other, strict=True))
     )
