@@ -149,7 +149,7 @@ async def pickups(
         owner = next(s for s in stand_ins if stream_id in s.ids)
         config = StreamConfig(id=stream_id, url=f"http://127.0.0.1/{n}", room=f"moved-{n}")
         written = time.monotonic()
-        await changes.change(stream_id, config.model_dump(mode="json"))
+        await changes.change(stream_id, config.model_dump(mode="json"), None)
 
         async def applied(
             owner: Changing = owner, stream_id: str = stream_id, written: float = written

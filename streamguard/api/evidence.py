@@ -7,8 +7,9 @@ incident history names and that lie inside the evidence directory are served; on
 retention has deleted since is ``410 evidence_gone``.
 
 In fleet mode a clip this instance did not keep is served from the shared database
-(``state.postgres.evidence``), Range included, so the history's clips play through any
-instance; the URL signing key is the fleet's, so a signed URL works on any instance too.
+(``state.postgres.evidence``), Range included (only the range asked for is read, by parts;
+a HEAD reads no body), so the history's clips play through any instance; the URL signing
+key is the fleet's, so a signed URL works on any instance too.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from aiohttp import web
 
 from streamguard.api.replies import problem
 from streamguard.state.incidents import IncidentStore
-from streamguard.state.postgres.evidence import SharedClip
+from streamguard.state.postgres.evidence import ClipHead
 
-__all__ = ["EvidenceRoutes", "SharedClipSource"]
+__all__ = ["CHUNK_BYTES", "EvidenceRoutes", "SharedClipSource"]
+
+CHUNK_BYTES = 1 << 20
+"""A shared clip is read from the database and sent by parts of at most this many bytes."""
 
 MEDIA_TYPES = {
     ".wav": "audio/wav",
@@ -37,7 +41,9 @@ MEDIA_TYPES = {
 class SharedClipSource(Protocol):
     """Fleet mode's shared clips (``state.postgres.evidence.PgEvidenceClips``)."""
 
-    async def get(self, segment_id: str) -> SharedClip | None: ...
+    async def head(self, segment_id: str) -> ClipHead | None: ...
+
+    async def read(self, head: ClipHead, start: int, length: int) -> bytes | None: ...
 
 
 class EvidenceRoutes:
@@ -56,7 +62,7 @@ class EvidenceRoutes:
 
     async def clip(self, request: web.Request) -> web.StreamResponse:
         """The clip itself; aiohttp's ``FileResponse`` answers Range, If-Range and HEAD (a
-        shared clip: Range and HEAD, from memory)."""
+        shared clip: Range and HEAD, read from the database by parts)."""
         segment_id = request.match_info["segment_id"]
         evidence = await self._history.evidence_of(segment_id)
         if evidence is None:
@@ -64,10 +70,10 @@ class EvidenceRoutes:
         path = await asyncio.to_thread(self._resolve, Path(evidence["clip_path"]))
         if path is not None:
             return web.FileResponse(path, headers=_headers(path.suffix))
-        shared = None if self._shared is None else await self._shared.get(segment_id)
-        if shared is not None:
-            return _ranged(request, shared)
-        return problem(410, "evidence_gone", "the clip was deleted by evidence retention")
+        head = None if self._shared is None else await self._shared.head(segment_id)
+        if self._shared is not None and head is not None:
+            return await _shared(request, self._shared, head)
+        return _gone()
 
     def _resolve(self, clip: Path) -> Path | None:
         """The clip's real path if it exists inside the evidence directory."""
@@ -75,6 +81,10 @@ class EvidenceRoutes:
         if not real.is_relative_to(self._directory.resolve()) or not real.is_file():
             return None
         return real
+
+
+def _gone() -> web.Response:
+    return problem(410, "evidence_gone", "the clip was deleted by evidence retention")
 
 
 def _headers(suffix: str) -> dict[str, str]:
@@ -85,23 +95,44 @@ def _headers(suffix: str) -> dict[str, str]:
     }
 
 
-def _ranged(request: web.Request, clip: SharedClip) -> web.Response:
-    """A shared clip, whole or the one byte range asked for (``206``; ``416`` outside it)."""
+async def _shared(
+    request: web.Request, shared: SharedClipSource, head: ClipHead
+) -> web.StreamResponse:
+    """A shared clip, whole or the one byte range asked for (``206``; ``416`` outside it),
+    read from the database by parts of ``CHUNK_BYTES`` (a HEAD reads none)."""
     headers = {
-        **_headers(Path(clip.file_name).suffix),
+        **_headers(Path(head.file_name).suffix),
         "Accept-Ranges": "bytes",
-        "ETag": f'"{clip.sha256}"',
+        "ETag": f'"{head.sha256}"',
     }
-    size = len(clip.body)
+    size = head.size
     try:
         wanted = request.http_range
     except ValueError:
         wanted = slice(None, None)
-    if wanted.start is None and wanted.stop is None:
-        return web.Response(body=clip.body, headers=headers)
-    start, stop, _ = wanted.indices(size)
-    if start >= stop:
-        headers["Content-Range"] = f"bytes */{size}"
-        return web.Response(status=416, headers=headers)
-    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-    return web.Response(status=206, body=clip.body[start:stop], headers=headers)
+    status, start, stop = 200, 0, size
+    if wanted.start is not None or wanted.stop is not None:
+        start, stop, _ = wanted.indices(size)
+        if start >= stop:
+            headers["Content-Range"] = f"bytes */{size}"
+            return web.Response(status=416, headers=headers)
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+        status = 206
+    if request.method == "HEAD":
+        return web.Response(status=status, headers={**headers, "Content-Length": f"{stop - start}"})
+    part = await shared.read(head, start, min(CHUNK_BYTES, stop - start))
+    if part is None:
+        return _gone()
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = stop - start
+    await response.prepare(request)
+    while part:
+        await response.write(part)
+        start += len(part)
+        if start >= stop:
+            break
+        part = await shared.read(head, start, min(CHUNK_BYTES, stop - start))
+    if start < stop:  # deleted or kept again meanwhile: cut short, the connection closed
+        response.force_close()
+    await response.write_eof()
+    return response

@@ -197,7 +197,11 @@ OPENAPI: dict[str, Any] = {
                         "the change is kept in the shared desired set; its owner applies it "
                         "at its next lease turn (or whoever claims it next)",
                     ),
-                    "409": _json(_ERR, "configured_in_file: change it in the file and reload"),
+                    "409": _json(
+                        _ERR,
+                        "configured_in_file: change it in the file and reload; conflict (fleet"
+                        " mode): the stream was changed since it was read, read it and retry",
+                    ),
                     "422": _json(_ERR, _UNUSABLE),
                     **_AUTH_ERRORS,
                 },

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
@@ -326,19 +327,20 @@ class _Handlers:
             return refused
         try:
             if current is None:
-                return await self._change_elsewhere(stream)
+                return await self._change_elsewhere(stream, kept.version if kept else None)
             await self.streams.change(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
         return _json(await self._report(stream_id))
 
-    async def _change_elsewhere(self, stream: StreamConfig) -> web.Response:
+    async def _change_elsewhere(self, stream: StreamConfig, seen: datetime | None) -> web.Response:
         """Fleet mode, a stream that does not run here: checked as its owner will check it,
-        kept in the shared desired set, and applied by its owner at its next lease turn
+        kept in the shared desired set while its config is still the one read (``seen``;
+        else ``409 conflict``: retry), and applied by its owner at its next lease turn
         (``202`` with what will happen)."""
         if isinstance(self.streams, _Checks):
             self.streams.check(stream)  # a profile or protocol its owner would refuse
-        pending = await self.placements.change(stream)
+        pending = await self.placements.change(stream, seen)
         if pending is None:
             return _problem(404, "no_such_stream", f"no stream {stream.id!r}")
         return _json(pending.to_json(), status=202)

@@ -33,9 +33,15 @@ from streamguard.ingest.protocols import SourceTarget
 from streamguard.ingest.resampling import Heard, HeardBatches
 from streamguard.ingest.stats import Tally
 
-__all__ = ["Connection", "plain_error"]
+__all__ = ["MAX_PICTURE_BYTES", "MAX_PICTURE_PARTS", "Connection", "plain_error"]
 
 log = logging.getLogger(__name__)
+
+MAX_PICTURE_PARTS = 256
+MAX_PICTURE_BYTES = 8 * 1024 * 1024
+"""The most a picture's parts joined over RTSP may hold (count, bytes): a camera sends a few
+slices of a few hundred kB; a source repeating one timestamp without end is not let grow
+the reader's memory (its picture is dropped, counted as a corrupt packet)."""
 
 
 class Connection:
@@ -88,6 +94,10 @@ class Connection:
             self._video = self._video_stream(frames)
             self._video_drained = False
             self._held: list[Packet[VideoStream]] = []  # the parts of a picture not decoded yet
+            self._held_bytes = 0
+            self._overflowed: int | None = None  # the pts of a picture dropped as too large
+            self.max_picture_parts = MAX_PICTURE_PARTS
+            self.max_picture_bytes = MAX_PICTURE_BYTES
             audio = self._container.streams.audio
             if not audio and self._video is None:
                 raise SourceError(f"{target.url} has no audio stream")
@@ -109,6 +119,11 @@ class Connection:
             raise
         self._flushed = False  # demux ends with one empty packet per stream, which flushes
         tally.connected(live=self.looks_live, duration=self.duration, audio=self.has_audio)
+
+    @property
+    def picture_held(self) -> tuple[int, int]:
+        """The parts (count, bytes) of the picture being joined, not decoded yet."""
+        return len(self._held), self._held_bytes
 
     @property
     def has_audio(self) -> bool:
@@ -193,9 +208,11 @@ class Connection:
         drain = packet is None or packet.size == 0
         held = self._held
         if not drain and held and packet is not None and _same_picture(held, packet):
-            held.append(packet)  # another part of the same picture
+            self._hold(packet)  # another part of the same picture
             return
-        self._held = []
+        if not drain and packet is not None and self._dropped(packet):
+            return
+        self._held, self._held_bytes = [], 0
         if held:
             self._decode_picture(_joined(held))
         if drain:
@@ -207,7 +224,35 @@ class Connection:
         if self._frames.keyframes_only and not packet.is_keyframe:
             return  # the decoder would skip it anyway: not even parsed
         self._video_drained = False
-        self._held = [packet]
+        self._held, self._held_bytes = [packet], packet.size
+
+    def _hold(self, packet: Packet[VideoStream]) -> None:
+        """Join a part to the picture held; past the caps (``max_picture_parts``,
+        ``max_picture_bytes``) the picture is dropped, counted as a corrupt packet, with
+        every further part of its timestamp."""
+        self._held.append(packet)
+        self._held_bytes += packet.size
+        if len(self._held) <= self.max_picture_parts and (
+            self._held_bytes <= self.max_picture_bytes
+        ):
+            return
+        assert self._frames is not None
+        log.debug(
+            "stream %s: dropped a picture of over %d parts or %d bytes",
+            self._stream_id,
+            self.max_picture_parts,
+            self.max_picture_bytes,
+        )
+        self._frames.corrupt_packet()
+        self._overflowed = self._held[0].pts if self._held[0].pts is not None else packet.pts
+        self._held, self._held_bytes = [], 0
+
+    def _dropped(self, packet: Packet[VideoStream]) -> bool:
+        """Whether ``packet`` is a further part of a picture dropped as too large."""
+        if self._overflowed is not None and packet.pts == self._overflowed:
+            return True
+        self._overflowed = None
+        return False
 
     def _decode_picture(self, packet: Packet[VideoStream] | None) -> None:
         """Decode one whole picture's packet (``None``: drain) for the sampler."""

@@ -32,11 +32,11 @@ from streamguard.config.streams import StreamConfig
 from streamguard.core.errors import StreamGuardError
 from streamguard.state.db import StateError
 from streamguard.state.desired import DesiredStream, Origin
-from streamguard.state.postgres.changes import ConfigChanges
+from streamguard.state.postgres.changes import ConfigChanges, Kept, OwnedStream
 from streamguard.state.postgres.desired import PgDesiredStreams, StreamLease
 from streamguard.state.postgres.fleet import Fleet, Lease
 from streamguard.streams.placement import PendingChange, PlacedStream, Placement, Where
-from streamguard.streams.refusals import StreamConflict
+from streamguard.streams.refusals import ChangedMeanwhile, StreamConflict
 from streamguard.streams.registry import ConfiguredInFile
 from streamguard.streams.report import StreamReport
 
@@ -206,31 +206,53 @@ class RemoteChanges:
 
     async def apply(self) -> None:
         """Apply what another instance's API changed in the configs of the streams held
-        here (a stream seen for the first time is compared with what it runs with)."""
+        here (a stream seen for the first time is compared with what it runs with). A
+        row's ``updated_at`` is recorded only once its change is applied or refused for
+        good: one the state disk refused (``StateError``) or that raised unexpectedly is
+        read and tried again at the next turn."""
         owned = await self._changes.owned(self._versions)
-        self._versions = {row.stream_id: row.updated_at for row in owned}
+        old = self._versions
+        self._versions = {
+            row.stream_id: old[row.stream_id] for row in owned if row.stream_id in old
+        }
         for row in owned:
-            running = self._streams.config_of(row.stream_id)
-            if row.config is None or running is None:
-                continue
-            try:
-                stream = StreamConfig.model_validate(row.config)
-                if stream == running:
-                    continue
-                await self._streams.change_leased(stream, from_api=row.origin is Origin.API)
-            except (ValidationError, StreamGuardError) as exc:
-                log.error(
-                    "fleet: the change of stream %s cannot apply here: %s",
-                    row.stream_id,
-                    exc,
-                    extra={"stream_id": row.stream_id},
-                )
-                continue
-            log.info(
-                "fleet: stream %s changed through another instance's API: applied",
+            if await self._applied(row):
+                self._versions[row.stream_id] = row.updated_at
+
+    async def _applied(self, row: OwnedStream) -> bool:
+        """Whether ``row`` is settled: unchanged, applied, or refused for good."""
+        running = self._streams.config_of(row.stream_id)
+        if row.config is None:
+            return True
+        if running is None:  # not started yet: compared once it runs
+            return False
+        try:
+            stream = StreamConfig.model_validate(row.config)
+            if stream == running:
+                return True
+            await self._streams.change_leased(stream, from_api=row.origin is Origin.API)
+        except StateError as exc:
+            log.warning(
+                "fleet: the change of stream %s is retried at the next turn: %s",
                 row.stream_id,
+                exc,
                 extra={"stream_id": row.stream_id},
             )
+            return False
+        except (ValidationError, StreamGuardError) as exc:
+            log.error(
+                "fleet: the change of stream %s cannot apply here: %s",
+                row.stream_id,
+                exc,
+                extra={"stream_id": row.stream_id},
+            )
+            return True
+        log.info(
+            "fleet: stream %s changed through another instance's API: applied",
+            row.stream_id,
+            extra={"stream_id": row.stream_id},
+        )
+        return True
 
 
 class FleetDesired:
@@ -300,10 +322,13 @@ class FleetPlacements:
             return self._placed(leases[0], report)
         return None if report is None else self._running_here(report)
 
-    async def change(self, stream: StreamConfig) -> PendingChange | None:
+    async def change(
+        self, stream: StreamConfig, seen: datetime | None = None
+    ) -> PendingChange | None:
         """Keep ``stream``'s new config in the desired set for its owner to apply at its
-        next turn (or whoever claims it next); ``ConfiguredInFile`` for a stream of the
-        config file; None when the stream is gone."""
+        next turn (or whoever claims it next), while the kept one is still of version
+        ``seen``; ``ConfiguredInFile`` for a stream of the config file, ``ChangedMeanwhile``
+        when another change was kept since; None when the stream is gone."""
         leases = await self._desired.leases(stream.id)
         if not leases:
             return None
@@ -311,7 +336,12 @@ class FleetPlacements:
             raise ConfiguredInFile(
                 f"stream {stream.id!r} is defined in the config file: change it there and reload"
             )
-        if not await self._changes.change(stream.id, stream.model_dump(mode="json")):
+        kept = await self._changes.change(stream.id, stream.model_dump(mode="json"), seen)
+        if kept is Kept.STALE:
+            raise ChangedMeanwhile(
+                f"stream {stream.id!r} was changed since it was read: read it again and retry"
+            )
+        if kept is Kept.GONE:
             return None
         leases = await self._desired.leases(stream.id)
         if not leases:
@@ -327,7 +357,8 @@ class FleetPlacements:
             where = Where.HERE if lease.owner == self.instance_id else Where.ELSEWHERE
         generation = lease.generation if lease.owner is not None else None
         placement = Placement(where, lease.owner, generation, lease.lease_until)
-        return PlacedStream(lease.stream_id, placement, report, _kept(lease.config))
+        config = _kept(lease.config)
+        return PlacedStream(lease.stream_id, placement, report, config, lease.updated_at)
 
     def _running_here(self, report: StreamReport) -> PlacedStream:
         generation = self._fleet.fences.get(report.stream_id)

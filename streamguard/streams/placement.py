@@ -85,6 +85,9 @@ class PlacedStream:
     report: StreamReport | None = None
     config: dict[str, Any] | None = None
     """The kept config (a stream with no report here)."""
+    version: datetime | None = None
+    """When the kept config was written (fleet mode): a change merged over ``config`` is
+    kept only while it is still this one."""
 
     def to_json(self) -> dict[str, Any]:
         """The API's view: config, runtime state (null when not here) and placement."""
@@ -133,9 +136,12 @@ class Placements(Protocol):
         """One stream (None: no such stream anywhere)."""
         ...
 
-    async def change(self, stream: StreamConfig) -> PendingChange | None:
-        """Keep a changed config of a stream that does not run here, for whoever runs it
-        (None: no such stream, or no other instance could run it)."""
+    async def change(
+        self, stream: StreamConfig, seen: datetime | None = None
+    ) -> PendingChange | None:
+        """Keep a changed config of a stream that does not run here, for whoever runs it,
+        while its kept config is still the one of version ``seen`` (else ``ChangedMeanwhile``;
+        None: no such stream, or no other instance could run it)."""
         ...
 
 
@@ -157,7 +163,9 @@ class LocalPlacements:
         """The stream when it is attached."""
         return None if report is None else self.here(report)
 
-    async def change(self, stream: StreamConfig) -> PendingChange | None:
+    async def change(
+        self, stream: StreamConfig, seen: datetime | None = None
+    ) -> PendingChange | None:
         """Nothing runs elsewhere on one machine."""
-        del stream
+        del stream, seen
         return None

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from streamguard.core.errors import StreamGuardError
 
-__all__ = ["InvalidSource", "ShuttingDown", "StreamConflict", "UnknownProfile"]
+__all__ = ["ChangedMeanwhile", "InvalidSource", "ShuttingDown", "StreamConflict", "UnknownProfile"]
 
 
 class StreamConflict(StreamGuardError):
     """An attach names a stream id that is already attached."""
+
+
+class ChangedMeanwhile(StreamConflict):
+    """A change merged over a config that was written again since it was read (another
+    PATCH through another instance): nothing kept; read the stream again and retry."""
+
+    code = "conflict"
 
 
 class UnknownProfile(StreamGuardError):

@@ -30,6 +30,8 @@ class StreamLease:
     lease_until: datetime | None
     live: bool
     """Whether ``owner`` holds a lease that has not expired."""
+    updated_at: datetime | None = None
+    """When its config was last written (a change through the API is conditional on it)."""
 
 
 class PgDesiredStreams:
@@ -88,7 +90,7 @@ class PgDesiredStreams:
         async def read(conn: Connection) -> list[tuple[Any, ...]]:
             cursor = await conn.execute(
                 "SELECT stream_id, origin, config, owner, generation, lease_until,"
-                " owner IS NOT NULL AND lease_until >= now() FROM desired_streams"
+                " owner IS NOT NULL AND lease_until >= now(), updated_at FROM desired_streams"
                 " WHERE %(id)s::text IS NULL OR stream_id = %(id)s ORDER BY stream_id",
                 {"id": stream_id},
             )
@@ -96,7 +98,9 @@ class PgDesiredStreams:
 
         rows = await self._db.run(read)
         return [
-            StreamLease(row[0], Origin(row[1]), _config(row[2]), row[3], row[4], row[5], row[6])
+            StreamLease(
+                row[0], Origin(row[1]), _config(row[2]), row[3], row[4], row[5], row[6], row[7]
+            )
             for row in rows
         ]
 

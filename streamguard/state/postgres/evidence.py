@@ -5,7 +5,13 @@ gone.
 ``evidence_clips`` holds each clip's bytes (``bytea``) with its digest, under the same
 retention as the evidence directory (``[evidence] keep_days``, then the oldest until the
 table fits ``max_megabytes``; never the clip just kept, which an alert is about to point at).
-A clip over ``MAX_CLIP_BYTES`` is not shared (it stays on the instance that kept it).
+Retention runs with a put at most once every ``prune_every`` seconds (a minute): it ranks the
+whole table, too much for every insert. A clip over ``MAX_CLIP_BYTES`` is not shared (it
+stays on the instance that kept it).
+
+A clip is served by parts: ``head`` reads its name, digest and size (no body), ``read`` one
+byte range of it (``substring`` in the database), so a Range request or a HEAD never brings
+the whole clip over.
 
 ``fleet_secrets`` holds the key that signs evidence URLs, drawn once for the whole fleet, so
 a URL handed out by one instance plays on any other.
@@ -14,15 +20,26 @@ a URL handed out by one instance plays on any other.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from streamguard.state.postgres.database import Connection, PgDatabase
 
-__all__ = ["MAX_CLIP_BYTES", "PgEvidenceClips", "SharedClip", "evidence_url_key"]
+__all__ = [
+    "MAX_CLIP_BYTES",
+    "PRUNE_EVERY_SECONDS",
+    "ClipHead",
+    "PgEvidenceClips",
+    "SharedClip",
+    "evidence_url_key",
+]
 
 MAX_CLIP_BYTES = 16_000_000
 """The largest clip shared (a 60-s WAV at 16 kHz mono is under 2 MB)."""
+
+PRUNE_EVERY_SECONDS = 60.0
+"""Retention runs with a put at most this often."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +53,37 @@ class SharedClip:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ClipHead:
+    """A kept clip without its body."""
+
+    segment_id: str
+    file_name: str
+    sha256: str
+    size: int
+
+
 class PgEvidenceClips:
     """Keep, read and prune the shared clips."""
 
-    def __init__(self, db: PgDatabase, *, keep_seconds: float, max_bytes: int) -> None:
+    def __init__(
+        self,
+        db: PgDatabase,
+        *,
+        keep_seconds: float,
+        max_bytes: int,
+        prune_every: float = PRUNE_EVERY_SECONDS,
+    ) -> None:
         self._db = db
         self.keep = timedelta(seconds=keep_seconds)
         self.max_bytes = max_bytes
+        self.prune_every = prune_every
+        self._pruned_at: float | None = None  # monotonic
 
     async def put(self, stream_id: str, clip: SharedClip) -> int:
-        """Keep ``clip`` (again: the latest wins) and apply retention in the same
-        transaction; return how many clips retention deleted."""
+        """Keep ``clip`` (again: the latest wins) and, when ``prune_every`` has passed since
+        it last ran here, apply retention in the same transaction; return how many clips
+        retention deleted."""
         if len(clip.body) > MAX_CLIP_BYTES:
             raise ValueError(f"clip of {len(clip.body)} bytes is over {MAX_CLIP_BYTES}")
 
@@ -66,21 +103,42 @@ class PgEvidenceClips:
                     clip.body,
                 ),
             )
-            return await self._prune(conn, clip.segment_id)
+            return await self._prune(conn, clip.segment_id) if due else 0
 
-        return await self._db.run(insert)
+        now = time.monotonic()
+        due = self._pruned_at is None or now - self._pruned_at >= self.prune_every
+        deleted = await self._db.run(insert)
+        if due:
+            self._pruned_at = now
+        return deleted
 
-    async def get(self, segment_id: str) -> SharedClip | None:
-        """The clip of ``segment_id``, or None (never kept here, or deleted by retention)."""
+    async def head(self, segment_id: str) -> ClipHead | None:
+        """The clip of ``segment_id`` without its body, or None (never kept, or deleted by
+        retention)."""
 
-        async def select(conn: Connection) -> SharedClip | None:
+        async def select(conn: Connection) -> ClipHead | None:
             cursor = await conn.execute(
-                "SELECT segment_id, file_name, sha256, body FROM evidence_clips"
+                "SELECT segment_id, file_name, sha256, size FROM evidence_clips"
                 " WHERE segment_id = %s",
                 (segment_id,),
             )
             row = await cursor.fetchone()
-            return None if row is None else SharedClip(row[0], row[1], row[2], bytes(row[3]))
+            return None if row is None else ClipHead(row[0], row[1], row[2], row[3])
+
+        return await self._db.run(select)
+
+    async def read(self, head: ClipHead, start: int, length: int) -> bytes | None:
+        """``length`` bytes of the clip from byte ``start`` (fewer at its end), read in the
+        database; None when the clip is gone or was kept again since ``head`` was read."""
+
+        async def select(conn: Connection) -> bytes | None:
+            cursor = await conn.execute(
+                "SELECT substring(body from %s for %s) FROM evidence_clips"
+                " WHERE segment_id = %s AND sha256 = %s",
+                (start + 1, length, head.segment_id, head.sha256),
+            )
+            row = await cursor.fetchone()
+            return None if row is None else bytes(row[0])
 
         return await self._db.run(select)
 

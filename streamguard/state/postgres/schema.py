@@ -219,6 +219,9 @@ EVIDENCE_MIGRATIONS: list[LiteralString] = [
     "CREATE INDEX evidence_clips_kept ON evidence_clips (kept_at)",
     # Secrets the whole fleet shares (the key that signs evidence URLs).
     "CREATE TABLE fleet_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
+    # Clips are served by byte ranges (``substring``): kept uncompressed (media hardly
+    # compresses), a range reads only its own TOAST chunks, not the whole clip.
+    "ALTER TABLE evidence_clips ALTER COLUMN body SET STORAGE EXTERNAL",
 ]
 """Kept by ``state/postgres/evidence.py``."""
 
