@@ -189,3 +189,30 @@ async def test_settles_share_a_transaction_and_a_refused_one_leaves_the_others(
     states = rows(pg_url)
     assert [states[i.id][0] for i in ours] == ["done"] * 3
     assert states[young.id][0] == "pending"
+
+
+async def test_a_released_streams_orphaned_task_is_settled_and_its_result_recorded(
+    db: PgDatabase, pg_url: str
+) -> None:
+    # A clean stop (or shedding) released the stream: its owner is NULL, and nobody claims it.
+    await PgDesiredStreams(db).put(stream("s9", room="room-9"), Origin.API)
+    gone = await holder(db, "gone", lease=60.0)
+    await take(gone, "s9")
+    generation = gone.fences["s9"]
+    info = segment("s9", 0).info()
+    await in_flight(store(db, "gone", gone.fence), info, "task-9")
+    await gone.release(["s9"])
+
+    prompt = store(db, "prompt", grace=0.5)
+
+    async def adopted() -> bool:
+        await prompt.refresh()
+        return bool(await prompt.in_state(SegmentState.PENDING))
+
+    await eventually(adopted, 60, 0.1)
+    verdict = risky(segment("s9", 0))
+    assert await prompt.finish(info.id, verdict, 400.0, "FINISH") is True
+    assert prompt.orphan_fence("s9") == Fence("s9", None, generation)
+    results = PgResults(db, prompt.orphan_fence)
+    await results.record("room-9", info, verdict, "high")  # was refused: StaleWrite
+    assert await results.owners("s9") == [(info.id, None, generation)]

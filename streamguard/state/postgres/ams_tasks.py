@@ -434,7 +434,7 @@ async def _orphaned(conn: Connection, stream_id: str, segment_id: str, grace: ti
     owner, generation, held, young = found
     if held or young:
         raise StaleWrite(stream_id, None)
-    return Fence(stream_id, owner or "", generation or 0)
+    return Fence(stream_id, owner, generation or 0)  # owner None: released, unclaimed
 
 
 def _tracked(row: tuple[Any, ...]) -> TrackedSegment:
