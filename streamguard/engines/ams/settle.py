@@ -100,7 +100,7 @@ class Settler:
             error = (
                 f"task {row.task_id} ended ERROR: {detail.error_type}: {detail.error_description}"
             )
-            if row.deliveries < MAX_DELIVERIES and self._clips.here(row):
+            if row.deliveries < MAX_DELIVERIES and await self._clips.here(row):
                 log.info("AMS: %s; delivering segment %s again", error, row.segment_id)
                 await self._store.requeue(row.segment_id, self._clock(), self._clock(), error)
                 self._wake.set()
