@@ -245,7 +245,8 @@ class PgTaskStore:
 
     async def refresh(self) -> None:
         """Write the task ids no other write carried within the commit window; adopt the
-        open rows this instance must settle now (at most every ``scan_every`` seconds)."""
+        open rows this instance must settle now, and take the settled ones to hand on again
+        (``unconfirmed``), at most every ``scan_every`` seconds, in one transaction."""
         await self.writes.flush(older_than=self._window)  # task ids nothing else carried
         now = self._clock()
         if self._scanned_at is not None and now - self._scanned_at < self._scan_every:
@@ -253,32 +254,28 @@ class PgTaskStore:
         self._scanned_at = now
         params = {"me": self.instance_id, "grace": self._grace, "mine": list(self._rows)}
 
-        async def scan(conn: Connection) -> list[tuple[Any, ...]]:
+        async def scan(conn: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
             cursor = await conn.execute(_ADOPT, params)
-            return await cursor.fetchall()
+            settled = await conn.execute(_UNCONFIRMED, params)
+            return await cursor.fetchall(), await settled.fetchall()
 
-        for found in await self._run(scan):
+        open_rows, settled_rows = await self._run(scan)
+        for found in open_rows:
             row = _tracked(found)
             if row.state == SegmentState.QUEUED:
                 # Its Create may or may not have been made: ask AMS before anything else.
                 row = dataclasses.replace(row, state=SegmentState.SUBMITTING)
             self._rows[row.segment_id] = row
             self.adopted += 1
-        await self._take_unconfirmed()
+        self._take_unconfirmed(settled_rows)
 
-    async def _take_unconfirmed(self) -> None:
-        """Take the settled rows whose verdict was not handed on within the grace period
-        (their settler stopped first), for ``unconfirmed``; drop the orphan fences of
-        streams held here now."""
+    def _take_unconfirmed(self, settled: list[tuple[Any, ...]]) -> None:
+        """Keep the settled rows whose verdict was not handed on within the grace period
+        (their settler stopped first) for ``unconfirmed``, an orphan's with its fence; drop
+        the orphan fences of streams held here now."""
         for stream_id in [s for s in self._orphans if self._fences(s) is not None]:
             del self._orphans[stream_id]
-        params = {"me": self.instance_id, "grace": self._grace}
-
-        async def scan_settled(conn: Connection) -> list[tuple[Any, ...]]:
-            cursor = await conn.execute(_UNCONFIRMED, params)
-            return await cursor.fetchall()
-
-        for *found, owner, generation, held in await self._run(scan_settled):
+        for *found, owner, generation, held in settled:
             row = _tracked(tuple(found))
             if not held:
                 self._orphans[row.stream_id] = Fence(row.stream_id, owner, generation or 0)
