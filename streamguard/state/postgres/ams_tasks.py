@@ -13,19 +13,23 @@ it was written under. What is written, and when, is chosen so that tracking cost
   AMS with DescribeTasks before anything is sent again), ``mark_accepted`` their task ids in
   with the next transaction (not waited for: a row left ``submitting`` is looked up);
 - polls (``mark_polled``) are scheduled in memory; ``in_state`` answers from memory;
-- ``finish`` settles a row once, fenced (below), in one transaction.
+- ``finish`` settles a row once, fenced (below), in one transaction; ``confirm`` marks it
+  ``handed_on`` (with the next write) once its verdict was handed on.
 
 Every ``scan_every`` seconds ``refresh`` adopts the open rows this instance must now settle
 besides its own: those of the streams it holds a lease on (written by a previous owner, dead
 or drained), and those of streams nobody holds (detached, or unclaimed) for ``grace``
-seconds, so that no task waits for a dead machine.
+seconds, so that no task waits for a dead machine; a row whose Create is not answered yet
+only once that old, or when its writer's heartbeat is (a live previous owner may be waiting
+for the answer). The same scan takes the rows settled ``grace`` seconds ago whose verdict
+was never handed on (``unconfirmed``: their settler stopped first), to hand it on again.
 
 **Settling is fenced and happens once.** ``finish`` updates the row only while it is open
 (two instances, or a poll and a callback, never both settle it) and only when this instance
 holds the stream's current lease (``check_fence``) or nobody has held it for ``grace``
 seconds; otherwise it raises ``StaleWrite`` and the lease holder settles it. A stream
-settled without a lease (an orphan) lends its last holder's fence to the late verdict's
-result write (``orphan_fence``).
+settled without a lease (an orphan) lends its last holder's fence (owner None when it was
+released) to the late verdict's result write (``orphan_fence``), till it is handed on.
 """
 
 from __future__ import annotations
