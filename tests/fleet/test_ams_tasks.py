@@ -155,7 +155,8 @@ async def test_an_orphaned_task_waits_for_the_grace_period_then_anyone_settles_i
     with pytest.raises(StaleWrite):
         await patient.finish(info.id, verdict, 400.0, "FINISH")
 
-    prompt = store(db, "prompt", grace=0.5)
+    prompt_fleet = await holder(db, "prompt")  # joined, claiming nothing yet
+    prompt = store(db, "prompt", prompt_fleet.fence, grace=0.5)
 
     async def adopted() -> bool:
         await prompt.refresh()
@@ -170,6 +171,9 @@ async def test_an_orphaned_task_waits_for_the_grace_period_then_anyone_settles_i
     results = PgResults(db, prompt.orphan_fence)
     await results.record("room-3", info, verdict, "high")
     assert await results.owners("s3") == [(info.id, "dead", generation)]
+    await take(prompt_fleet, "s3")  # claimed: its own fence from now on, the orphan's goes
+    await prompt.refresh()
+    assert prompt.orphan_fence("s3") is None
 
 
 async def test_settles_share_a_transaction_and_a_refused_one_leaves_the_others(
