@@ -136,6 +136,13 @@ class AmsTaskStore(Protocol):
     ) -> bool:
         """Store the final verdict once: False when the segment was settled already."""
 
+    async def confirm(self, segment_id: str) -> None:
+        """The settled segment's verdict was handed on (recorded on the late path)."""
+
+    async def unconfirmed(self) -> list[TrackedSegment]:
+        """Settled segments whose verdict must be handed on again (another instance, or an
+        earlier run, settled them and stopped before it had handed the verdict on)."""
+
     async def counts(self) -> dict[str, int]:
         """Rows per state."""
 
@@ -284,6 +291,13 @@ class TaskStore:
             )
 
         await self._db.run(update)
+
+    async def confirm(self, segment_id: str) -> None:
+        """Nothing to do: one instance, whose verdicts nobody else hands on."""
+
+    async def unconfirmed(self) -> list[TrackedSegment]:
+        """None: see ``confirm``."""
+        return []
 
     async def finish(
         self, segment_id: str, verdict: Verdict, now: float, status: str | None = None

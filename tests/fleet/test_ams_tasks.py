@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.excerpt import Excerpt
 from streamguard.core.segment import SegmentInfo
+from streamguard.core.verdict import Verdict
+from streamguard.engines.ams.clips import ClipStore
+from streamguard.engines.ams.delivery import ClipServer
+from streamguard.engines.ams.settle import Settler
 from streamguard.state.ams_tasks import SegmentState
 from streamguard.state.desired import Origin
 from streamguard.state.postgres.ams_tasks import PgTaskStore
@@ -149,7 +155,8 @@ async def test_an_orphaned_task_waits_for_the_grace_period_then_anyone_settles_i
     with pytest.raises(StaleWrite):
         await patient.finish(info.id, verdict, 400.0, "FINISH")
 
-    prompt = store(db, "prompt", grace=0.5)
+    prompt_fleet = await holder(db, "prompt")  # joined, claiming nothing yet
+    prompt = store(db, "prompt", prompt_fleet.fence, grace=0.5)
 
     async def adopted() -> bool:
         await prompt.refresh()
@@ -164,6 +171,9 @@ async def test_an_orphaned_task_waits_for_the_grace_period_then_anyone_settles_i
     results = PgResults(db, prompt.orphan_fence)
     await results.record("room-3", info, verdict, "high")
     assert await results.owners("s3") == [(info.id, "dead", generation)]
+    await take(prompt_fleet, "s3")  # claimed: its own fence from now on, the orphan's goes
+    await prompt.refresh()
+    assert prompt.orphan_fence("s3") is None
 
 
 async def test_settles_share_a_transaction_and_a_refused_one_leaves_the_others(
@@ -189,3 +199,120 @@ async def test_settles_share_a_transaction_and_a_refused_one_leaves_the_others(
     states = rows(pg_url)
     assert [states[i.id][0] for i in ours] == ["done"] * 3
     assert states[young.id][0] == "pending"
+
+
+async def test_a_released_streams_orphaned_task_is_settled_and_its_result_recorded(
+    db: PgDatabase, pg_url: str
+) -> None:
+    # A clean stop (or shedding) released the stream: its owner is NULL, and nobody claims it.
+    await PgDesiredStreams(db).put(stream("s9", room="room-9"), Origin.API)
+    gone = await holder(db, "gone", lease=60.0)
+    await take(gone, "s9")
+    generation = gone.fences["s9"]
+    info = segment("s9", 0).info()
+    await in_flight(store(db, "gone", gone.fence), info, "task-9")
+    await gone.release(["s9"])
+
+    prompt = store(db, "prompt", grace=0.5)
+
+    async def adopted() -> bool:
+        await prompt.refresh()
+        return bool(await prompt.in_state(SegmentState.PENDING))
+
+    await eventually(adopted, 60, 0.1)
+    verdict = risky(segment("s9", 0))
+    assert await prompt.finish(info.id, verdict, 400.0, "FINISH") is True
+    assert prompt.orphan_fence("s9") == Fence("s9", None, generation)
+    results = PgResults(db, prompt.orphan_fence)
+    await results.record("room-9", info, verdict, "high")  # was refused: StaleWrite
+    assert await results.owners("s9") == [(info.id, None, generation)]
+    await prompt.confirm(info.id)  # the late verdict is recorded: the orphan fence goes
+    assert prompt.orphan_fence("s9") is None
+
+
+async def test_a_verdict_settled_but_not_handed_on_is_handed_on_again_by_the_next_owner(
+    db: PgDatabase, pg_url: str, tmp_path: Path
+) -> None:
+    # "first" settles a task, but is cancelled (a shutdown) while the settle commits: the
+    # row is settled, its verdict reaches nobody. Then "first" dies; "second" takes the
+    # stream and, after the grace period, hands the verdict on: its result is recorded.
+    await PgDesiredStreams(db).put(stream("s5", room="room-5"), Origin.API)
+    first_fleet = await holder(db, "first")
+    await take(first_fleet, "s5")
+    first = store(db, "first", first_fleet.fence, grace=0.5)
+    info = segment("s5", 0).info()
+    await in_flight(first, info, "task-5")
+    row = await first.get(info.id)
+    assert row is not None
+    verdict = risky(segment("s5", 0))
+    heard: list[str] = []
+
+    async def first_late(late: Verdict, _: SegmentInfo | None) -> None:
+        heard.append(late.segment_id)
+
+    config = AmsEngineConfig(delivery_listen="127.0.0.1:0")
+    async with (
+        ClipServer(tmp_path / "clips", b"key") as server,
+        ClipStore(config, tmp_path, server) as clips,
+    ):
+        settler = Settler(first, clips, asyncio.Event(), on_late=first_late)
+        settling = asyncio.create_task(settler.finish(row, verdict, "FINISH"), name="settle")
+        await eventually(lambda: first.writes.ops["settle"] == 1, 60, 0.001)
+        settling.cancel()  # within the commit window: the batch still commits
+        with pytest.raises(asyncio.CancelledError):
+            await settling
+        assert rows(pg_url)[info.id][0] == "done"
+        assert heard == []
+
+        second_fleet = await holder(db, "second", lease=60.0)
+        await take(second_fleet, "s5")  # "first" stopped renewing: it died
+        second = store(db, "second", second_fleet.fence, grace=0.5)
+        results = PgResults(db, lambda s: second_fleet.fence(s) or second.orphan_fence(s))
+
+        async def record(late: Verdict, late_segment: SegmentInfo | None) -> None:
+            assert late_segment == info
+            await results.record("room-5", late_segment, late, "high")
+
+        again = Settler(second, clips, asyncio.Event(), on_late=record)
+
+        async def recorded() -> bool:
+            await second.refresh()
+            await again.redeliver()
+            return bool(await results.owners("s5"))
+
+        await eventually(recorded, 60, 0.1)
+    assert await results.owners("s5") == [(info.id, "second", second_fleet.fences["s5"])]
+    await second.writes.flush()  # the confirmation goes with the next write: now
+    with psycopg.connect(pg_url) as conn:
+        handed_on = conn.execute(
+            "SELECT handed_on FROM ams_tasks WHERE segment_id = %s", (info.id,)
+        ).fetchone()
+    assert handed_on == (True,)
+    await second.refresh()
+    assert await second.unconfirmed() == []
+
+
+async def test_a_live_owners_create_in_flight_is_not_taken_over_before_its_answer(
+    db: PgDatabase,
+) -> None:
+    # "a" sheds the stream (alive) while its Create call is out: "b", the new holder, must
+    # not look the task up yet (AMS may not list it: "b" would fail the segment).
+    await PgDesiredStreams(db).put(stream("s6"), Origin.API)
+    a_fleet = await holder(db, "a", lease=60.0)
+    await take(a_fleet, "s6")
+    a = store(db, "a", a_fleet.fence)
+    info = segment("s6", 0).info()
+    await a.add(info, "biz", f"/clips/{info.id}.wav", True, Excerpt.whole(15.0), 100.0)
+    await a.mark_submitting([info.id], 100.0)
+    await a_fleet.release(["s6"])
+
+    b_fleet = await holder(db, "b", lease=60.0)
+    await take(b_fleet, "s6")
+    b = store(db, "b", b_fleet.fence)
+    await b.refresh()
+    assert await b.in_state(SegmentState.SUBMITTING) == []  # "a" is alive, the row young
+    await a.mark_accepted([(info.id, "task-6", 101.0)], 100.5)
+    await a.writes.flush()
+    await b.refresh()
+    (adopted,) = await b.in_state(SegmentState.PENDING)
+    assert (adopted.segment_id, adopted.task_id) == (info.id, "task-6")

@@ -135,11 +135,15 @@ class ClipStore:
         """The signed URL at which AMS fetches the segment's clip."""
         return self.server.url_for(Path(row.clip))
 
-    def here(self, row: TrackedSegment) -> bool:
+    async def here(self, row: TrackedSegment) -> bool:
         """Whether the segment's clip is in this store's served directory (in fleet mode a
-        task another instance tracked has its clip on that instance)."""
+        task another instance tracked has its clip on that instance). Looked up in a thread:
+        the directory may be on shared storage (NFS)."""
+        root = self.server.root
         path = Path(row.clip)
-        return path.resolve().is_relative_to(self.server.root) and path.is_file()
+        return await asyncio.to_thread(
+            lambda: path.resolve().is_relative_to(root) and path.is_file()
+        )
 
     async def discard(self, row: TrackedSegment) -> None:
         """Delete the segment's clip if the store made it (its verdict is stored)."""

@@ -82,6 +82,7 @@ class Poller:
         while True:
             try:
                 await self._store.refresh()
+                await self._settle.redeliver()
                 await self._submitter.reconcile_orphans()
                 await self._poll_due()
             except (AmsError, OSError) as exc:

@@ -7,7 +7,10 @@ CANCELLED fails it. Verdict times are mapped from clip time back onto the segmen
 verdict is stored before anyone hears of it, then the store's own clip deleted, then the
 verdict handed to the ``moderate`` calls waiting for it; when none waits (a task of an
 earlier run, settled after a restart) it is a late verdict, handed to the late-verdict
-handler with its segment so that it can still raise an alert.
+handler with its segment so that it can still raise an alert. Only then is the store told
+(``confirm``): in fleet mode a verdict settled but not handed on (the instance was killed,
+or its write interrupted, in between) is handed on again by whoever may settle the row
+(``redeliver``), as a late verdict; results and alerts are idempotent, so at worst twice.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from streamguard.engines.ams import verdicts
 from streamguard.engines.ams.clips import ClipStore
 from streamguard.engines.ams.languages import CHINESE
 from streamguard.state.ams_tasks import AmsTaskStore, TrackedSegment
+from streamguard.state.db import StateError
 from streamguard.state.postgres.database import StaleWrite
 from streamguard.tencentcloud.models import TaskDetail
 
@@ -100,7 +104,7 @@ class Settler:
             error = (
                 f"task {row.task_id} ended ERROR: {detail.error_type}: {detail.error_description}"
             )
-            if row.deliveries < MAX_DELIVERIES and self._clips.here(row):
+            if row.deliveries < MAX_DELIVERIES and await self._clips.here(row):
                 log.info("AMS: %s; delivering segment %s again", error, row.segment_id)
                 await self._store.requeue(row.segment_id, self._clock(), self._clock(), error)
                 self._wake.set()
@@ -128,8 +132,28 @@ class Settler:
             self._resolve(row.segment_id, verdict)
             return
         await self._clips.discard(row)
+        await self._hand_on(row, verdict)
+
+    async def _hand_on(self, row: TrackedSegment, verdict: Verdict) -> None:
+        """To the ``moderate`` calls waiting, else to the late path; then confirmed."""
         if not self._resolve(row.segment_id, verdict) and self._on_late is not None:
             await self._on_late(verdict, row.segment())
+        await self._store.confirm(row.segment_id)
+
+    async def redeliver(self) -> None:
+        """Hand on again the verdicts settled but never handed on (``unconfirmed``): a
+        failure leaves the row to be handed on again after the grace period."""
+        for row in await self._store.unconfirmed():
+            stored = row.stored_verdict()
+            if stored is None:  # settled rows always carry their verdict
+                continue
+            log.info("AMS: handing on segment %s's verdict again", row.segment_id)
+            if await self._clips.here(row):
+                await self._clips.discard(row)
+            try:
+                await self._hand_on(row, verdicts.from_json(stored))
+            except StateError as exc:
+                log.warning("AMS: segment %s's verdict not handed on: %s", row.segment_id, exc)
 
     def _resolve(self, segment_id: str, verdict: Verdict) -> bool:
         """Hand the verdict to the ``moderate`` calls waiting for it; False if none waits."""

@@ -217,7 +217,7 @@ class Submitter:
         """Queue the segment again after a backoff, or fail it when out of attempts."""
         current = await self._store.get(row.segment_id)
         attempts = current.submit_attempts if current is not None else row.submit_attempts
-        if not self._clips.here(row):
+        if not await self._clips.here(row):
             # Tracked by an instance that died before AMS had it: its clip is gone with it.
             await self._settle.fail(row, f"its clip is not on this instance; last: {error}")
             return

@@ -13,19 +13,23 @@ it was written under. What is written, and when, is chosen so that tracking cost
   AMS with DescribeTasks before anything is sent again), ``mark_accepted`` their task ids in
   with the next transaction (not waited for: a row left ``submitting`` is looked up);
 - polls (``mark_polled``) are scheduled in memory; ``in_state`` answers from memory;
-- ``finish`` settles a row once, fenced (below), in one transaction.
+- ``finish`` settles a row once, fenced (below), in one transaction; ``confirm`` marks it
+  ``handed_on`` (with the next write) once its verdict was handed on.
 
 Every ``scan_every`` seconds ``refresh`` adopts the open rows this instance must now settle
 besides its own: those of the streams it holds a lease on (written by a previous owner, dead
 or drained), and those of streams nobody holds (detached, or unclaimed) for ``grace``
-seconds, so that no task waits for a dead machine.
+seconds, so that no task waits for a dead machine; a row whose Create is not answered yet
+only once that old, or when its writer's heartbeat is (a live previous owner may be waiting
+for the answer). The same scan takes the rows settled ``grace`` seconds ago whose verdict
+was never handed on (``unconfirmed``: their settler stopped first), to hand it on again.
 
 **Settling is fenced and happens once.** ``finish`` updates the row only while it is open
 (two instances, or a poll and a callback, never both settle it) and only when this instance
 holds the stream's current lease (``check_fence``) or nobody has held it for ``grace``
 seconds; otherwise it raises ``StaleWrite`` and the lease holder settles it. A stream
-settled without a lease (an orphan) lends its last holder's fence to the late verdict's
-result write (``orphan_fence``).
+settled without a lease (an orphan) lends its last holder's fence (owner None when it was
+released) to the late verdict's result write (``orphan_fence``), till it is handed on.
 """
 
 from __future__ import annotations
@@ -186,6 +190,8 @@ class PgTaskStore:
         self._rows: dict[str, TrackedSegment] = {}
         """The open rows this instance works on (its own and those it adopted)."""
         self._orphans: dict[str, Fence] = {}
+        self._owed: dict[str, str] = {}  # segment -> stream: orphans' verdicts to hand on
+        self._unconfirmed: list[TrackedSegment] = []
         self.queries: Counter[str] = Counter()
         self.adopted = 0
         """Open rows written by another instance (or an earlier run) that this one took."""
@@ -243,7 +249,8 @@ class PgTaskStore:
 
     async def refresh(self) -> None:
         """Write the task ids no other write carried within the commit window; adopt the
-        open rows this instance must settle now (at most every ``scan_every`` seconds)."""
+        open rows this instance must settle now, and take the settled ones to hand on again
+        (``unconfirmed``), at most every ``scan_every`` seconds, in one transaction."""
         await self.writes.flush(older_than=self._window)  # task ids nothing else carried
         now = self._clock()
         if self._scanned_at is not None and now - self._scanned_at < self._scan_every:
@@ -251,17 +258,50 @@ class PgTaskStore:
         self._scanned_at = now
         params = {"me": self.instance_id, "grace": self._grace, "mine": list(self._rows)}
 
-        async def scan(conn: Connection) -> list[tuple[Any, ...]]:
+        async def scan(conn: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
             cursor = await conn.execute(_ADOPT, params)
-            return await cursor.fetchall()
+            settled = await conn.execute(_UNCONFIRMED, params)
+            return await cursor.fetchall(), await settled.fetchall()
 
-        for found in await self._run(scan):
+        open_rows, settled_rows = await self._run(scan)
+        for found in open_rows:
             row = _tracked(found)
             if row.state == SegmentState.QUEUED:
                 # Its Create may or may not have been made: ask AMS before anything else.
                 row = dataclasses.replace(row, state=SegmentState.SUBMITTING)
             self._rows[row.segment_id] = row
             self.adopted += 1
+        self._take_unconfirmed(settled_rows)
+
+    def _take_unconfirmed(self, settled: list[tuple[Any, ...]]) -> None:
+        """Keep the settled rows whose verdict was not handed on within the grace period
+        (their settler stopped first) for ``unconfirmed``, an orphan's with its fence; drop
+        the orphan fences of streams held here now."""
+        for stream_id in [s for s in self._orphans if self._fences(s) is not None]:
+            del self._orphans[stream_id]
+        for *found, owner, generation, held in settled:
+            row = _tracked(tuple(found))
+            if not held:
+                self._orphans[row.stream_id] = Fence(row.stream_id, owner, generation or 0)
+                self._owed[row.segment_id] = row.stream_id
+            self._unconfirmed.append(row)
+
+    async def unconfirmed(self) -> list[TrackedSegment]:
+        """Settled rows to hand on again (taken by ``refresh``), each given out once."""
+        rows, self._unconfirmed = self._unconfirmed, []
+        return rows
+
+    async def confirm(self, segment_id: str) -> None:
+        """The settled row's verdict was handed on: written with the next batch (a row
+        left unconfirmed by a crash is handed on again, once more at worst)."""
+        stream_id = self._owed.pop(segment_id, None)
+        if stream_id is not None and stream_id not in self._owed.values():
+            self._orphans.pop(stream_id, None)  # its late verdicts are recorded
+
+        async def confirm(conn: Connection) -> None:
+            await conn.execute(_CONFIRM, (segment_id,))
+
+        self.writes.later(segment_id, confirm)
 
     async def counts(self) -> dict[str, int]:
         """Rows per state, fleet-wide."""
@@ -360,7 +400,8 @@ class PgTaskStore:
         async def requeue(conn: Connection) -> None:
             await conn.execute(
                 "UPDATE ams_tasks SET state = 'queued', due_at = %s, last_error = %s,"
-                " updated_at = %s WHERE segment_id = %s AND state IN ('submitting', 'pending')",
+                " updated_at = %s, written_at = now()"
+                " WHERE segment_id = %s AND state IN ('submitting', 'pending')",
                 (due_at, error, now, segment_id),
             )
 
@@ -411,8 +452,9 @@ class PgTaskStore:
             self._rows.pop(segment_id, None)  # not this instance's to settle any more
             raise
         self._rows.pop(segment_id, None)
-        if orphan is not None:
+        if orphan is not None and settled:
             self._orphans[row.stream_id] = orphan
+            self._owed[segment_id] = row.stream_id
         return bool(settled)
 
 
@@ -434,7 +476,7 @@ async def _orphaned(conn: Connection, stream_id: str, segment_id: str, grace: ti
     owner, generation, held, young = found
     if held or young:
         raise StaleWrite(stream_id, None)
-    return Fence(stream_id, owner or "", generation or 0)
+    return Fence(stream_id, owner, generation or 0)  # owner None: released, unclaimed
 
 
 def _tracked(row: tuple[Any, ...]) -> TrackedSegment:
@@ -447,17 +489,39 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 
     %s, %s)
 ON CONFLICT (segment_id) DO UPDATE SET state = excluded.state,
     submit_attempts = excluded.submit_attempts, submitted_at = excluded.submitted_at,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at, written_at = now()
 WHERE ams_tasks.state NOT IN ('done', 'failed')
 """
 
 _SETTLE = """
 UPDATE ams_tasks SET state = %(state)s, verdict = %(verdict)s, last_error = %(last_error)s,
     ams_status = coalesce(%(ams_status)s, ams_status), task_id = coalesce(%(task_id)s, task_id),
-    updated_at = %(now)s, settled_by = %(me)s
+    updated_at = %(now)s, settled_by = %(me)s, handed_on = false, settled_at = now()
 WHERE segment_id = %(id)s AND state NOT IN ('done', 'failed')
 """
-"""Settle once: a row settled already (by another instance, or a callback) stays as it is."""
+"""Settle once: a row settled already (by another instance, or a callback) stays as it is.
+Its verdict is then handed on, and the row confirmed (``handed_on``)."""
+
+_CONFIRM = "UPDATE ams_tasks SET handed_on = true WHERE segment_id = %s"
+
+_UNCONFIRMED = f"""
+WITH due AS (
+    SELECT t.segment_id, t.stream_id FROM ams_tasks AS t
+    LEFT JOIN desired_streams AS d ON d.stream_id = t.stream_id
+    WHERE NOT t.handed_on AND t.settled_at < now() - %(grace)s
+      AND ((d.owner = %(me)s AND d.lease_until > now())
+        OR d.stream_id IS NULL OR d.owner IS NULL OR d.lease_until < now() - %(grace)s)
+    ORDER BY t.settled_at
+    FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE ams_tasks AS t SET settled_at = now(), settled_by = %(me)s
+FROM due LEFT JOIN desired_streams AS d ON d.stream_id = due.stream_id
+WHERE t.segment_id = due.segment_id
+RETURNING {", ".join("t." + c.strip() for c in _COLUMNS.split(","))},
+    d.owner, d.generation, coalesce(d.owner = %(me)s AND d.lease_until > now(), false)
+"""
+"""Settled rows not handed on for the grace period, of a stream held here or by nobody:
+taken (for another grace period) to hand their verdicts on again."""
 
 _ADOPT = """
 SELECT t.segment_id, t.stream_id, t.biz_type, t.clip, t.owned_clip, t.duration,
@@ -467,10 +531,15 @@ SELECT t.segment_id, t.stream_id, t.biz_type, t.clip, t.owned_clip, t.duration,
 FROM ams_tasks AS t LEFT JOIN desired_streams AS d ON d.stream_id = t.stream_id
 WHERE t.state IN ('queued', 'submitting', 'pending')
   AND NOT (t.segment_id = ANY(%(mine)s::text[]))
-  AND ((d.owner = %(me)s AND d.lease_until > now())
+  AND ((d.owner = %(me)s AND d.lease_until > now()
+        AND (t.state = 'pending' OR t.owner = %(me)s OR t.written_at < now() - %(grace)s
+            OR NOT EXISTS (SELECT 1 FROM fleet_instances AS f
+                WHERE f.instance_id = t.owner AND f.heartbeat_at > now() - %(grace)s)))
     OR (t.written_at < now() - %(grace)s
         AND (d.stream_id IS NULL OR d.owner IS NULL OR d.lease_until < now() - %(grace)s)))
 ORDER BY t.created_at
 """
 """Open rows this instance must settle besides its own: of a stream it holds, or of one
-nobody has held for the grace period."""
+nobody has held for the grace period. A row not yet accepted (its Create perhaps still in
+flight on a live previous owner, draining or shedding) is taken over only once written
+that long ago, or when its writer is gone, or was this instance (an earlier run)."""

@@ -48,10 +48,12 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class Fence:
-    """What a fenced write carries: the writer and the lease generation it holds."""
+    """What a fenced write carries: the writer and the lease generation it holds. An
+    orphan's fence (``PgTaskStore.orphan_fence``) carries its last holder, None when the
+    stream was released, so that it matches the row as it stands."""
 
     stream_id: str
-    owner: str
+    owner: str | None
     generation: int
 
 

@@ -271,6 +271,12 @@ AMS_TASKS_MIGRATIONS: list[LiteralString] = [
     "CREATE INDEX ams_tasks_task ON ams_tasks (task_id)",
     "CREATE INDEX ams_tasks_open ON ams_tasks (stream_id) WHERE state IN"
     " ('queued', 'submitting', 'pending')",
+    # A settled row's verdict is handed on (to its waiter, or recorded as a late verdict)
+    # after the settle commits: ``handed_on`` stays false till then, and a row left so for
+    # the grace period after ``settled_at`` is handed on again by whoever may settle it.
+    "ALTER TABLE ams_tasks ADD COLUMN handed_on BOOLEAN NOT NULL DEFAULT true",
+    "ALTER TABLE ams_tasks ADD COLUMN settled_at TIMESTAMPTZ",
+    "CREATE INDEX ams_tasks_unconfirmed ON ams_tasks (settled_at) WHERE NOT handed_on",
 ]
 """Kept by ``state/postgres/ams_tasks.py``."""
 

@@ -13,6 +13,7 @@ from streamguard.config.engine import AmsEngineConfig
 from streamguard.core.excerpt import Excerpt
 from streamguard.engines.ams.clips import URL_KEY_FILE, ClipStore, excerpt_of
 from streamguard.engines.ams.delivery import ClipServer
+from streamguard.state.ams_tasks import SegmentState, TrackedSegment
 from tests.support.audio import make_segment, silence, tone
 
 
@@ -49,3 +50,27 @@ async def test_a_clip_is_the_excerpt_written_as_wav_in_the_served_directory(
         assert (written.parent, owned) == (server.root, True)
         with wave.open(str(written)) as clip:
             assert clip.getnframes() / clip.getframerate() == 3.0
+
+
+def tracked(clip: Path) -> TrackedSegment:
+    segment = make_segment("room-here", 0, tone(1.0))
+    return TrackedSegment(
+        segment.id, segment.stream_id, None, str(clip), True, 1.0, 0.0, SegmentState.PENDING,
+        "task", None, 1, 1, 0, 0.0, 0.0, 0.0, 0.0, 0.0, "", None,
+        Excerpt.whole(1.0).to_json(), segment.info().to_json(),
+    )  # fmt: skip
+
+
+async def test_a_clip_is_here_only_as_a_file_in_the_served_directory(tmp_path: Path) -> None:
+    # Awaited: the lookup (resolve, stat) runs in a thread, the directory may be on NFS.
+    segment = make_segment("room-here", 0, tone(1.0))
+    (tmp_path / "elsewhere.wav").write_bytes(b"RIFF")
+    async with (
+        ClipServer(tmp_path / "served", b"key") as server,
+        ClipStore(config(), tmp_path, server) as store,
+    ):
+        placed, _ = await store.place(segment, Excerpt.whole(segment.duration))
+        assert await store.here(tracked(placed)) is True
+        assert await store.here(tracked(server.root / "gone.wav")) is False
+        assert await store.here(tracked(tmp_path / "elsewhere.wav")) is False
+        assert await store.here(tracked(server.root / ".." / "elsewhere.wav")) is False
