@@ -17,6 +17,10 @@ isolates what relaying costs per MB.
 this event loop, then the same N straight from the server, alternately for ``--rounds``
 rounds. The event loop thread's CPU (``time.thread_time`` on the loop) is then the proxies'
 alone: it is reported per stream, as a share of a core, beside the whole process's.
+
+``--rtsp N`` passes N interleaved RTP frames (200 and 1400 bytes) from a loopback RTSP server
+to a client, through an :class:`~streamguard.ingest.rtsp_relay.RtspRelay` and straight:
+the difference per frame is what the relay's parsing of the server's side costs.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from ipaddress import ip_address
 from pathlib import Path
 
 from aiohttp import web
@@ -42,6 +47,7 @@ from streamguard.ingest.protocols import SourceTarget, resolve_source
 from streamguard.ingest.proxy import PolicyProxy
 from streamguard.ingest.reader import Connection
 from streamguard.ingest.resampling import Heard
+from streamguard.ingest.rtsp_relay import RtspRelay
 from streamguard.ingest.stats import Tally
 from streamguard.testing.net import free_port
 
@@ -203,16 +209,63 @@ def live_part(streams: int, seconds: float, rounds: int) -> None:
         )
 
 
+async def rtsp_pass(frames: int, size: int, relayed: bool) -> float:
+    """Process CPU seconds to pass ``frames`` interleaved RTP frames of ``size`` bytes from a
+    loopback RTSP server to a client (through an :class:`RtspRelay` when ``relayed``)."""
+    frame = b"$\x00" + size.to_bytes(2, "big") + bytes(size)
+    answer = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nSession: 1\r\n\r\n"
+
+    async def play(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer)
+        for start in range(0, frames, 64):
+            writer.write(frame * min(64, frames - start))
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(play, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    policy = AddressPolicy.of(IngestConfig().addresses)
+    async with server, RtspRelay(policy, stream_id="bench", connect_timeout=10) as relay:
+        relay.aim([ip_address("127.0.0.1")], port)
+        cpu = time.process_time()
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.port if relayed else port)
+        got = 0
+        while data := await reader.read(65536):
+            got += len(data)
+        writer.close()
+        cpu = time.process_time() - cpu
+    assert got == len(answer) + frames * len(frame), got
+    return cpu
+
+
+def rtsp_part(frames: int, rounds: int) -> None:
+    print(f"RTSP interleaved frames through the relay, {frames} frames a pass, {rounds} rounds")
+    for size in (200, 1400):
+        figures: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(rounds):
+            for relayed in (True, False):
+                figures[relayed].append(asyncio.run(rtsp_pass(frames, size, relayed)))
+        relayed_cpu, direct_cpu = (statistics.median(figures[k]) for k in (True, False))
+        print(
+            f"  {size:5} B frames: relayed {relayed_cpu * 1000:.0f} ms, direct "
+            f"{direct_cpu * 1000:.0f} ms: the relay {(relayed_cpu - direct_cpu) / frames * 1e6:.1f}"
+            " us CPU per frame"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=600, help="length of the recording")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     parser.add_argument("--live", type=int, default=0, help="also N paced live streams")
     parser.add_argument("--live-seconds", type=float, default=20.0, help="measured per round")
+    parser.add_argument("--rtsp", type=int, default=0, help="also N RTSP interleaved frames")
     parser.add_argument("--skip-files", action="store_true", help="only the live part")
     args = parser.parse_args()
     if not args.skip_files:
         asyncio.run(run(args.seconds, args.rounds))
+    if args.rtsp:
+        rtsp_part(args.rtsp, args.rounds)
     if args.live:
         live_part(args.live, args.live_seconds, args.rounds)
 
