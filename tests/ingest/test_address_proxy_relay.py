@@ -119,3 +119,22 @@ async def test_a_slow_reader_holds_the_proxy_to_a_bounded_buffer(proxy: PolicyPr
     # The proxy did buffer (the reader was behind), but never beyond its high-water mark
     # (64 KiB) and one read (256 KiB), where an unpaused relay would take in most of 16 MB.
     assert 64 * 1024 <= most <= 512 * 1024, most
+
+
+async def test_leaving_closes_tunnels_mid_stream(proxy: PolicyProxy) -> None:
+    ended = asyncio.Event()
+
+    async def quiet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"ready")
+        await reader.read()  # until the proxy hangs up
+        ended.set()
+
+    async with await server(quiet) as upstream:
+        reader, writer = await tunnel(proxy, upstream)
+        assert await reader.readexactly(5) == b"ready"
+        await proxy.__aexit__(None, None, None)
+        async with asyncio.timeout(30):
+            assert await reader.read() == b""
+            await ended.wait()
+        writer.close()
+    await proxy.__aenter__()  # for the fixture's own exit
