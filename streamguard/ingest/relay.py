@@ -122,6 +122,9 @@ class Relay(abc.ABC):
         try:
             up.send(await down.take_over(client[0]))
             down.send(await up.take_over(upstream[0]))
+            for pump in (down, up):  # already past its mark: the transport will not say so
+                if pump.buffered > pump.high_water:
+                    pump.pause_writing()
             await ended
         finally:
             self._pumps -= {down, up}
@@ -188,6 +191,10 @@ class _Pump(asyncio.Protocol):
     @property
     def buffered(self) -> int:
         return self._transport.get_write_buffer_size()
+
+    @property
+    def high_water(self) -> int:
+        return self._transport.get_write_buffer_limits()[1]
 
     async def take_over(self, reader: asyncio.StreamReader) -> bytes:
         """Become the transport's protocol; what ``reader`` holds unread is returned. A side

@@ -138,3 +138,30 @@ async def test_leaving_closes_tunnels_mid_stream(proxy: PolicyProxy) -> None:
             await ended.wait()
         writer.close()
     await proxy.__aenter__()  # for the fixture's own exit
+
+
+async def test_a_slow_server_holds_the_proxy_to_a_bounded_buffer(proxy: PolicyProxy) -> None:
+    size = 16 * 1024 * 1024
+    payload = bytes(range(256)) * (size // 256)
+    most, got, done = 0, hashlib.sha256(), asyncio.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal most
+        while data := await reader.read(4096):
+            got.update(data)
+            most = max(most, proxy.buffered)
+            await asyncio.sleep(0)
+        done.set()
+
+    async with await server(slow) as upstream:
+        reader, writer = await tunnel(proxy, upstream)
+        async with asyncio.timeout(120):
+            for start in range(0, size, 65536):
+                writer.write(payload[start : start + 65536])
+                await writer.drain()
+            writer.write_eof()  # the proxy closes both sides, once what it holds is sent
+            assert await reader.read() == b""
+            await done.wait()
+        writer.close()
+    assert got.digest() == hashlib.sha256(payload).digest()
+    assert 64 * 1024 <= most <= 512 * 1024, most
