@@ -8,8 +8,9 @@ what the current connection attempt met; plain attribute writes are atomic.
 
 Once a connection's onward target is decided and checked, :meth:`Relay._splice` hands both
 sockets to a pair of :class:`_Pump` protocols: what one transport receives is written to the
-other from ``data_received``, with no task, read or drain per chunk (the streams' way cost
-~10x as much CPU per relayed chunk on live streams, ``docs/benchmarks.md``). Backpressure is
+other from ``data_received``, with no task, read or drain per chunk (copying through the
+streams cost the event loop about half as much again on paced live streams, and the whole
+process more, ``docs/benchmarks.md``). Backpressure is
 the transports': when one side's write buffer passes its high-water mark (64 KiB), reading
 from the other side pauses until it is back under the low-water mark, so a reader that stops
 reading holds the relay to one buffer and one read (:attr:`Relay.buffered`).
