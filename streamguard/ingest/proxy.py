@@ -11,9 +11,10 @@ is told (``denied``), which turns whatever FFmpeg makes of the 403 into
 is answered ``502`` and its reason kept (``failure``), for the source to report instead.
 
 One proxy per source, on the source's event loop (see :class:`~streamguard.ingest.relay.Relay`).
-Relaying costs little: the bytes of a compressed audio stream, a few KB a second; the
-figure is in ``docs/benchmarks.md``. A kept-alive connection FFmpeg reuses goes to the same
-host and port (FFmpeg reuses one only then), and so to the address already checked.
+Once the target is checked and connected, the bytes are relayed transport to transport
+(:meth:`~streamguard.ingest.relay.Relay._splice`; the cost is in ``docs/benchmarks.md``). A
+kept-alive connection FFmpeg reuses goes to the same host and port (FFmpeg reuses one only
+then), and so to the address already checked.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 from streamguard.core.errors import SourceError
 from streamguard.ingest.addresses import AddressNotAllowed
-from streamguard.ingest.relay import Relay, UpstreamFailed, pipe_both
+from streamguard.ingest.relay import Relay, UpstreamFailed
 
 __all__ = ["PolicyProxy"]
 
@@ -88,7 +89,7 @@ class PolicyProxy(Relay):
                 path += f"?{url.query}"
             upstream.write(f"{method} {path} {version}\r\n".encode("latin-1") + rest)
         try:
-            await pipe_both(self._stream_id, (client_in, upstream), (upstream_in, client))
+            await self._splice((client_in, client), (upstream_in, upstream))
         finally:
             upstream.close()
 

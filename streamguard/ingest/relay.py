@@ -5,6 +5,15 @@ A :class:`Relay` listens on an ephemeral port of 127.0.0.1, on the source's even
 connection FFmpeg makes to it is served by a named task (``stream[ID].proxy``), cancelled and
 awaited when the source ends. ``denied`` and ``failure`` tell the source's reader thread
 what the current connection attempt met; plain attribute writes are atomic.
+
+Once a connection's onward target is decided and checked, :meth:`Relay._splice` hands both
+sockets to a pair of :class:`_Pump` protocols: what one transport receives is written to the
+other from ``data_received``, with no task, read or drain per chunk (copying through the
+streams cost the event loop about half as much again on paced live streams, and the whole
+process more, ``docs/benchmarks.md``). Backpressure is
+the transports': when one side's write buffer passes its high-water mark (64 KiB), reading
+from the other side pauses until it is back under the low-water mark, so a reader that stops
+reading holds the relay to one buffer and one read (:attr:`Relay.buffered`).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from typing import Self
 from streamguard.ingest.addresses import AddressPolicy, IPAddress
 
 __all__ = ["Relay", "UpstreamFailed", "pipe_both"]
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 _HEAD_LIMIT = 64 * 1024  # requests and answers heads are a URL (4 KB at most) and headers
 _CHUNK = 64 * 1024
@@ -44,6 +55,7 @@ class Relay(abc.ABC):
         self._connect_timeout = connect_timeout
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._pumps: set[_Pump] = set()
         self.port = 0
         self.denied = False
         """A target was refused by the policy in the current attempt."""
@@ -70,6 +82,11 @@ class Relay(abc.ABC):
             await asyncio.wait(handlers)
         await self._server.wait_closed()
 
+    @property
+    def buffered(self) -> int:
+        """Bytes the relay holds now, written to a side that has not taken them yet."""
+        return sum(pump.buffered for pump in self._pumps)
+
     def begin(self) -> None:
         """A new connection attempt of the source: forget what the last one met."""
         self.denied = False
@@ -95,6 +112,23 @@ class Relay(abc.ABC):
         finally:
             self._handlers.discard(task)
             client.close()
+
+    async def _splice(self, client: Streams, upstream: Streams) -> None:
+        """Relay bytes both ways, transport to transport, until either side ends (EOF or
+        lost); the caller closes both. Bytes the streams read ahead are passed on first."""
+        ended = asyncio.get_running_loop().create_future()
+        down, up = _Pump(client[1].transport, ended), _Pump(upstream[1].transport, ended)
+        down.peer, up.peer = up, down
+        self._pumps |= {down, up}
+        try:
+            up.send(await down.take_over(client[0]))
+            down.send(await up.take_over(upstream[0]))
+            for pump in (down, up):  # already past its mark: the transport will not say so
+                if pump.buffered > pump.high_water:
+                    pump.pause_writing()
+            await ended
+        finally:
+            self._pumps -= {down, up}
 
     async def _open(
         self, addresses: list[IPAddress], port: int
@@ -143,6 +177,61 @@ async def pipe_both(
     for task in done:
         if not task.cancelled() and (error := task.exception()) is not None:
             raise error
+
+
+class _Pump(asyncio.Protocol):
+    """One side of a spliced connection: what its transport receives goes to its peer's
+    transport; its own write buffer, when full, pauses reading from the peer."""
+
+    def __init__(self, transport: asyncio.BaseTransport, ended: asyncio.Future[None]) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._ended = ended
+        self.peer: _Pump = self
+
+    @property
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    @property
+    def high_water(self) -> int:
+        return self._transport.get_write_buffer_limits()[1]
+
+    async def take_over(self, reader: asyncio.StreamReader) -> bytes:
+        """Become the transport's protocol; what ``reader`` holds unread is returned. A side
+        already gone (or at EOF with nothing unread) ends the splice."""
+        ended = reader.at_eof() or self._transport.is_closing()
+        self._transport.set_protocol(self)
+        reader.feed_eof()  # no longer fed: what it holds is all there is, read without waiting
+        leftover = await reader.read()
+        self._transport.resume_reading()  # the streams may have paused it (a full buffer)
+        if ended:
+            self._end()
+        return leftover
+
+    def send(self, data: bytes) -> None:
+        if data and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        self.peer.send(data)
+
+    def eof_received(self) -> bool:
+        self._end()
+        return True  # the splice's owner closes both sides
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+
+    def pause_writing(self) -> None:
+        self.peer._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.peer._transport.resume_reading()
+
+    def _end(self) -> None:
+        if not self._ended.done():
+            self._ended.set_result(None)
 
 
 async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
