@@ -25,7 +25,7 @@ from streamguard.state.desired import Origin
 from streamguard.state.postgres.ams_tasks import PgTaskStore
 from streamguard.state.postgres.database import PgDatabase, StaleWrite
 from streamguard.state.postgres.desired import PgDesiredStreams
-from streamguard.state.postgres.fleet import Fence, Fleet
+from streamguard.state.postgres.fleet import Fence
 from streamguard.state.postgres.results import PgResults
 from streamguard.testing.alerts import risky, segment, stream
 from tests.support.fleet import holder, take

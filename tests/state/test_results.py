@@ -55,9 +55,7 @@ async def test_filters_and_late_verdicts(backend: Backend) -> None:
     results = backend.results()
     first, second, other = segment(0), segment(1), segment(0, "s2")
     await results.record("room", first, verdict(first, Outcome.MODERATED), "none")
-    await results.record(
-        "room", second, verdict(second, Outcome.FAILED, reason="deadline"), "none"
-    )
+    await results.record("room", second, verdict(second, Outcome.FAILED, reason="deadline"), "none")
     await results.record("room2", other, verdict(other, Outcome.NO_SPEECH), "none")
     assert await results.stream_of(second.id) == "s1"
     assert await results.stream_of("nope") is None
@@ -74,9 +72,7 @@ async def test_filters_and_late_verdicts(backend: Backend) -> None:
     later = await results.query(ResultQuery(since=T0 + timedelta(seconds=10)))
     assert [r["segment"]["segment_id"] for r in later] == [second.id]
     assert await results.prune(T0 + timedelta(seconds=10)) == 2  # s1 seq 0 and s2 seq 0
-    assert [r["segment"]["segment_id"] for r in await results.query(ResultQuery())] == [
-        second.id
-    ]
+    assert [r["segment"]["segment_id"] for r in await results.query(ResultQuery())] == [second.id]
     usage = await results.usage()
     assert usage == [
         {

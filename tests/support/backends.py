@@ -17,15 +17,16 @@ from typing import Literal, Self
 
 from streamguard.state.ams_tasks import AmsTaskStore, TaskStore
 from streamguard.state.db import Database
+from streamguard.state.dead_letters import DeadLetter, DeadLetters
 from streamguard.state.desired import DesiredStreams
 from streamguard.state.feedback import Feedback, FeedbackStore
 from streamguard.state.incidents import IncidentHistory, IncidentStore
 from streamguard.state.outbox import Outbox, OutboxStore
 from streamguard.state.postgres.ams_tasks import PgTaskStore
-from streamguard.state.postgres.database import PgDatabase
+from streamguard.state.postgres.database import Connection, PgDatabase
 from streamguard.state.postgres.desired import PgDesiredStreams
 from streamguard.state.postgres.feedback import PgFeedback
-from streamguard.state.postgres.fleet import Fleet
+from streamguard.state.postgres.fleet import Fence, Fleet
 from streamguard.state.postgres.incidents import PgIncidentHistory
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.state.postgres.results import PgResults
@@ -38,6 +39,7 @@ BackendName = Literal["sqlite", "postgres"]
 BACKENDS: list[BackendName] = ["sqlite", "postgres"]
 
 INSTANCE = "test"
+"""The instance the stores write as (``tests.support.fleet.hold``'s)."""
 
 
 class Backend:
@@ -61,7 +63,10 @@ class Backend:
         return self
 
     async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self._stack.aclose()
 
@@ -75,32 +80,41 @@ class Backend:
         """Close the databases and open them again (stores made before are done with)."""
         await self._stack.aclose()
         self._stack = AsyncExitStack()
-        await self._open()
-        if self._fleet is not None:
-            self._fleet = await hold(self._shared(), list(self._fleet.fences))
-
-    def _shared(self) -> PgDatabase:
-        assert self.pg is not None, "a PostgreSQL store asked of the sqlite backend"
-        return self.pg
+        await self._open()  # leases held stay held: the fences are the instance's own
 
     async def lease(self, *stream_ids: str) -> None:
         """Hold the leases of ``stream_ids`` (PostgreSQL; one machine needs none)."""
         if self.pg is not None:
-            held = [] if self._fleet is None else list(self._fleet.fences)
-            self._fleet = await hold(self.pg, held + list(stream_ids), INSTANCE)
+            self._fleet = await hold(self.pg, list(stream_ids), self._fleet)
+
+    def fence(self, stream_id: str) -> Fence | None:
+        """The fence the fleet stores' writes about ``stream_id`` carry (``lease``)."""
+        return None if self._fleet is None else self._fleet.fence(stream_id)
 
     def results(self) -> ResultStore:
-        if self.pg is None:
-            return Results(self.db)
-        fleet = self._fleet
-        return PgResults(self.pg, (lambda s: None) if fleet is None else fleet.fence)
+        return Results(self.db) if self.pg is None else PgResults(self.pg, self.fence)
 
     def outbox(self, clock: Callable[[], float] | None = None) -> OutboxStore:
         if self.pg is None:
             return Outbox(self.db) if clock is None else Outbox(self.db, clock)
         if clock is None:
-            return PgOutbox(self.pg, INSTANCE, dead_after=3600)
-        return PgOutbox(self.pg, INSTANCE, dead_after=3600, clock=clock)
+            return PgOutbox(self.pg, INSTANCE, dead_after=3600, fences=self.fence)
+        return PgOutbox(self.pg, INSTANCE, dead_after=3600, clock=clock, fences=self.fence)
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """The outbox's dead letters, oldest first (PostgreSQL has no reader of its own:
+        operators query the table)."""
+        if self.pg is None:
+            return await DeadLetters(self.db).list()
+
+        async def read(conn: Connection) -> list[DeadLetter]:
+            cursor = await conn.execute(
+                "SELECT message_id, kind, topic, payload, created_at, failed_at, error"
+                " FROM outbox_dead_letters ORDER BY failed_at, message_id"
+            )
+            return [DeadLetter(*row) for row in await cursor.fetchall()]
+
+        return await self.pg.run(read)
 
     def incidents(self) -> IncidentStore:
         return IncidentHistory(self.db) if self.pg is None else PgIncidentHistory(self.pg)
@@ -114,11 +128,10 @@ class Backend:
     def tasks(self) -> AmsTaskStore:
         if self.pg is None:
             return TaskStore(self.db)
-        fleet = self._fleet
         return PgTaskStore(
             self.pg,
             INSTANCE,
-            (lambda s: None) if fleet is None else fleet.fence,
+            self.fence,
             grace=60.0,
             scan_every=0.0,
             commit_window=0.0,

@@ -62,15 +62,17 @@ async def take(fleet: Fleet, stream_id: str) -> None:
     await eventually(held, 60, 0.05)
 
 
-async def hold(db: PgDatabase, stream_ids: list[str], instance: str = "test") -> Fleet:
-    """An instance holding the leases of ``stream_ids`` (attached if they are not) for the
-    length of a test: its ``fence`` lets the shared stores accept their writes."""
+async def hold(db: PgDatabase, stream_ids: list[str], fleet: Fleet | None = None) -> Fleet:
+    """An instance (``fleet``, else a new one, ``test``) holding the leases of ``stream_ids``
+    (attached if they are not) for the length of a test: its ``fence`` lets the shared
+    stores accept their writes."""
     desired = PgDesiredStreams(db)
     attached = {kept.stream_id for kept in await desired.all(None)}
     for stream_id in stream_ids:
         if stream_id not in attached:
             await desired.put(stream(stream_id), Origin.API)
-    fleet = await holder(db, instance, lease=3600)
+    if fleet is None:
+        fleet = await holder(db, "test", lease=3600)
     for stream_id in stream_ids:
         await take(fleet, stream_id)
     return fleet
