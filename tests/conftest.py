@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import av
@@ -13,6 +13,7 @@ from streamguard.demo.samples import room
 from streamguard.ingest.encoder import encode_pcm
 from streamguard.testing.broker import Mosquitto
 from streamguard.testing.postgres import PostgresServer
+from tests.support.backends import BACKENDS, Backend
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,15 @@ def pg_url(postgres: PostgresServer) -> str:
     """A fresh, empty database on the session's server, for one test."""
     postgres.start()  # a test that stopped it and failed before starting it again
     return postgres.create_database()
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The state stores of one backend (ids ``[sqlite]``, ``[postgres]``): a store test
+    taking this holds on both (``tests/support/backends.py``)."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    async with Backend(request.param, tmp_path, url) as stores:
+        yield stores
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The API behind the console, served for real on loopback: incidents, evidence with Range
 and signed URLs, rooms, the viewer token, result search, feedback entries — and every answer
-checked against the OpenAPI document."""
+checked against the OpenAPI document; over the stores of both backends (``backend``)."""
 
 from __future__ import annotations
 
@@ -30,12 +30,10 @@ from streamguard.core.verdict import KeywordHit
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.evidence import EvidenceStore
 from streamguard.moderation.outcomes import Outcomes
-from streamguard.state.db import Database
-from streamguard.state.feedback import Feedback
-from streamguard.state.incidents import IncidentHistory
-from streamguard.state.results import Results
+from streamguard.state.incidents import IncidentStore
 from streamguard.streams.report import StreamReport, StreamTally
 from streamguard.testing.alerts import RecordingSink, risky, segment, stream
+from tests.support.backends import Backend
 
 TOKEN = "operator-token-0123"
 VIEWER = "viewer-token-4567"
@@ -82,7 +80,7 @@ class Rooms:
 class Served:
     base: str
     http: aiohttp.ClientSession
-    history: IncidentHistory
+    history: IncidentStore
     evidence_dir: Path
     segment_ids: list[str]
 
@@ -106,43 +104,51 @@ def write_wav(path: Path, seconds: float = 1.0) -> None:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+async def served(backend: Backend, tmp_path: Path) -> AsyncIterator[Served]:
+    """The API over either backend's results, incidents and feedback (``backend``)."""
     clip = tmp_path / "clip.wav"
     write_wav(clip)
     evidence_dir = tmp_path / "evidence"
     store = EvidenceStore(evidence_dir, keep_seconds=3600, max_bytes=10**9)
     room = stream("s1", "room-1")
-    async with Database(tmp_path / "s.db") as db:
-        results = Results(db)
-        alerting = Alerting(PROFILES, RecordingSink(), instance_id="t", evidence=store, db=db)
-        async with alerting:
-            outcomes = Outcomes(PROFILES, alerting, results)
-            first, second = segment("s1", 0), segment("s1", 1)
-            judged = risky(first, text=TEXT, keywords=(IDIOT,))
-            await outcomes.handle(room, first, judged, clip)
-            await outcomes.handle(room, second, risky(second, text="go away"), None)
-            history = IncidentHistory(db)
-            app = build_api(
-                streams=Rooms(room),
-                results=results,
-                feedback=Feedback(db),
-                registry=CollectorRegistry(),
-                readiness={},
-                token=TOKEN,
-                console=ConsoleSetup(history, evidence_dir, viewer_token=VIEWER),
-            )
-            runner, port = await start_site(app, "127.0.0.1", 0)
-            try:
-                async with aiohttp.ClientSession() as http:
-                    yield Served(
-                        f"http://127.0.0.1:{port}",
-                        http,
-                        history,
-                        evidence_dir,
-                        [first.id, second.id],
-                    )
-            finally:
-                await runner.cleanup()
+    await backend.lease("s1")
+    history = backend.incidents()
+    results = backend.results()
+    alerting = Alerting(
+        PROFILES,
+        RecordingSink(),
+        instance_id="t",
+        evidence=store,
+        db=backend.db,
+        history=history,
+    )
+    async with alerting:
+        outcomes = Outcomes(PROFILES, alerting, results)
+        first, second = segment("s1", 0), segment("s1", 1)
+        judged = risky(first, text=TEXT, keywords=(IDIOT,))
+        await outcomes.handle(room, first, judged, clip)
+        await outcomes.handle(room, second, risky(second, text="go away"), None)
+        app = build_api(
+            streams=Rooms(room),
+            results=results,
+            feedback=backend.feedback(),
+            registry=CollectorRegistry(),
+            readiness={},
+            token=TOKEN,
+            console=ConsoleSetup(history, evidence_dir, viewer_token=VIEWER),
+        )
+        runner, port = await start_site(app, "127.0.0.1", 0)
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield Served(
+                    f"http://127.0.0.1:{port}",
+                    http,
+                    history,
+                    evidence_dir,
+                    [first.id, second.id],
+                )
+        finally:
+            await runner.cleanup()
 
 
 def conforms(body: Any, schema_name: str) -> None:

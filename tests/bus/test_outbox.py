@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import jsonschema
 
@@ -15,35 +14,34 @@ from streamguard.core.verdict import Outcome
 from streamguard.moderation.alert import alert_schema
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
-from streamguard.state.db import Database
-from streamguard.state.outbox import MessageKind, Outbox
+from streamguard.state.outbox import MessageKind
 from streamguard.testing.alerts import risky, segment, stream
+from tests.support.backends import Backend
 
 
-async def test_outbox_is_durable_ordered_and_idempotent(tmp_path: Path) -> None:
+async def test_outbox_is_durable_ordered_and_idempotent(backend: Backend) -> None:
     now = [100.0]
-    async with Database(tmp_path / "state.db") as db:
-        outbox = Outbox(db, clock=lambda: now[0])
-        await outbox.open()
-        assert await outbox.add(MessageKind.ALERT, "a1", "t/1", "{}")
-        now[0] += 5
-        assert await outbox.add(MessageKind.EVENT, "e1", "t/2", "{}")
-        assert not await outbox.add(MessageKind.ALERT, "a1", "t/1", "{}")  # already waiting
-        assert (outbox.depth, outbox.oldest_age()) == (2, 5.0)
-        first, second = await outbox.peek(10)
-        assert (first.message_id, second.message_id) == ("a1", "e1")
-        await outbox.remove([first.seq])
-        assert (outbox.depth, outbox.oldest_created_at) == (1, 105.0)
+    outbox = backend.outbox(clock=lambda: now[0])
+    await outbox.open()
+    assert await outbox.add(MessageKind.ALERT, "a1", "t/1", "{}")
+    now[0] += 5
+    assert await outbox.add(MessageKind.EVENT, "e1", "t/2", "{}")
+    assert not await outbox.add(MessageKind.ALERT, "a1", "t/1", "{}")  # already waiting
+    assert (outbox.depth, outbox.oldest_age()) == (2, 5.0)
+    first, second = await outbox.peek(10)
+    assert (first.message_id, second.message_id) == ("a1", "e1")
+    await outbox.remove([first.seq])
+    assert (outbox.depth, outbox.oldest_created_at) == (1, 105.0)
     # A new process finds what was left.
-    async with Database(tmp_path / "state.db") as db:
-        reopened = Outbox(db)
-        await reopened.open()
-        assert reopened.depth == 1
-        (left,) = await reopened.peek(10)
-        assert (left.message_id, left.kind, left.topic) == ("e1", MessageKind.EVENT, "t/2")
-        await reopened.remove([left.seq])
-        await reopened.wait_empty()
-        assert reopened.oldest_age() is None
+    await backend.reopen()
+    reopened = backend.outbox()
+    await reopened.open()
+    assert reopened.depth == 1
+    (left,) = await reopened.peek(10)
+    assert (left.message_id, left.kind, left.topic) == ("e1", MessageKind.EVENT, "t/2")
+    await reopened.remove([left.seq])
+    await reopened.wait_empty()
+    assert reopened.oldest_age() is None
 
 
 async def test_json_lines_sink_prints_alerts_and_logs_events() -> None:

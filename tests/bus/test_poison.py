@@ -24,6 +24,7 @@ from streamguard.state.db import Database
 from streamguard.state.dead_letters import DeadLetters
 from streamguard.state.outbox import MessageKind, Outbox, OutboxStore
 from streamguard.testing.broker import Mosquitto
+from tests.support.backends import Backend
 from tests.support.subscriber import Subscriber
 
 LONG_ROOM = "#" * 22_000
@@ -168,19 +169,18 @@ async def test_a_payload_that_cannot_be_stamped_is_dead_lettered(
     assert [m.json["name"] for m in got] == ["next"]
 
 
-async def test_dead_lettering_moves_the_row_in_one_step(tmp_path: Path) -> None:
-    async with Database(tmp_path / "state.db") as db:
-        outbox = Outbox(db, clock=lambda: 100.0)
-        await outbox.open()
-        await outbox.add(MessageKind.ALERT, "a1", "t/1", "{}")
-        await outbox.add(MessageKind.EVENT, "e1", "t/2", "{}")
-        first, _ = await outbox.peek(10)
-        await outbox.dead_letter(first, "ValueError: no")
-        await outbox.dead_letter(first, "ValueError: no")  # already moved: nothing happens
-        assert (outbox.depth, outbox.dead_lettered_total) == (1, 1)
-        assert [m.message_id for m in await outbox.peek(10)] == ["e1"]
-    async with Database(tmp_path / "state.db") as db:
-        (letter,) = await DeadLetters(db).list()
+async def test_dead_lettering_moves_the_row_in_one_step(backend: Backend) -> None:
+    outbox = backend.outbox(clock=lambda: 100.0)
+    await outbox.open()
+    await outbox.add(MessageKind.ALERT, "a1", "t/1", "{}")
+    await outbox.add(MessageKind.EVENT, "e1", "t/2", "{}")
+    first, _ = await outbox.peek(10)
+    await outbox.dead_letter(first, "ValueError: no")
+    await outbox.dead_letter(first, "ValueError: no")  # already moved: nothing happens
+    assert (outbox.depth, outbox.dead_lettered_total) == (1, 1)
+    assert [m.message_id for m in await outbox.peek(10)] == ["e1"]
+    await backend.reopen()
+    (letter,) = await backend.dead_letters()
     assert (letter.message_id, letter.kind, letter.topic, letter.error) == (
         "a1",
         "alert",

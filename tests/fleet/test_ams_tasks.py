@@ -25,9 +25,10 @@ from streamguard.state.desired import Origin
 from streamguard.state.postgres.ams_tasks import PgTaskStore
 from streamguard.state.postgres.database import PgDatabase, StaleWrite
 from streamguard.state.postgres.desired import PgDesiredStreams
-from streamguard.state.postgres.fleet import Fence, Fleet
+from streamguard.state.postgres.fleet import Fence
 from streamguard.state.postgres.results import PgResults
 from streamguard.testing.alerts import risky, segment, stream
+from tests.support.fleet import holder, take
 from tests.support.waiting import eventually
 
 
@@ -52,21 +53,6 @@ async def in_flight(tasks: PgTaskStore, info: SegmentInfo, task_id: str) -> None
     await tasks.mark_submitting([info.id], 100.0)
     await tasks.mark_accepted([(info.id, task_id, 101.0)], 100.5)
     await tasks.writes.flush()  # task ids go with the next write: now
-
-
-async def holder(db: PgDatabase, instance: str, lease: float = 0.3) -> Fleet:
-    fleet = Fleet(db, instance, lease_seconds=lease)
-    await fleet.join()
-    return fleet
-
-
-async def take(fleet: Fleet, stream_id: str) -> None:
-    async def held() -> bool:
-        await fleet.renew()
-        await fleet.claim()
-        return stream_id in fleet.fences
-
-    await eventually(held, 60, 0.05)
 
 
 def rows(pg_url: str) -> dict[str, tuple[str, str, int | None, str | None]]:

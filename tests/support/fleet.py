@@ -10,9 +10,15 @@ from typing import Any
 
 import psycopg
 
+from streamguard.state.desired import Origin
+from streamguard.state.postgres.database import PgDatabase
+from streamguard.state.postgres.desired import PgDesiredStreams
+from streamguard.state.postgres.fleet import Fleet
+from streamguard.testing.alerts import stream
 from tests.support.daemon import DaemonProcess
+from tests.support.waiting import eventually
 
-__all__ = ["query", "start"]
+__all__ = ["hold", "holder", "query", "start", "take"]
 
 
 def query(pg_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -36,3 +42,37 @@ async def start(
         daemons.append(daemon)
         await asyncio.to_thread(daemon.start)
     return daemons
+
+
+async def holder(db: PgDatabase, instance: str, lease: float = 0.3) -> Fleet:
+    """A member of the fleet, joined, holding nothing yet."""
+    fleet = Fleet(db, instance, lease_seconds=lease)
+    await fleet.join()
+    return fleet
+
+
+async def take(fleet: Fleet, stream_id: str) -> None:
+    """Renew and claim until ``fleet`` holds ``stream_id``."""
+
+    async def held() -> bool:
+        await fleet.renew()
+        await fleet.claim()
+        return stream_id in fleet.fences
+
+    await eventually(held, 60, 0.05)
+
+
+async def hold(db: PgDatabase, stream_ids: list[str], fleet: Fleet | None = None) -> Fleet:
+    """An instance (``fleet``, else a new one, ``test``) holding the leases of ``stream_ids``
+    (attached if they are not) for the length of a test: its ``fence`` lets the shared
+    stores accept their writes."""
+    desired = PgDesiredStreams(db)
+    attached = {kept.stream_id for kept in await desired.all(None)}
+    for stream_id in stream_ids:
+        if stream_id not in attached:
+            await desired.put(stream(stream_id), Origin.API)
+    if fleet is None:
+        fleet = await holder(db, "test", lease=3600)
+    for stream_id in stream_ids:
+        await take(fleet, stream_id)
+    return fleet
