@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from streamguard.core.segment import Segment
 from streamguard.core.verdict import Outcome, Suggestion, Verdict
@@ -125,16 +124,8 @@ async def test_text_search_over_transcripts_and_labels(backend: Backend) -> None
 
 
 async def test_a_late_verdict_is_found_by_its_words(
-    backend: Backend, request: pytest.FixtureRequest
+    backend: Backend,
 ) -> None:
-    if backend.postgres:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="PgResults.replace_verdict updates the verdict columns but not the "
-                "`search` column: a late verdict's transcript and label are not searchable",
-            )
-        )
     await backend.lease("s1")
     results = backend.results()
     seg = segment(0)
@@ -146,21 +137,12 @@ async def test_a_late_verdict_is_found_by_its_words(
 
 
 async def test_a_search_word_matches_whole_words_not_their_parts_or_punctuation(
-    backend: Backend, request: pytest.FixtureRequest
+    backend: Backend,
 ) -> None:
-    if backend.postgres:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="PgResults matches each word as a substring of the lowered text "
-                "(strpos), SQLite's FTS5 matches whole tokens: 'hell' finds 'hello' and "
-                "'you!' misses 'you' on PostgreSQL only",
-            )
-        )
     await backend.lease("s1")
     results = backend.results()
     seg = segment(0)
-    judged = replace(verdict(seg, Outcome.MODERATED), text="hello, I will find you")
+    judged = replace(verdict(seg, Outcome.MODERATED), text="hello, I will find you at the Café")
     await results.record("room-a", seg, judged, "none")
 
     async def found(text: str) -> list[str]:
@@ -170,6 +152,8 @@ async def test_a_search_word_matches_whole_words_not_their_parts_or_punctuation(
     assert await found("you!") == [seg.id]  # punctuation is no part of a word
     assert await found("hello find") == [seg.id]
     assert await found("hell") == []  # a part of a word is not the word
+    assert await found("cafe") == [seg.id]  # diacritics removed, as FTS5's unicode61 does
+    assert await found("the café") == [seg.id]
 
 
 # SQLite only: the FTS5 index and its phrase quoting are the embedded backend's own.

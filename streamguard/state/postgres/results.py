@@ -9,6 +9,8 @@ reads every instance's results.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -68,12 +70,18 @@ class PgResults:
     async def replace_verdict(self, verdict: Verdict, risk: str) -> bool:
         """Put a late verdict on its segment's row (whoever holds the stream now: a late
         AMS verdict is settled by whichever instance polls it); False if unknown."""
-        values = (*verdict_columns(verdict, risk), Jsonb(verdict.to_json()), verdict.segment_id)
+        values = (
+            *verdict_columns(verdict, risk),
+            Jsonb(verdict.to_json()),
+            _searchable(verdict),
+            verdict.segment_id,
+        )
 
         async def update(conn: Connection) -> bool:
             cursor = await conn.execute(
                 "UPDATE results SET outcome = %s, suggestion = %s, label = %s, score = %s,"
-                " risk = %s, engine = %s, reason = %s, verdict = %s WHERE segment_id = %s",
+                " risk = %s, engine = %s, reason = %s, verdict = %s, search = %s"
+                " WHERE segment_id = %s",
                 values,
             )
             return cursor.rowcount > 0
@@ -193,10 +201,7 @@ def _row(
     room_id: str, segment: Segment | SegmentInfo, verdict: Verdict, risk: str, fence: Fence
 ) -> tuple[Any, ...]:
     body = verdict.to_json()
-    search = " ".join(
-        [body["text"], verdict.label, verdict.sub_label]
-        + [f"{k.keyword} {k.label} {k.sub_label}" for k in verdict.keywords]
-    ).lower()
+    search = _searchable(verdict)
     return (
         segment.id,
         segment.stream_id,
@@ -212,6 +217,30 @@ def _row(
         fence.generation,
         search,
     )
+
+
+def _searchable(verdict: Verdict) -> str:
+    """The ``search`` column of a verdict: its transcript, labels and keywords as words."""
+    return search_words(
+        " ".join(
+            [verdict.text, verdict.label, verdict.sub_label]
+            + [f"{k.keyword} {k.label} {k.sub_label}" for k in verdict.keywords]
+        )
+    )
+
+
+def search_words(text: str) -> str:
+    """``text`` as SQLite's FTS5 tokenizer (``unicode61``, diacritics removed) sees it: its
+    words lowered, between single spaces, with a space at each end, so that ``strpos`` of
+    `` word `` finds whole words only ("hell" is not in "hello"; "you!" finds "you"), and
+    of `` two words `` the two words side by side, as an FTS5 phrase does."""
+    plain = "".join(
+        c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c)
+    )
+    return " " + " ".join(_WORD.findall(plain)) + " "
+
+
+_WORD = re.compile(r"[^\W_]+")
 
 
 def _filters(q: ResultQuery) -> tuple[list[sql.Composable], list[Any]]:
@@ -235,9 +264,10 @@ def _filters(q: ResultQuery) -> tuple[list[sql.Composable], list[Any]]:
     if q.until is not None:
         clauses.append(sql.SQL("started_at < %s"))
         args.append(q.until.astimezone(UTC))
-    for word in (q.text or "").lower().split():
-        clauses.append(sql.SQL("strpos(search, %s) > 0"))
-        args.append(word)
+    for word in (q.text or "").split():
+        if words := search_words(word).strip():  # a word of punctuation alone: no word
+            clauses.append(sql.SQL("strpos(search, %s) > 0"))
+            args.append(f" {words} ")
     if q.after is not None:
         started_at, _, segment_id = q.after.partition("|")
         comparison = "<" if q.newest_first else ">"

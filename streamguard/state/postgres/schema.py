@@ -77,6 +77,10 @@ RESULTS_MIGRATIONS: list[LiteralString] = [
     )""",
     "CREATE INDEX results_stream_time ON results (stream_id, started_at)",
     "CREATE INDEX results_label ON results (label, started_at)",
+    # ``search`` holds whole words between spaces (``results.search_words``): rows written
+    # before keep their lowered text, cut into words here (diacritics stay on those).
+    "UPDATE results SET search = ' ' || trim(regexp_replace(search, '[^[:alnum:]]+', ' ', 'g'))"
+    " || ' '",
 ]
 """Kept by ``state/postgres/results.py``."""
 
