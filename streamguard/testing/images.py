@@ -70,7 +70,10 @@ cda664feff9dfb77c3dfcf32e9dbc0ff43b4d334369f85ffffd792ff2088add99bfb8719eb3d66b4
 
 
 def flagged(height: int = 240, width: int = 320) -> Picture:
-    """A drawing the real open_nsfw model scores high (a Porn Block by default)."""
+    """A drawing the real open_nsfw model scores high (a Porn Block by default).
+
+    Show it whole, upright and in colour: it is a pattern tuned to the model's full view, and
+    cropped, rotated, greyscale or small in a larger frame it passes (``docs/frames.md``)."""
     return drawn(grid_of_hex(FLAGGED_GRID), width, height)
 
 
