@@ -1,7 +1,8 @@
 """Frames of a stream judged beside its audio, through the one moderation path: the image
 rules decide, a frame hit opens (or joins) the room's incident, and its alert carries the
-frame's JPEG as evidence. Real video decoded by PyAV; the marker image fake judges, since
-the real model cannot be made to flag a drawn picture (see tests/engines/image)."""
+frame's JPEG as evidence. Real video decoded by PyAV; the marker image fake judges here, so
+each case picks its hits; test_frames_real_engine.py runs the real model on a drawn picture
+it flags."""
 
 from __future__ import annotations
 
