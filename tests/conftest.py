@@ -67,11 +67,14 @@ def room_media(room_mp3: Path) -> tuple[bytes, float]:
         return room_mp3.read_bytes(), container.duration / 1_000_000
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Collect garbage after each test file's last test, so that a socket, transport or file
-    left unclosed and held in a reference cycle fails in the file that leaked it (pytest reports
-    the ResourceWarning in this teardown), not in whichever later test happens to trigger the
-    collector. Once per file, not per test: a full collection costs tens of milliseconds."""
-    if nextitem is None or nextitem.path != item.path:
-        gc.collect()
+@pytest.fixture(scope="module", autouse=True)
+def _collect_garbage_after_each_file() -> Iterator[None]:
+    """Collect garbage once a test file is done, so that a socket, transport or file left
+    unclosed and held in a reference cycle fails that file's last test, not whichever later
+    test happens to trigger the collector. Set up before the file's other module fixtures, so
+    torn down after them, and inside the runner's teardown, so before pytest collects the
+    unraisable warnings of that teardown (a ``pytest_runtest_teardown`` hook of our own ran
+    after that collection, and the warning landed on the next file's first test). Once per
+    file: a full collection costs tens of milliseconds."""
+    yield
+    gc.collect()

@@ -38,6 +38,31 @@ _CHUNK = 64 * 1024
 Watch = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+class _Accepted(asyncio.StreamReaderProtocol):
+    """A connection to the relay, known from the moment it is made, before its handler task
+    runs (``Relay.__aexit__`` closes those whose handler never ran)."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        accepted: set[asyncio.BaseTransport],
+    ) -> None:
+        super().__init__(reader, serve)
+        self._accepted = accepted
+        self._own: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._own = transport
+        self._accepted.add(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._own is not None:
+            self._accepted.discard(self._own)
+        super().connection_lost(exc)
+
+
 class UpstreamFailed(Exception):
     """No checked address could be connected to; ``reason`` says why, as FFmpeg would."""
 
@@ -56,6 +81,7 @@ class Relay(abc.ABC):
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._pumps: set[_Pump] = set()
+        self._accepted: set[asyncio.BaseTransport] = set()
         self.port = 0
         self.denied = False
         """A target was refused by the policy in the current attempt."""
@@ -63,7 +89,10 @@ class Relay(abc.ABC):
         """Why the last onward connection could not be made (``Connection refused``)."""
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=_HEAD_LIMIT)
+        def accept() -> _Accepted:
+            return _Accepted(asyncio.StreamReader(limit=_HEAD_LIMIT), self._serve, self._accepted)
+
+        self._server = await asyncio.get_running_loop().create_server(accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -81,6 +110,10 @@ class Relay(abc.ABC):
         if handlers:
             await asyncio.wait(handlers)
         await self._server.wait_closed()
+        # A connection whose handler task had not started yet is closed here: that task,
+        # cancelled before its first step, would never reach its own ``finally``.
+        for transport in list(self._accepted):
+            transport.close()
 
     @property
     def buffered(self) -> int:
