@@ -198,7 +198,6 @@ class Streams:
             raise StreamConflict(f"stream {stream.id!r} is already attached")
         if keep:
             await self._keep(stream, from_api)
-        self._held.pop(stream.id, None)
         await self._on_attach(stream)
         self._start(stream, heard_until)
 
@@ -297,7 +296,6 @@ class Streams:
 
     async def _keep(self, stream: StreamConfig, from_api: bool) -> None:
         """Record who owns ``stream`` now: the API's are kept; the file takes over an id."""
-        self._held.pop(stream.id, None)
         if from_api:
             if self._desired is not None:
                 await self._desired.put(stream)
@@ -333,7 +331,10 @@ class Streams:
         return True
 
     def _start(self, stream: StreamConfig, heard_until: datetime | None = None) -> None:
+        """Run ``stream``; a held report of it goes in the same step (held until its runner
+        exists, so the API never loses sight of it while it is attached)."""
         assert self._supervisor is not None, "Streams is used outside its async with"
+        self._held.pop(stream.id, None)
         runner = StreamRunner(
             stream,
             ingest=self._ingest,
