@@ -71,12 +71,14 @@ class ImagePeer:
 
 @asynccontextmanager
 async def ims_peers() -> AsyncIterator[tuple[AmsEmulator, ImagePeer]]:
-    """The emulator and an image peer, both on loopback, stopped on exit."""
+    """The emulator and an image peer, both on loopback, stopped on exit: the emulator first,
+    since it is the peer's client (downloads, callbacks) — the other way round a download or
+    callback still in flight could connect to the peer as it closes, a socket nobody closes."""
     peer = ImagePeer()
     async with AsyncExitStack() as stack:
+        runner, peer.port = await start_site(peer.app(), "127.0.0.1", 0, shutdown_timeout=0.5)
+        stack.push_async_callback(runner.cleanup)
         emulator = await stack.enter_async_context(
             AmsEmulator(ToneEngine(), EmulatorOptions(keys=KEYS))
         )
-        runner, peer.port = await start_site(peer.app(), "127.0.0.1", 0, shutdown_timeout=0.5)
-        stack.push_async_callback(runner.cleanup)
         yield emulator, peer
