@@ -145,6 +145,9 @@ class Relay(abc.ABC):
         finally:
             self._handlers.discard(task)
             client.close()
+            # Closed here: a spliced connection's protocol is a pump, which tells _Accepted
+            # nothing, so it is forgotten here rather than when it is lost.
+            self._accepted.discard(client.transport)
 
     async def _splice(self, client: Streams, upstream: Streams) -> None:
         """Relay bytes both ways, transport to transport, until either side ends (EOF or

@@ -165,3 +165,23 @@ async def test_a_slow_server_holds_the_proxy_to_a_bounded_buffer(proxy: PolicyPr
         writer.close()
     assert got.digest() == hashlib.sha256(payload).digest()
     assert 64 * 1024 <= most <= 512 * 1024, most
+
+
+async def test_the_relay_forgets_the_connections_it_has_closed(proxy: PolicyProxy) -> None:
+    """A source's relay lives as long as the source, and FFmpeg reconnects through it: it
+    keeps no record of the connections that ended (spliced ones included)."""
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+
+    async with await server(echo) as upstream:
+        for _ in range(5):
+            reader, writer = await tunnel(proxy, upstream, first=b"ping")
+            async with asyncio.timeout(30):
+                assert await reader.readexactly(4) == b"ping"
+            writer.close()
+            await writer.wait_closed()
+        async with asyncio.timeout(30):
+            while proxy._accepted:  # noqa: ASYNC110 - nothing signals a forgotten connection
+                await asyncio.sleep(0.01)
