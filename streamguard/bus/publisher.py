@@ -245,8 +245,12 @@ class Publisher:
         """The next messages to send, in order, passing over those of held topics."""
         now = asyncio.get_running_loop().time()
         inflight = self.config.inflight
-        messages = await self._outbox.peek(self.refusals.peek_size(inflight))
-        return self.refusals.window(messages, now)[:inflight]
+        while True:
+            limit = self.refusals.peek_size(inflight)
+            messages = await self._outbox.peek(limit)
+            batch = self.refusals.window(messages, now, keep=self._retained)
+            if batch or len(messages) < limit or limit == self.refusals.peek_size(inflight):
+                return batch[:inflight]  # else all held, more to read past them
 
     async def _outbox_away(self, exc: StorageUnavailable) -> None:
         """Wait a backoff step (less when stopping) before reading the outbox again."""

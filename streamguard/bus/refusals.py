@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -174,17 +174,19 @@ class RefusedTopics:
 
     def peek_size(self, inflight: int) -> int:
         """How many messages to read to find ``inflight`` that are not held."""
-        return inflight + min(self.skipped, HELD_PEEK) if self._held else inflight
+        return inflight + min(2 * self.skipped, HELD_PEEK) if self._held else inflight
 
-    def window(self, messages: Sequence[OutboxMessage], now: float) -> list[OutboxMessage]:
+    def window(
+        self, messages: Sequence[OutboxMessage], now: float, keep: Container[str] = ()
+    ) -> list[OutboxMessage]:
         """``messages`` less those of topics held until after ``now``. A topic due for its
         try with no message here is let go (its messages left, or lie further on: refused
-        again, it is held again)."""
+        again, it is held again), unless in ``keep`` (retained status, tried apart)."""
         out = [m for m in messages if m.topic not in self._held or self._held[m.topic].due <= now]
         self.skipped = len(messages) - len(out)
         sending = {m.topic for m in out}
         for topic in [t for t, hold in self._held.items() if hold.due <= now]:
-            if topic not in sending:
+            if topic not in sending and topic not in keep:
                 del self._held[topic]
         return out
 

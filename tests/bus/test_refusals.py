@@ -123,10 +123,12 @@ async def test_a_refused_alert_stays_in_the_outbox_until_the_broker_allows_it(
     acl_broker.allow(f"{prefix}/v1/instances/#", topics.alerts("room-open"))
     acl_broker.broker.start()
     filters = [f"{prefix}/v1/alerts/+", f"{prefix}/v1/streams/+/status"]
+    # One message in flight: the open room's alerts are reached only by reading past the
+    # held ones.
     async with (
         Subscriber(acl_broker.port, filters, unique("c")) as sub,
         Database(tmp_path / "state.db") as db,
-        MqttAlerts(bus(acl_broker.port, prefix, protocol="5"), db, "i-1") as sink,
+        MqttAlerts(bus(acl_broker.port, prefix, protocol="5", inflight=1), db, "i-1") as sink,
         Alerting(PROFILES, sink, instance_id="i-1") as alerting,
     ):
         refused = await alerts_in(alerting, "room-shut", 2)
@@ -139,6 +141,7 @@ async def test_a_refused_alert_stays_in_the_outbox_until_the_broker_allows_it(
         )
         await eventually(lambda: sink.publisher.refusals.refused_total["0x87 Not authorized"] >= 2)
 
+        await eventually(lambda: sink.outbox.depth == 2)  # the open room's PUBACKs are in
         waiting = {m.message_id for m in await sink.outbox.peek(100)}
         assert waiting == {a.alert_id for a in refused}
         assert not [m for m in sub.received if m.topic in (shut, status_topic)]
@@ -306,7 +309,7 @@ def test_a_refused_topic_is_held_until_its_retry_and_the_rest_goes_on() -> None:
     held.refused("t/a", "alert m1", quota, now=100.0)
     assert held.window([a1, b1, a2], now=100.5) == [b1]  # both of t/a's messages wait
     assert held.skipped == 2
-    assert held.peek_size(4) == 6
+    assert held.peek_size(4) == 8  # read past them, and as far again
     assert held.next_due() == 101.0
     assert not held.is_due("t/a", 100.5)
     assert held.is_due("t/a", 101.0)
@@ -323,6 +326,9 @@ def test_a_refused_topic_is_held_until_its_retry_and_the_rest_goes_on() -> None:
     assert dict(held.refused_total) == {"0x97 Quota exceeded": 2, "0x87 Not authorized": 1}
     # A held topic whose messages are gone (another instance sent them) is let go when due,
     # so it cannot keep the publisher waking for nothing.
-    assert held.window([b1], now=109.0) == [b1]
+    held.refused("t/s", "retained status", quota, now=108.0)
+    assert held.window([b1], now=109.0, keep={"t/s"}) == [b1]
+    assert set(held.held) == {"t/s"}  # a retained status is tried apart, never let go here
+    held.delivered(["t/s"])
     assert not held.held
     assert held.next_due() is None
