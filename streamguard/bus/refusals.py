@@ -10,11 +10,11 @@ a broker that refuses a 3.1.1 publish acknowledges it all the same (mosquitto do
 drops the connection, and the client cannot tell the first from a delivery.
 
 A refused message is not delivered: it stays in the outbox. ``RefusedTopics`` holds its topic
-back (every message to it, so each topic keeps its order) until a retry that follows the
-reconnect backoff; the rest of the outbox goes on. Nothing is dropped on a refusal: a
-refusal that only a change of the broker's configuration can lift (``PERMANENT``) is logged
-as an error and retried at the schedule's cap, the others (quota exceeded, unspecified) as
-a warning, sooner.
+back (every message to it, so each topic keeps its order) until a try, on the reconnect
+backoff, of its first message alone; the rest of the outbox goes on. Nothing is dropped on a
+refusal: a refusal that only a change of the broker's configuration can lift (``PERMANENT``)
+is logged as an error and retried at the schedule's cap, the others (quota exceeded,
+unspecified) as a warning, sooner.
 """
 
 from __future__ import annotations
@@ -179,14 +179,22 @@ class RefusedTopics:
     def window(
         self, messages: Sequence[OutboxMessage], now: float, keep: Container[str] = ()
     ) -> list[OutboxMessage]:
-        """``messages`` less those of topics held until after ``now``. A topic due for its
-        try with no message here is let go (its messages left, or lie further on: refused
+        """``messages`` less those of held topics: a topic due for its try at ``now`` sends
+        its first message alone (accepted, the topic is free; refused, held again). A due
+        topic with no message here is let go (its messages left, or lie further on: refused
         again, it is held again), unless in ``keep`` (retained status, tried apart)."""
-        out = [m for m in messages if m.topic not in self._held or self._held[m.topic].due <= now]
+        out: list[OutboxMessage] = []
+        trying: set[str] = set()
+        for message in messages:
+            hold = self._held.get(message.topic)
+            if hold is None:
+                out.append(message)
+            elif hold.due <= now and message.topic not in trying:
+                trying.add(message.topic)
+                out.append(message)
         self.skipped = len(messages) - len(out)
-        sending = {m.topic for m in out}
         for topic in [t for t, hold in self._held.items() if hold.due <= now]:
-            if topic not in sending and topic not in keep:
+            if topic not in trying and topic not in keep:
                 del self._held[topic]
         return out
 
