@@ -196,6 +196,8 @@ async def _open_sink(
     )
     metrics.watch_outbox(lambda: mqtt.health().backlog, lambda: mqtt.health().oldest_age or 0.0)
     metrics.watch_dead_letters(lambda: mqtt.outbox.dead_lettered_total)
+    refusals = mqtt.publisher.refusals
+    metrics.watch_refusals(lambda: refusals.refused_total, lambda: len(refusals.held))
     await _open_webhooks(stack, config, db, supervisor, mqtt, metrics, fleet)
     return mqtt
 

@@ -15,6 +15,10 @@ publisher stays connected and waits, retrying with the same backoff, in the stat
 
 No message may stop the outbox: one whose publish fails on its own is a poison message,
 moved to the dead letters with a health event while the rest goes on (``bus.poison``).
+
+A publish the broker refuses (an MQTT 5 PUBACK with a failure reason code, e.g. 0x87 not
+authorized) is not delivered: it stays in the outbox and its topic is held back and retried
+with backoff while the rest goes on (``bus.refusals``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -34,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from streamguard.bus.mqtt import mqtt_client
 from streamguard.bus.poison import PoisonGuard
+from streamguard.bus.refusals import PubackWatch, PublishRefused, RefusedTopics
 from streamguard.config.bus import MqttConfig
 from streamguard.core.backoff import Backoff
 from streamguard.core.status import instance_payload
@@ -93,6 +99,8 @@ class Publisher:
         self.published_total = 0
         self._outbox_failures = 0
         self._poison = PoisonGuard(outbox, self.topics, instance_id)
+        self.refusals = RefusedTopics(self._backoff)
+        """Topics the broker refused publishes on, held back (health and metrics read it)."""
 
     @property
     def state(self) -> PublisherState:
@@ -193,11 +201,13 @@ class Publisher:
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._retained_dirty = set(self._retained)
-        await self._publish_instance(client, "online")
+        self.refusals.retry_all(asyncio.get_running_loop().time())
+        acks = PubackWatch(client)
+        await self._publish_instance(acks, "online")
         async with asyncio.TaskGroup() as group:
             watch = group.create_task(self._watch(client), name="bus.watch")
-            await self._drain(client)
-            await self._publish_instance(client, "offline")
+            await self._drain(acks)
+            await self._publish_instance(acks, "offline")
             watch.cancel()
 
     async def _watch(self, client: aiomqtt.Client) -> None:
@@ -206,7 +216,7 @@ class Publisher:
         async for _ in client.messages:
             pass
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
+    async def _drain(self, client: PubackWatch) -> None:
         loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
@@ -215,7 +225,7 @@ class Publisher:
             if stopping and loop.time() >= self._drain_deadline:
                 return
             try:
-                batch = self._poison.window(await self._outbox.peek(self.config.inflight))
+                batch = self._poison.window(await self._next_batch())
                 if batch:
                     await self._publish_batch(client, batch)
             except StorageUnavailable as exc:
@@ -226,7 +236,21 @@ class Publisher:
                 continue
             if stopping:
                 return
-            await self._wake.wait()
+            due = self.refusals.next_due()
+            with suppress(TimeoutError):  # the next try of a refused topic
+                async with asyncio.timeout_at(due):
+                    await self._wake.wait()
+
+    async def _next_batch(self) -> list[OutboxMessage]:
+        """The next messages to send, in order, passing over those of held topics."""
+        now = asyncio.get_running_loop().time()
+        inflight = self.config.inflight
+        while True:
+            limit = self.refusals.peek_size(inflight)
+            messages = await self._outbox.peek(limit)
+            batch = self.refusals.window(messages, now, keep=self._retained)
+            if batch or len(messages) < limit or limit == self.refusals.peek_size(inflight):
+                return batch[:inflight]  # else all held, more to read past them
 
     async def _outbox_away(self, exc: StorageUnavailable) -> None:
         """Wait a backoff step (less when stopping) before reading the outbox again."""
@@ -253,31 +277,39 @@ class Publisher:
             self._set_state(PublisherState.CONNECTED)
             self.last_error = None
 
-    async def _publish_instance(self, client: aiomqtt.Client, state: str) -> None:
+    async def _publish_instance(self, client: PubackWatch, state: str) -> None:
         payload = instance_payload(self.instance_id, state, datetime.now(UTC))
-        await client.publish(
-            self.topics.instance(self.instance_id),
-            json.dumps(payload),
-            qos=1,
-            retain=True,
-            timeout=self.config.timeout,
-        )
+        try:
+            await client.publish(
+                self.topics.instance(self.instance_id),
+                json.dumps(payload),
+                qos=1,
+                retain=True,
+                timeout=self.config.timeout,
+            )
+        except PublishRefused as exc:
+            log.error("instance status %s not published: %s", state, exc)
 
-    async def _publish_retained(self, client: aiomqtt.Client) -> None:
+    async def _publish_retained(self, client: PubackWatch) -> None:
+        now = asyncio.get_running_loop().time()
+        self._retained_dirty |= {t for t in self._retained if self.refusals.is_due(t, now)}
         while self._retained_dirty:
             topic = self._retained_dirty.pop()
             try:
                 await client.publish(
                     topic, self._retained[topic], qos=1, retain=True, timeout=self.config.timeout
                 )
+                self.refusals.delivered([topic])
             except aiomqtt.MqttError:
                 self._retained_dirty.add(topic)
                 raise
+            except PublishRefused as exc:  # kept, and tried again like a refused alert
+                self.refusals.refused(topic, "retained status", exc.refusal, now)
             except Exception as exc:  # a status that can never be published: drop it
                 log.error("retained status on %.200s cannot be published, dropped: %r", topic, exc)
                 del self._retained[topic]
 
-    async def _publish_batch(self, client: aiomqtt.Client, batch: list[OutboxMessage]) -> None:
+    async def _publish_batch(self, client: PubackWatch, batch: list[OutboxMessage]) -> None:
         now = datetime.now(UTC)
         failures: list[Exception | None] = [None] * len(batch)
 
@@ -298,13 +330,18 @@ class Publisher:
                 group.create_task(publish(index, message), name=f"outbox.publish[{message.seq}]")
         results = list(zip(batch, failures, strict=True))
         acked = [m for m, failure in results if failure is None]
+        self.refusals.delivered(m.topic for m in acked)
         await self._outbox.remove([m.seq for m in acked])
         self.published_total += len(acked)
         if self._on_acked is not None and acked:
             self._on_acked(acked)
         lost = [(m, f) for m, f in results if isinstance(f, aiomqtt.MqttError | OSError)]
+        at = asyncio.get_running_loop().time()
         for message, failure in results:
-            if failure is not None and not isinstance(failure, aiomqtt.MqttError | OSError):
+            if isinstance(failure, PublishRefused):  # not delivered: stays in the outbox
+                what = f"{message.kind.value} {message.message_id}"
+                self.refusals.refused(message.topic, what, failure.refusal, at)
+            elif failure is not None and not isinstance(failure, aiomqtt.MqttError | OSError):
                 await self._poison.dead_letter(message, f"{type(failure).__name__}: {failure}")
         self._poison.settled(acked, [m for m, _ in lost])
         if lost:

@@ -182,11 +182,20 @@ class MqttAlerts:
         self.publisher.set_retained(self.topics.stream_status(status.stream_id), payload)
 
     def health(self) -> BusHealth:
-        """Degraded while disconnected or while the oldest waiting alert is stale."""
+        """Degraded while disconnected, while the broker refuses publishes on some topic
+        (they wait in the outbox) or while the oldest waiting alert is stale."""
         age = self.outbox.oldest_age()
         state = self.publisher.state
+        held = self.publisher.refusals.held
         if state is not PublisherState.CONNECTED:
             reason = f"bus {state.value}: {self.publisher.last_error or 'not connected yet'}"
+            ok = False
+        elif held:
+            some = "; ".join(f"{r} on {t[:200]}" for t, r in list(held.items())[:3])
+            reason = (
+                f"broker refuses publishes on {len(held)} topic(s), kept and retried "
+                f"(outbox backlog {self.outbox.depth}): {some}"
+            )
             ok = False
         elif age is not None and age > self.config.stale_after_seconds:
             reason = f"backlog of {self.outbox.depth}, oldest waiting {age:.0f} s"

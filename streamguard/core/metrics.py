@@ -53,6 +53,8 @@ class Metrics:
         self._late_verdicts: Callable[[], int] = lambda: 0
         self._local_engine: Callable[[], Mapping[str, Any]] | None = None
         self._dead_letters: Callable[[], int] = lambda: 0
+        self._refused: Callable[[], Mapping[str, int]] = dict
+        self._refused_topics: Callable[[], int] = lambda: 0
         self._spool_lost: Callable[[], Mapping[str, int]] = dict
         self._evidence_not_kept: Callable[[], int] = lambda: 0
         self._evidence_bytes: Callable[[], float] | None = None
@@ -156,6 +158,14 @@ class Metrics:
         scrape time."""
         self._dead_letters = moved
 
+    def watch_refusals(
+        self, refused: Callable[[], Mapping[str, int]], held: Callable[[], int]
+    ) -> None:
+        """Count publishes the broker refused (MQTT 5 PUBACK failure codes) by reason, and
+        the topics held back for it now, read at scrape time."""
+        self._refused = refused
+        self._refused_topics = held
+
     def watch_spool(
         self,
         depth: Callable[[], float],
@@ -256,6 +266,24 @@ _WEBHOOK_COUNTERS = {
     "dead_lettered": "Alerts given up on after dead_letter_after_seconds, by destination.",
     "filtered": "Alerts not sent because the destination's label/risk filter excludes them.",
 }
+
+
+def _refusal_metrics(refused: Mapping[str, int], topics: int) -> Iterator[Metric]:
+    """Publishes the broker refused (``bus.refusals``) and the topics held for it."""
+    counted = CounterMetricFamily(
+        "streamguard_bus_publishes_refused",
+        "Publishes the broker refused with an MQTT 5 PUBACK failure reason code (kept in the "
+        "outbox and retried), by reason code.",
+        labels=["reason"],
+    )
+    for reason, count in sorted(refused.items()):
+        counted.add_metric([reason], count)
+    yield counted
+    yield GaugeMetricFamily(
+        "streamguard_bus_refused_topics",
+        "Topics whose messages wait because the broker refused a publish on them.",
+        value=topics,
+    )
 
 
 def _webhook_metrics(stats: Mapping[str, Mapping[str, float]]) -> Iterator[Metric]:
@@ -360,6 +388,7 @@ class _Collected(Collector):
             "(the outbox_dead_letters table) so the messages behind them go on.",
             value=m._dead_letters(),
         )
+        yield from _refusal_metrics(m._refused(), m._refused_topics())
         lost = CounterMetricFamily(
             "streamguard_spool_lost",
             "Writes lost because the state disk refused them and the in-memory spool was full "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -46,6 +47,11 @@ class Mosquitto:
         )
         log.close()
         wait_listening(self.port, self._process, f"mosquitto (see {self.workdir}/mosquitto.log)")
+
+    def reload(self) -> None:
+        """Make the running broker read its configuration again (SIGHUP; e.g. an ACL file)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         if self._process is None:
