@@ -246,11 +246,14 @@ class Streams:
         first segment carries the gap since ``heard_until`` (the last one recorded)."""
         async with self._lock:
             await self._attach(stream, from_api, keep=False, heard_until=heard_until)
+            if not from_api:  # refused to the API here as on one machine
+                self._from_file.add(stream.id)
 
     async def hand_over(self, stream_id: str) -> bool:
         """Stop a stream another instance is to run (fleet mode: lease lost, shed or
         drained) and wait until its tail is recorded; it stays in the desired set."""
         async with self._lock:
+            self._from_file.discard(stream_id)
             held = self._held.pop(stream_id, None) is not None
             return await self._detach(stream_id) or held
 
