@@ -38,13 +38,16 @@ incident_quiet_seconds = 3600
 """The first line continues ``DaemonProcess``'s ``[api]`` table (it writes the port there)."""
 
 
-@pytest.fixture(params=BACKENDS)
-def daemon(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer
+FILED = '[[streams]]\nid = "filed"\nurl = "http://127.0.0.1:9/f.mp3"\nroom = "r-file"\n'
+"""A stream of the config file (``filed_daemon``)."""
+
+
+def started(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer, extra: str = ""
 ) -> Iterator[DaemonProcess]:
-    """The daemon on one backend (ids ``[sqlite]``, ``[postgres]``), started."""
+    """The daemon on the backend of ``request.param``, started (``extra``: more config)."""
     name: BackendName = request.param
-    config = CONFIG
+    config = CONFIG + extra
     if name == "postgres":
         postgres.start()  # a test that stopped it and failed before starting it again
         config += f'[state]\nurl = "{postgres.create_database()}"\nlease_seconds = 3\n'
@@ -54,6 +57,22 @@ def daemon(
         yield process
     finally:
         process.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def daemon(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer
+) -> Iterator[DaemonProcess]:
+    """The daemon on one backend (ids ``[sqlite]``, ``[postgres]``)."""
+    yield from started(request, tmp_path, postgres)
+
+
+@pytest.fixture(params=BACKENDS)
+def filed_daemon(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresServer
+) -> Iterator[DaemonProcess]:
+    """The daemon on one backend with a stream in its config file."""
+    yield from started(request, tmp_path, postgres, FILED)
 
 
 async def call(daemon: DaemonProcess, method: str, path: str, body: Any = None) -> Any:
@@ -158,3 +177,26 @@ async def test_a_room_heard_is_searched_counted_and_reviewed_alike(
     assert feedback["counts"]["confirmed"] == {"Abuse": 1}
     _, detail = await call(daemon, "GET", f"/v1/incidents/{incident['id']}")
     assert [e["kind"] for e in detail["feedback"]] == ["confirmed"]
+
+
+async def test_a_stream_of_the_config_file_is_listed_and_refused_alike(
+    filed_daemon: DaemonProcess,
+) -> None:
+    daemon = filed_daemon
+
+    async def running() -> Any:
+        status, body = await call(daemon, "GET", "/v1/streams/filed")
+        return status == 200 and body["placement"] == "here" and body  # fleet: once claimed
+
+    listed = await until(running, 30)
+    assert (listed["room"], listed["owner"]) == ("r-file", INSTANCE)
+    other = {"id": "filed", "url": "http://127.0.0.1:9/other.mp3"}
+    for method, path, body in (
+        ("PATCH", "/v1/streams/filed", {"room": "x"}),
+        ("DELETE", "/v1/streams/filed", None),
+        ("POST", "/v1/streams", other),
+    ):
+        status, answer = await call(daemon, method, path, body)
+        assert (method, status, answer["error"]["code"]) == (method, 409, "configured_in_file")
+    _, unchanged = await call(daemon, "GET", "/v1/streams/filed")
+    assert (unchanged["room"], unchanged["url"]) == ("r-file", "http://127.0.0.1:9/f.mp3")
