@@ -196,13 +196,19 @@ ORDERS = ("oldest", "newest")
 def _cursor(value: str | None) -> str | None:
     """A result's ``cursor`` (``started_at|segment_id``), as ``next_cursor`` gave it. Its
     time's UTC offset has a ``+`` that a query string not percent-encoded hands us as a
-    space (a cursor has no space of its own): read as the ``+`` it was."""
-    if value is not None and "|" not in value:
+    space (a cursor has no space of its own): read as the ``+`` it was. One whose time does
+    not parse is refused."""
+    if value is None:
+        return None
+    started_at, bar, segment_id = value.partition("|")
+    started_at = started_at.replace(" ", "+")
+    try:
+        datetime.fromisoformat(started_at)  # else each backend orders the garbage its way
+    except ValueError:
+        bar = ""
+    if not bar:
         raise ValueError("cursor must be a next_cursor from an earlier answer")
-    if value is not None:
-        started_at, _, segment_id = value.partition("|")
-        value = f"{started_at.replace(' ', '+')}|{segment_id}"
-    return value
+    return f"{started_at}|{segment_id}"
 
 
 def _unwritable(why: str) -> web.Response:

@@ -225,7 +225,7 @@ async def test_search_newest_first_in_pages_with_the_incident_of_each_hit(
         cursor = page["next_cursor"]
         path = f"/v1/results?limit=2&cursor={cursor}" if cursor else ""
     assert paged == served.segment_ids
-    for bad in ("order=sideways", "cursor=nonsense"):
+    for bad in ("order=sideways", "cursor=nonsense", "cursor=aaa|x", "cursor=|x"):
         status, body, _ = await served.get(f"/v1/results?{bad}")
         assert (status, body["error"]["code"]) == (400, "bad_query")
 
