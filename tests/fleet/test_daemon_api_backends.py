@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,14 @@ async def until(value: Callable[[], Awaitable[Any]], within: float) -> Any:
     return got[0]
 
 
+def ranged(url: str, byte_range: str) -> tuple[int, bytes, int]:
+    """Status, body and whole length of a Range request (no token: a signed URL)."""
+    request = urllib.request.Request(url, headers={"Range": byte_range})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        whole = int(response.headers["Content-Range"].rsplit("/", 1)[1])
+        return response.status, response.read(), whole
+
+
 async def restart(daemon: DaemonProcess) -> None:
     daemon.signal(signal.SIGTERM)
     assert await asyncio.to_thread(daemon.wait) == 0
@@ -160,6 +169,12 @@ async def test_a_room_heard_is_searched_counted_and_reviewed_alike(
     )
     assert status == 200
     assert clip.startswith("ID3")  # the clip as the daemon keeps it: mp3
+    url = f"http://127.0.0.1:{daemon.port}{first['evidence']['url']}"
+    _, body, whole = await asyncio.to_thread(ranged, url, "bytes=0-")
+    assert (body[:3], len(body)) == (b"ID3", whole)
+    assert await asyncio.to_thread(ranged, url, "bytes=1-2") == (206, body[1:3], whole)
+    status, problem = await call(daemon, "GET", f"/v1/evidence/{ids[-1]}")
+    assert (status, problem["error"]["code"]) == (404, "no_evidence")  # a clean segment
 
     _, usage = await call(daemon, "GET", "/v1/usage")
     (day,) = usage["days"]
