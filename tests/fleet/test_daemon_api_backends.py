@@ -215,3 +215,39 @@ async def test_a_stream_of_the_config_file_is_listed_and_refused_alike(
         assert (method, status, answer["error"]["code"]) == (method, 409, "configured_in_file")
     _, unchanged = await call(daemon, "GET", "/v1/streams/filed")
     assert (unchanged["room"], unchanged["url"]) == ("r-file", "http://127.0.0.1:9/f.mp3")
+
+
+async def test_a_held_stream_is_reported_then_fixed_by_patch_or_removed_by_delete(
+    daemon: DaemonProcess,
+) -> None:
+    """A kept stream that cannot run after a restart (its profile gone) is reported failed,
+    with why; a PATCH that makes it runnable starts it, a DELETE forgets it."""
+    kids = CONFIG + "[profiles.kids]\n"
+    daemon.write_config(kids + daemon.config_path.read_text().split(CONFIG, 1)[1])
+    await restart(daemon)
+    for stream_id in ("fix-me", "drop-me"):
+        body = {"id": stream_id, "url": "http://127.0.0.1:9/live", "profile": "kids"}
+        assert (await call(daemon, "POST", "/v1/streams", body))[0] == 201
+    daemon.write_config(CONFIG + daemon.config_path.read_text().split(kids, 1)[1])
+    await restart(daemon)
+
+    async def held() -> Any:
+        _, listed = await call(daemon, "GET", "/v1/streams")
+        reports = {s["id"]: s for s in listed["streams"]}
+        return all(r["placement"] == "here" for r in reports.values()) and reports
+
+    reports = await until(held, 30)
+    assert sorted(reports) == ["drop-me", "fix-me"]
+    for report in reports.values():
+        assert report["state"] == "failed", report
+        assert "'kids' is not defined" in report["last_error"]
+    status, body = await call(daemon, "PATCH", "/v1/streams/fix-me", {"profile": "default"})
+    assert status == 200, body
+    assert (body["state"], body["profile"]) != ("failed", "kids")
+    assert body["state"] != "failed"
+    assert (await call(daemon, "DELETE", "/v1/streams/drop-me"))[0] == 204
+    await restart(daemon)
+    kept = await until(held, 30)
+    assert [(s["id"], s["profile"], s["state"] != "failed") for s in kept.values()] == [
+        ("fix-me", "default", True)
+    ]
