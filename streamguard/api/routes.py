@@ -67,6 +67,14 @@ class _Checks(Protocol):
     def check(self, stream: StreamConfig, *, from_api: bool = True) -> None: ...
 
 
+@runtime_checkable
+class _Applies(Protocol):
+    """Streams that apply a change kept in fleet mode's shared desired set to a stream held
+    here, without keeping it again (``Streams.change_leased``)."""
+
+    async def change_leased(self, stream: StreamConfig, *, from_api: bool) -> None: ...
+
+
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 
 
@@ -186,10 +194,21 @@ ORDERS = ("oldest", "newest")
 
 
 def _cursor(value: str | None) -> str | None:
-    """A result's ``cursor`` (``started_at|segment_id``), as ``next_cursor`` gave it."""
-    if value is not None and "|" not in value:
+    """A result's ``cursor`` (``started_at|segment_id``), as ``next_cursor`` gave it. Its
+    time's UTC offset has a ``+`` that a query string not percent-encoded hands us as a
+    space (a cursor has no space of its own): read as the ``+`` it was. One whose time does
+    not parse is refused."""
+    if value is None:
+        return None
+    started_at, bar, segment_id = value.partition("|")
+    started_at = started_at.replace(" ", "+")
+    try:
+        datetime.fromisoformat(started_at)  # else each backend orders the garbage its way
+    except ValueError:
+        bar = ""
+    if not bar:
         raise ValueError("cursor must be a next_cursor from an earlier answer")
-    return value
+    return f"{started_at}|{segment_id}"
 
 
 def _unwritable(why: str) -> web.Response:
@@ -312,10 +331,19 @@ class _Handlers:
         return _json(placed.to_json())
 
     async def change_stream(self, request: web.Request) -> web.Response:
+        """A change merged over the stream's config. In fleet mode that is the config the
+        shared desired set keeps (with any change kept through another instance that its
+        owner has not applied yet), and the change is kept only while it is still the one
+        read, wherever the stream runs (``_change_kept``); on one machine, the config it
+        runs with."""
         stream_id = request.match_info["id"]
         current = self.streams.config_of(stream_id)
-        kept = None if current is not None else await self.placements.one(stream_id, None)
-        base = current.model_dump() if current is not None else kept.config if kept else None
+        kept = await self.placements.one(stream_id, None)
+        if kept is not None and kept.version is not None and kept.config is not None:
+            base: dict[str, Any] | None = kept.config
+        else:
+            kept = None  # one machine (or the fleet's database away): as it runs here
+            base = current.model_dump() if current is not None else None
         if base is None:
             return _problem(404, "no_such_stream", f"no stream {stream_id!r}")
         body = await _json_body(request)
@@ -326,24 +354,28 @@ class _Handlers:
         if refused is not None:
             return refused
         try:
-            if current is None:
-                return await self._change_elsewhere(stream, kept.version if kept else None)
+            if kept is not None:
+                return await self._change_kept(stream, kept.version)
             await self.streams.change(stream)
         except StreamGuardError as exc:
             return _refusal(exc)
         return _json(await self._report(stream_id))
 
-    async def _change_elsewhere(self, stream: StreamConfig, seen: datetime | None) -> web.Response:
-        """Fleet mode, a stream that does not run here: checked as its owner will check it,
-        kept in the shared desired set while its config is still the one read (``seen``;
-        else ``409 conflict``: retry), and applied by its owner at its next lease turn
-        (``202`` with what will happen)."""
+    async def _change_kept(self, stream: StreamConfig, seen: datetime | None) -> web.Response:
+        """Fleet mode: checked as its owner will check it, kept in the shared desired set
+        while its config is still the one read (``seen``; else ``409 conflict``: retry). A
+        stream that runs here is changed here at once (``200`` with its report); one that
+        does not is changed by its owner at its next lease turn (``202`` with what will
+        happen)."""
         if isinstance(self.streams, _Checks):
             self.streams.check(stream)  # a profile or protocol its owner would refuse
         pending = await self.placements.change(stream, seen)
         if pending is None:
             return _problem(404, "no_such_stream", f"no stream {stream.id!r}")
-        return _json(pending.to_json(), status=202)
+        if self.streams.config_of(stream.id) is None or not isinstance(self.streams, _Applies):
+            return _json(pending.to_json(), status=202)
+        await self.streams.change_leased(stream, from_api=True)
+        return _json(await self._report(stream.id))
 
     async def _unwritable(self) -> web.Response | None:
         """503 while the state disk refuses writes: a stream attached now could not be kept

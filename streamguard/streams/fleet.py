@@ -263,8 +263,18 @@ class FleetDesired:
         self._desired = desired
 
     async def put(self, stream: StreamConfig, origin: Origin = Origin.API) -> None:
-        """Keep ``stream`` and hold it here; ``StreamConflict`` when another instance runs
-        it (its config is updated all the same: its owner applies it at its next turn)."""
+        """Keep ``stream`` and hold it here. Refused, nothing written, as one machine
+        refuses it: ``ConfiguredInFile`` for a stream of the config file,
+        ``StreamConflict`` when another live instance holds it. (Should another take it
+        between that read and the write, the write keeps the config and the refusal names
+        that holder: its owner applies the config at its next turn.)"""
+        kept = await self._desired.leases(stream.id)
+        if kept and kept[0].origin is Origin.CONFIG:
+            raise ConfiguredInFile(
+                f"stream {stream.id!r} is defined in the config file: change it there and reload"
+            )
+        if kept and kept[0].live and kept[0].owner not in (None, self._fleet.instance_id):
+            raise StreamConflict(f"stream {stream.id!r} runs on instance {kept[0].owner!r}")
         holder = await self._fleet.keep_and_take(
             stream.id, origin.value, stream.model_dump(mode="json")
         )

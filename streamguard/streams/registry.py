@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from pydantic import ValidationError
@@ -104,7 +103,7 @@ class Streams:
         self._runners: dict[str, StreamRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._from_file: set[str] = set()
-        self._held: dict[str, StreamReport] = {}  # kept API streams that cannot run
+        self._held: dict[str, StreamReport] = {}  # kept streams that cannot run
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
@@ -113,12 +112,7 @@ class Streams:
             self._stack = stack.pop_all()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.stop_all()
         await self.wait_stopped()
         await self._stack.aclose()
@@ -211,8 +205,8 @@ class Streams:
             await self._apply(stream)
 
     async def change_leased(self, stream: StreamConfig, *, from_api: bool) -> None:
-        """Apply a config another instance's API kept in the shared desired set for a stream
-        held here (fleet mode): as ``change``, without keeping it again."""
+        """Apply a config kept in fleet mode's shared desired set (by any instance's API)
+        to a stream held here: as ``change``, without keeping it again."""
         async with self._lock:
             self.check(stream, from_api=from_api)
             await self._apply(stream)
@@ -243,14 +237,23 @@ class Streams:
     ) -> None:
         """Start a stream whose lease this instance just took (fleet mode): checked like
         any, not kept again (the shared desired set holds it), detachable by the API; its
-        first segment carries the gap since ``heard_until`` (the last one recorded)."""
+        first segment carries the gap since ``heard_until`` (the last one recorded). One it
+        cannot run is reported failed with why (as on one machine) and the refusal raised."""
         async with self._lock:
-            await self._attach(stream, from_api, keep=False, heard_until=heard_until)
+            if not from_api:  # refused to the API here as on one machine
+                self._from_file.add(stream.id)
+            try:
+                await self._attach(stream, from_api, keep=False, heard_until=heard_until)
+            except StreamGuardError as exc:
+                if not isinstance(exc, ShuttingDown | StreamConflict):
+                    await self._hold(stream, str(exc), logged=True)  # by the lease loop
+                raise
 
     async def hand_over(self, stream_id: str) -> bool:
         """Stop a stream another instance is to run (fleet mode: lease lost, shed or
         drained) and wait until its tail is recorded; it stays in the desired set."""
         async with self._lock:
+            self._from_file.discard(stream_id)
             held = self._held.pop(stream_id, None) is not None
             return await self._detach(stream_id) or held
 
@@ -281,7 +284,7 @@ class Streams:
                 reason = str(exc)
             else:
                 return True
-        await self._hold(kept, stream, reason)
+        await self._hold(stream or _unchecked(kept), reason)
         return False
 
     def drain(self) -> None:
@@ -309,15 +312,16 @@ class Streams:
                 extra={"stream_id": stream.id},
             )
 
-    async def _hold(self, kept: DesiredStream, stream: StreamConfig | None, reason: str) -> None:
-        config = stream or _unchecked(kept)
-        log.error(
-            "stream %s attached through the API cannot run: %s",
-            kept.stream_id,
-            reason,
-            extra={"stream_id": kept.stream_id},
-        )
-        self._held[kept.stream_id] = StreamReport(config, StreamState.FAILED, reason, StreamTally())
+    async def _hold(self, config: StreamConfig, reason: str, *, logged: bool = False) -> None:
+        """Report a stream that cannot run as failed, with why (``logged``: said already)."""
+        if not logged:
+            log.error(
+                "stream %s attached through the API cannot run: %s",
+                config.id,
+                reason,
+                extra={"stream_id": config.id},
+            )
+        self._held[config.id] = StreamReport(config, StreamState.FAILED, reason, StreamTally())
         await self._on_state(config, StreamState.FAILED, reason)
 
     async def _detach(self, stream_id: str) -> bool:

@@ -1,7 +1,8 @@
 """Try it (``POST /v1/moderate/file`` and ``/url``), served for real on loopback: real WAV and
 MP3 files decoded by PyAV, judged by the tone engine fake (a 1 kHz tone is an "Abuse" hit),
 decided by the real policy; nothing stored; bad uploads, a busy engine and the viewer token
-refused with clear errors; URLs refused exactly as ``POST /v1/streams`` refuses them."""
+refused with clear errors; URLs refused exactly as ``POST /v1/streams`` refuses them. The tests
+that check nothing is stored run on both backends (``ON_BOTH``)."""
 
 from __future__ import annotations
 
@@ -34,14 +35,12 @@ from streamguard.core.verdict import Verdict
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.moderation.profiles import Profiles
-from streamguard.state.db import Database
-from streamguard.state.feedback import Feedback
-from streamguard.state.incidents import IncidentHistory
-from streamguard.state.results import ResultQuery, Results
+from streamguard.state.results import ResultQuery, ResultStore
 from streamguard.streams.registry import Streams
 from streamguard.testing.alerts import RecordingSink, stream
 from streamguard.testing.engines import ToneEngine
 from tests.api.test_incidents_api import TOKEN, VIEWER, Rooms, conforms
+from tests.support.backends import ON_BOTH, Backend, open_backend
 
 PROFILES = {"default": ProfileConfig(), "strict": ProfileConfig(min_risk="low")}
 RATE = 16_000
@@ -85,7 +84,7 @@ class HeldEngine(ToneEngine):
 class Served:
     base: str
     http: aiohttp.ClientSession
-    results: Results
+    results: ResultStore
     engine: HeldEngine
     streams: Streams
     outcomes: Outcomes
@@ -110,54 +109,61 @@ class Served:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async with open_backend(request, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def served(stores: Backend, tmp_path: Path) -> AsyncIterator[Served]:
     engine = HeldEngine()
     engine.release.set()
     ingest = IngestConfig(allow_local_files=False, open_timeout=5, read_timeout=5)
     profiles = Profiles(PROFILES)
-    async with Database(tmp_path / "s.db") as db:
-        results = Results(db)
-        alerting = Alerting(PROFILES, RecordingSink(), instance_id="t", db=db)
-        async with alerting:
-            outcomes = Outcomes(PROFILES, alerting, results)
-            streams = Streams(
-                ingest=ingest,
-                engine=engine,
-                clip_dir=tmp_path / "clips",
-                on_result=lambda *args: asyncio.sleep(0),
-                on_state=lambda *args: asyncio.sleep(0),
-                metrics=Metrics(),
-                api_allows_files=False,
-                profiles=profiles,
-                on_attach=lambda stream: asyncio.sleep(0),
-            )
-            judge = TryEngine(engine, outcomes.decide, profiles.biz_type, EncodingConfig(), 15)
-            try_it = TryIt(
-                judge,
-                profiles=profiles,
-                check=streams.check,
-                ingest=ingest,
-                limits=TryLimits(max_upload_bytes=LIMIT, max_audio_seconds=40),
-            )
-            app = build_api(
-                streams=Rooms(stream()),
-                results=results,
-                feedback=Feedback(db),
-                registry=CollectorRegistry(),
-                readiness={},
-                token=TOKEN,
-                console=ConsoleSetup(IncidentHistory(db), tmp_path / "ev", viewer_token=VIEWER),
-                try_it=try_it,
-            )
-            runner, port = await start_site(app, "127.0.0.1", 0)
-            try:
-                async with aiohttp.ClientSession() as http:
-                    base = f"http://127.0.0.1:{port}"
-                    yield Served(base, http, results, engine, streams, outcomes)
-            finally:
-                await runner.cleanup()
+    await stores.lease("s1")  # the room Rooms reports: a write would be accepted
+    results, history = stores.results(), stores.incidents()
+    alerting = Alerting(PROFILES, RecordingSink(), instance_id="t", db=stores.db, history=history)
+    async with alerting:
+        outcomes = Outcomes(PROFILES, alerting, results)
+        streams = Streams(
+            ingest=ingest,
+            engine=engine,
+            clip_dir=tmp_path / "clips",
+            on_result=lambda *args: asyncio.sleep(0),
+            on_state=lambda *args: asyncio.sleep(0),
+            metrics=Metrics(),
+            api_allows_files=False,
+            profiles=profiles,
+            on_attach=lambda stream: asyncio.sleep(0),
+        )
+        judge = TryEngine(engine, outcomes.decide, profiles.biz_type, EncodingConfig(), 15)
+        try_it = TryIt(
+            judge,
+            profiles=profiles,
+            check=streams.check,
+            ingest=ingest,
+            limits=TryLimits(max_upload_bytes=LIMIT, max_audio_seconds=40),
+        )
+        app = build_api(
+            streams=Rooms(stream()),
+            results=results,
+            feedback=stores.feedback(),
+            registry=CollectorRegistry(),
+            readiness={},
+            token=TOKEN,
+            console=ConsoleSetup(history, tmp_path / "ev", viewer_token=VIEWER),
+            try_it=try_it,
+        )
+        runner, port = await start_site(app, "127.0.0.1", 0)
+        try:
+            async with aiohttp.ClientSession() as http:
+                base = f"http://127.0.0.1:{port}"
+                yield Served(base, http, results, engine, streams, outcomes)
+        finally:
+            await runner.cleanup()
 
 
+@ON_BOTH
 async def test_an_upload_is_judged_per_segment_and_nothing_is_stored(
     served: Served, tmp_path: Path
 ) -> None:
@@ -258,6 +264,7 @@ async def test_one_try_at_a_time_and_never_with_the_viewer_token(
     assert (await served.upload(wav))[0] == 200  # the slot is free again
 
 
+@ON_BOTH
 async def test_a_url_is_checked_as_post_v1_streams_checks_it(
     served: Served, tmp_path: Path
 ) -> None:

@@ -1,6 +1,7 @@
 """``GET /v1/usage`` (JSON and CSV, from/to) and the search side of ``GET /v1/results``
 (newest first, cursor pages, the incident a hit belongs to), served for real on loopback
-over a real SQLite database filled through ``Outcomes`` as the daemon fills it."""
+over a real database filled through ``Outcomes`` as the daemon fills it: SQLite, and for the
+tests that read or write the stores (``ON_BOTH``) fleet mode's PostgreSQL too."""
 
 from __future__ import annotations
 
@@ -30,12 +31,9 @@ from streamguard.core.serving import start_site
 from streamguard.core.verdict import Outcome, Verdict
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.outcomes import Outcomes
-from streamguard.state.db import Database
-from streamguard.state.feedback import Feedback
-from streamguard.state.incidents import IncidentHistory
-from streamguard.state.results import Results
 from streamguard.testing.alerts import RecordingSink, risky, segment, stream
 from tests.api.test_incidents_api import TOKEN, VIEWER, Rooms, conforms
+from tests.support.backends import ON_BOTH, Backend, open_backend
 
 PROFILES = {"default": ProfileConfig(cooldown_seconds=3600, incident_quiet_seconds=3600)}
 DAY = timedelta(days=1)
@@ -71,7 +69,13 @@ class Served:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async with open_backend(request, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def served(stores: Backend, tmp_path: Path) -> AsyncIterator[Served]:
     """Day 1 (2026-11-22): 15 s abusive ("idiot", an incident), 30 s clean, 15 s silent;
     day 2: 60 s clean and 15 s the engine skipped (overloaded)."""
     room = stream("s1", "room-1")
@@ -84,29 +88,31 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         judged(segs[3], Outcome.MODERATED, "the new map looks great"),
         judged(segs[4], Outcome.SKIPPED_OVERLOADED),
     ]
-    async with Database(tmp_path / "s.db") as db:
-        results = Results(db)
-        async with Alerting(PROFILES, RecordingSink(), instance_id="t", db=db) as alerting:
-            outcomes = Outcomes(PROFILES, alerting, results)
-            for seg, verdict in zip(segs, verdicts, strict=True):
-                await outcomes.handle(room, seg, verdict, None)
-            app = build_api(
-                streams=Rooms(room),
-                results=results,
-                feedback=Feedback(db),
-                registry=CollectorRegistry(),
-                readiness={},
-                token=TOKEN,
-                console=ConsoleSetup(IncidentHistory(db), tmp_path / "ev", viewer_token=VIEWER),
-            )
-            runner, port = await start_site(app, "127.0.0.1", 0)
-            try:
-                async with aiohttp.ClientSession() as http:
-                    yield Served(f"http://127.0.0.1:{port}", http, [s.id for s in segs])
-            finally:
-                await runner.cleanup()
+    await stores.lease("s1")
+    results, history = stores.results(), stores.incidents()
+    sink = RecordingSink()
+    async with Alerting(PROFILES, sink, instance_id="t", db=stores.db, history=history) as alerting:
+        outcomes = Outcomes(PROFILES, alerting, results)
+        for seg, verdict in zip(segs, verdicts, strict=True):
+            await outcomes.handle(room, seg, verdict, None)
+        app = build_api(
+            streams=Rooms(room),
+            results=results,
+            feedback=stores.feedback(),
+            registry=CollectorRegistry(),
+            readiness={},
+            token=TOKEN,
+            console=ConsoleSetup(history, tmp_path / "ev", viewer_token=VIEWER),
+        )
+        runner, port = await start_site(app, "127.0.0.1", 0)
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield Served(f"http://127.0.0.1:{port}", http, [s.id for s in segs])
+        finally:
+            await runner.cleanup()
 
 
+@ON_BOTH
 async def test_usage_per_day_and_label(served: Served) -> None:
     status, report, _ = await served.get("/v1/usage", token=VIEWER)
     assert status == 200
@@ -138,6 +144,7 @@ async def test_usage_per_day_and_label(served: Served) -> None:
     assert ends["days"] == report["days"]
 
 
+@ON_BOTH
 async def test_usage_as_csv(served: Served) -> None:
     status, text, content_type = await served.get("/v1/usage?format=csv&from=2026-11-22")
     assert (status, content_type) == (200, "text/csv")
@@ -184,6 +191,7 @@ async def test_a_nul_byte_in_a_query_is_refused_naming_the_parameter(served: Ser
     assert "'q'" in body["error"]["message"]
 
 
+@ON_BOTH
 async def test_search_newest_first_in_pages_with_the_incident_of_each_hit(
     served: Served,
 ) -> None:
@@ -208,7 +216,16 @@ async def test_search_newest_first_in_pages_with_the_incident_of_each_hit(
     # Oldest first stays the default; an empty q= is no filter.
     _, every, _ = await served.get("/v1/results?q=")
     assert [r["segment"]["segment_id"] for r in every["results"]] == served.segment_ids
-    for bad in ("order=sideways", "cursor=nonsense"):
+    # Pages oldest first too, the cursor pasted as given (its "+" not percent-encoded).
+    paged: list[str] = []
+    path = "/v1/results?limit=2"
+    while path:
+        _, page, _ = await served.get(path)
+        paged += [r["segment"]["segment_id"] for r in page["results"]]
+        cursor = page["next_cursor"]
+        path = f"/v1/results?limit=2&cursor={cursor}" if cursor else ""
+    assert paged == served.segment_ids
+    for bad in ("order=sideways", "cursor=nonsense", "cursor=aaa|x", "cursor=|x"):
         status, body, _ = await served.get(f"/v1/results?{bad}")
         assert (status, body["error"]["code"]) == (400, "bad_query")
 
@@ -231,6 +248,7 @@ async def test_the_search_try_and_usage_pages_load_their_own_script(served: Serv
         assert "http://" not in script.replace("http://www.w3.org/2000/svg", "")
 
 
+@ON_BOTH
 async def test_feedback_stored_answers_its_entry_as_the_openapi_document_says(
     served: Served,
 ) -> None:

@@ -5,15 +5,19 @@ the fenced stores need to accept writes.
 
 A test takes the ``backend`` fixture (``tests/conftest.py``: ids ``[sqlite]`` and
 ``[postgres]``) and asks it for the store it tests; ``reopen`` closes and opens the
-database again, as a new process would find it."""
+database again, as a new process would find it. A file whose fixture serves many tests, few
+of which touch a store, opens its stores with ``open_backend`` instead: SQLite unless the
+test is marked ``ON_BOTH`` (the fixture ``stores``, parametrised indirectly)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
+
+import pytest
 
 from streamguard.state.ams_tasks import AmsTaskStore, TaskStore
 from streamguard.state.db import Database
@@ -33,10 +37,23 @@ from streamguard.state.postgres.results import PgResults
 from streamguard.state.results import Results, ResultStore
 from tests.support.fleet import hold
 
-__all__ = ["BACKENDS", "Backend", "BackendName"]
+__all__ = ["BACKENDS", "ON_BOTH", "Backend", "BackendName", "open_backend"]
 
 BackendName = Literal["sqlite", "postgres"]
 BACKENDS: list[BackendName] = ["sqlite", "postgres"]
+
+ON_BOTH = pytest.mark.parametrize("stores", BACKENDS, indirect=True)
+"""Runs a test taking a ``stores`` fixture (``open_backend``) on both backends."""
+
+
+@asynccontextmanager
+async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The stores of the backend a test asked for (``ON_BOTH``), else SQLite's."""
+    name: BackendName = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("pg_url") if name == "postgres" else None
+    async with Backend(name, tmp_path, url) as stores:
+        yield stores
+
 
 INSTANCE = "test"
 """The instance the stores write as (``tests.support.fleet.hold``'s)."""

@@ -154,14 +154,16 @@ class PgResults:
     async def query(self, q: ResultQuery) -> list[dict[str, Any]]:
         """Results matching every filter of ``q``, oldest first (``newest_first``: newest),
         after the cursor ``q.after`` (``text``: every word must appear in the transcript or
-        the labels, case-insensitively). Incidents are not shared yet: ``incident_id`` is
-        None."""
+        the labels, case-insensitively); each with the incident its segment belongs to, if
+        any (the fleet's shared history)."""
         clauses, args = _filters(q)
         where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
         order = sql.SQL("DESC" if q.newest_first else "ASC")
         query = sql.SQL(
-            "SELECT segment, verdict, risk, room_id, started_at, segment_id FROM results{}"
-            " ORDER BY started_at {order}, segment_id {order} LIMIT %s"
+            "SELECT segment, verdict, risk, room_id, started_at, segment_id,"
+            " (SELECT i.incident_id FROM incident_segments AS i"
+            "  WHERE i.segment_id = results.segment_id ORDER BY i.started_at LIMIT 1)"
+            " FROM results{} ORDER BY started_at {order}, segment_id {order} LIMIT %s"
         ).format(where, order=order)
 
         async def fetch(conn: Connection) -> list[dict[str, Any]]:
@@ -172,7 +174,7 @@ class PgResults:
                     "verdict": r[1],
                     "risk": r[2],
                     "room_id": r[3],
-                    "incident_id": None,
+                    "incident_id": r[6],
                     "cursor": f"{r[4].astimezone(UTC).isoformat()}|{r[5]}",
                 }
                 for r in await cursor.fetchall()
