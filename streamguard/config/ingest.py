@@ -47,7 +47,7 @@ class EncodingConfig(Section):
         "flac",
         description=(
             "Container/codec of the evidence clips of risky segments. flac (lossless, about "
-            "6 ms of CPU and 260 kB per 15 s) costs a sixth of mp3's CPU (LAME, about 37 ms, "
+            "7 ms of CPU and 260 kB per 15 s) costs a sixth of mp3's CPU (LAME, about 38 ms, "
             "61 kB at 32 kbit/s) for four times the bytes; wav is cheapest and largest."
         ),
     )

@@ -1,8 +1,9 @@
 """Encode a segment's audio to wav, flac, mp3 or m4a (AAC) on disk, with its exact duration.
 
 What each costs (one 15 s segment of room speech, 16 kHz mono, ``bench.encoders``): wav
-about 1.5 ms of CPU for 480 kB; flac (lossless) about 6 ms for 260 kB; mp3 (LAME, 32 kbit/s)
-about 37 ms for 61 kB; m4a (FFmpeg's AAC, 32 kbit/s) about 60 ms for 62 kB.
+about 2 ms of CPU for 480 kB; flac (lossless, the default for evidence) about 7 ms for
+260 kB; mp3 (LAME, 32 kbit/s) about 38 ms for 61 kB; m4a (FFmpeg's AAC, 32 kbit/s) about
+70 ms for 62 kB.
 """
 
 from __future__ import annotations
