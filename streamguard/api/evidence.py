@@ -31,6 +31,7 @@ CHUNK_BYTES = 1 << 20
 
 MEDIA_TYPES = {
     ".wav": "audio/wav",
+    ".flac": "audio/flac",
     ".mp3": "audio/mpeg",
     ".m4a": "audio/mp4",
     ".jpg": "image/jpeg",

@@ -127,9 +127,8 @@ class LocalEngineConfig(Section):
         ge=1,
         le=4,
         description=(
-            "Speech gate with gate_model 'pysilero': the model judges every Nth 32 ms frame "
-            "(2 halves the gate's CPU with little change in what it finds; 1 judges every "
-            "frame). 'silero-onnx' judges every frame."
+            "Speech gate: the model judges every Nth 32 ms frame (2 halves the gate's CPU "
+            "with little change in what it finds; 1 judges every frame)."
         ),
     )
     min_speech_seconds: float = Field(

@@ -60,7 +60,7 @@ async def test_the_database_and_its_journal_are_owner_only(tmp_path: Path) -> No
     assert mode(tmp_path / "state" / "streamguard.db") == 0o600
 
 
-@pytest.mark.parametrize("fmt", ["wav", "mp3", "m4a"])
+@pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "m4a"])
 def test_encoded_clips_are_owner_only(tmp_path: Path, fmt: ClipFormat) -> None:
     clip = encode_pcm(np.zeros(16_000, dtype=np.int16), tmp_path / f"a.{fmt}", fmt)
     assert mode(clip.path) == 0o600

@@ -31,7 +31,7 @@ def decoded(path: Path) -> tuple[int, int, float]:
     return len(pcm), declared, float(np.argmax(spectrum) * SAMPLE_RATE / len(pcm))
 
 
-@pytest.mark.parametrize("fmt", ["wav", "mp3", "m4a"])
+@pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "m4a"])
 @pytest.mark.parametrize("samples", [15 * SAMPLE_RATE, 3 * SAMPLE_RATE + 123])
 def test_clip_has_the_exact_duration(tmp_path: Path, fmt: ClipFormat, samples: int) -> None:
     clip = encode_pcm(tone(samples), tmp_path / f"s.{fmt}", fmt)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -67,6 +68,37 @@ async def test_every_segment_is_judged_in_order_with_its_clip(tmp_path: Path) ->
     for result in results:
         assert result.verdict.segment_id == result.segment.id
     assert engine.judged == [r.segment.id for r in results]
+
+
+async def test_the_default_evidence_clip_is_the_segment_itself_losslessly(tmp_path: Path) -> None:
+    """By default a risky segment's evidence is FLAC (a sixth of LAME's CPU): decoded by
+    PyAV it is the segment's samples, bit for bit, and nothing else was encoded."""
+    engine, results = ToneEngine(), list[SegmentResult]()
+
+    async def collect(result: SegmentResult) -> None:
+        results.append(result)
+
+    stream = StreamPipeline(
+        stream_id="room-7",
+        attached_at=T0,
+        segment_seconds=15,
+        encoding=EncodingConfig(),
+        clip_dir=tmp_path,
+        engine=engine,
+        on_result=collect,
+    )
+    await stream.run(chunks([0] * 15 + [9000] * 12 + [3000] * 3))
+    risky = results[1]
+    assert risky.clip is not None
+    assert risky.clip.format == "flac"
+    assert sorted(os.listdir(tmp_path)) == [f"{risky.segment.id}.flac"]
+    with av.open(str(risky.clip.path)) as container:
+        decoded = np.concatenate(
+            [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
+        )
+    assert isinstance(risky.segment, Segment)
+    assert len(decoded) == risky.clip.samples == 15 * SAMPLE_RATE
+    assert np.array_equal(decoded, risky.segment.samples)
 
 
 async def test_source_failure_still_judges_what_was_heard(tmp_path: Path) -> None:
