@@ -142,6 +142,6 @@ async def test_the_database_clips_and_evidence_are_owner_only(
         daemon.close()
     after = modes(state)
     assert {"streamguard.db", "clips", "evidence"} <= set(after)
-    assert any(name.startswith("evidence/") and name.endswith(".flac") for name in after)
+    assert any(name.startswith("evidence/") and name.endswith(".mp3") for name in after)
     assert loose(seen, state) == {}
     assert loose(after, state) == {}

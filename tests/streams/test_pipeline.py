@@ -70,9 +70,9 @@ async def test_every_segment_is_judged_in_order_with_its_clip(tmp_path: Path) ->
     assert engine.judged == [r.segment.id for r in results]
 
 
-async def test_the_default_evidence_clip_is_the_segment_itself_losslessly(tmp_path: Path) -> None:
-    """By default a risky segment's evidence is FLAC (a sixth of LAME's CPU): decoded by
-    PyAV it is the segment's samples, bit for bit, and nothing else was encoded."""
+async def test_a_flac_evidence_clip_is_the_segment_itself_losslessly(tmp_path: Path) -> None:
+    """A FLAC evidence clip (a sixth of LAME's CPU): decoded by PyAV it is the segment's
+    samples, bit for bit, and nothing else was encoded."""
     engine, results = ToneEngine(), list[SegmentResult]()
 
     async def collect(result: SegmentResult) -> None:
@@ -82,7 +82,7 @@ async def test_the_default_evidence_clip_is_the_segment_itself_losslessly(tmp_pa
         stream_id="room-7",
         attached_at=T0,
         segment_seconds=15,
-        encoding=EncodingConfig(),
+        encoding=EncodingConfig(format="flac"),
         clip_dir=tmp_path,
         engine=engine,
         on_result=collect,
