@@ -194,6 +194,14 @@ class Alerting:
         await self.sink.emit(alert)
         return [alert]
 
+    def withdraw(self, alerts: list[Alert]) -> None:
+        """The writes of the segment that raised ``alerts`` were refused (fleet mode: its
+        stream moved to another instance): the incidents they opened are forgotten."""
+        for alert in alerts:
+            incident = alert.payload["incident"]
+            if incident["event"] == IncidentEvent.NEW.value:
+                self.incidents.withdraw(incident["id"])
+
     async def _keep(
         self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path | None
     ) -> tuple[Evidence | None, str | None]:

@@ -29,7 +29,17 @@ from psycopg.types.json import Jsonb
 
 from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
 
-__all__ = ["Fence", "Fleet", "FleetStatus", "Lease", "Turn", "check_fence", "fair_share"]
+__all__ = [
+    "Fence",
+    "Fleet",
+    "FleetStatus",
+    "Lease",
+    "Turn",
+    "check_fence",
+    "fair_share",
+    "fences_now",
+    "moved",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +335,33 @@ async def check_fence(conn: Connection, fence: Fence) -> None:
     row = await cursor.fetchone()
     if row is not None and (row[0], row[1]) != (fence.owner, fence.generation):
         raise StaleWrite(fence.stream_id, fence.generation)
+
+
+_FENCES = (
+    "SELECT stream_id, owner, generation FROM desired_streams WHERE stream_id = ANY(%s)"
+    " ORDER BY stream_id FOR SHARE"
+)
+
+Holders = dict[str, tuple[str | None, int]]
+"""Each fenced stream's (owner, generation) as the database has it now."""
+
+
+async def fences_now(conn: Connection, fences: Iterable[Fence]) -> Holders:
+    """The holders of the fenced streams, share-locked till the transaction ends (as
+    ``check_fence`` does one), in ``stream_id`` order: the order a renewal locks them in,
+    so the two never deadlock. One statement, none when there is no fence."""
+    ids = sorted({fence.stream_id for fence in fences})
+    if not ids:
+        return {}
+    cursor = await conn.execute(_FENCES, (ids,))
+    return {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+
+
+def moved(fence: Fence, holders: Holders) -> bool:
+    """Whether another generation holds the fenced stream now (a detached stream, no row,
+    takes its last writes: see ``check_fence``)."""
+    row = holders.get(fence.stream_id)
+    return row is not None and row != (fence.owner, fence.generation)
 
 
 async def _release_unheld(conn: Connection, instance_id: str, held: list[str]) -> None:

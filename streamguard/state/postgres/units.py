@@ -36,7 +36,7 @@ from typing import Any, Self, TypeVar
 
 from streamguard.state.db import StateError, StorageUnavailable
 from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
-from streamguard.state.postgres.fleet import Fence, check_fence
+from streamguard.state.postgres.fleet import Fence, check_fence, fences_now, moved
 from streamguard.state.spool import DIRECT, Spool, Writes
 
 __all__ = ["WriteBatches", "write"]
@@ -106,26 +106,16 @@ async def _alone(db: PgDatabase, one: _Write) -> None:
         one.then(result)
 
 
-_FENCES = (
-    "SELECT stream_id, owner, generation FROM desired_streams WHERE stream_id = ANY(%s)"
-    " ORDER BY stream_id FOR SHARE"
-)
-
-
 async def _commit(db: PgDatabase, units: list[_Unit]) -> set[int]:
     """Write ``units`` in one transaction; return the indexes of those refused as stale
     (nothing of theirs written)."""
 
     async def run(conn: Connection) -> tuple[set[int], list[tuple[_Write, Any]]]:
-        ids = sorted({w.fence.stream_id for u in units for w in u.writes if w.fence})
-        current: dict[str, tuple[str | None, int]] = {}
-        if ids:
-            cursor = await conn.execute(_FENCES, (ids,))
-            current = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+        current = await fences_now(conn, [w.fence for u in units for w in u.writes if w.fence])
         stale = {
             n
             for n, unit in enumerate(units)
-            if any(_moved(w.fence, current) for w in unit.writes if w.fence is not None)
+            if any(moved(w.fence, current) for w in unit.writes if w.fence is not None)
         }
         done = []
         for n, unit in enumerate(units):
@@ -139,13 +129,6 @@ async def _commit(db: PgDatabase, units: list[_Unit]) -> set[int]:
         if one.then is not None:
             one.then(result)
     return stale
-
-
-def _moved(fence: Fence, current: dict[str, tuple[str | None, int]]) -> bool:
-    """Whether another generation holds the fenced stream now (a detached stream, no row,
-    takes its last writes: see ``check_fence``)."""
-    row = current.get(fence.stream_id)
-    return row is not None and row != (fence.owner, fence.generation)
 
 
 async def _commit_alone(unit: _Unit) -> None:
@@ -192,6 +175,7 @@ class WriteBatches:
         self._pending: list[tuple[_Unit, asyncio.Future[bool]]] = []
         self._arrived = asyncio.Event()
         self._closing = False
+        self._closed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.transactions = 0
         """Transactions that wrote units (a batch is one)."""
@@ -211,6 +195,7 @@ class WriteBatches:
     ) -> None:
         task, self._task = self._task, None
         self._closing = True
+        self._closed.set()
         self._arrived.set()
         if task is not None:
             await task  # writes the units that joined the last window
@@ -267,11 +252,26 @@ class WriteBatches:
             raise StaleWrite(unit.stream_id, None)
 
     async def _run(self) -> None:
-        while not self._closing:
+        while True:
             await self._arrived.wait()
             if not self._closing:
-                await asyncio.sleep(self.window)
+                try:  # the window, cut short by closing
+                    async with asyncio.timeout(self.window):
+                        await self._closed.wait()
+                except TimeoutError:
+                    pass
             await self._flush()
+            if self._closing and not self._pending:
+                return
+
+    @property
+    def waiting(self) -> int:
+        """Units waiting for their batch's transaction now."""
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        """Write the units waiting now, without waiting for the end of the window."""
+        await self._flush()
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
