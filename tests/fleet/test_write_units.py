@@ -34,8 +34,10 @@ from streamguard.state.postgres.journal import PgIncidentJournal
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.state.postgres.results import PgResults
 from streamguard.state.postgres.units import WriteBatches
+from streamguard.state.spool import DIRECT, Spool
 from streamguard.streams.fleet import FleetMember
 from streamguard.testing.alerts import RecordingSink, risky, segment, stream
+from streamguard.testing.postgres import PostgresServer
 from tests.fleet.test_shedding import Runner
 
 PROFILES = {"default": ProfileConfig(cooldown_seconds=3600, incident_quiet_seconds=3600)}
@@ -66,7 +68,12 @@ class OutboxSink(RecordingSink):
 
 
 async def instance(
-    stack: AsyncExitStack, db: PgDatabase, tmp: Path, fleet: Fleet, window: float
+    stack: AsyncExitStack,
+    db: PgDatabase,
+    tmp: Path,
+    fleet: Fleet,
+    window: float,
+    spool: Spool | None = None,
 ) -> tuple[Outcomes, WriteBatches, list[str], Alerting]:
     """One instance's path from a verdict to its writes, on units batched within
     ``window``; the list gets the streams refused as stale."""
@@ -76,7 +83,8 @@ async def instance(
         stale.append(stream_id)
         fleet.forget(stream_id)
 
-    batches = WriteBatches(db, window=window, on_stale=refused)
+    writes = spool or DIRECT
+    batches = WriteBatches(db, window=window, writes=writes, on_stale=refused)
     sqlite = await stack.enter_async_context(Database(tmp / f"{fleet.instance_id}.db"))
     outbox = PgOutbox(db, fleet.instance_id, dead_after=LEASE, fences=fleet.fence)
     shared = PgIncidentJournal(db, fleet.instance_id, alive_within=LEASE)
@@ -92,7 +100,8 @@ async def instance(
     await stack.enter_async_context(alerting)
     # Closed before the alerting: the incidents it ends on closing are written at once.
     await stack.enter_async_context(batches)
-    outcomes = Outcomes(PROFILES, alerting, PgResults(db, fleet.fence), units=batches.unit)
+    results = PgResults(db, fleet.fence, writes)
+    outcomes = Outcomes(PROFILES, alerting, results, units=batches.unit)
     return outcomes, batches, stale, alerting
 
 
@@ -216,3 +225,32 @@ async def test_a_lease_turn_is_one_statement_in_steady_state(db: PgDatabase) -> 
     assert member.gauges["streams_held"] == 5
     assert member.gauges["instances_alive"] == 1
     assert member.gauges["streams_unowned"] == 0
+
+
+async def test_a_unit_the_database_cannot_take_waits_in_the_spool_and_is_written_whole(
+    postgres: PostgresServer, db: PgDatabase, tmp_path: Path
+) -> None:
+    fleet = await holding(db, "a", ["s1"])
+    async with AsyncExitStack() as stack:
+        spool = await stack.enter_async_context(Spool())
+        outcomes, _, stale, _ = await instance(stack, db, tmp_path, fleet, window=0, spool=spool)
+        postgres.kill()
+        try:
+            segs = [segment("s1", n) for n in range(2)]
+            for seg in segs:
+                await outcomes.handle(stream("s1"), seg, risky(seg), None)
+            # Kept in memory, in order: the first segment's unit; behind it the second's
+            # result (the spool held writes already) and then the rest of its unit.
+            assert spool.depth == 3
+            postgres.start()
+            async with asyncio.timeout(60):
+                await spool.wait_written()
+        finally:
+            postgres.start()
+        assert stale == []
+        assert [s for s, _, _ in await PgResults(db, fleet.fence).owners("s1")] == [
+            seg.id for seg in segs
+        ]
+        assert await count(db, "incident_segments") == 2
+        assert await count(db, "open_incidents") == 1
+        assert await count(db, "alerts_outbox") == 1  # the incident's new alert
