@@ -324,7 +324,7 @@ def report(runs: list[RunFigures], args: argparse.Namespace) -> None:
         print(f"    rows written per stream per minute: {rows}")
         total = sum(calls for calls, _ in r.statements)
         print(f"    statements per stream per minute: {total:.2f}; the most run:")
-        for calls, text in r.statements[:8]:
+        for calls, text in r.statements[:16]:
             print(f"      {calls:6.2f}  {text[:110]}")
     ratios = [r.ratio for r in runs]
     print(f"  ratio range {min(ratios):.2f}-{max(ratios):.2f}x over {len(runs)} runs")

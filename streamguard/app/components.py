@@ -43,6 +43,7 @@ from streamguard.moderation.evidence import EvidenceStore
 from streamguard.moderation.late import LateVerdicts
 from streamguard.moderation.outcomes import Outcomes
 from streamguard.moderation.profiles import Profiles
+from streamguard.moderation.sink import no_unit
 from streamguard.state.attached import AttachedStreams
 from streamguard.state.db import Database
 from streamguard.state.desired import DesiredStreams
@@ -109,7 +110,7 @@ async def open_components(
         stack, config, profiles, sink, db, supervisor, spool, report, fleet, state_dir, evidence
     )
     await _watch_storage(metrics, spool, alerting, sink)
-    outcomes = Outcomes(profiles, alerting, results)
+    outcomes = Outcomes(profiles, alerting, results, units=fleet.batches.unit if fleet else no_unit)
     memory = SharedStreamMemory(fleet.desired, attached) if fleet else attached
     late = LateVerdicts(attached=memory, profiles=profiles, results=results, outcomes=outcomes)
     # Before the engine starts: a late verdict of a configured stream is judged as configured.
@@ -163,6 +164,7 @@ async def _open_alerting(
             on_evidence_not_kept=report.evidence_not_kept,
             history=fleet.incidents if fleet else None,
             journal=IncidentJournal(db, spool, fleet.journal) if fleet else None,
+            units=fleet.batches.unit if fleet else no_unit,
         )
     )
 
@@ -194,6 +196,8 @@ async def _open_sink(
             outbox=fleet.outbox if fleet else None,
         )
     )
+    if fleet is not None:  # a message added in a unit of work is committed after emit returned
+        fleet.outbox.wake_on_add(mqtt.publisher.wake)
     metrics.watch_outbox(lambda: mqtt.health().backlog, lambda: mqtt.health().oldest_age or 0.0)
     metrics.watch_dead_letters(lambda: mqtt.outbox.dead_lettered_total)
     refusals = mqtt.publisher.refusals
@@ -228,6 +232,8 @@ async def _open_webhooks(
     )
     await stack.enter_async_context(webhooks)
     mqtt.also_wake(webhooks.wake)
+    if fleet is not None:
+        fleet.outbox.wake_on_add(webhooks.wake)
     metrics.watch_webhooks(webhooks.stats)
 
 

@@ -39,6 +39,7 @@ from streamguard.state.postgres.incidents import PgIncidentHistory
 from streamguard.state.postgres.journal import PgIncidentJournal
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.state.postgres.results import PgResults
+from streamguard.state.postgres.units import WriteBatches
 from streamguard.state.spool import Spool
 
 __all__ = [
@@ -72,6 +73,8 @@ class FleetState:
     journal: PgIncidentJournal
     """Open incidents of the fleet (a live instance ends a dead one's)."""
     ams_tasks: PgTaskStore
+    batches: WriteBatches
+    """Units of work: one transaction per segment's writes, batched over the streams."""
 
 
 async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) -> FleetState:
@@ -99,10 +102,16 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
     def fence(stream_id: str) -> Fence | None:
         return fleet.fence(stream_id) or tasks.orphan_fence(stream_id)
 
+    results = PgResults(db, fence, spool)
+    batches = await stack.enter_async_context(
+        WriteBatches(
+            db, window=config.state.write_batch_seconds, writes=spool, on_stale=results.stale
+        )
+    )
     return FleetState(
         db,
         fleet,
-        PgResults(db, fence, spool),
+        results,
         PgOutbox(db, instance, dead_after=lease, fences=fleet.fence),
         PgDesiredStreams(db),
         PgFeedback(db),
@@ -116,6 +125,7 @@ async def open_fleet_state(stack: AsyncExitStack, config: Config, spool: Spool) 
         await evidence_url_key(db),
         PgIncidentJournal(db, instance, alive_within=config.state.lease_seconds),
         tasks,
+        batches,
     )
 
 

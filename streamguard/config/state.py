@@ -48,6 +48,18 @@ class StateConfig(Section):
         ),
     )
 
+    write_batch_seconds: float = Field(
+        0.5,
+        ge=0,
+        le=5,
+        description=(
+            "Fleet mode: the writes of this instance's segments (result, incident, alert) "
+            "that arrive within this many seconds are written in one transaction, to spare "
+            "the database; an alert reaches the outbox up to this much later. 0: each "
+            "segment's writes in a transaction of their own, at once."
+        ),
+    )
+
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: str | None) -> str | None:

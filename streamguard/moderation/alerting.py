@@ -34,7 +34,7 @@ from streamguard.moderation.alert import Alert
 from streamguard.moderation.evidence import Evidence, EvidenceNotKept, EvidenceStore
 from streamguard.moderation.incidents import Incident, IncidentEvent, IncidentTracker, Observation
 from streamguard.moderation.policy import Decision
-from streamguard.moderation.sink import AlertSink
+from streamguard.moderation.sink import AlertSink, Units, no_unit
 from streamguard.state.db import Database
 from streamguard.state.incidents import IncidentHistory, IncidentStore
 from streamguard.state.journal import IncidentJournal
@@ -69,8 +69,11 @@ class Alerting:
         on_evidence_not_kept: EvidenceNotKeptReport | None = None,
         history: IncidentStore | None = None,
         journal: IncidentJournal | None = None,
+        units: Units = no_unit,
     ) -> None:
         self.profiles = profiles
+        self._units = units
+        """Fleet mode: an incident's end (alert, history, journal) is one unit of work."""
         self.sink = sink
         self.instance_id = instance_id
         self.evidence = evidence
@@ -115,11 +118,12 @@ class Alerting:
         from their latest alert JSON: the ``end`` alert a timely end would have sent."""
         for last in left:
             alert = Alert.ended(last, self.instance_id, _now())
-            await self.sink.emit(alert)
-            if self._history is not None:
-                await self._history.record(alert.payload)
-            if self._journal is not None:
-                await self._journal.forget(last["incident"]["id"])
+            async with self._units(alert.stream_id):
+                await self.sink.emit(alert)
+                if self._history is not None:
+                    await self._history.record(alert.payload)
+                if self._journal is not None:
+                    await self._journal.forget(last["incident"]["id"])
 
     async def end_orphans(self) -> int:
         """Fleet mode: adopt and end the open incidents of instances no longer alive;
@@ -190,6 +194,14 @@ class Alerting:
         await self.sink.emit(alert)
         return [alert]
 
+    def withdraw(self, alerts: list[Alert]) -> None:
+        """The writes of the segment that raised ``alerts`` were refused (fleet mode: its
+        stream moved to another instance): the incidents they opened are forgotten."""
+        for alert in alerts:
+            incident = alert.payload["incident"]
+            if incident["event"] == IncidentEvent.NEW.value:
+                self.incidents.withdraw(incident["id"])
+
     async def _keep(
         self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path | None
     ) -> tuple[Evidence | None, str | None]:
@@ -205,11 +217,12 @@ class Alerting:
 
     async def _end(self, incident: Incident) -> None:
         alert = Alert.of(incident, IncidentEvent.END, self.instance_id, _now())
-        await self.sink.emit(alert)
-        if self._history is not None:
-            await self._history.record(alert.payload)
-        if self._journal is not None:
-            await self._journal.forget(incident.id)
+        async with self._units(alert.stream_id):
+            await self.sink.emit(alert)
+            if self._history is not None:
+                await self._history.record(alert.payload)
+            if self._journal is not None:
+                await self._journal.forget(incident.id)
 
     async def _run_timer(self) -> None:
         loop = asyncio.get_running_loop()

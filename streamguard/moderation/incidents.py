@@ -135,6 +135,13 @@ class IncidentTracker:
             del self._open[(incident.room_id, incident.label)]
         return ended
 
+    def withdraw(self, incident_id: str) -> None:
+        """Forget an incident whose opening was never recorded (its segment's writes were
+        refused): no ``end`` follows a ``new`` nobody got."""
+        for key, incident in list(self._open.items()):
+            if incident.id == incident_id:
+                del self._open[key]
+
     def end_all(self) -> list[Incident]:
         """Close and return every open incident (shutdown)."""
         ended = list(self._open.values())

@@ -24,6 +24,8 @@ from streamguard.core.verdict import Verdict
 from streamguard.moderation.alert import Alert
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.policy import Decision, decide, decide_picture
+from streamguard.moderation.sink import Units, no_unit
+from streamguard.state.db import StateError
 from streamguard.state.results import ResultStore
 
 __all__ = ["Outcomes"]
@@ -37,10 +39,12 @@ class Outcomes:
         profiles: Mapping[str, ProfileConfig],
         alerting: Alerting,
         results: ResultStore | None = None,
+        units: Units = no_unit,
     ) -> None:
         self._profiles = profiles
         self._alerting = alerting
         self._results = results
+        self._units = units
 
     def decide(self, stream: StreamConfig, verdict: Verdict) -> Decision:
         """The risk decision on ``verdict`` under ``stream``'s profile as it is now."""
@@ -62,9 +66,7 @@ class Outcomes:
         dated at its segment's end.
         """
         decision = self.decide(stream, verdict)
-        if self._results is not None:
-            await self._results.record(stream.room_id, segment, verdict, decision.risk.value)
-        return await self._alerting.raise_alerts(
+        return await self._recorded(
             stream, segment, verdict, decision, clip, detected_at=detected_at
         )
 
@@ -82,11 +84,34 @@ class Outcomes:
         decision = decide_picture(
             self._profiles[stream.profile], verdict, stream, frame.fingerprint
         )
-        if self._results is not None:
-            await self._results.record(stream.room_id, frame, verdict, decision.risk.value)
-        return await self._alerting.raise_alerts(
-            stream, frame, verdict, decision, jpeg, detected_at=detected_at
-        )
+        return await self._recorded(stream, frame, verdict, decision, jpeg, detected_at=detected_at)
+
+    async def _recorded(
+        self,
+        stream: StreamConfig,
+        segment: Segment | SegmentInfo | FrameInfo,
+        verdict: Verdict,
+        decision: Decision,
+        clip: Path | None,
+        *,
+        detected_at: datetime | None,
+    ) -> list[Alert]:
+        """Record and alert, in one unit of work: the unit refused (its stream moved on),
+        the incidents it opened are withdrawn."""
+        alerts: list[Alert] = []
+        try:
+            async with self._units(segment.stream_id):
+                if self._results is not None:
+                    await self._results.record(
+                        stream.room_id, segment, verdict, decision.risk.value
+                    )
+                alerts = await self._alerting.raise_alerts(
+                    stream, segment, verdict, decision, clip, detected_at=detected_at
+                )
+        except StateError:
+            self._alerting.withdraw(alerts)
+            raise
+        return alerts
 
     async def replace(self, stream: StreamConfig, verdict: Verdict) -> bool:
         """Bring a recorded result up to date when its segment is no longer known (no

@@ -1,7 +1,8 @@
 """Fleet mode: this instance's part in running the fleet's streams, by lease.
 
 ``FleetMember.run`` is the supervised loop ``fleet.leases``: every third of a lease it
-renews (heartbeat + every held lease), stops the streams it lost (taken over while it was
+renews (heartbeat + every held lease, and what the rest of the turn needs to know, in one
+statement), stops the streams it lost (taken over while it was
 paused or cut off, or detached), claims free and expired streams up to its share and runs
 them, and hands back what is over its share when the fleet grew, at most ``shed_per_turn``
 streams a turn (paced: a grown fleet does not stop every excess tail at once). A write
@@ -123,13 +124,17 @@ class FleetMember:
                 pass
 
     async def turn(self) -> None:
-        """One renewal, claim and rebalance."""
+        """One renewal, claim and rebalance: one statement in steady state (``Fleet.turn``:
+        heartbeat, renewals and the figures the rest needs), plus the claim when there is
+        room, the shedding when there is excess, and the remote config changes."""
         while self._stale:
             await self._hand_over(self._stale.pop(), "a write was refused as stale")
-        for stream_id in await self.fleet.renew():
+        turn = await self.fleet.turn()
+        for stream_id in turn.lost:
             await self._hand_over(stream_id, "its lease was lost")
             self.fleet.forget(stream_id)  # a detached one's tail is recorded now
-        for lease in await self.fleet.claim():
+        claimed = await self.fleet.claim() if turn.room > 0 else []
+        for lease in claimed:
             self._orphans_due |= lease.previous_owner is not None
             await self._run(lease)
         if self._orphans_due and self._adopt_orphans is not None:
@@ -137,13 +142,12 @@ class FleetMember:
             self._orphans_due = False
         if self._changes is not None:
             await self._changes.apply()
-        excess = await self.fleet.excess()
-        if excess > 0:
-            shed = sorted(self.fleet.fences)[: min(excess, self.shed_per_turn)]
+        if turn.excess > 0 and not claimed:
+            shed = sorted(self.fleet.fences)[: min(turn.excess, self.shed_per_turn)]
             for stream_id in shed:
                 await self._hand_over(stream_id, "the fleet grew: handed to another instance")
             await self.fleet.release(shed)
-        status = await self.fleet.status()
+        status = turn.status
         self.gauges = {
             "instances_alive": status.instances_alive,
             "streams": status.streams,

@@ -49,6 +49,8 @@ def test_a_postgresql_url_is_fleet_mode_and_keeps_a_local_file_beside(tmp_path: 
         ({"url": "sqlite://"}, "needs a path"),
         ({"capacity": 3}, "fleet mode only"),
         ({"lease_seconds": 1}, "greater than or equal to 3"),
+        ({"write_batch_seconds": -0.1}, "greater than or equal to 0"),
+        ({"write_batch_seconds": 30}, "less than or equal to 5"),
     ],
 )
 def test_bad_state_is_refused_with_a_reason(state: dict[str, object], words: str) -> None:

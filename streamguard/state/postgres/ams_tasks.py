@@ -51,7 +51,7 @@ from streamguard.core.verdict import Verdict
 from streamguard.state.ams_tasks import SegmentState, TrackedSegment, final_values
 from streamguard.state.db import StateError, StorageUnavailable
 from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
-from streamguard.state.postgres.fleet import Fence, check_fence
+from streamguard.state.postgres.fleet import Fence, check_fence, fences_now, moved
 
 __all__ = ["COMMIT_WINDOW", "GroupCommit", "PgTaskStore"]
 
@@ -75,37 +75,38 @@ Op = Callable[[Connection], Awaitable[Any]]
 
 class GroupCommit:
     """Writes that share one transaction: the first write of a batch waits ``window``
-    seconds for company, then commits them all, each in its own savepoint (one refused,
-    say by its fence, leaves the others), in the order of their keys (so two instances'
-    batches lock rows in the same order and never deadlock). A write nobody needs to wait
-    for goes ``later``: with the next batch. ``transactions`` and ``ops`` count what it
-    did."""
+    seconds for company, then commits them all, their fences checked in one statement (one
+    refused by its fence leaves the others; see ``_at_once``), in the order of their keys
+    (so two instances' batches lock rows in the same order and never deadlock). A write
+    nobody needs to wait for goes ``later``: with the next batch. ``transactions`` and
+    ``ops`` count what it did."""
 
     def __init__(self, db: PgDatabase, window: float) -> None:
         self._db = db
         self._window = window
-        self._batch: list[tuple[str, Op, asyncio.Future[Any]]] = []
+        self._batch: list[_Pending] = []
         self._leading = False
         self._since = 0.0
         """When the oldest write of the batch was added (monotonic)."""
         self.transactions = 0
         self.ops: Counter[str] = Counter()
 
-    async def run(self, key: str, op: Op) -> Any:
-        """``await op(connection)`` within the next shared transaction; its result."""
-        future = self._add(key, op)
+    async def run(self, key: str, op: Op, fence: Fence | None = None) -> Any:
+        """``await op(connection)`` within the next shared transaction, under ``fence``
+        (refused, ``StaleWrite``, when the stream's lease moved on); its result."""
+        future = self._add(key, op, fence)
         if not self._leading:  # the first of a batch commits it
             self._leading = True
             try:
                 await asyncio.sleep(self._window)
             finally:  # even when this caller is cancelled: the others wait for it
                 batch, self._batch, self._leading = self._batch, [], False
-                await self._commit(sorted(batch, key=lambda item: item[0]))
+                await self._commit(sorted(batch, key=lambda item: item.key))
         return await future
 
     def later(self, key: str, op: Op) -> None:
         """Write with the next batch, without waiting for it (a failure is logged)."""
-        self._add(key, op).add_done_callback(_log_failure)
+        self._add(key, op, None).add_done_callback(_log_failure)
 
     async def flush(self, older_than: float = 0.0) -> None:
         """Commit the writes waiting for a batch nobody gathers (``later`` ones), once the
@@ -113,46 +114,86 @@ class GroupCommit:
         if self._leading or not self._batch or time.monotonic() - self._since < older_than:
             return
         batch, self._batch = self._batch, []
-        await self._commit(sorted(batch, key=lambda item: item[0]))
+        await self._commit(sorted(batch, key=lambda item: item.key))
 
-    def _add(self, key: str, op: Op) -> asyncio.Future[Any]:
+    def _add(self, key: str, op: Op, fence: Fence | None) -> asyncio.Future[Any]:
         if not self._batch:
             self._since = time.monotonic()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._batch.append((key, op, future))
+        self._batch.append(_Pending(key, op, fence, future))
         self.ops[getattr(op, "__name__", "op")] += 1
         return future
 
-    async def _commit(self, batch: list[tuple[str, Op, asyncio.Future[Any]]]) -> None:
-        async def commit(conn: Connection) -> list[tuple[Any, BaseException | None]]:
-            outcomes: list[tuple[Any, BaseException | None]] = []
-            for _, op, _ in batch:
-                try:
-                    async with conn.transaction():  # a savepoint
-                        outcomes.append((await op(conn), None))
-                except StateError as exc:
-                    outcomes.append((None, exc))
-                except psycopg.Error as exc:
-                    outcomes.append((None, StateError(f"state database: {exc}")))
-            return outcomes
-
+    async def _commit(self, batch: list[_Pending]) -> None:
         self.transactions += 1
         try:
-            outcomes = await self._db.run(commit)
+            try:
+                outcomes = await self._db.run(lambda conn: _at_once(conn, batch))
+            except StorageUnavailable:
+                raise
+            except StateError:  # a statement failed: each write in a savepoint of its own
+                self.transactions += 1
+                outcomes = await self._db.run(lambda conn: _one_by_one(conn, batch))
         except Exception as exc:  # the database is away: every write of the batch failed
             outcomes = [(None, exc)] * len(batch)
         except BaseException:  # cancelled mid-commit: nobody may wait for it forever
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(StorageUnavailable("the write was interrupted"))
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(StorageUnavailable("the write was interrupted"))
             raise
-        for (_, _, future), (value, error) in zip(batch, outcomes, strict=True):
-            if future.done():
+        for pending, (value, error) in zip(batch, outcomes, strict=True):
+            if pending.future.done():
                 continue
             if error is None:
-                future.set_result(value)
+                pending.future.set_result(value)
             else:
-                future.set_exception(error)
+                pending.future.set_exception(error)
+
+
+@dataclasses.dataclass(slots=True)
+class _Pending:
+    key: str
+    op: Op
+    fence: Fence | None
+    future: asyncio.Future[Any]
+
+
+Outcome = tuple[Any, BaseException | None]
+
+
+async def _at_once(conn: Connection, batch: list[_Pending]) -> list[Outcome]:
+    """Every write of ``batch`` in the transaction, without savepoints: the fences of all
+    in one statement (``FOR SHARE``, in ``stream_id`` order), a write whose fence moved on
+    refused alone. A write refusing on its own (``StateError`` raised by its code) does so
+    before it writes anything; a statement that fails aborts the transaction, and the
+    batch is written again one savepoint a write (``_one_by_one``)."""
+    current = await fences_now(conn, [p.fence for p in batch if p.fence is not None])
+    outcomes: list[Outcome] = []
+    for pending in batch:
+        fence = pending.fence
+        if fence is not None and moved(fence, current):
+            outcomes.append((None, StaleWrite(fence.stream_id, fence.generation)))
+            continue
+        try:
+            outcomes.append((await pending.op(conn), None))
+        except StateError as exc:
+            outcomes.append((None, exc))
+    return outcomes
+
+
+async def _one_by_one(conn: Connection, batch: list[_Pending]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for pending in batch:
+        try:
+            async with conn.transaction():  # a savepoint
+                if pending.fence is not None:
+                    await check_fence(conn, pending.fence)
+                outcomes.append((await pending.op(conn), None))
+        except StateError as exc:
+            outcomes.append((None, exc))
+        except psycopg.Error as exc:
+            outcomes.append((None, StateError(f"state database: {exc}")))
+    return outcomes
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
@@ -439,15 +480,13 @@ class PgTaskStore:
 
         async def settle(conn: Connection) -> tuple[bool, Fence | None]:
             orphan = None
-            if fence is not None:
-                await check_fence(conn, fence)
-            else:
+            if fence is None:
                 orphan = await _orphaned(conn, row.stream_id, segment_id, grace)
             cursor = await conn.execute(_SETTLE, params)
             return cursor.rowcount > 0, orphan
 
         try:
-            settled, orphan = await self.writes.run(segment_id, settle)
+            settled, orphan = await self.writes.run(segment_id, settle, fence)
         except StaleWrite:
             self._rows.pop(segment_id, None)  # not this instance's to settle any more
             raise

@@ -88,7 +88,7 @@ class ConfigChanges:
                 for row in await cursor.fetchall()
             ]
 
-        return await self._db.run(select)
+        return await self._db.once(select)
 
 
 _OWNED = """

@@ -57,9 +57,12 @@ class PgDatabase:
         # A transaction left open by a process that froze (SIGSTOP, a stalled VM) would keep
         # its row locks, and the lease it share-locked could never be taken over: the
         # server ends such a session.
+        # Autocommit: a ``run`` is still one transaction (BEGIN … COMMIT), and a ``once``
+        # (one statement) is its own, without the BEGIN and COMMIT statements around it.
         kwargs: dict[str, Any] = {
             "connect_timeout": CONNECT_SECONDS,
             "options": _options(url),
+            "autocommit": True,
         }
         if password is not None:
             kwargs["password"] = password
@@ -119,10 +122,21 @@ class PgDatabase:
     async def run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``await fn(connection)`` in one transaction: committed when it returns, rolled
         back when it raises."""
+        return await self._run(fn, transaction=True)
+
+    async def once(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run ``await fn(connection)``, which runs ONE statement: its own transaction, with
+        no BEGIN and COMMIT around it (a statement run outside a transaction block is one)."""
+        return await self._run(fn, transaction=False)
+
+    async def _run(self, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool) -> T:
         self.queries += 1
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                return await fn(conn)
+            async with self._pool.connection() as conn:
+                if not transaction:
+                    return await fn(conn)
+                async with conn.transaction():
+                    return await fn(conn)
         except psycopg_pool.PoolTimeout as exc:
             raise StorageUnavailable(f"state database {self.where}: unreachable") from exc
         except psycopg.OperationalError as exc:

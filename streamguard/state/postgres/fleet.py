@@ -18,6 +18,7 @@ refused.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +29,17 @@ from psycopg.types.json import Jsonb
 
 from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
 
-__all__ = ["Fence", "Fleet", "FleetStatus", "Lease", "check_fence", "fair_share"]
+__all__ = [
+    "Fence",
+    "Fleet",
+    "FleetStatus",
+    "Lease",
+    "Turn",
+    "check_fence",
+    "fair_share",
+    "fences_now",
+    "moved",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,19 @@ class FleetStatus:
     takeovers: int
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What one lease turn (``Fleet.turn``) learnt."""
+
+    lost: list[str]
+    """Held streams that were lost (taken over, or detached)."""
+    room: int
+    """How many more streams this instance may claim (its share less what it holds)."""
+    excess: int
+    """How many held streams are over its share (to give back)."""
+    status: FleetStatus
+
+
 class Fleet:
     """This instance's membership and its leases, in the shared database."""
 
@@ -86,6 +110,8 @@ class Fleet:
         """Streams held now, with their generation."""
         self._taking: set[str] = set()
         """Streams ``keep_and_take`` is taking right now (not yet in ``fences``)."""
+        self._exclusive = asyncio.Lock()
+        """Held by a renewal and by an API attach's transaction (see ``turn``)."""
         self.draining = False
 
     def fence(self, stream_id: str) -> Fence | None:
@@ -112,42 +138,51 @@ class Fleet:
         self.draining = False
 
     async def renew(self) -> list[str]:
-        """Heartbeat and extend every held lease (those in ``fences``, by generation); give
-        back any other row owned under this id (a previous run's, a claim whose answer was
-        lost). Return the held streams that were lost: one taken over is forgotten from
-        ``fences``; one detached fleet-wide (its row gone) keeps its fence, so its tail still
-        records, till the caller stopped it and ``forget``s it."""
+        """Heartbeat and extend every held lease (``turn``); return the held streams that
+        were lost."""
+        return (await self.turn()).lost
+
+    async def turn(self) -> Turn:
+        """One statement (its own transaction): heartbeat, extend every held lease (those
+        in ``fences``, by generation, locked in ``stream_id`` order like a unit of work's
+        fences), give back any other row owned under this id (a previous run's, a claim
+        whose answer was lost), and read what the lease loop needs: the fleet's gauges and
+        this instance's share. ``lost`` are the held streams that were lost: one taken over
+        is forgotten from ``fences``; one detached fleet-wide (its row gone) keeps its
+        fence, so its tail still records, till the caller stopped it and ``forget``s it."""
         held = dict(self.fences)
 
-        async def renew(conn: Connection) -> tuple[set[tuple[str, int]], set[str]]:
-            await conn.execute(
-                "UPDATE fleet_instances SET heartbeat_at = now(), draining = %s"
-                " WHERE instance_id = %s",
-                (self.draining, self.instance_id),
-            )
-            ids, generations = list(held), list(held.values())
-            cursor = await conn.execute(
-                "UPDATE desired_streams SET lease_until = now() + %s WHERE owner = %s"
-                " AND (stream_id, generation) IN"
-                " (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
-                " RETURNING stream_id, generation",
-                (self.lease, self.instance_id, ids, generations),
-            )
-            kept = {(row[0], row[1]) for row in await cursor.fetchall()}
-            # Held as of now: an API attach may have taken a stream since ``held``.
-            await _release_unheld(conn, self.instance_id, [*self.fences, *self._taking])
-            cursor = await conn.execute(
-                "SELECT stream_id FROM desired_streams WHERE stream_id = ANY(%s::text[])",
-                (ids,),
-            )
-            return kept, {row[0] for row in await cursor.fetchall()}
+        async def renew(conn: Connection) -> tuple[Any, ...]:
+            params = {
+                "me": self.instance_id,
+                "draining": self.draining,
+                "lease": self.lease,
+                "ids": list(held),
+                "generations": list(held.values()),
+                # Held as of now: an API attach may have taken a stream since ``held``.
+                "keep": [*self.fences, *self._taking],
+            }
+            cursor = await conn.execute(_TURN, params)
+            row = await cursor.fetchone()
+            assert row is not None  # aggregates always give a row
+            return row
 
-        kept, existing = await self._db.run(renew)
-        lost = [s for s, generation in held.items() if (s, generation) not in kept]
+        # An API attach committing between reading ``keep`` and the statement would be
+        # given back: the two take turns.
+        async with self._exclusive:
+            row = await self._db.once(renew)
+        kept, existing, mine, streams, unowned, takeovers, alive, others = row
+        lost = [s for s in held if s not in set(kept)]
         for stream_id in lost:
             if stream_id in existing:
                 self.fences.pop(stream_id, None)
-        return lost
+        share = fair_share(streams, [*others, self.capacity])
+        if self.capacity is not None:
+            share = min(self.capacity, share)
+        status = FleetStatus(alive, streams, unowned, takeovers)
+        if self.draining:
+            return Turn(lost, 0, 0, status)
+        return Turn(lost, max(0, share - mine), max(0, mine - share), status)
 
     def forget(self, stream_id: str) -> None:
         """Drop the fence of a stream that stopped here (its tail recorded)."""
@@ -200,7 +235,8 @@ class Fleet:
 
         self._taking.add(stream_id)  # a renewal meanwhile leaves its row alone
         try:
-            holder, generation = await self._db.run(take)
+            async with self._exclusive:
+                holder, generation = await self._db.run(take)
         finally:
             self._taking.discard(stream_id)
         if generation is not None:
@@ -228,7 +264,7 @@ class Fleet:
     async def release(self, stream_ids: Iterable[str]) -> None:
         """Give streams back at once (their tails judged): another instance may claim them
         at its next claim. Only leases still held under the fenced generation are released."""
-        fences = [(s, self.fences[s]) for s in stream_ids if s in self.fences]
+        fences = sorted((s, self.fences[s]) for s in stream_ids if s in self.fences)
         if not fences:
             return
 
@@ -301,6 +337,33 @@ async def check_fence(conn: Connection, fence: Fence) -> None:
         raise StaleWrite(fence.stream_id, fence.generation)
 
 
+_FENCES = (
+    "SELECT stream_id, owner, generation FROM desired_streams WHERE stream_id = ANY(%s)"
+    " ORDER BY stream_id FOR SHARE"
+)
+
+Holders = dict[str, tuple[str | None, int]]
+"""Each fenced stream's (owner, generation) as the database has it now."""
+
+
+async def fences_now(conn: Connection, fences: Iterable[Fence]) -> Holders:
+    """The holders of the fenced streams, share-locked till the transaction ends (as
+    ``check_fence`` does one), in ``stream_id`` order: the order a renewal locks them in,
+    so the two never deadlock. One statement, none when there is no fence."""
+    ids = sorted({fence.stream_id for fence in fences})
+    if not ids:
+        return {}
+    cursor = await conn.execute(_FENCES, (ids,))
+    return {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+
+
+def moved(fence: Fence, holders: Holders) -> bool:
+    """Whether another generation holds the fenced stream now (a detached stream, no row,
+    takes its last writes: see ``check_fence``)."""
+    row = holders.get(fence.stream_id)
+    return row is not None and row != (fence.owner, fence.generation)
+
+
 async def _release_unheld(conn: Connection, instance_id: str, held: list[str]) -> None:
     """Give back every row owned under ``instance_id`` whose stream is not ``held`` here."""
     cursor = await conn.execute(
@@ -344,6 +407,52 @@ async def _history(conn: Connection, instance_id: str, leases: list[Lease]) -> N
             ],
         )
 
+
+_TURN = """
+WITH beat AS (
+    UPDATE fleet_instances SET heartbeat_at = now(), draining = %(draining)s
+    WHERE instance_id = %(me)s
+    RETURNING instance_id
+), held AS (
+    SELECT d.stream_id FROM desired_streams AS d
+    JOIN unnest(%(ids)s::text[], %(generations)s::bigint[]) AS h(stream_id, generation)
+        ON d.stream_id = h.stream_id AND d.generation = h.generation
+    WHERE d.owner = %(me)s
+    ORDER BY d.stream_id
+    FOR UPDATE OF d
+), kept AS (
+    UPDATE desired_streams AS d SET lease_until = now() + %(lease)s
+    FROM held WHERE d.stream_id = held.stream_id
+    RETURNING d.stream_id
+), released AS (
+    UPDATE desired_streams SET owner = NULL, lease_until = NULL
+    WHERE owner = %(me)s AND NOT (stream_id = ANY(%(keep)s::text[]))
+    RETURNING stream_id, generation
+), history AS (
+    INSERT INTO lease_history (stream_id, generation, kind, from_owner)
+    SELECT stream_id, generation, 'release', %(me)s FROM released
+)
+SELECT
+    ARRAY(SELECT stream_id FROM kept),
+    ARRAY(SELECT stream_id FROM desired_streams WHERE stream_id = ANY(%(ids)s::text[])),
+    (SELECT count(*) FROM desired_streams WHERE owner = %(me)s)
+        - (SELECT count(*) FROM released),
+    (SELECT count(*) FROM desired_streams),
+    (SELECT count(*) FROM desired_streams WHERE owner IS NULL OR lease_until < now()),
+    (SELECT count(*) FROM lease_history WHERE kind = 'takeover'),
+    (SELECT count(*) FROM fleet_instances WHERE heartbeat_at > now() - %(lease)s)
+        + (SELECT count(*) FROM beat WHERE NOT EXISTS (
+            SELECT 1 FROM fleet_instances
+            WHERE instance_id = %(me)s AND heartbeat_at > now() - %(lease)s)),
+    ARRAY(SELECT capacity FROM fleet_instances
+        WHERE heartbeat_at > now() - %(lease)s AND NOT draining AND instance_id <> %(me)s)
+"""
+"""One lease turn (``Fleet.turn``): the heartbeat, the held leases extended (locked in
+``stream_id`` order), the rows owned here but not held given back, and what the loop reads:
+held-stream ids kept and still desired, how many this instance owns, the gauges, and the
+capacities of the other live instances. The reads see the rows as they were before the
+statement (one snapshot), hence the corrections for what it released and its own
+heartbeat."""
 
 _CLAIM = """
 WITH free AS (

@@ -19,6 +19,7 @@ from streamguard.state.incidents import (
     incident_values,
 )
 from streamguard.state.postgres.database import Connection, PgDatabase
+from streamguard.state.postgres.units import write
 
 __all__ = ["PgIncidentHistory"]
 
@@ -43,11 +44,11 @@ class PgIncidentHistory:
         """Record an alert's incident: its segment (with ``verdict``) and, when ``sent``,
         the alert; an ``end`` alert closes the incident. Never raises a database error."""
 
-        async def write(conn: Connection) -> None:
+        async def insert(conn: Connection) -> None:
             await _write(conn, alert, verdict, sent)
 
         try:
-            await self._db.run(write)
+            await write(self._db, insert, best_effort=True)
         except StateError as exc:
             log.error("incident history not written for %s: %s", alert.get("alert_id"), exc)
 

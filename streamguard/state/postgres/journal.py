@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from streamguard.state.postgres.database import Connection, PgDatabase
+from streamguard.state.postgres.units import write
 
 __all__ = ["PgIncidentJournal"]
 
@@ -46,7 +47,7 @@ class PgIncidentJournal:
                 (incident_id, self.instance_id, text),
             )
 
-        await self._db.run(upsert)
+        await write(self._db, upsert)
 
     async def forget(self, incident_id: str) -> None:
         """The incident ended (its end alert is in the outbox)."""
@@ -54,7 +55,7 @@ class PgIncidentJournal:
         async def delete(conn: Connection) -> None:
             await conn.execute("DELETE FROM open_incidents WHERE incident_id = %s", (incident_id,))
 
-        await self._db.run(delete)
+        await write(self._db, delete)
 
     async def adopt_orphans(self) -> list[dict[str, Any]]:
         """Take over the open incidents of every instance no longer alive (it renewed no
@@ -64,7 +65,7 @@ class PgIncidentJournal:
             cursor = await conn.execute(_ADOPT, {"me": self.instance_id, "alive": self._alive})
             return [json.loads(row[0]) for row in await cursor.fetchall()]
 
-        return await self._db.run(adopt)
+        return await self._db.once(adopt)
 
 
 _ADOPT = """

@@ -22,7 +22,8 @@ from streamguard.state.db import StorageUnavailable
 from streamguard.state.dead_letters import DeadLetter
 from streamguard.state.outbox import MessageKind, OutboxMessage
 from streamguard.state.postgres.database import Connection, PgDatabase
-from streamguard.state.postgres.fleet import Fence, check_fence
+from streamguard.state.postgres.fleet import Fence
+from streamguard.state.postgres.units import write
 
 __all__ = ["DEPTH_BOUND", "PgOutbox"]
 
@@ -59,6 +60,7 @@ class PgOutbox:
         self.added_total = 0
         self.removed_total = 0
         self.dead_lettered_total = 0
+        self._wakes: list[Callable[[], None]] = []
         self._acked: set[int] = set()
         """Acknowledged messages not deleted yet (the database was away)."""
 
@@ -80,16 +82,16 @@ class PgOutbox:
         payload: str,
         stream_id: str | None = None,
     ) -> bool:
-        """Write a message durably; False if one with this id is already waiting. A message
+        """Write a message durably (inside a unit of work: when the unit is written, and
+        True is returned at once); False if one with this id is already waiting. A message
         about a stream this instance holds a lease on carries its fence, and a stale owner's
         is refused (``StaleWrite``); one about a stream it holds none on (an incident ended
         by its timer after the stream moved) goes as it is."""
         created_at = self._clock()
         fence = None if stream_id is None else self.fences(stream_id)
+        result = [True]
 
         async def insert(conn: Connection) -> bool:
-            if fence is not None:
-                await check_fence(conn, fence)
             cursor = await conn.execute(
                 "INSERT INTO alerts_outbox (message_id, kind, topic, payload, created_at,"
                 " origin) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING",
@@ -97,13 +99,23 @@ class PgOutbox:
             )
             return cursor.rowcount == 1
 
-        added = await self._db.run(insert)
-        if added:
-            self.depth += 1
-            if self.oldest_created_at is None:
-                self.oldest_created_at = created_at
-        self.added_total += added
-        return added
+        def added(added: bool) -> None:
+            result[0] = added
+            if added:
+                self.depth += 1
+                if self.oldest_created_at is None:
+                    self.oldest_created_at = created_at
+            self.added_total += added
+            for wake in self._wakes:
+                wake()
+
+        await write(self._db, insert, fence=fence, then=added)
+        return result[0]
+
+    def wake_on_add(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` once an added message is committed (one added in a unit of work is
+        committed after ``add`` returned: its publisher learns of it from here)."""
+        self._wakes.append(wake)
 
     async def peek(self, limit: int) -> list[OutboxMessage]:
         """Claim and return up to ``limit`` messages this instance may publish, oldest

@@ -2,8 +2,9 @@
 ``state/results.py``, where each write carries the fence of its stream's lease.
 
 ``record`` asks ``fences`` (``Fleet.fence``) for the generation this instance holds for the
-segment's stream; the write checks it in its own transaction and is refused
-(``StaleWrite``) when the lease moved on, or when this instance holds none. Any instance
+segment's stream; the write checks it in its transaction (its own, or its segment's unit
+of work: ``state.postgres.units``) and is refused (``StaleWrite``) when the lease moved on,
+or when this instance holds none. Any instance
 reads every instance's results.
 """
 
@@ -21,7 +22,8 @@ from psycopg.types.json import Jsonb
 from streamguard.core.segment import Segment, SegmentInfo
 from streamguard.core.verdict import Verdict
 from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
-from streamguard.state.postgres.fleet import Fence, check_fence
+from streamguard.state.postgres.fleet import Fence
+from streamguard.state.postgres.units import write
 from streamguard.state.results import RISK_ORDER, ResultQuery, verdict_columns
 from streamguard.state.spool import DIRECT, Writes
 from streamguard.state.usage import UsageRange
@@ -54,14 +56,20 @@ class PgResults:
         row = _row(room_id, segment, verdict, risk, fence)
 
         async def insert(conn: Connection) -> None:
-            await check_fence(conn, fence)
             await conn.execute(_UPSERT, row)
 
+        async def op() -> None:
+            await write(self._db, insert, fence=fence)
+
         try:
-            await self._writes.write("result", lambda: self._db.run(insert))
+            await self._writes.write("result", op)
         except StaleWrite:
             self._stale(segment.stream_id)
             raise
+
+    def stale(self, stream_id: str) -> None:
+        """Tell ``on_stale`` that a write of ``stream_id`` was refused as stale."""
+        self._stale(stream_id)
 
     def _stale(self, stream_id: str) -> None:
         if self.on_stale is not None:
