@@ -199,3 +199,14 @@ async def test_a_fixed_model_language_transcribes_in_it_without_detection(
     assert not any(u.startswith("non-English") for u in french.unsupported)
     assert "picnic" in english.text
     assert english.details["transcript"]["language"] == "en"
+
+
+async def test_a_multilingual_model_with_the_wrong_checksum_stops_the_engine_at_start(
+    base_dir: Path, tiny: Recognizer
+) -> None:
+    config = LocalEngineConfig(multilingual_model=str(base_dir), multilingual_model_sha256="0" * 64)
+    engine = LocalEngine(config, recognizer=tiny)
+    assert engine.multilingual is not None
+    with pytest.raises(EngineError, match=WHISPER_BASE_SHA256):
+        async with engine:
+            pass
