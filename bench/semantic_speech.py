@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.semantic_speech [--held-out FILE ...] [--conditions LIST]
         [--every N] [--minutes 1] [--rooms-minutes 1] [--no-semantic]
+        [--model tiny.en|base|PATH] [--model-language LANG] [--multilingual-model base|PATH]
 
 The ``[held_out]`` sentences of each file (default: ``bench/data/fresh-held-out.toml`` and
 ``bench/data/third-held-out.toml``; never fitted, never used to choose anything) are spoken
@@ -21,6 +22,12 @@ and noise streams without speech, and voice rooms per core (CPU per audio second
 alone and of 8 rooms arriving together). ``--every N`` keeps every N-th sentence of each
 category (a subset for a loaded machine); ``--no-semantic`` runs the engine with the layer
 off (for a same-run A/B of the cost).
+
+``--model base`` recognises with whisper base (multilingual, from the ``whisper-base``
+extra's packages, assembled into ``--model-dir`` and checked against its SHA-256) instead of
+tiny.en; ``--model-language en`` makes it transcribe in English without detecting the
+language; ``--multilingual-model base`` keeps tiny.en and hears again with whisper base what
+tiny.en could not follow (``engine.multilingual_model``).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from streamguard.config.engine import LocalEngineConfig
 from streamguard.core.verdict import Suggestion
 from streamguard.demo.samples import speak
 from streamguard.engines.local import LocalEngine
+from streamguard.engines.local.models import WHISPER_BASE_SHA256, assemble_whisper_base
 
 HELD_OUT_VOICES = (
     "espeak:en-gb-scotland+m7",
@@ -130,10 +138,32 @@ def table(cells: dict[tuple[str, str, str], Cell], name: str, conditions: Sequen
     return "\n".join(lines)
 
 
-async def run(args: argparse.Namespace) -> None:
-    config = LocalEngineConfig(
-        workers=1, cpu_threads=1, backlog=1000, semantic=not args.no_semantic
+def _model(name: str | None, directory: Path) -> tuple[str | None, str | None]:
+    """The model and SHA-256 for ``name``: whisper base assembled, or as given."""
+    if name == "base":
+        return str(assemble_whisper_base(directory)), WHISPER_BASE_SHA256
+    return name, None
+
+
+def engine_config(args: argparse.Namespace) -> LocalEngineConfig:
+    """The engine measured: one worker on one thread, recogniser as the options say."""
+    model, model_sha256 = _model(args.model, args.model_dir)
+    multilingual, multilingual_sha256 = _model(args.multilingual_model, args.model_dir)
+    return LocalEngineConfig(
+        workers=1,
+        cpu_threads=1,
+        backlog=1000,
+        semantic=not args.no_semantic,
+        model=model or "tiny.en",
+        model_sha256=model_sha256,
+        model_language=args.model_language,
+        multilingual_model=multilingual,
+        multilingual_model_sha256=multilingual_sha256,
     )
+
+
+async def run(args: argparse.Namespace) -> None:
+    config = engine_config(args)
     sets = {path.stem: held_out(path, args.every) for path in args.held_out}
     conditions = [c for c in args.conditions.split(",") if c]
     async with LocalEngine(config) as engine:
@@ -142,6 +172,8 @@ async def run(args: argparse.Namespace) -> None:
         loads = [await room_load(engine, n, args.rooms_minutes, VOICES) for n in (1, 8)]
     print(
         f"Held-out speech, {datetime.now(UTC):%Y-%m-%d}, semantic {config.semantic}, "
+        f"model {args.model} (language {config.model_language or 'as the model does'}), "
+        f"multilingual model {args.multilingual_model}, "
         f"voices {', '.join(HELD_OUT_VOICES)}, every {args.every}\n"
     )
     for name in sets:
@@ -175,6 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=1.0, help="each no-speech stream")
     parser.add_argument("--rooms-minutes", type=float, default=1.0, help="each voice room")
     parser.add_argument("--no-semantic", action="store_true", help="semantic layer off")
+    parser.add_argument("--model", default="tiny.en", help="tiny.en, base, or a model path")
+    parser.add_argument(
+        "--model-language", default=None, help="engine.model_language (e.g. en: no detection)"
+    )
+    parser.add_argument(
+        "--multilingual-model", default=None, help="engine.multilingual_model: base or a path"
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path("~/.cache/streamguard/whisper-base"),
+        help="where whisper base is assembled",
+    )
     args = parser.parse_args(argv)
     if unknown := set(args.conditions.split(",")) - set(CONDITIONS):
         parser.error(f"--conditions: unknown {sorted(unknown)}; known: {list(CONDITIONS)}")

@@ -46,6 +46,17 @@ class LocalEngineConfig(Section):
             "naming both digests. Unset = not checked."
         ),
     )
+    model_language: str | None = Field(
+        None,
+        min_length=2,
+        description=(
+            "Language 'model' transcribes everything in (e.g. 'en'): a multilingual model "
+            "(whisper base) then hears like an English-only one — no language detection, "
+            "which on accented or synthetic English sometimes picks another language and "
+            "garbles the text — and what it cannot follow goes to multilingual_model. "
+            "Unset = English for an English-only model, detected by a multilingual one."
+        ),
+    )
     multilingual_model: str | None = Field(
         None,
         description=(

@@ -72,7 +72,9 @@ class LocalEngine:
         self.libraries = LibrarySet.of(config)
         self.text = TextModerator(config, libraries=self.libraries, embedder=embedder)
         self.tails = StreamTails(config.context_words)
-        self.recognizer = recognizer or _recognizer(config, config.model, config.model_sha256)
+        self.recognizer = recognizer or _recognizer(
+            config, config.model, config.model_sha256, config.model_language
+        )
         self.multilingual = multilingual
         """Hears again what an English-only ``recognizer`` could not follow (optional)."""
         if multilingual is None and config.multilingual_model is not None:
@@ -253,7 +255,9 @@ class LocalEngine:
         return examples.reload_failures if examples is not None else 0
 
 
-def _recognizer(config: LocalEngineConfig, model: str, sha256: str | None) -> Recognizer:
+def _recognizer(
+    config: LocalEngineConfig, model: str, sha256: str | None, language: str | None = None
+) -> Recognizer:
     """A whisper ``model`` with the engine's recognition settings."""
     return Recognizer(
         model,
@@ -266,4 +270,5 @@ def _recognizer(config: LocalEngineConfig, model: str, sha256: str | None) -> Re
         compression_ratio_threshold=config.compression_ratio_threshold,
         fillers=config.fillers,
         sha256=sha256,
+        language=language,
     )

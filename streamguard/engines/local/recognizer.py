@@ -162,8 +162,12 @@ class Recognizer:
         compression_ratio_threshold: float = 2.4,
         fillers: Sequence[str] = DEFAULT_FILLERS,
         sha256: str | None = None,
+        language: str | None = None,
     ) -> None:
         self.model_name = model
+        self.language = language
+        """Language every pass transcribes in (``engine.model_language``); None: English for
+        an English-only model, detected by a multilingual one."""
         self.sha256 = sha256
         """The weights' expected SHA-256 (``engine.model_sha256``), checked at load."""
         self.cpu_threads = cpu_threads
@@ -185,8 +189,10 @@ class Recognizer:
 
     @property
     def multilingual(self) -> bool:
-        """Whether the model knows languages other than English (then it detects them)."""
-        return bool(self.load().model.is_multilingual)
+        """Whether this recogniser detects languages: a multilingual model with no
+        ``language`` fixed (with one fixed it transcribes everything in it, as an
+        English-only model does in English)."""
+        return self.language is None and bool(self.load().model.is_multilingual)
 
     def load(self) -> faster_whisper.WhisperModel:
         """The model, loaded once; ``EngineError`` if it is not available offline."""
@@ -245,7 +251,7 @@ class Recognizer:
             multilingual = bool(model.model.is_multilingual)
             segments, info = model.transcribe(
                 np.concatenate(audio),
-                language=None if multilingual else "en",
+                language=self.language or (None if multilingual else "en"),
                 beam_size=self.beam_size,
                 # One temperature: deterministic output and bounded CPU on hard audio.
                 temperature=0.0,
