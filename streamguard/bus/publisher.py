@@ -18,7 +18,14 @@ moved to the dead letters with a health event while the rest goes on (``bus.pois
 
 A publish the broker refuses (an MQTT 5 PUBACK with a failure reason code, e.g. 0x87 not
 authorized) is not delivered: it stays in the outbox and its topic is held back and retried
-with backoff while the rest goes on (``bus.refusals``).
+with backoff while the rest goes on (``bus.refusals``); one refused for itself (0x95, 0x99)
+``REFUSAL_ATTEMPTS`` times in a row is dead-lettered like a poison message.
+
+Each topic keeps its order even when the broker refuses some publishes: within a batch, a
+message goes only once the one before it on the same topic was acknowledged (the topics of
+a batch go concurrently, up to ``inflight`` messages in all). A refused message therefore
+has nothing of its topic published behind it. The cost: one topic's messages go one round
+trip at a time (see docs/benchmarks.md, "Alerts").
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -39,7 +46,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from streamguard.bus.mqtt import mqtt_client
 from streamguard.bus.poison import PoisonGuard
-from streamguard.bus.refusals import PubackWatch, PublishRefused, RefusedTopics
+from streamguard.bus.refusals import REFUSAL_ATTEMPTS, PubackWatch, PublishRefused, RefusedTopics
 from streamguard.config.bus import MqttConfig
 from streamguard.core.backoff import Backoff
 from streamguard.core.status import instance_payload
@@ -242,15 +249,12 @@ class Publisher:
                     await self._wake.wait()
 
     async def _next_batch(self) -> list[OutboxMessage]:
-        """The next messages to send, in order, passing over those of held topics."""
+        """The next messages to send, in order: the outbox read leaves out the held topics
+        not due for a try (however many messages they hold), a due one sends its first."""
         now = asyncio.get_running_loop().time()
-        inflight = self.config.inflight
-        while True:
-            limit = self.refusals.peek_size(inflight)
-            messages = await self._outbox.peek(limit)
-            batch = self.refusals.window(messages, now, keep=self._retained)
-            if batch or len(messages) < limit or limit == self.refusals.peek_size(inflight):
-                return batch[:inflight]  # else all held, more to read past them
+        held = self.refusals.held_back(now)
+        messages = await self._outbox.peek(self.config.inflight, skip_topics=held)
+        return self.refusals.window(messages, now, keep=self._retained)
 
     async def _outbox_away(self, exc: StorageUnavailable) -> None:
         """Wait a backoff step (less when stopping) before reading the outbox again."""
@@ -311,23 +315,17 @@ class Publisher:
 
     async def _publish_batch(self, client: PubackWatch, batch: list[OutboxMessage]) -> None:
         now = datetime.now(UTC)
-        failures: list[Exception | None] = [None] * len(batch)
 
-        async def publish(index: int, message: OutboxMessage) -> None:
-            try:
-                await client.publish(
-                    message.topic,
-                    self._payload(message, now),
-                    qos=1,
-                    properties=self._properties(message),
-                    timeout=self.config.timeout,
-                )
-            except Exception as exc:  # sorted below: a lost connection, or a poison message
-                failures[index] = exc
+        async def publish(message: OutboxMessage) -> None:
+            await client.publish(
+                message.topic,
+                self._payload(message, now),
+                qos=1,
+                properties=self._properties(message),
+                timeout=self.config.timeout,
+            )
 
-        async with asyncio.TaskGroup() as group:
-            for index, message in enumerate(batch):
-                group.create_task(publish(index, message), name=f"outbox.publish[{message.seq}]")
+        failures = await publish_in_topic_order(batch, publish)
         results = list(zip(batch, failures, strict=True))
         acked = [m for m, failure in results if failure is None]
         self.refusals.delivered(m.topic for m in acked)
@@ -339,9 +337,10 @@ class Publisher:
         at = asyncio.get_running_loop().time()
         for message, failure in results:
             if isinstance(failure, PublishRefused):  # not delivered: stays in the outbox
-                what = f"{message.kind.value} {message.message_id}"
-                self.refusals.refused(message.topic, what, failure.refusal, at)
-            elif failure is not None and not isinstance(failure, aiomqtt.MqttError | OSError):
+                await self._refused(message, failure, at)
+            elif failure is not None and not isinstance(
+                failure, aiomqtt.MqttError | OSError | NotSent
+            ):
                 await self._poison.dead_letter(message, f"{type(failure).__name__}: {failure}")
         self._poison.settled(acked, [m for m, _ in lost])
         if lost:
@@ -349,6 +348,17 @@ class Publisher:
             if isinstance(error, aiomqtt.MqttError):
                 raise error
             raise aiomqtt.MqttError(f"{type(error).__name__}: {error}") from error
+
+    async def _refused(self, message: OutboxMessage, refused: PublishRefused, at: float) -> None:
+        """Hold the message's topic; dead-letter a message refused for itself again and
+        again, releasing the topic."""
+        what = f"{message.kind.value} {message.message_id}"
+        if self.refusals.refused(message.topic, what, refused.refusal, at, seq=message.seq):
+            await self._poison.dead_letter(
+                message,
+                f"the broker refused it {REFUSAL_ATTEMPTS} times in a row: {refused.refusal}",
+            )
+            self.refusals.release(message.topic)
 
     def _payload(self, message: OutboxMessage, now: datetime) -> str:
         if message.kind is not MessageKind.ALERT:
@@ -366,3 +376,35 @@ class Publisher:
         properties.UserProperty = ("message_id", message.message_id)
         properties.UserProperty = ("kind", message.kind.value)
         return properties
+
+
+class NotSent(Exception):
+    """Not published: the message before it on its topic was not delivered (it waits in the
+    outbox for a later batch)."""
+
+
+async def publish_in_topic_order(
+    batch: Sequence[OutboxMessage], publish: Callable[[OutboxMessage], Awaitable[None]]
+) -> list[Exception | None]:
+    """``publish`` each message of ``batch``, one topic's messages one after another (the
+    next once the one before was acknowledged), the topics concurrently; what each raised,
+    None when delivered, ``NotSent`` when an earlier one of its topic failed."""
+    failures: list[Exception | None] = [NotSent() for _ in batch]
+    topics: dict[str, list[int]] = {}
+    for index, message in enumerate(batch):
+        topics.setdefault(message.topic, []).append(index)
+
+    async def in_order(indexes: list[int]) -> None:
+        for index in indexes:
+            try:
+                await publish(batch[index])
+            except Exception as exc:  # sorted by the caller: lost, refused, or poison
+                failures[index] = exc
+                return  # the rest of the topic waits: nothing goes out past it
+            failures[index] = None
+
+    async with asyncio.TaskGroup() as group:
+        for indexes in topics.values():
+            first = batch[indexes[0]]
+            group.create_task(in_order(indexes), name=f"outbox.publish[{first.seq}]")
+    return failures

@@ -11,10 +11,15 @@ drops the connection, and the client cannot tell the first from a delivery.
 
 A refused message is not delivered: it stays in the outbox. ``RefusedTopics`` holds its topic
 back (every message to it, so each topic keeps its order) until a try, on the reconnect
-backoff, of its first message alone; the rest of the outbox goes on. Nothing is dropped on a
-refusal: a refusal that only a change of the broker's configuration can lift (``PERMANENT``)
-is logged as an error and retried at the schedule's cap, the others (quota exceeded,
-unspecified) as a warning, sooner.
+backoff, of its first message alone; the rest of the outbox goes on, read past the held
+topics in the outbox's query itself (``held_back``), so a held backlog of any size costs no
+reads. A refusal that only a change of the broker's configuration can lift (``PERMANENT``:
+the topic is to blame) is logged as an error and retried at the schedule's cap, never
+dropped; the others (quota exceeded, unspecified) as a warning, sooner. A refusal that
+concerns the message itself (``MESSAGE_REFUSALS``: payload format invalid, packet too large)
+would hold its topic forever: once the same message was refused ``REFUSAL_ATTEMPTS`` times in
+a row with such a code, ``refused`` says so and the publisher moves it to the dead letters
+(kept, inspectable, counted) and releases the topic.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from streamguard.core.backoff import Backoff
 from streamguard.state.outbox import OutboxMessage
 
 __all__ = [
+    "MESSAGE_REFUSALS",
     "PERMANENT",
+    "REFUSAL_ATTEMPTS",
     "PubackWatch",
     "PublishRefused",
     "Refusal",
@@ -45,12 +52,18 @@ __all__ = [
 
 log = logging.getLogger("streamguard.bus.publisher")
 
-PERMANENT = frozenset({0x87, 0x90, 0x99})
-"""Not authorized, topic name invalid, payload format invalid: refused until the broker's
-configuration (its ACL, its topic rules) changes."""
+PERMANENT = frozenset({0x87, 0x90})
+"""Not authorized, topic name invalid: the topic is refused until the broker's configuration
+(its ACL, its topic rules) changes; its messages wait for that, never dead-lettered."""
 
-HELD_PEEK = 1024
-"""Messages of held topics the publisher reads past, at most, to find others to send."""
+MESSAGE_REFUSALS = frozenset({0x95, 0x99})
+"""Packet too large, payload format invalid: the message itself is refused, and sending it
+again will not change that (the codes that may pass, quota exceeded or unspecified, are not
+here: they wait like the others)."""
+
+REFUSAL_ATTEMPTS = 3
+"""Refusals in a row of one message with the same ``MESSAGE_REFUSALS`` code before it is
+dead-lettered and its topic released."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +167,10 @@ class _Hold:
     refusals: int
     due: float
     """Loop time of the next try."""
+    seq: int | None = None
+    """The outbox message last refused (None for a retained status)."""
+    same: int = 1
+    """Refusals in a row of that message with that code."""
 
 
 class RefusedTopics:
@@ -172,9 +189,9 @@ class RefusedTopics:
         """Each held topic and its last refusal."""
         return {topic: hold.refusal for topic, hold in self._held.items()}
 
-    def peek_size(self, inflight: int) -> int:
-        """How many messages to read to find ``inflight`` that are not held."""
-        return inflight + min(2 * self.skipped, HELD_PEEK) if self._held else inflight
+    def held_back(self, now: float) -> list[str]:
+        """The held topics not due for a try at ``now``: the outbox read leaves them out."""
+        return [topic for topic, hold in self._held.items() if hold.due > now]
 
     def window(
         self, messages: Sequence[OutboxMessage], now: float, keep: Container[str] = ()
@@ -212,13 +229,28 @@ class RefusedTopics:
         hold = self._held.get(topic)
         return hold is not None and hold.due <= now
 
-    def refused(self, topic: str, what: str, refusal: Refusal, now: float) -> None:
-        """The broker refused a publish (``what``: ``alert <id>``) on ``topic``: hold the
-        topic, say so."""
+    def refused(
+        self, topic: str, what: str, refusal: Refusal, now: float, seq: int | None = None
+    ) -> bool:
+        """The broker refused a publish (``what``: ``alert <id>``, outbox ``seq``) on
+        ``topic``: hold the topic, say so. True when that message was refused for itself
+        (``MESSAGE_REFUSALS``) ``REFUSAL_ATTEMPTS`` times in a row: the caller dead-letters
+        it and ``release``s the topic."""
         hold = self._held.get(topic)
         count = hold.refusals + 1 if hold is not None else 1
+        same = 1
+        if (
+            hold is not None
+            and seq is not None
+            and (hold.seq, hold.refusal.code)
+            == (
+                seq,
+                refusal.code,
+            )
+        ):
+            same = hold.same + 1
         delay = self._backoff.delay(64 if refusal.permanent else count)
-        self._held[topic] = _Hold(refusal, count, now + delay)
+        self._held[topic] = _Hold(refusal, count, now + delay, seq, same)
         self.refused_total[f"0x{refusal.code:02X} {refusal.name}"] += 1
         level = logging.ERROR if refusal.permanent else logging.WARNING
         log.log(
@@ -232,6 +264,11 @@ class RefusedTopics:
             count,
             extra={"reason_code": refusal.code},
         )
+        return seq is not None and refusal.code in MESSAGE_REFUSALS and same >= REFUSAL_ATTEMPTS
+
+    def release(self, topic: str) -> None:
+        """The message that held ``topic`` was dead-lettered: the topic's next one goes."""
+        self._held.pop(topic, None)
 
     def delivered(self, topics: Iterable[str]) -> None:
         """A publish on each of ``topics`` was acknowledged: those held are free again."""

@@ -11,10 +11,11 @@ letters (``dead_letter``) so it cannot hold up the rest.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -73,8 +74,9 @@ class OutboxStore(Protocol):
         """Write a message durably (about ``stream_id``, when it is a stream's: fleet mode
         fences it); False if one with this id is already waiting."""
 
-    async def peek(self, limit: int) -> list[OutboxMessage]:
-        """The next ``limit`` messages to publish, in order."""
+    async def peek(self, limit: int, skip_topics: Collection[str] = ()) -> list[OutboxMessage]:
+        """The next ``limit`` messages to publish, in order, leaving out those whose topic is
+        in ``skip_topics`` (held back by the publisher)."""
 
     async def remove(self, seqs: Sequence[int]) -> None:
         """Forget acknowledged messages."""
@@ -153,16 +155,18 @@ class Outbox:
         self.added_total += added
         return added
 
-    async def peek(self, limit: int) -> list[OutboxMessage]:
-        """The oldest ``limit`` waiting messages, in order (acknowledged ones whose delete the
-        disk refused are not waiting any more: they are skipped)."""
+    async def peek(self, limit: int, skip_topics: Collection[str] = ()) -> list[OutboxMessage]:
+        """The oldest ``limit`` waiting messages, in order, but for those on ``skip_topics``
+        (filtered in the query: none of them is read) and acknowledged ones whose delete the
+        disk refused (not waiting any more)."""
         skipped = frozenset(self._acked)  # a copy: the set changes on the event loop
+        topics = json.dumps(sorted(skip_topics))  # one parameter, however many topics
 
         def select(conn: sqlite3.Connection) -> list[OutboxMessage]:
             rows = conn.execute(
                 "SELECT seq, message_id, kind, topic, payload, created_at FROM alerts_outbox"
-                " ORDER BY seq LIMIT ?",
-                (limit + len(skipped),),
+                " WHERE topic NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
+                (topics, limit + len(skipped)),
             ).fetchall()
             messages = [OutboxMessage(r[0], r[1], _kind(r[2]), r[3], r[4], r[5]) for r in rows]
             return [m for m in messages if m.seq not in skipped][:limit]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -117,10 +117,10 @@ class PgOutbox:
         committed after ``add`` returned: its publisher learns of it from here)."""
         self._wakes.append(wake)
 
-    async def peek(self, limit: int) -> list[OutboxMessage]:
+    async def peek(self, limit: int, skip_topics: Collection[str] = ()) -> list[OutboxMessage]:
         """Claim and return up to ``limit`` messages this instance may publish, oldest
-        first (after deleting the acknowledged ones an outage kept: they are not sent
-        again)."""
+        first, none on ``skip_topics`` (neither read nor claimed), after deleting the
+        acknowledged ones an outage kept: they are not sent again."""
         await self._delete_acked()
 
         async def claim(conn: Connection) -> tuple[list[OutboxMessage], int, float | None]:
@@ -131,6 +131,7 @@ class PgOutbox:
                     "dead": self._dead_after,
                     "claim": self._claim,
                     "limit": limit,
+                    "skip": sorted(skip_topics),
                 },
             )
             rows = sorted(await cursor.fetchall())
@@ -245,11 +246,12 @@ def _message(row: tuple[Any, ...]) -> OutboxMessage:
 _CLAIM = """
 WITH next AS (
     SELECT o.seq FROM alerts_outbox AS o
-    WHERE o.claimed_by = %(me)s
+    WHERE (o.claimed_by = %(me)s
        OR o.claimed_until < now()
        OR (o.claimed_by IS NULL AND (o.origin = %(me)s OR NOT EXISTS (
             SELECT 1 FROM fleet_instances AS i
-            WHERE i.instance_id = o.origin AND i.heartbeat_at > now() - %(dead)s)))
+            WHERE i.instance_id = o.origin AND i.heartbeat_at > now() - %(dead)s))))
+      AND o.topic <> ALL(%(skip)s::text[])
     ORDER BY o.seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -259,4 +261,5 @@ FROM next WHERE o.seq = next.seq
 RETURNING o.seq, o.message_id, o.kind, o.topic, o.payload, o.created_at
 """
 """Take the next messages this instance may publish: its own, a dead writer's, or any
-whose claim expired; rows another publisher is claiming right now are skipped."""
+whose claim expired, but none on a topic the publisher holds back; rows another publisher
+is claiming right now are skipped."""
