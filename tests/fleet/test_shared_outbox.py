@@ -20,7 +20,7 @@ from streamguard.moderation.outcomes import Outcomes
 from streamguard.state.db import Database
 from streamguard.state.outbox import MessageKind
 from streamguard.state.postgres import outbox as outbox_module
-from streamguard.state.postgres.database import PgDatabase
+from streamguard.state.postgres.database import Connection, PgDatabase
 from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.postgres.outbox import PgOutbox
 from streamguard.testing.alerts import risky, segment, stream
@@ -126,3 +126,26 @@ async def test_the_depth_counts_up_to_its_bound_and_the_oldest_by_sequence(
     for message in await outbox.peek(10):
         await outbox.remove([message.seq])
     assert (outbox.depth, outbox.oldest_created_at) == (0, None)
+
+
+async def test_a_read_leaves_held_topics_out_neither_reading_nor_claiming_them(
+    db: PgDatabase,
+) -> None:
+    """The publisher's held topics are filtered in the claim itself: a backlog of them at the
+    head costs nothing, and they stay free for the next read."""
+    outbox = PgOutbox(db, "i0", dead_after=LEASE)
+    await Fleet(db, "i0", lease_seconds=LEASE).join()
+    for n in range(5):
+        await outbox.add(MessageKind.EVENT, f"held{n}", "t/held", "{}")
+    await outbox.add(MessageKind.EVENT, "free", "t/free", "{}")
+    got = await outbox.peek(2, skip_topics=["t/held", "t/other"])
+    assert [m.message_id for m in got] == ["free"]
+
+    async def claimed(conn: Connection) -> list[str]:
+        cursor = await conn.execute(
+            "SELECT message_id FROM alerts_outbox WHERE claimed_by IS NOT NULL"
+        )
+        return [row[0] for row in await cursor.fetchall()]
+
+    assert await db.run(claimed) == ["free"]
+    assert [m.message_id for m in await outbox.peek(2)] == ["held0", "held1"]
