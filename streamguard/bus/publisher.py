@@ -337,7 +337,7 @@ class Publisher:
         at = asyncio.get_running_loop().time()
         for message, failure in results:
             if isinstance(failure, PublishRefused):  # not delivered: stays in the outbox
-                await self._refused(message, failure, at)
+                await _refused(self.refusals, self._poison, message, failure, at)
             elif failure is not None and not isinstance(
                 failure, aiomqtt.MqttError | OSError | NotSent
             ):
@@ -348,17 +348,6 @@ class Publisher:
             if isinstance(error, aiomqtt.MqttError):
                 raise error
             raise aiomqtt.MqttError(f"{type(error).__name__}: {error}") from error
-
-    async def _refused(self, message: OutboxMessage, refused: PublishRefused, at: float) -> None:
-        """Hold the message's topic; dead-letter a message refused for itself again and
-        again, releasing the topic."""
-        what = f"{message.kind.value} {message.message_id}"
-        if self.refusals.refused(message.topic, what, refused.refusal, at, seq=message.seq):
-            await self._poison.dead_letter(
-                message,
-                f"the broker refused it {REFUSAL_ATTEMPTS} times in a row: {refused.refusal}",
-            )
-            self.refusals.release(message.topic)
 
     def _payload(self, message: OutboxMessage, now: datetime) -> str:
         if message.kind is not MessageKind.ALERT:
@@ -376,6 +365,23 @@ class Publisher:
         properties.UserProperty = ("message_id", message.message_id)
         properties.UserProperty = ("kind", message.kind.value)
         return properties
+
+
+async def _refused(
+    refusals: RefusedTopics,
+    poison: PoisonGuard,
+    message: OutboxMessage,
+    refused: PublishRefused,
+    at: float,
+) -> None:
+    """Hold the message's topic; dead-letter a message refused for itself again and again,
+    releasing the topic."""
+    what = f"{message.kind.value} {message.message_id}"
+    if refusals.refused(message.topic, what, refused.refusal, at, seq=message.seq):
+        await poison.dead_letter(
+            message, f"the broker refused it {REFUSAL_ATTEMPTS} times in a row: {refused.refusal}"
+        )
+        refusals.release(message.topic)
 
 
 class NotSent(Exception):
