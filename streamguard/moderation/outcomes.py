@@ -118,6 +118,8 @@ class Outcomes:
                 )
         except StaleWrite:
             self._alerting.withdraw(alerts)
+            if clip is not None and not isinstance(segment, FrameInfo):
+                await self._alerting.forget_evidence(segment, clip)
             raise
         except StateError as exc:
             await self._record_failed(stream, segment, verdict, exc)

@@ -18,15 +18,18 @@ from pathlib import Path
 import pytest
 
 from streamguard.core.verdict import Outcome
+from streamguard.moderation.evidence import EvidenceStore
 from streamguard.state.db import StateError
 from streamguard.state.postgres.database import Connection, PgDatabase, StaleWrite
+from streamguard.state.postgres.evidence import PgEvidenceClips
+from streamguard.state.postgres.fleet import Fleet
 from streamguard.state.postgres.results import PgResults
 from streamguard.state.postgres.units import WriteBatches
 from streamguard.state.results import ResultQuery
 from streamguard.streams.fleet import FleetMember
 from streamguard.testing.alerts import risky, segment, stream
 from tests.fleet.test_shedding import Runner
-from tests.fleet.test_write_units import LONG, count, holding, instance
+from tests.fleet.test_write_units import LEASE, LONG, count, holding, instance
 
 
 @pytest.fixture
@@ -127,3 +130,33 @@ async def test_a_unit_refused_for_a_bug_keeps_its_delivered_alert_and_records_th
         outcome, reason = await db.run(row)
         assert outcome == Outcome.FAILED.value
         assert "out of range" in reason
+
+
+async def test_a_unit_refused_as_stale_keeps_no_evidence(db: PgDatabase, tmp_path: Path) -> None:
+    a = await holding(db, "a", ["s1"])
+    # a's lease runs out (it was paused) and b takes s1 over; a does not know yet.
+    await db.run(
+        lambda conn: conn.execute(
+            "UPDATE desired_streams SET lease_until = now() - interval '1 second'"
+        )
+    )
+    b = Fleet(db, "b", lease_seconds=LEASE)
+    await b.join()
+    assert [lease.stream_id for lease in await b.claim()] == ["s1"]
+    shared = PgEvidenceClips(db, keep_seconds=3600, max_bytes=10_000_000)
+    evidence = EvidenceStore(
+        tmp_path / "evidence", keep_seconds=3600, max_bytes=10_000_000, shared=shared
+    )
+    async with AsyncExitStack() as stack:
+        outcomes, _, stale, alerting = await instance(stack, db, tmp_path, a, window=0)
+        alerting.evidence = evidence
+        seg = segment("s1", 0)
+        clip = tmp_path / f"{seg.id}.mp3"
+        clip.write_bytes(b"ID3 not really audio")
+        with pytest.raises(StaleWrite):
+            await outcomes.handle(stream("s1"), seg, risky(seg), clip)
+        assert stale == ["s1"]
+        assert alerting.incidents.open == []
+        assert [p.name for p in evidence.directory.rglob("*") if p.is_file()] == []
+        assert await count(db, "evidence_clips") == 0
+        assert not clip.exists()
