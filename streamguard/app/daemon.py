@@ -131,6 +131,7 @@ class Daemon:
             streams,
             changes=RemoteChanges(fleet.changes, streams),
             adopt_orphans=parts.alerting.end_orphans,
+            settle=fleet.batches.drain,
         )
         fleet.results.on_stale = member.stale
         self.metrics.watch_fleet(lambda: member.gauges)

@@ -202,6 +202,12 @@ class Alerting:
             if incident["event"] == IncidentEvent.NEW.value:
                 self.incidents.withdraw(incident["id"])
 
+    async def forget_evidence(self, segment: Segment | SegmentInfo, clip: Path) -> None:
+        """The writes of ``segment`` were refused as stale: the evidence kept of its clip
+        goes too (no result, incident or alert points at it)."""
+        if self.evidence is not None:
+            await self.evidence.forget(segment, clip)
+
     async def _keep(
         self, segment: Segment | SegmentInfo, verdict: Verdict, clip: Path | None
     ) -> tuple[Evidence | None, str | None]:

@@ -49,6 +49,8 @@ class SharedClips(Protocol):
 
     async def put(self, stream_id: str, clip: SharedClip) -> int: ...
 
+    async def delete(self, segment_id: str) -> None: ...
+
 
 class EvidenceNotKept(StreamGuardError):
     """A risky segment's clip could not be kept as evidence (it was deleted)."""
@@ -162,6 +164,16 @@ class EvidenceStore:
                 path.unlink(missing_ok=True)
             except OSError as exc:
                 log.warning("could not delete %s: %s", path, exc)
+
+    async def forget(self, segment: Segment | SegmentInfo, clip: Path) -> None:
+        """Delete the evidence kept of ``segment`` (from ``clip``): its writes were refused
+        as stale, nothing points at it."""
+        await asyncio.to_thread(self._forget, segment, clip)
+        if self.shared is not None:
+            try:
+                await self.shared.delete(segment.id)
+            except StateError as exc:
+                log.warning("the shared clip of segment %s stays: %s", segment.id, exc)
 
     async def discard(self, clip: Path) -> None:
         """Delete the clip of a safe segment."""

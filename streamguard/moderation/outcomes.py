@@ -12,6 +12,7 @@ hit of one room and label are one incident, and the frame's JPEG is its evidence
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -20,15 +21,18 @@ from streamguard.config.policy import ProfileConfig
 from streamguard.config.streams import StreamConfig
 from streamguard.core.frame import FrameInfo
 from streamguard.core.segment import Segment, SegmentInfo
-from streamguard.core.verdict import Verdict
+from streamguard.core.verdict import Outcome, Verdict
 from streamguard.moderation.alert import Alert
 from streamguard.moderation.alerting import Alerting
 from streamguard.moderation.policy import Decision, decide, decide_picture
 from streamguard.moderation.sink import Units, no_unit
 from streamguard.state.db import StateError
+from streamguard.state.postgres.database import StaleWrite
 from streamguard.state.results import ResultStore
 
 __all__ = ["Outcomes"]
+
+log = logging.getLogger(__name__)
 
 
 class Outcomes:
@@ -96,8 +100,12 @@ class Outcomes:
         *,
         detected_at: datetime | None,
     ) -> list[Alert]:
-        """Record and alert, in one unit of work: the unit refused (its stream moved on),
-        the incidents it opened are withdrawn."""
+        """Record and alert, in one unit of work. The unit refused as stale (its stream
+        moved on: nothing of it written), the incidents it opened are withdrawn. Refused for
+        another reason, it was written again write by write, so its alerts may well be out:
+        nothing is withdrawn (a NEW alert delivered is followed by its END), and the
+        segment is recorded as failed with the reason (never left neither moderated nor
+        failed)."""
         alerts: list[Alert] = []
         try:
             async with self._units(segment.stream_id):
@@ -108,10 +116,44 @@ class Outcomes:
                 alerts = await self._alerting.raise_alerts(
                     stream, segment, verdict, decision, clip, detected_at=detected_at
                 )
-        except StateError:
+        except StaleWrite:
             self._alerting.withdraw(alerts)
+            if clip is not None and not isinstance(segment, FrameInfo):
+                await self._alerting.forget_evidence(segment, clip)
+            raise
+        except StateError as exc:
+            await self._record_failed(stream, segment, verdict, exc)
             raise
         return alerts
+
+    async def _record_failed(
+        self,
+        stream: StreamConfig,
+        segment: Segment | SegmentInfo | FrameInfo,
+        verdict: Verdict,
+        error: StateError,
+    ) -> None:
+        """Record ``segment`` as failed, with why its writes were refused (the latest
+        record of a segment wins: this one replaces a moderated result written alone)."""
+        if self._results is None:
+            return
+        failed = Verdict(
+            segment_id=verdict.segment_id,
+            outcome=Outcome.FAILED,
+            engine=verdict.engine,
+            engine_version=verdict.engine_version,
+            reason=f"not recorded: {error}",
+        )
+        try:
+            risk = self.decide(stream, failed).risk.value
+            await self._results.record(stream.room_id, segment, failed, risk)
+        except StateError as again:
+            log.error(
+                "segment %s: neither its result nor its failure could be recorded: %s",
+                verdict.segment_id,
+                again,
+                extra={"stream_id": segment.stream_id},
+            )
 
     async def replace(self, stream: StreamConfig, verdict: Verdict) -> bool:
         """Bring a recorded result up to date when its segment is no longer known (no

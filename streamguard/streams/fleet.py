@@ -82,8 +82,12 @@ class FleetMember:
         shed_per_turn: int = SHED_PER_TURN,
         changes: RemoteChanges | None = None,
         adopt_orphans: Callable[[], Awaitable[int]] | None = None,
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.fleet = fleet
+        self._settle = settle
+        """Writes what waits to be written under the leases (``WriteBatches.drain``):
+        awaited before they are given back, else it would be refused as stale."""
         self._changes = changes
         self._adopt_orphans = adopt_orphans
         """Ends the open incidents dead instances left (``Alerting.end_orphans``): at the
@@ -191,7 +195,10 @@ class FleetMember:
             log.warning("fleet: could not mark this instance draining: %s", exc)
 
     async def release_all(self) -> None:
-        """Give every lease back once the streams stopped, so others claim them at once."""
+        """Give every lease back once the streams stopped, so others claim them at once:
+        once what waits to be written under them is written (``settle``)."""
+        if self._settle is not None:
+            await self._settle()
         try:
             await self.fleet.release(list(self.fleet.fences))
         except StateError as exc:

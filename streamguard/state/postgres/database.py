@@ -12,6 +12,7 @@ import psycopg_pool
 from psycopg import AsyncConnection
 
 from streamguard.state.db import StateError, StorageUnavailable
+from streamguard.state.postgres.nul import nul_free
 from streamguard.state.postgres.schema import SCHEMA
 
 __all__ = ["Connection", "PgDatabase", "StaleWrite"]
@@ -74,6 +75,7 @@ class PgDatabase:
             open=False,
             timeout=CONNECT_SECONDS,
             name="state.postgres",
+            configure=nul_free,  # a transcript's NUL would refuse its whole unit of work
         )
         self.queries = 0
 

@@ -112,6 +112,14 @@ class PgEvidenceClips:
             self._pruned_at = now
         return deleted
 
+    async def delete(self, segment_id: str) -> None:
+        """Forget the clip of ``segment_id`` (its segment's writes were refused as stale)."""
+        await self._db.run(
+            lambda conn: conn.execute(
+                "DELETE FROM evidence_clips WHERE segment_id = %s", (segment_id,)
+            )
+        )
+
     async def head(self, segment_id: str) -> ClipHead | None:
         """The clip of ``segment_id`` without its body, or None (never kept, or deleted by
         retention)."""

@@ -193,6 +193,12 @@ class WriteBatches:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Write every unit waiting now and stop batching: from now on each unit is written
+        at once, in its caller's task. The daemon drains before it gives its leases back
+        (a unit still waiting then would be refused as stale: its segment lost)."""
         task, self._task = self._task, None
         self._closing = True
         self._closed.set()
@@ -283,18 +289,49 @@ class WriteBatches:
         try:
             stale = await _commit(self._db, [unit for unit, _ in batch])
         except StorageUnavailable as exc:
-            for _, future in batch:
-                _settle(future, exc)
+            for unit, future in batch:
+                self._settle(unit, future, exc)
         except StateError:
             # One unit's bug must not refuse the others: each on its own.
             for unit, future in batch:
-                _settle(future, await _outcome(unit))
+                self._settle(unit, future, await _outcome(unit))
         except Exception as exc:  # a bug: told to every caller, none left waiting
-            for _, future in batch:
-                _settle(future, exc)
+            for unit, future in batch:
+                self._settle(unit, future, exc)
         else:
-            for n, (_, future) in enumerate(batch):
-                _settle(future, n not in stale)
+            for n, (unit, future) in enumerate(batch):
+                self._settle(unit, future, n not in stale)
+
+    def _settle(
+        self, unit: _Unit, future: asyncio.Future[bool], outcome: bool | BaseException
+    ) -> None:
+        """Tell the unit's caller how it went; when nobody waits any more (its caller was
+        cancelled: the writes are written all the same), say what was not written."""
+        if not future.done():
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+            return
+        if outcome is True:
+            return
+        if outcome is False:
+            log.error(
+                "the writes of a segment of stream %s were refused as stale (its lease moved"
+                " on) after its caller stopped waiting: not written",
+                unit.stream_id,
+                extra={"stream_id": unit.stream_id},
+            )
+            if self.on_stale is not None:
+                self.on_stale(unit.stream_id)
+            return
+        log.error(
+            "the writes of a segment of stream %s were not written after its caller stopped"
+            " waiting: %s",
+            unit.stream_id,
+            outcome,
+            extra={"stream_id": unit.stream_id},
+        )
 
 
 async def _outcome(unit: _Unit) -> bool | BaseException:
@@ -306,12 +343,3 @@ async def _outcome(unit: _Unit) -> bool | BaseException:
     except Exception as exc:
         return exc
     return True
-
-
-def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
-    if future.done():  # its caller was cancelled: the writes are written all the same
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
