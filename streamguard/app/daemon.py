@@ -225,6 +225,10 @@ class Daemon:
                     reloaded = await reload_fleet(
                         self.config_path, self.config, parts.fleet, parts.profiles, self.notifier
                     )
+                    if reloaded.ok and self._member is not None:
+                        running = set(streams.running())
+                        held = [r.config for r in streams.reports() if r.config.id not in running]
+                        await self._member.retry_held(held)
                 else:
                     reloaded = await apply_reload(
                         self.config_path,

@@ -183,6 +183,26 @@ class FleetMember:
                 extra={"stream_id": lease.stream_id},
             )
 
+    async def retry_held(self, held: list[StreamConfig]) -> None:
+        """Run again each stream of ``held`` (held here because it could not run: its lease
+        kept, another instance would fail the same way) whose lease is still ours, now that
+        a reload may have fixed why (a profile defined again). ``from_api=True`` keeps what
+        the registry knows of a file stream."""
+        for stream in held:
+            if stream.id not in self.fleet.fences:
+                continue
+            try:
+                await self._streams.run_leased(stream, from_api=True)
+            except StreamGuardError as exc:
+                log.error(
+                    "fleet: stream %s still cannot run here: %s",
+                    stream.id,
+                    exc,
+                    extra={"stream_id": stream.id},
+                )
+            else:
+                log.info("fleet: held stream %s runs after the reload", stream.id)
+
     async def _hand_over(self, stream_id: str, why: str) -> None:
         if await self._streams.hand_over(stream_id):
             log.warning("fleet: stopped stream %s: %s", stream_id, why)

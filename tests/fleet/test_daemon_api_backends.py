@@ -251,3 +251,35 @@ async def test_a_held_stream_is_reported_then_fixed_by_patch_or_removed_by_delet
     assert [(s["id"], s["profile"], s["state"] != "failed") for s in kept.values()] == [
         ("fix-me", "default", True)
     ]
+
+
+async def test_a_held_stream_runs_again_once_a_reload_defines_its_profile(
+    daemon: DaemonProcess,
+) -> None:
+    """A kept stream held because its profile is gone runs after a SIGHUP that defines the
+    profile again (fleet mode kept its lease and never tried it again)."""
+    kids = CONFIG + "[profiles.kids]\n"
+    rest = daemon.config_path.read_text().split(CONFIG, 1)[1]
+    daemon.write_config(kids + rest)
+    await restart(daemon)
+    body = {"id": "come-back", "url": "http://127.0.0.1:9/live", "profile": "kids"}
+    assert (await call(daemon, "POST", "/v1/streams", body))[0] == 201
+    daemon.write_config(CONFIG + rest)
+    await restart(daemon)
+
+    async def report() -> Any:
+        status, found = await call(daemon, "GET", "/v1/streams/come-back")
+        return found if status == 200 and found.get("placement") == "here" else None
+
+    held = await until(report, 30)
+    assert held["state"] == "failed", held
+    assert "'kids' is not defined" in held["last_error"]
+    daemon.write_config(kids + rest)
+    daemon.signal(signal.SIGHUP)
+
+    async def running() -> Any:
+        found = await report()
+        return found if found and found["state"] != "failed" else None
+
+    again = await until(running, 30)
+    assert again["profile"] == "kids"
